@@ -1,0 +1,162 @@
+/// A point in time, as microseconds since the Unix epoch (UTC).
+///
+/// Journal entries carry microsecond realtime stamps, and the protocol prints
+/// `ts` with microseconds, so the whole project keeps time at that precision.
+public struct Timestamp: Sendable, Hashable, Comparable {
+    public var microseconds: Int64
+
+    public init(microseconds: Int64) {
+        self.microseconds = microseconds
+    }
+
+    /// The current wall-clock time.
+    public static func now() -> Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Timestamp(microseconds: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
+    }
+
+    public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
+        lhs.microseconds < rhs.microseconds
+    }
+
+    /// RFC 3339 in UTC with six fractional digits: `2026-11-25T09:05:29.123456Z`.
+    public var rfc3339: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(27)
+        appendRFC3339(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the RFC 3339 form without allocating a `String`.
+    public func appendRFC3339(to out: inout [UInt8]) {
+        let micros = microseconds
+        var seconds = micros / 1_000_000
+        var fraction = micros % 1_000_000
+        if fraction < 0 {
+            fraction += 1_000_000
+            seconds -= 1
+        }
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 {
+            secondOfDay += 86_400
+            days -= 1
+        }
+        // Civil-from-days (proleptic Gregorian), after Howard Hinnant's algorithm.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+
+        func digits(_ value: Int64, _ count: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<count { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8((v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        digits(year, 4)
+        out.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(day, 2)
+        out.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2)
+        out.append(UInt8(ascii: "."))
+        digits(fraction, 6)
+        out.append(UInt8(ascii: "Z"))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One log line and what is known about it.
+///
+/// Fields that are unknown stay `nil` and are omitted from the wire form.
+/// The hub assigns `seq`; sources never do.
+public struct LogRecord: Sendable, Equatable {
+    /// Journal realtime stamp, or the time a file line was read.
+    public var timestamp: Timestamp
+    /// The configured source name (`syslog`, `journal`, ...).
+    public var source: String
+    /// The text, valid UTF-8, without the line terminator.
+    public var message: String
+    public var host: String?
+    /// For file sources: the file the line was read from.
+    public var path: String?
+    /// Syslog priority 0 (emerg) ... 7 (debug), when known.
+    public var priority: Int?
+    public var unit: String?
+    public var identifier: String?
+    public var pid: Int?
+    /// For journal sources: the entry's cursor.
+    public var cursor: String?
+
+    public init(
+        timestamp: Timestamp,
+        source: String,
+        message: String,
+        host: String? = nil,
+        path: String? = nil,
+        priority: Int? = nil,
+        unit: String? = nil,
+        identifier: String? = nil,
+        pid: Int? = nil,
+        cursor: String? = nil
+    ) {
+        self.timestamp = timestamp
+        self.source = source
+        self.message = message
+        self.host = host
+        self.path = path
+        self.priority = priority
+        self.unit = unit
+        self.identifier = identifier
+        self.pid = pid
+        self.cursor = cursor
+    }
+}
+
+/// Something that happened to a source, delivered in order with its lines.
+public struct SourceEvent: Sendable, Equatable {
+    /// The event names of PROTOCOL.md.
+    public enum Kind: String, Sendable, CaseIterable {
+        /// The followed name now points at a new file; the old one was read to its end.
+        case rotated
+        /// The file shrank (copytruncate); reading restarted at offset 0.
+        case truncated
+        /// The file is gone (deleted, or absent at start); it is waited for.
+        case missing
+        /// The source was opened again after an error or on request.
+        case reopened
+        /// A file that was missing appeared, or a new file matched a glob; read from offset 0.
+        case created
+    }
+
+    public var source: String
+    public var kind: Kind
+    public var path: String?
+
+    public init(source: String, kind: Kind, path: String? = nil) {
+        self.source = source
+        self.kind = kind
+        self.path = path
+    }
+}

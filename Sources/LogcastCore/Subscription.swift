@@ -1,0 +1,120 @@
+import Synchronization
+
+/// One subscriber's end of the hub: its filter, its bounded queue, and the
+/// wake-up of its writer.
+///
+/// The hub pushes from publishing threads without ever waiting; the writer
+/// (one task per connection) awaits ``nextBatch(maxBytes:)``. Items come out
+/// in the order the hub pushed them.
+public final class Subscription: Sendable {
+    public let id: Int
+    public let format: SubscriptionRequest.Format
+
+    struct State: ~Copyable {
+        var matcher: LineMatcher
+        var queue: SubscriberQueue
+        var waiter: CheckedContinuation<Void, Never>?
+        var finished = false
+    }
+
+    let state: Mutex<State>
+
+    init(id: Int, matcher: LineMatcher, format: SubscriptionRequest.Format, queue: SubscriberQueue) {
+        self.id = id
+        self.format = format
+        self.state = Mutex(State(matcher: matcher, queue: queue))
+    }
+
+    /// The filter currently applied.
+    public var filter: Filter { state.withLock { $0.matcher.filter } }
+
+    /// Offers an entry; it is queued only when it passes the filter.
+    /// Never blocks beyond the subscriber's own short lock.
+    func offer(_ entry: HubEntry) {
+        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+            guard !state.finished, !state.queue.isOverflowed else { return nil }
+            let passes: Bool
+            switch entry.payload {
+            case .line(let record): passes = state.matcher.matches(record)
+            case .event(let event): passes = state.matcher.matches(event)
+            }
+            guard passes else { return nil }
+            state.queue.push(.entry(entry))
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Queues a pre-encoded control object (an `error` reply, say).
+    public func sendControl(_ json: [UInt8]) {
+        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+            guard !state.finished else { return nil }
+            state.queue.push(.control(json))
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Ends the stream: the writer gets what is still queued, then `nil`.
+    public func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// What the writer gets: items for one frame, or the reason to stop.
+    public enum Batch: Sendable {
+        case items(gap: SubscriberQueue.Gap?, [SubscriberQueue.Item])
+        /// The queue overflowed under the disconnect policy.
+        case overflowed
+        /// ``finish()`` was called and everything queued was handed out.
+        case finished
+    }
+
+    /// Waits until something is queued, then takes up to about `maxBytes` of it.
+    ///
+    /// Suspends while the queue is empty; returns at once otherwise, so a
+    /// line that arrives while the writer is idle goes out immediately.
+    /// Cancellation makes it return ``Batch/finished``.
+    public func nextBatch(maxBytes: Int) async -> Batch {
+        while true {
+            let batch: Batch? = state.withLock { state in
+                if state.queue.isOverflowed { return .overflowed }
+                if !state.queue.isEmpty {
+                    let (gap, items) = state.queue.drain(maxBytes: maxBytes)
+                    return .items(gap: gap, items)
+                }
+                if state.finished || Task.isCancelled { return .finished }
+                return nil
+            }
+            if let batch { return batch }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || Task.isCancelled { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.take() }
+                waiter?.resume()
+            }
+        }
+    }
+
+    /// Lines and bytes waiting in the queue, for metrics.
+    public var queueDepth: (items: Int, bytes: Int) {
+        state.withLock { ($0.queue.count, $0.queue.queuedBytes) }
+    }
+}
+
+extension Subscription.State {
+    mutating func take() -> CheckedContinuation<Void, Never>? {
+        defer { waiter = nil }
+        return waiter
+    }
+}

@@ -1,0 +1,182 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWSCompression
+import HummingbirdWebSocket
+import LogcastCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Builds the logcast HTTP/WebSocket application. The executable and the
+/// tests call the same function.
+///
+/// Routes: `GET /ws` (WebSocket stream; `426` without an upgrade),
+/// `GET /healthz`, `GET /api/v1/sources`, and the viewer from
+/// ``ServerConfiguration/webRoot``. Refused upgrades are answered by
+/// ``UpgradeRefusalHandler`` with their real status and a JSON body.
+public struct LogcastApplication: Sendable {
+    public let configuration: ServerConfiguration
+    public let hub: Hub
+    public let registry: SourceRegistry
+    public let connections = ConnectionTracker()
+    public let logger: Logger
+    let startedAt = ContinuousClock.now
+
+    public init(configuration: ServerConfiguration, hub: Hub, registry: SourceRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.hub = hub
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// The HTTP application, and the drainer that must follow it in the service group.
+    /// - Parameter onListening: called with the bound port once the server listens.
+    public func build(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> (application: some ApplicationProtocol, drainer: ShutdownDrainer) {
+        let router = Router()
+        router.get("/healthz") { _, _ in healthResponse() }
+        router.get("/api/v1/sources") { _, _ in jsonResponse(.ok, sourcesJSON()) }
+        router.get("/ws") { _, _ in
+            jsonResponse(
+                .upgradeRequired,
+                FilterError("this endpoint speaks WebSocket only", hint: "connect with a WebSocket client, e.g. wscat -c 'ws://HOST:PORT/ws?grep=error'").json,
+                extra: [.upgrade: "websocket", .connection: "Upgrade"]
+            )
+        }
+        if let webRoot = configuration.webRoot {
+            router.addMiddleware { FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger) }
+        }
+
+        let wsConfiguration = WebSocketServerConfiguration(
+            maxFrameSize: configuration.maxClientMessageBytes,
+            extensions: configuration.compression ? [.perMessageDeflate(maxDecompressedFrameSize: configuration.maxClientMessageBytes)] : [],
+            autoPing: .enabled(timePeriod: configuration.pingInterval)
+        )
+        let session = StreamSession(
+            hub: hub,
+            sourceNames: registry.names,
+            configuration: configuration,
+            connections: connections,
+            logger: logger
+        )
+        let app = self
+        let server = HTTPServerBuilder { responder in
+            RefusingChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder,
+                    configuration: wsConfiguration,
+                    shouldUpgrade: { request, _, _ in
+                        guard let target = request.path, case .success(let parsed) = app.streamRequest(target: target) else {
+                            return .dontUpgrade
+                        }
+                        return .upgrade([:]) { inbound, outbound, _ in
+                            try await session.run(request: parsed.request, matcher: parsed.matcher, inbound: inbound, outbound: outbound)
+                        }
+                    }
+                ),
+                decide: { head in app.refusal(for: head) }
+            )
+        }
+        let application = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: LogcastVersion.server),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.notice("listening", metadata: ["address": "http://\(configuration.host):\(port)"])
+                await onListening(port)
+            },
+            logger: logger
+        )
+        return (application, ShutdownDrainer(hub: hub, connections: connections, timeout: configuration.shutdownDrainTimeout))
+    }
+
+    // MARK: Upgrade decisions
+
+    struct ParsedStream: Sendable {
+        var request: SubscriptionRequest
+        var matcher: LineMatcher
+    }
+
+    func streamRequest(target: String) -> Result<ParsedStream, FilterError> {
+        let items = QueryString.parse(QueryString.query(ofTarget: target))
+        do {
+            let request = try SubscriptionRequest.parse(items, limits: .init(knownSources: registry.names))
+            return .success(ParsedStream(request: request, matcher: try LineMatcher(request.filter)))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    func refusal(for head: HTTPRequestHead) -> UpgradeRefusal? {
+        let path = QueryString.path(ofTarget: head.uri)
+        guard path == "/ws" else {
+            return UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json)
+        }
+        if connections.isDraining {
+            return UpgradeRefusal(
+                status: .serviceUnavailable,
+                headers: [("Retry-After", "5")],
+                body: FilterError("server is shutting down", hint: "reconnect in a few seconds").json
+            )
+        }
+        if case .failure(let error) = streamRequest(target: head.uri) {
+            return UpgradeRefusal(status: .badRequest, body: error.json)
+        }
+        return nil
+    }
+
+    // MARK: JSON endpoints
+
+    func sourcesJSON() -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginArrayValue()
+        for status in registry.all {
+            writer.beginObject()
+            writer.field("name", status.name)
+            writer.field("kind", status.kind)
+            writer.field("pattern", status.pattern)
+            writer.field("paths", strings: status.paths)
+            writer.field("state", status.state.rawValue)
+            writer.field("lines_read", status.linesRead)
+            writer.field("bytes_read", status.bytesRead)
+            writer.key("events")
+            writer.beginObject()
+            for (name, count) in status.events.sorted(by: { $0.key < $1.key }) { writer.field(name, count) }
+            writer.endObject()
+            writer.field("last_error", status.lastError)
+            writer.endObject()
+        }
+        writer.endArray()
+        return writer.bytes
+    }
+
+    func healthResponse() -> Response {
+        let sources = registry.all
+        let failing = sources.filter { $0.state == .failing }
+        let statistics = hub.statistics
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("status", failing.isEmpty ? "ok" : "failing")
+        writer.field("version", LogcastVersion.string)
+        writer.field("epoch", hub.epoch)
+        writer.field("uptime_seconds", (ContinuousClock.now - startedAt).components.seconds)
+        writer.field("last_seq", statistics.lastSeq)
+        writer.field("subscribers", statistics.subscribers)
+        writer.key("sources")
+        writer.beginObject()
+        for source in sources { writer.field(source.name, source.state.rawValue) }
+        writer.endObject()
+        if !failing.isEmpty {
+            writer.field("failing", strings: failing.map { "\($0.name): \($0.lastError ?? "failing")" })
+        }
+        writer.endObject()
+        return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
+    }
+}
+
+func jsonResponse(_ status: HTTPResponse.Status, _ body: [UInt8], extra: HTTPFields = [:]) -> Response {
+    var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+    headers.append(contentsOf: extra)
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}

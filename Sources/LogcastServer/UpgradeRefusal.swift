@@ -1,0 +1,94 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A refusal of a WebSocket upgrade: status, extra headers and a JSON body.
+public struct UpgradeRefusal: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// Answers refused WebSocket upgrade requests with the right HTTP status.
+///
+/// Hummingbird's upgrade path answers every refusal with a bare `400` and
+/// never shows the request to the router. This handler sits right after the
+/// HTTP decoder, ahead of the upgrader: for a request that asks to upgrade
+/// and that `decide` refuses, it swallows the request, writes the refusal
+/// (`Connection: close`) and closes. Every other request passes untouched.
+/// Runs on the channel's event loop.
+final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let decide: @Sendable (HTTPRequestHead) -> UpgradeRefusal?
+    private var refusing: UpgradeRefusal?
+
+    init(decide: @escaping @Sendable (HTTPRequestHead) -> UpgradeRefusal?) {
+        self.decide = decide
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if Self.isUpgrade(head), let refusal = decide(head) {
+                refusing = refusal
+                return
+            }
+            context.fireChannelRead(data)
+        case .body:
+            if refusing == nil { context.fireChannelRead(data) }
+        case .end:
+            guard let refusal = refusing else {
+                context.fireChannelRead(data)
+                return
+            }
+            refusing = nil
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(refusal.body.count))
+            headers.add(name: "Connection", value: "close")
+            for (name, value) in refusal.headers { headers.add(name: name, value: value) }
+            let head = HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: refusal.body)))), promise: nil)
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                loopBound.value.close(promise: nil)
+            }
+        }
+    }
+
+    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.headers["upgrade"].contains { $0.lowercased().contains("websocket") }
+    }
+}
+
+/// Wraps a child channel (the stock WebSocket upgrade channel) and inserts
+/// ``UpgradeRefusalHandler`` after its HTTP decoder.
+struct RefusingChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Inner.Value
+
+    let inner: Inner
+    let decide: @Sendable (HTTPRequestHead) -> UpgradeRefusal?
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(UpgradeRefusalHandler(decide: decide), position: .after(decoder))
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}

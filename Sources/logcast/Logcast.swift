@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import LogcastCore
+import LogcastServer
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Logcast: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logcast",
+        abstract: "Real-time log tailing over WebSocket: follows files like tail -F and streams them to subscribers.",
+        version: LogcastVersion.string,
+        subcommands: [Serve.self]
+    )
+}
+
+/// Exit code for configuration errors (bad flags, nothing to follow).
+let configurationErrorExitCode: Int32 = 2
+
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow log files and serve them over WebSocket.",
+        discussion: """
+            With no source given, follows /var/log/syslog or /var/log/messages if present.
+            Example: logcast serve --file app=/var/log/app.log --file '/var/log/nginx/*.log'
+            """
+    )
+
+    @Option(name: .customLong("file"), help: ArgumentHelp("A file to follow, as [NAME=]PATH; PATH may be a glob like '/var/log/nginx/*.log'. Repeatable.", valueName: "[NAME=]PATH"))
+    var files: [String] = []
+
+    @Flag(help: "Add a 'demo' source that writes a realistic mixed-level log, to see logcast working at once.")
+    var demo = false
+
+    @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free port.", valueName: "HOST:PORT"))
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "Lines kept for backlog and resume (also capped at --history-bytes).")
+    var history = 10_000
+
+    @Option(help: "Bytes of history kept at most.")
+    var historyBytes = 64 * 1024 * 1024
+
+    @Option(help: "Existing lines of each file loaded into history at start, like tail -n.")
+    var initialLines = 10
+
+    @Option(help: "Lines each subscriber's queue holds (also capped at --queue-bytes).")
+    var queue = 16_384
+
+    @Option(help: "Bytes each subscriber's queue holds at most.")
+    var queueBytes = 32 * 1024 * 1024
+
+    @Option(help: ArgumentHelp("What to do with a subscriber whose queue is full: drop (oldest lines, with a gap event) or disconnect (close 1013).", valueName: "drop|disconnect"))
+    var slowConsumer = "drop"
+
+    @Option(help: "Seconds between WebSocket pings; silent connections are closed after two.")
+    var pingInterval: Double = 30
+
+    @Option(help: "Directory of the browser viewer (default: ./web, or the installed share/logcast/web).")
+    var webRoot: String?
+
+    @Option(help: "Host name reported in lines and hello (default: this machine's).")
+    var hostName: String?
+
+    @Option(help: ArgumentHelp("Log level of logcast's own log on stderr.", valueName: "trace|debug|info|notice|warning|error"))
+    var logLevel = "info"
+
+    func run() async throws {
+        do {
+            try await serve()
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("logcast: \(error.description)\n".utf8))
+            throw ExitCode(configurationErrorExitCode)
+        }
+    }
+
+    func serve() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ConfigurationError(description: "--log-level '\(logLevel)' is not a level; use trace, debug, info, notice, warning or error")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "logcast")
+
+        let (host, port) = try Self.parseListen(listen)
+        guard history > 0 else { throw ConfigurationError(description: "--history must be at least 1 (got \(history))") }
+        guard historyBytes >= 1024 else { throw ConfigurationError(description: "--history-bytes must be at least 1024 (got \(historyBytes))") }
+        guard initialLines >= 0 else { throw ConfigurationError(description: "--initial-lines must be 0 or more (got \(initialLines))") }
+        guard queue > 0 else { throw ConfigurationError(description: "--queue must be at least 1 (got \(queue))") }
+        guard queueBytes >= 1024 else { throw ConfigurationError(description: "--queue-bytes must be at least 1024 (got \(queueBytes))") }
+        guard let policy = SlowConsumerPolicy(rawValue: slowConsumer) else {
+            throw ConfigurationError(description: "--slow-consumer '\(slowConsumer)' is not a policy; use drop or disconnect")
+        }
+        guard pingInterval >= 0.1, pingInterval <= 3600 else {
+            throw ConfigurationError(description: "--ping-interval must be between 0.1 and 3600 seconds (got \(pingInterval))")
+        }
+
+        var specs = try files.map(Self.parseSource)
+        var services: [any Service] = []
+        if demo {
+            let directory = NSTemporaryDirectory() + "logcast-demo-\(getpid())"
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let path = directory + "/demo.log"
+            services.append(DemoLogWriter(path: path))
+            specs.append((name: "demo", pattern: path))
+        }
+        if specs.isEmpty {
+            for candidate in ["/var/log/syslog", "/var/log/messages"] where FileManager.default.isReadableFile(atPath: candidate) {
+                specs.append((name: (candidate as NSString).lastPathComponent, pattern: candidate))
+                break
+            }
+        }
+        guard !specs.isEmpty else {
+            throw ConfigurationError(description: "nothing to follow: /var/log/syslog and /var/log/messages are not readable here; give --file [NAME=]PATH (repeatable) or --demo")
+        }
+        var seen: [String: String] = [:]
+        for spec in specs {
+            if let other = seen[spec.name] {
+                throw ConfigurationError(description: "two sources are named '\(spec.name)': \(other) and \(spec.pattern); name them apart with NAME=PATH")
+            }
+            seen[spec.name] = spec.pattern
+        }
+
+        let hostName = self.hostName ?? ProcessInfo.processInfo.hostName
+        var hubConfiguration = Hub.Configuration()
+        hubConfiguration.historyLines = history
+        hubConfiguration.historyBytes = historyBytes
+        hubConfiguration.queueLines = queue
+        hubConfiguration.queueBytes = queueBytes
+        hubConfiguration.slowConsumerPolicy = policy
+        let hub = Hub(configuration: hubConfiguration)
+        let registry = SourceRegistry(specs.map { SourceStatus(name: $0.name, kind: $0.name == "demo" && demo ? "demo" : "file", pattern: $0.pattern) })
+
+        for spec in specs {
+            var tailerConfiguration = FileTailer.Configuration(name: spec.name, pattern: spec.pattern)
+            tailerConfiguration.initialLines = initialLines
+            tailerConfiguration.hostName = hostName
+            services.append(
+                FileTailer(
+                    configuration: tailerConfiguration,
+                    sink: .hub(hub, registry: registry, name: spec.name),
+                    logger: logger
+                )
+            )
+        }
+
+        var serverConfiguration = ServerConfiguration(hostName: hostName)
+        serverConfiguration.host = host
+        serverConfiguration.port = port
+        serverConfiguration.pingInterval = .milliseconds(Int(pingInterval * 1000))
+        serverConfiguration.webRoot = webRoot ?? Self.defaultWebRoot()
+        if let root = serverConfiguration.webRoot, !FileManager.default.fileExists(atPath: root + "/index.html") {
+            if webRoot != nil { throw ConfigurationError(description: "--web-root \(root) has no index.html") }
+            serverConfiguration.webRoot = nil
+        }
+
+        let (application, drainer) = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger).build()
+        logger.info("starting", metadata: ["epoch": "\(hub.epoch)", "sources": "\(specs.map { "\($0.name)=\($0.pattern)" }.joined(separator: " "))"])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) } + [.init(service: application), .init(service: drainer)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+
+    /// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
+    static func parseListen(_ text: String) throws -> (String, Int) {
+        let problem = ConfigurationError(description: "--listen '\(text)' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)")
+        guard let colon = text.lastIndex(of: ":") else { throw problem }
+        var host = String(text[..<colon])
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { throw problem }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        return (host, port)
+    }
+
+    /// `[NAME=]PATH`. NAME defaults to the file's base name (for a glob, its directory's).
+    static func parseSource(_ text: String) throws -> (name: String, pattern: String) {
+        var name: String?
+        var path = text
+        if let equals = text.firstIndex(of: "="), !text[..<equals].contains("/") {
+            name = String(text[..<equals])
+            path = String(text[text.index(after: equals)...])
+        }
+        guard !path.isEmpty else { throw ConfigurationError(description: "--file '\(text)' has no path; use --file [NAME=]PATH") }
+        if let problem = FileTailer.validate(pattern: path) { throw ConfigurationError(description: "--file \(problem)") }
+        let nsPath = path as NSString
+        let isGlob = nsPath.lastPathComponent.contains(where: { "*?[".contains($0) })
+        let resolved = name ?? (isGlob ? (nsPath.deletingLastPathComponent as NSString).lastPathComponent : nsPath.lastPathComponent)
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-@"))
+        guard !resolved.isEmpty, resolved.unicodeScalars.allSatisfy({ allowed.contains($0) }) else {
+            throw ConfigurationError(description: "--file '\(text)': source name '\(resolved)' may hold only letters, digits and . _ - @; name it with NAME=PATH")
+        }
+        return (resolved, path)
+    }
+
+    static func defaultWebRoot() -> String? {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [
+            FileManager.default.currentDirectoryPath + "/web",
+            executable.appendingPathComponent("../share/logcast/web").standardized.path,
+            executable.appendingPathComponent("../../../web").standardized.path,
+        ]
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/index.html") }
+    }
+}
