@@ -59,8 +59,10 @@ public final class Pattern: Sendable {
             return
         }
         var options: UInt32 = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF
-        if !sensitive { options |= PCRE2_CASELESS | PCRE2_UCP }
-        if kind == .fixedString { options |= PCRE2_LITERAL }
+        // In UTF mode, caseless matching folds non-ASCII letters too; UCP
+        // (Unicode \w, \d) is for regular expressions only: PCRE2_LITERAL refuses it.
+        if !sensitive { options |= PCRE2_CASELESS }
+        if kind == .fixedString { options |= PCRE2_LITERAL } else { options |= PCRE2_UCP }
         var errorCode: Int32 = 0
         var errorOffset: Int = 0
         let bytes = Array(source.utf8)

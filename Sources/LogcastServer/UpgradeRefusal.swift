@@ -31,6 +31,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
 
     let decide: @Sendable (HTTPRequestHead) -> UpgradeRefusal?
     private var refusing: UpgradeRefusal?
+    private var passingUpgrade = false
 
     init(decide: @escaping @Sendable (HTTPRequestHead) -> UpgradeRefusal?) {
         self.decide = decide
@@ -39,9 +40,12 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if Self.isUpgrade(head), let refusal = decide(head) {
-                refusing = refusal
-                return
+            if Self.isUpgrade(head) {
+                if let refusal = decide(head) {
+                    refusing = refusal
+                    return
+                }
+                passingUpgrade = true
             }
             context.fireChannelRead(data)
         case .body:
@@ -49,6 +53,10 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
         case .end:
             guard let refusal = refusing else {
                 context.fireChannelRead(data)
+                if passingUpgrade {
+                    // The connection becomes a WebSocket: what follows are frames, not HTTP.
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                }
                 return
             }
             refusing = nil

@@ -1,0 +1,274 @@
+"""End-to-end test support: run the real `logcast` binary, talk to it over real sockets.
+
+Every wait is a condition polled against a deadline, never a bare sleep.
+"""
+import base64
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+
+def connect(url, **kwargs):
+    return ws_connect(url, **kwargs).__enter__()
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("LOGCAST_BIN", ROOT / ".build" / "debug" / "logcast"))
+DEADLINE = float(os.environ.get("LOGCAST_TEST_DEADLINE", "30"))
+
+
+def wait_for(condition, timeout=DEADLINE, message="condition"):
+    """Polls `condition` until it returns a truthy value or the deadline passes."""
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(0.02)
+
+
+class Server:
+    """A running `logcast serve` on a free port."""
+
+    def __init__(self, args, cwd=None):
+        self.args = args
+        self.cwd = cwd
+        self.stderr_lines = []
+        self.port = None
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [str(BINARY), "serve", "--listen", "127.0.0.1:0", *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.cwd,
+            text=True,
+        )
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        wait_for(lambda: self.port or self.proc.poll() is not None, message="server to listen")
+        if self.port is None:
+            raise AssertionError("server exited: " + "".join(self.stderr_lines))
+        return self
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            match = re.search(r"address=http://[^ ]+:(\d+)", line)
+            if match and self.port is None:
+                self.port = int(match.group(1))
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def get(self, path, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        return response.status, dict(response.getheaders()), body
+
+    def upgrade(self, path):
+        """A WebSocket upgrade request by hand: returns (status, headers, body)."""
+        key = base64.b64encode(os.urandom(16)).decode()
+        return self.get(path, {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": key,
+        })
+
+    def health(self):
+        return json.loads(self.get("/healthz")[2])
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def rss_kib(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Starts servers; stops them all at the end of the test."""
+    servers = []
+
+    def start(*args):
+        server = Server(list(args), cwd=tmp_path).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(signal.SIGKILL)
+
+
+class Stream:
+    """A WebSocket subscriber that reads NDJSON objects one at a time."""
+
+    def __init__(self, url, **kwargs):
+        kwargs.setdefault("max_size", None)
+        kwargs.setdefault("open_timeout", DEADLINE)
+        self.ws = connect(url, **kwargs)
+        self.pending = []
+        self.frames = 0
+
+    def next(self, timeout=DEADLINE):
+        while not self.pending:
+            frame = self.ws.recv(timeout=timeout)
+            self.frames += 1
+            assert frame.endswith("\n"), f"frame does not end with a newline: {frame[-80:]!r}"
+            self.pending.extend(frame.splitlines())
+        return json.loads(self.pending.pop(0))
+
+    def next_of(self, kind, timeout=DEADLINE):
+        while True:
+            obj = self.next(timeout)
+            if obj["type"] == kind:
+                return obj
+
+    def lines(self, count, timeout=DEADLINE):
+        out = []
+        end = time.monotonic() + timeout
+        while len(out) < count:
+            obj = self.next(max(0.01, end - time.monotonic()))
+            if obj["type"] == "line":
+                out.append(obj)
+        return out
+
+    def until_barrier(self):
+        """Everything up to the reply to a deliberately unknown message.
+
+        The server queues that reply behind whatever it already queued (the
+        backlog), so this reads the whole backlog deterministically.
+        """
+        self.ws.send('{"type":"barrier"}')
+        out = []
+        while True:
+            obj = self.next()
+            if obj["type"] == "error" and "barrier" in obj["error"]:
+                return out
+            out.append(obj)
+
+    def send(self, obj):
+        self.ws.send(json.dumps(obj))
+
+    def close(self):
+        self.ws.close()
+
+
+@pytest.fixture
+def stream():
+    streams = []
+
+    def open_stream(url, **kwargs):
+        s = Stream(url, **kwargs)
+        streams.append(s)
+        return s
+
+    yield open_stream
+    for s in streams:
+        try:
+            s.close()
+        except Exception:
+            pass
+
+
+def append(path, text, mode="a"):
+    with open(path, mode + "b") as handle:
+        handle.write(text.encode() if isinstance(text, str) else text)
+
+
+class RawClient:
+    """A WebSocket client on a bare socket, for stalling and reading close codes."""
+
+    def __init__(self, port, query="", rcvbuf=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _need(self, count):
+        while len(self.buffer) < count:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buffer += chunk
+
+    def frame(self):
+        """Returns (opcode, payload) of the next frame."""
+        self._need(2)
+        opcode = self.buffer[0] & 0x0F
+        length = self.buffer[1] & 0x7F
+        offset = 2
+        if length == 126:
+            self._need(4)
+            length = struct.unpack(">H", self.buffer[2:4])[0]
+            offset = 4
+        elif length == 127:
+            self._need(10)
+            length = struct.unpack(">Q", self.buffer[2:10])[0]
+            offset = 10
+        self._need(offset + length)
+        payload = self.buffer[offset:offset + length]
+        self.buffer = self.buffer[offset + length:]
+        return opcode, payload
+
+    def send_frame(self, opcode, payload):
+        mask = os.urandom(4)
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def read_until_close(self):
+        """Reads everything; returns (objects, close_code)."""
+        objects = []
+        while True:
+            opcode, payload = self.frame()
+            if opcode == 1:
+                objects.extend(json.loads(line) for line in payload.decode().splitlines())
+            elif opcode == 8:
+                code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None
+                return objects, code
+
+    def close(self):
+        self.sock.close()
