@@ -284,6 +284,7 @@ struct FileTailLoop {
             case .rewind:
                 if let fd = files[path]?.fd, fd >= 0 { lseek(fd, 0, SEEK_SET) }
                 files[path]?.splitter.reset()
+                files[path]?.state.didRewind()
             case .open:
                 let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
                 if fd < 0 {
@@ -293,6 +294,7 @@ struct FileTailLoop {
                     return
                 }
                 files[path]?.fd = fd
+                files[path]?.state.didOpen()
                 lastError = nil
             }
         }

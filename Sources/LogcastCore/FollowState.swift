@@ -97,7 +97,6 @@ public struct FollowState: Sendable, Equatable {
             var steps: [Step] = []
             if open.size < offset {
                 steps += [.emit(.truncated), .rewind]
-                offset = 0
             }
             steps.append(.read)
             if let path {
@@ -107,8 +106,8 @@ public struct FollowState: Sendable, Equatable {
                     } else {
                         steps += [.close, .emit(.rotated), .open, .read]
                     }
+                    // The offset is reset by `didOpen()`, after the old file has been drained.
                     phase = .following(path.identity)
-                    offset = 0
                 }
             } else if open.linkCount == 0 {
                 steps += [.close, .emit(.missing)]
@@ -116,6 +115,16 @@ public struct FollowState: Sendable, Equatable {
             }
             return steps
         }
+    }
+
+    /// The I/O layer opened the path (``Step/open``): reading starts at 0.
+    public mutating func didOpen() {
+        offset = 0
+    }
+
+    /// The I/O layer rewound the open file (``Step/rewind``).
+    public mutating func didRewind() {
+        offset = 0
     }
 
     /// The I/O layer read `count` more bytes.
