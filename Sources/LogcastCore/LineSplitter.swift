@@ -64,7 +64,8 @@ public struct LineSplitter: Sendable {
     }
 
     private mutating func splitOverlongPending(emit: (String) -> Void) {
-        while pending.count > maxLineBytes {
+        // A trailing `\r` is held back: its `\n` may be in the next read, and then it is a line ending.
+        while pending.count - (pending.last == 0x0D ? 1 : 0) > maxLineBytes {
             let cut = Self.characterBoundary(in: pending, atMost: maxLineBytes)
             pending.withUnsafeBytes { emitPiece(UnsafeRawBufferPointer(rebasing: $0[0..<cut]), emit: emit) }
             pending.removeFirst(cut)

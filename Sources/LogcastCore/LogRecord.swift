@@ -9,6 +9,10 @@ public struct Timestamp: Sendable, Hashable, Comparable {
         self.microseconds = microseconds
     }
 
+    /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, the range RFC 3339 can print.
+    static let earliest: Int64 = -62_135_596_800 * 1_000_000
+    static let latest: Int64 = 253_402_300_799 * 1_000_000 + 999_999
+
     /// The current wall-clock time.
     public static func now() -> Timestamp {
         var spec = timespec()
@@ -30,7 +34,8 @@ public struct Timestamp: Sendable, Hashable, Comparable {
 
     /// Appends the RFC 3339 form without allocating a `String`.
     public func appendRFC3339(to out: inout [UInt8]) {
-        let micros = microseconds
+        // Years 0001...9999 only (a corrupt journal stamp must not crash the encoder).
+        let micros = min(max(microseconds, Self.earliest), Self.latest)
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
         if fraction < 0 {

@@ -94,7 +94,8 @@ public enum PriorityDetector {
             defer { i = j }
             // Whole words only: no letters, digits or `_` glued to either side.
             if i > 0, isWordByte(bytes[i - 1]) { continue }
-            if j < n, isWordByte(bytes[j]) { continue }
+            // Look past the 256-byte window so a word cut by it is not taken as whole.
+            if j < full.count, isWordByte(full[j]) { continue }
             let length = j - i
             guard length >= 3, length <= 11 else { continue }
             let word = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[i..<j]), as: UTF8.self)

@@ -171,3 +171,11 @@ import Testing
         #expect(Priority.level(named: name) == nil)
     }
 }
+
+@Suite struct PriorityDetectorWindowTests {
+    @Test func aWordCutByTheWindowIsNotTakenAsWhole() {
+        // "ERRORS" straddles byte 256: the window sees "ERROR", the line does not say ERROR.
+        let line = String(repeating: ".", count: 252) + " ERRORS here"
+        #expect(PriorityDetector.detect(line) == nil)
+    }
+}

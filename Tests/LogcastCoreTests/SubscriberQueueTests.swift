@@ -12,7 +12,7 @@ import Testing
     @Test func itemsComeOutInOrder() {
         var queue = SubscriberQueue(maxLines: 100, maxBytes: 1 << 20, policy: .drop)
         queue.push(control("hello"))
-        for seq in 1...5 { queue.push(.entry(line(seq, 100))) }
+        for seq: UInt64 in 1...5 { queue.push(.entry(line(seq, 100))) }
         queue.push(.entry(TestSupport.eventEntry(6)))
         queue.push(.entry(line(6, 100)))
         let (gap, items) = drainAll(&queue)
@@ -62,14 +62,14 @@ import Testing
 
     @Test func drainReportsGapThenClearsIt() {
         var queue = SubscriberQueue(maxLines: 3, maxBytes: 1 << 20, policy: .drop)
-        for seq in 1...3 { queue.push(.entry(line(seq, 100))) }
+        for seq: UInt64 in 1...3 { queue.push(.entry(line(seq, 100))) }
         // Deliver 1 and 2.
         let first = queue.drain(maxBytes: 200)
         #expect(first.gap == nil)
         #expect(first.items.compactMap(\.lineSeq) == [1, 2])
         #expect(queue.lastDeliveredSeq == 2)
         // 3 is queued; 4..8 arrive, 3, 4 and 5 are dropped.
-        for seq in 4...8 { queue.push(.entry(line(seq, 100))) }
+        for seq: UInt64 in 4...8 { queue.push(.entry(line(seq, 100))) }
         #expect(!queue.isEmpty)
         let second = drainAll(&queue)
         #expect(second.gap == SubscriberQueue.Gap(after: 2, next: 6, missed: 3))
@@ -142,7 +142,7 @@ import Testing
 
     @Test func drainRespectsTheByteBudget() {
         var queue = SubscriberQueue(maxLines: 100, maxBytes: 1 << 20, policy: .drop)
-        for seq in 1...5 { queue.push(.entry(line(seq, 100))) }
+        for seq: UInt64 in 1...5 { queue.push(.entry(line(seq, 100))) }
         #expect(queue.drain(maxBytes: 250).items.compactMap(\.lineSeq) == [1, 2])
         #expect(queue.drain(maxBytes: 300).items.compactMap(\.lineSeq) == [3, 4, 5])
         #expect(queue.queuedBytes == 0)

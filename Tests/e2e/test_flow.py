@@ -1,0 +1,96 @@
+"""Flow control and shutdown: a stalled subscriber costs the others nothing; SIGTERM flushes then closes 1001."""
+import signal
+import threading
+
+from conftest import RawClient, Stream, append, wait_for
+
+BURST = 200_000
+
+
+def write_burst(path, count, prefix="burst"):
+    with open(path, "ab") as handle:
+        for start in range(0, count, 10_000):
+            handle.write("".join(f"{prefix} {i}\n" for i in range(start, min(count, start + 10_000))).encode())
+
+
+def test_stalled_subscriber_gets_gap_while_others_get_everything(serve, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    # A stalled client cannot answer pings: keep the ping timeout out of this test.
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--queue", "50000", "--ping-interval", "900")
+    stalled = RawClient(server.port, rcvbuf=4096)  # handshake done, then never reads during the burst
+    readers = [Stream(server.ws_url, compression=None) for _ in range(2)]
+    for r in readers:
+        assert r.next()["type"] == "hello"
+
+    results = [None, None]
+
+    def consume(index):
+        seqs = []
+        while len(seqs) < BURST:
+            obj = readers[index].next(timeout=120)
+            assert obj["type"] == "line", obj
+            seqs.append(obj["seq"])
+        results[index] = seqs
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    write_burst(log, BURST)
+    for t in threads:
+        t.join(timeout=300)
+    for seqs in results:
+        assert seqs == list(range(1, BURST + 1)), "a reading subscriber lost or repeated lines"
+
+    # Memory stays bounded: history (10k lines) + queues, not the 200k-line burst per subscriber.
+    assert server.rss_kib() < 400 * 1024
+
+    # The stalled one now reads: it sees a slow-consumer gap, and seq continuity around it.
+    objects = []
+    while not any(o.get("seq") == BURST for o in objects):
+        opcode, payload = stalled.frame()
+        if opcode == 1:
+            import json
+            objects.extend(json.loads(l) for l in payload.decode().splitlines())
+    gaps = [o for o in objects if o["type"] == "gap"]
+    assert gaps and all(g["reason"] == "slow-consumer" and g["missed"] > 0 for g in gaps)
+    lines = [o["seq"] for o in objects if o["type"] == "line"]
+    assert lines == sorted(lines) and len(set(lines)) == len(lines)
+    missed = sum(g["missed"] for g in gaps)
+    assert len(lines) + missed == BURST
+    for index, obj in enumerate(objects):
+        if obj["type"] == "gap":
+            following = next(o for o in objects[index + 1:] if o["type"] == "line")
+            assert following["seq"] == obj["next"]
+    stalled.close()
+    for r in readers:
+        r.close()
+
+
+def test_disconnect_policy_closes_stalled_subscriber_with_1013(serve, stream, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--queue", "20000", "--slow-consumer", "disconnect")
+    stalled = RawClient(server.port, rcvbuf=4096)
+    normal = stream(server.ws_url)
+    assert normal.next()["type"] == "hello"
+    write_burst(log, 100_000)
+    assert normal.lines(100_000, timeout=120)[-1]["msg"] == "burst 99999"
+    _, code = stalled.read_until_close()
+    assert code == 1013
+    stalled.close()
+
+
+def test_sigterm_flushes_queued_lines_then_closes_1001(serve, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    client = RawClient(server.port, rcvbuf=4096)  # not reading yet: lines pile up in its queue
+    wait_for(lambda: server.health()["subscribers"] == 1)
+    write_burst(log, 5000, prefix="queued")
+    wait_for(lambda: server.health()["last_seq"] == 5000)
+    server.proc.send_signal(signal.SIGTERM)
+    objects, code = client.read_until_close()
+    assert code == 1001
+    assert [o["msg"] for o in objects if o["type"] == "line"] == [f"queued {i}" for i in range(5000)]
+    assert server.proc.wait(timeout=30) == 0
