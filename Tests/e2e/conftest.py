@@ -206,9 +206,12 @@ class RawClient:
     """A WebSocket client on a bare socket, for stalling and reading close codes."""
 
     def __init__(self, port, query="", rcvbuf=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
+            # Before connect, so the advertised window matches (shrinking it later stalls TCP).
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(DEADLINE)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
