@@ -12,6 +12,8 @@ def test_hello_then_backlog_then_live_lines(serve, stream, tmp_path):
     server = serve("--file", f"app={log}")
     s = stream(server.ws_url)
 
+    # The client offered permessage-deflate; the server accepted it.
+    assert "permessage-deflate" in s.ws.response.headers["Sec-WebSocket-Extensions"]
     hello = s.next()
     assert hello["type"] == "hello"
     assert hello["version"] == 1
