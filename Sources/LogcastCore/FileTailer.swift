@@ -303,8 +303,6 @@ struct FileTailLoop {
     /// Reads the open file to its end and publishes complete lines in chunks.
     mutating func readToEnd(_ path: String) {
         guard var file = files[path], file.fd >= 0 else { return }
-        let source = configuration.name
-        let host = configuration.hostName
         var total = 0
         while true {
             let count = readBuffer.withUnsafeMutableBytes { read(file.fd, $0.baseAddress, $0.count) }
@@ -320,9 +318,7 @@ struct FileTailLoop {
             var records: [LogRecord] = []
             readBuffer.withUnsafeBytes { bytes in
                 file.splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line in
-                    records.append(
-                        LogRecord(timestamp: timestamp, source: source, message: line, host: host, path: path, priority: PriorityDetector.detect(line))
-                    )
+                    records.append(record(line, path: path, at: timestamp))
                 }
             }
             publish(records, bytes: count)
@@ -334,11 +330,7 @@ struct FileTailLoop {
     mutating func closeFile(_ path: String) {
         guard var file = files[path], file.fd >= 0 else { return }
         var records: [LogRecord] = []
-        let source = configuration.name
-        let host = configuration.hostName
-        file.splitter.flushPartial { line in
-            records.append(LogRecord(timestamp: .now(), source: source, message: line, host: host, path: path, priority: PriorityDetector.detect(line)))
-        }
+        file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
         publish(records, bytes: 0)
         close(file.fd)
         file.fd = -1
@@ -347,15 +339,24 @@ struct FileTailLoop {
 
     mutating func flushStalePartials() {
         let now = ContinuousClock.now
-        for (path, file) in files where file.splitter.hasPartialLine && now - file.lastData >= configuration.partialLineTimeout {
+        for (path, var file) in files where file.splitter.hasPartialLine && now - file.lastData >= configuration.partialLineTimeout {
             var records: [LogRecord] = []
-            let source = configuration.name
-            let host = configuration.hostName
-            files[path]?.splitter.flushPartial { line in
-                records.append(LogRecord(timestamp: .now(), source: source, message: line, host: host, path: path, priority: PriorityDetector.detect(line)))
-            }
+            file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
+            files[path] = file
             publish(records, bytes: 0)
         }
+    }
+
+    /// A line of this source, read from `path`, with its level detected from the text.
+    func record(_ line: String, path: String, at timestamp: Timestamp) -> LogRecord {
+        LogRecord(
+            timestamp: timestamp,
+            source: configuration.name,
+            message: line,
+            host: configuration.hostName,
+            path: path,
+            priority: PriorityDetector.detect(line)
+        )
     }
 
     func publish(_ records: [LogRecord], bytes: Int) {
