@@ -50,33 +50,7 @@ public final class FileTailer: Service, Sendable {
     public let configuration: Configuration
     private let sink: SourceSink
     private let logger: Logger
-    private let wakeFD: Int32
-
-    /// Where lines and events go (the hub, in the server; a collector, in tests).
-    public struct SourceSink: Sendable {
-        public var lines: @Sendable ([LogRecord]) -> Void
-        public var event: @Sendable (SourceEvent) -> Void
-        public var status: @Sendable ((inout SourceStatus) -> Void) -> Void
-
-        public init(
-            lines: @escaping @Sendable ([LogRecord]) -> Void,
-            event: @escaping @Sendable (SourceEvent) -> Void,
-            status: @escaping @Sendable ((inout SourceStatus) -> Void) -> Void
-        ) {
-            self.lines = lines
-            self.event = event
-            self.status = status
-        }
-
-        /// Publishes into `hub` and records status in `registry`.
-        public static func hub(_ hub: Hub, registry: SourceRegistry, name: String) -> SourceSink {
-            SourceSink(
-                lines: { hub.publish($0) },
-                event: { hub.publish($0) },
-                status: { body in registry.update(name, body) }
-            )
-        }
-    }
+    private let wake = WakeSignal()
 
     /// Checks a pattern before anything starts: wildcards only in the file name.
     public static func validate(pattern: String) -> String? {
@@ -92,44 +66,19 @@ public final class FileTailer: Service, Sendable {
         self.configuration = configuration
         self.sink = sink
         self.logger = logger
-        self.wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-    }
-
-    deinit {
-        close(wakeFD)
     }
 
     /// Runs until graceful shutdown or cancellation; the thread stops within one poll.
     public func run() async throws {
-        let done = Mutex<CheckedContinuation<Void, Never>?>(nil)
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    done.withLock { $0 = continuation }
-                    let thread = Thread { [self] in
-                        var loop = FileTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wakeFD)
-                        loop.run()
-                        let continuation = done.withLock { c -> CheckedContinuation<Void, Never>? in
-                            defer { c = nil }
-                            return c
-                        }
-                        continuation?.resume()
-                    }
-                    thread.name = "logcast-file-\(configuration.name)"
-                    thread.start()
-                }
-            } onCancel: {
-                self.stop()
-            }
-        } onGracefulShutdown: {
-            self.stop()
+        await runOnDedicatedThread(named: "logcast-file-\(configuration.name)", wake: wake) { [self] in
+            var loop = FileTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd)
+            loop.run()
         }
     }
 
     /// Wakes the thread and makes it exit.
     public func stop() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        wake.signal()
     }
 }
 
@@ -147,7 +96,7 @@ struct FollowedFile {
 /// The loop of ``FileTailer``'s thread. Not Sendable: it lives on that thread.
 struct FileTailLoop {
     let configuration: FileTailer.Configuration
-    let sink: FileTailer.SourceSink
+    let sink: SourceSink
     let logger: Logger
     let wakeFD: Int32
 
@@ -157,7 +106,7 @@ struct FileTailLoop {
     var lastError: String?
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(configuration: FileTailer.Configuration, sink: FileTailer.SourceSink, logger: Logger, wakeFD: Int32) {
+    init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32) {
         self.configuration = configuration
         self.sink = sink
         self.logger = logger

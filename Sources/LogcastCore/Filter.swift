@@ -99,7 +99,9 @@ public final class LineMatcher: Sendable {
             guard let level = record.priority, range.contains(level) else { return false }
         }
         if !units.isEmpty {
-            guard let unit = record.unit, units.contains(unit) else { return false }
+            // Like journalctl -u: the entry's own unit, or the unit it is about.
+            let own = record.unit.map(units.contains) ?? false
+            guard own || (record.relatedUnit.map(units.contains) ?? false) else { return false }
         }
         if !identifiers.isEmpty {
             guard let identifier = record.identifier, identifiers.contains(identifier) else { return false }

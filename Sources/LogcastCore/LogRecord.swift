@@ -113,6 +113,10 @@ public struct LogRecord: Sendable, Equatable {
     public var pid: Int?
     /// For journal sources: the entry's cursor.
     public var cursor: String?
+    /// For journal sources: a second unit this entry counts for in `unit`
+    /// filters, as `journalctl -u` counts it (PID 1's messages about a unit,
+    /// a root daemon's, a core dump's). Not sent on the wire.
+    public var relatedUnit: String?
 
     public init(
         timestamp: Timestamp,

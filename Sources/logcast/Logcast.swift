@@ -14,7 +14,7 @@ import Glibc
 struct Logcast: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logcast",
-        abstract: "Real-time log tailing over WebSocket: follows files like tail -F and streams them to subscribers.",
+        abstract: "Real-time log tailing over WebSocket: follows files like tail -F and the journal like journalctl -f, and streams them to subscribers.",
         version: LogcastVersion.string,
         subcommands: [Serve.self]
     )
@@ -29,15 +29,27 @@ struct ConfigurationError: Error, CustomStringConvertible {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Follow log files and serve them over WebSocket.",
+        abstract: "Follow log files and the systemd journal and serve them over WebSocket.",
         discussion: """
-            With no source given, follows /var/log/syslog or /var/log/messages if present.
-            Example: logcast serve --file app=/var/log/app.log --file '/var/log/nginx/*.log'
+            With no source given, follows the system journal if readable, else /var/log/syslog or /var/log/messages.
+            Example: logcast serve --journal --file app=/var/log/app.log --file '/var/log/nginx/*.log'
             """
     )
 
     @Option(name: .customLong("file"), help: ArgumentHelp("A file to follow, as [NAME=]PATH; PATH may be a glob like '/var/log/nginx/*.log'. Repeatable.", valueName: "[NAME=]PATH"))
     var files: [String] = []
+
+    @Flag(help: "Follow the local systemd journal (source 'journal'), like journalctl -f. Needs membership in the systemd-journal or adm group.")
+    var journal = false
+
+    @Option(name: .customLong("journal-directory"), help: ArgumentHelp("Follow the journal files in a directory, as [NAME=]DIR (like journalctl --directory; NAME defaults to 'journal'). Repeatable.", valueName: "[NAME=]DIR"))
+    var journalDirectories: [String] = []
+
+    @Option(name: .customLong("journal-file"), help: ArgumentHelp("Follow a journal file, as [NAME=]FILE (like journalctl --file; NAME defaults to 'journal'; files with the same NAME form one source). Repeatable.", valueName: "[NAME=]FILE"))
+    var journalFiles: [String] = []
+
+    @Option(name: .customLong("journal-unit"), help: ArgumentHelp("Read only this unit's entries from the journal sources, like journalctl -u ('nginx' means nginx.service). Repeatable.", valueName: "UNIT"))
+    var journalUnits: [String] = []
 
     @Flag(help: "Add a 'demo' source that writes a realistic mixed-level log, to see logcast working at once.")
     var demo = false
@@ -115,16 +127,32 @@ struct Serve: AsyncParsableCommand {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let path = directory + "/demo.log"
             services.append(DemoLogWriter(path: path))
-            specs.append((name: "demo", pattern: path))
+            specs.append(SourceSpec(name: "demo", kind: .demo(path)))
         }
-        if specs.isEmpty {
-            for candidate in ["/var/log/syslog", "/var/log/messages"] where FileManager.default.isReadableFile(atPath: candidate) {
-                specs.append((name: (candidate as NSString).lastPathComponent, pattern: candidate))
-                break
+        if journal { specs.append(SourceSpec(name: "journal", kind: .journal(.local))) }
+        for text in journalDirectories {
+            let (name, path) = try Self.parseNamed(text, flag: "--journal-directory", defaultName: "journal")
+            specs.append(SourceSpec(name: name, kind: .journal(.directory(path))))
+        }
+        var fileGroups: [(name: String, paths: [String])] = []
+        for text in journalFiles {
+            let (name, path) = try Self.parseNamed(text, flag: "--journal-file", defaultName: "journal")
+            if let index = fileGroups.firstIndex(where: { $0.name == name }) {
+                fileGroups[index].paths.append(path)
+            } else {
+                fileGroups.append((name, [path]))
             }
         }
+        specs += fileGroups.map { SourceSpec(name: $0.name, kind: .journal(.files($0.paths))) }
+        let units = journalUnits.map(Filter.normalizeUnit)
+        if !units.isEmpty, !specs.contains(where: \.isJournal) {
+            throw ConfigurationError(description: "--journal-unit needs a journal source: add --journal, --journal-directory DIR or --journal-file FILE")
+        }
+        if specs.isEmpty {
+            specs = Self.defaultSources()
+        }
         guard !specs.isEmpty else {
-            throw ConfigurationError(description: "nothing to follow: /var/log/syslog and /var/log/messages are not readable here; give --file [NAME=]PATH (repeatable) or --demo")
+            throw ConfigurationError(description: "nothing to follow: the system journal and /var/log/syslog and /var/log/messages are not readable here; give --file [NAME=]PATH, --journal, --journal-directory DIR (all repeatable) or --demo")
         }
         var seen: [String: String] = [:]
         for spec in specs {
@@ -142,19 +170,22 @@ struct Serve: AsyncParsableCommand {
         hubConfiguration.queueBytes = queueBytes
         hubConfiguration.slowConsumerPolicy = policy
         let hub = Hub(configuration: hubConfiguration)
-        let registry = SourceRegistry(specs.map { SourceStatus(name: $0.name, kind: $0.name == "demo" && demo ? "demo" : "file", pattern: $0.pattern) })
+        let registry = SourceRegistry(specs.map { SourceStatus(name: $0.name, kind: $0.kindName, pattern: $0.pattern) })
 
         for spec in specs {
-            var tailerConfiguration = FileTailer.Configuration(name: spec.name, pattern: spec.pattern)
-            tailerConfiguration.initialLines = initialLines
-            tailerConfiguration.hostName = hostName
-            services.append(
-                FileTailer(
-                    configuration: tailerConfiguration,
-                    sink: .hub(hub, registry: registry, name: spec.name),
-                    logger: logger
-                )
-            )
+            let sink = SourceSink.hub(hub, registry: registry, name: spec.name)
+            switch spec.kind {
+            case .file(let pattern), .demo(let pattern):
+                var tailerConfiguration = FileTailer.Configuration(name: spec.name, pattern: pattern)
+                tailerConfiguration.initialLines = initialLines
+                tailerConfiguration.hostName = hostName
+                services.append(FileTailer(configuration: tailerConfiguration, sink: sink, logger: logger))
+            case .journal(let location):
+                var tailerConfiguration = JournalTailer.Configuration(name: spec.name, location: location)
+                tailerConfiguration.initialLines = initialLines
+                tailerConfiguration.units = units
+                services.append(JournalTailer(configuration: tailerConfiguration, sink: sink, logger: logger))
+            }
         }
 
         var serverConfiguration = ServerConfiguration(hostName: hostName)
@@ -168,7 +199,7 @@ struct Serve: AsyncParsableCommand {
         }
 
         let (application, drainer) = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger).build()
-        logger.info("starting", metadata: ["epoch": "\(hub.epoch)", "sources": "\(specs.map { "\($0.name)=\($0.pattern)" }.joined(separator: " "))"])
+        logger.info("starting", metadata: ["epoch": "\(hub.epoch)", "sources": "\(specs.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"])
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) } + [.init(service: application), .init(service: drainer)],
@@ -190,24 +221,84 @@ struct Serve: AsyncParsableCommand {
         return (host, port)
     }
 
-    /// `[NAME=]PATH`. NAME defaults to the file's base name (for a glob, its directory's).
-    static func parseSource(_ text: String) throws -> (name: String, pattern: String) {
-        var name: String?
-        var path = text
-        if let equals = text.firstIndex(of: "="), !text[..<equals].contains("/") {
-            name = String(text[..<equals])
-            path = String(text[text.index(after: equals)...])
+    /// A configured source before it starts.
+    struct SourceSpec {
+        enum Kind {
+            case file(String)
+            case demo(String)
+            case journal(JournalTailer.Location)
         }
+
+        var name: String
+        var kind: Kind
+
+        var pattern: String {
+            switch kind {
+            case .file(let pattern), .demo(let pattern): pattern
+            case .journal(let location): location.description
+            }
+        }
+
+        var kindName: String {
+            switch kind {
+            case .file: "file"
+            case .demo: "demo"
+            case .journal: "journal"
+            }
+        }
+
+        var isJournal: Bool {
+            if case .journal = kind { return true }
+            return false
+        }
+    }
+
+    /// With no source given: the system journal when readable, else the
+    /// classic syslog file.
+    static func defaultSources() -> [SourceSpec] {
+        if JournalTailer.localJournalProblem() == nil {
+            return [SourceSpec(name: "journal", kind: .journal(.local))]
+        }
+        for candidate in ["/var/log/syslog", "/var/log/messages"] where FileManager.default.isReadableFile(atPath: candidate) {
+            return [SourceSpec(name: (candidate as NSString).lastPathComponent, kind: .file(candidate))]
+        }
+        return []
+    }
+
+    /// `[NAME=]PATH` for `--file`. NAME defaults to the file's base name (for a glob, its directory's).
+    static func parseSource(_ text: String) throws -> SourceSpec {
+        let (explicitName, path) = splitName(text)
         guard !path.isEmpty else { throw ConfigurationError(description: "--file '\(text)' has no path; use --file [NAME=]PATH") }
         if let problem = FileTailer.validate(pattern: path) { throw ConfigurationError(description: "--file \(problem)") }
         let nsPath = path as NSString
         let isGlob = nsPath.lastPathComponent.contains(where: { "*?[".contains($0) })
-        let resolved = name ?? (isGlob ? (nsPath.deletingLastPathComponent as NSString).lastPathComponent : nsPath.lastPathComponent)
-        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-@"))
-        guard !resolved.isEmpty, resolved.unicodeScalars.allSatisfy({ allowed.contains($0) }) else {
-            throw ConfigurationError(description: "--file '\(text)': source name '\(resolved)' may hold only letters, digits and . _ - @; name it with NAME=PATH")
+        let name = explicitName ?? (isGlob ? (nsPath.deletingLastPathComponent as NSString).lastPathComponent : nsPath.lastPathComponent)
+        try validateName(name, text: text, flag: "--file")
+        return SourceSpec(name: name, kind: .file(path))
+    }
+
+    /// `[NAME=]PATH` for the journal flags; NAME defaults to `defaultName`.
+    static func parseNamed(_ text: String, flag: String, defaultName: String) throws -> (String, String) {
+        let (explicitName, path) = splitName(text)
+        guard !path.isEmpty else { throw ConfigurationError(description: "\(flag) '\(text)' has no path; use \(flag) [NAME=]PATH") }
+        let name = explicitName ?? defaultName
+        try validateName(name, text: text, flag: flag)
+        return (name, path)
+    }
+
+    /// `NAME=PATH` → (NAME, PATH); a `=` after a `/` belongs to the path.
+    static func splitName(_ text: String) -> (String?, String) {
+        if let equals = text.firstIndex(of: "="), !text[..<equals].contains("/") {
+            return (String(text[..<equals]), String(text[text.index(after: equals)...]))
         }
-        return (resolved, path)
+        return (nil, text)
+    }
+
+    static func validateName(_ name: String, text: String, flag: String) throws {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-@"))
+        guard !name.isEmpty, name.unicodeScalars.allSatisfy({ allowed.contains($0) }) else {
+            throw ConfigurationError(description: "\(flag) '\(text)': source name '\(name)' may hold only letters, digits and . _ - @; name it with NAME=PATH")
+        }
     }
 
     static func defaultWebRoot() -> String? {

@@ -42,16 +42,18 @@ def wait_for(condition, timeout=DEADLINE, message="condition"):
 class Server:
     """A running `logcast serve` on a free port."""
 
-    def __init__(self, args, cwd=None):
+    def __init__(self, args, cwd=None, wrapper=()):
         self.args = args
         self.cwd = cwd
+        # A command that runs the binary, e.g. ("setpriv", "--reuid=65534", ...).
+        self.wrapper = list(wrapper)
         self.stderr_lines = []
         self.port = None
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", "127.0.0.1:0", *self.args],
+            [*self.wrapper, str(BINARY), "serve", "--listen", "127.0.0.1:0", *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=self.cwd,
