@@ -6,6 +6,7 @@ import Synchronization
 public final class ConnectionTracker: Sendable {
     struct State {
         var count = 0
+        var perAddress: [String: Int] = [:]
         var draining = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -17,13 +18,25 @@ public final class ConnectionTracker: Sendable {
     public var count: Int { state.withLock { $0.count } }
     public var isDraining: Bool { state.withLock { $0.draining } }
 
-    func opened() {
-        state.withLock { $0.count += 1 }
+    /// Streams currently open from `address`.
+    public func count(from address: String) -> Int {
+        state.withLock { $0.perAddress[address] ?? 0 }
     }
 
-    func closed() {
+    func opened(from address: String?) {
+        state.withLock { state in
+            state.count += 1
+            if let address { state.perAddress[address, default: 0] += 1 }
+        }
+    }
+
+    func closed(from address: String?) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.count -= 1
+            if let address {
+                let left = (state.perAddress[address] ?? 1) - 1
+                state.perAddress[address] = left > 0 ? left : nil
+            }
             guard state.count == 0 else { return [] }
             defer { state.waiters = [] }
             return state.waiters

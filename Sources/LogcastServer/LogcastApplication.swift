@@ -34,6 +34,11 @@ public struct LogcastApplication: Sendable {
     /// - Parameter onListening: called with the bound port once the server listens.
     public func build(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> (application: some ApplicationProtocol, drainer: ShutdownDrainer) {
         let router = Router()
+        router.addMiddleware {
+            SecurityHeadersMiddleware()
+            RequestGuardMiddleware(webRoot: configuration.webRoot, maxTargetBytes: configuration.maxRequestTargetBytes)
+            AccessMiddleware(policy: configuration.access)
+        }
         router.get("/healthz") { _, _ in healthResponse() }
         router.get("/api/v1/sources") { _, _ in jsonResponse(.ok, sourcesJSON()) }
         router.get("/ws") { _, _ in
@@ -61,20 +66,29 @@ public struct LogcastApplication: Sendable {
         )
         let app = self
         let server = HTTPServerBuilder { responder in
-            RefusingChildChannel(
-                inner: HTTP1WebSocketUpgradeChannel(
-                    responder: responder,
-                    configuration: wsConfiguration,
-                    shouldUpgrade: { request, _, _ in
-                        guard let target = request.path, case .success(let parsed) = app.streamRequest(target: target) else {
-                            return .dontUpgrade
+            OptionalTLSChannel(
+                base: RefusingChildChannel(
+                    inner: HTTP1WebSocketUpgradeChannel(
+                        responder: responder,
+                        configuration: wsConfiguration,
+                        shouldUpgrade: { request, channel, _ in
+                            // Access, limits and the filter were checked by UpgradeRefusalHandler; this
+                            // parses again for the session and picks the subprotocol.
+                            guard let target = request.path, case .success(let parsed) = app.streamRequest(target: target) else {
+                                return .dontUpgrade
+                            }
+                            let offered = AccessRequest.protocols(fromHeaderValues: request.headerFields[values: .secWebSocketProtocol])
+                            var headers = HTTPFields()
+                            if offered.contains(AccessPolicy.subprotocol) { headers[.secWebSocketProtocol] = AccessPolicy.subprotocol }
+                            let remote = channel.remoteAddress?.ipAddress
+                            return .upgrade(headers) { inbound, outbound, _ in
+                                try await session.run(request: parsed.request, matcher: parsed.matcher, remoteAddress: remote, inbound: inbound, outbound: outbound)
+                            }
                         }
-                        return .upgrade([:]) { inbound, outbound, _ in
-                            try await session.run(request: parsed.request, matcher: parsed.matcher, inbound: inbound, outbound: outbound)
-                        }
-                    }
+                    ),
+                    decide: { head, remote in app.refusal(for: head, remoteAddress: remote) }
                 ),
-                decide: { head in app.refusal(for: head) }
+                context: configuration.tlsContext
             )
         }
         let application = Application(
@@ -83,7 +97,13 @@ public struct LogcastApplication: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: LogcastVersion.server),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
-                logger.notice("listening", metadata: ["address": "http://\(configuration.host):\(port)"])
+                let scheme = configuration.tlsContext == nil ? "http" : "https"
+                logger.notice("listening", metadata: ["address": "\(scheme)://\(configuration.host):\(port)"])
+                if !configuration.access.requiresToken, !Self.isLoopback(configuration.host) {
+                    logger.warning(
+                        "listening on \(configuration.host) without --token-file: anyone who can reach this port can read these logs; set a token, or listen on 127.0.0.1 behind a proxy"
+                    )
+                }
                 await onListening(port)
             },
             logger: logger
@@ -108,10 +128,19 @@ public struct LogcastApplication: Sendable {
         }
     }
 
-    func refusal(for head: HTTPRequestHead) -> UpgradeRefusal? {
+    /// Decides a WebSocket upgrade before it happens, in the order: endpoint
+    /// (`404`), request size (`414`), shutdown (`503`), origin (`403`), token
+    /// (`401`), subscriber limits (`503`, `429`), filter (`400`). Nil lets it upgrade.
+    func refusal(for head: HTTPRequestHead, remoteAddress: SocketAddress?) -> UpgradeRefusal? {
         let path = QueryString.path(ofTarget: head.uri)
         guard path == "/ws" else {
             return UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json)
+        }
+        if head.uri.utf8.count > configuration.maxRequestTargetBytes {
+            return UpgradeRefusal(
+                status: .uriTooLong,
+                body: FilterError("request target longer than \(configuration.maxRequestTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each").json
+            )
         }
         if connections.isDraining {
             return UpgradeRefusal(
@@ -120,10 +149,45 @@ public struct LogcastApplication: Sendable {
                 body: FilterError("server is shutting down", hint: "reconnect in a few seconds").json
             )
         }
+        let access = AccessRequest(
+            authorization: head.headers["Authorization"].first,
+            webSocketProtocols: AccessRequest.protocols(fromHeaderValues: head.headers["Sec-WebSocket-Protocol"]),
+            origin: head.headers["Origin"].first,
+            host: head.headers["Host"].first,
+            queryKeys: QueryString.parse(QueryString.query(ofTarget: head.uri)).map(\.key)
+        )
+        if case .failure(let refusal) = configuration.access.check(access) {
+            return UpgradeRefusal(
+                status: HTTPResponseStatus(statusCode: refusal.status),
+                headers: refusal.headers.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) },
+                body: refusal.error.json
+            )
+        }
+        if connections.count >= configuration.maxSubscribers {
+            return UpgradeRefusal(
+                status: .serviceUnavailable,
+                headers: [("Retry-After", "10")],
+                body: FilterError("too many subscribers (\(configuration.maxSubscribers))", hint: "try again later; the limit is --max-subscribers").json
+            )
+        }
+        if let address = remoteAddress?.ipAddress, connections.count(from: address) >= configuration.maxConnectionsPerAddress {
+            return UpgradeRefusal(
+                status: .tooManyRequests,
+                headers: [("Retry-After", "10")],
+                body: FilterError(
+                    "too many streams from \(address) (\(configuration.maxConnectionsPerAddress))",
+                    hint: "close some; the limit is --max-connections-per-address"
+                ).json
+            )
+        }
         if case .failure(let error) = streamRequest(target: head.uri) {
             return UpgradeRefusal(status: .badRequest, body: error.json)
         }
         return nil
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     // MARK: JSON endpoints

@@ -1,4 +1,5 @@
 import LogcastCore
+import NIOSSL
 
 /// Everything the HTTP/WebSocket side needs to know, with defaults.
 public struct ServerConfiguration: Sendable {
@@ -19,6 +20,20 @@ public struct ServerConfiguration: Sendable {
     public var shutdownDrainTimeout: Duration = .seconds(5)
     /// Negotiate permessage-deflate when the client offers it.
     public var compression = true
+    /// Tokens and allowed origins for `/ws`, `/sse`, `/api/*` and `/metrics`.
+    public var access = AccessPolicy()
+    /// Serve https/wss with this context; nil serves plain http/ws.
+    public var tlsContext: NIOSSLContext?
+    /// Streams (all transports) served at once; more get `503` with `Retry-After`.
+    public var maxSubscribers = 1024
+    /// Streams one client address may hold at once; more get `429`.
+    public var maxConnectionsPerAddress = 64
+    /// The longest request target (path and query) accepted; longer gets `414`.
+    public var maxRequestTargetBytes = 16 * 1024
+    /// Client messages per second on one connection (with a burst allowance);
+    /// faster ones are answered with an `error` and ignored.
+    public var clientMessagesPerSecond = 10.0
+    public var clientMessageBurst = 20
 
     public init(hostName: String) {
         self.hostName = hostName

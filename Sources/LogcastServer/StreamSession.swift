@@ -27,12 +27,18 @@ struct StreamSession {
         case writerEnded
     }
 
-    func run(request: SubscriptionRequest, matcher: LineMatcher, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        connections.opened()
-        defer { connections.closed() }
+    func run(
+        request: SubscriptionRequest,
+        matcher: LineMatcher,
+        remoteAddress: String?,
+        inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter
+    ) async throws {
+        connections.opened(from: remoteAddress)
+        defer { connections.closed(from: remoteAddress) }
         let prelude = request.format == .json ? [helloJSON(filter: matcher.filter)] : []
         let subscription = hub.subscribe(matcher: matcher, request: request, prelude: prelude)
-        logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "filter": "\(String(decoding: Self.filterJSON(matcher.filter), as: UTF8.self))"])
+        logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: Self.filterJSON(matcher.filter), as: UTF8.self))"])
 
         let readerError: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
             group.addTask { await writeLoop(subscription, outbound: outbound) }
@@ -117,7 +123,14 @@ struct StreamSession {
     // MARK: Reader
 
     func readLoop(_ subscription: Subscription, inbound: WebSocketInboundStream) async throws {
+        var limiter = RateLimiter(perSecond: configuration.clientMessagesPerSecond, burst: configuration.clientMessageBurst)
         for try await message in inbound.messages(maxSize: configuration.maxClientMessageBytes) {
+            guard limiter.allow() else {
+                subscription.sendControl(Self.errorJSON(
+                    "too many messages: at most \(Int(configuration.clientMessagesPerSecond)) per second (bursts of \(configuration.clientMessageBurst)); this one was ignored and the filter is unchanged"
+                ))
+                continue
+            }
             switch message {
             case .text(let text):
                 handleClientMessage(text, subscription: subscription)

@@ -29,11 +29,11 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let decide: @Sendable (HTTPRequestHead) -> UpgradeRefusal?
+    let decide: @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?
     private var refusing: UpgradeRefusal?
     private var passingUpgrade = false
 
-    init(decide: @escaping @Sendable (HTTPRequestHead) -> UpgradeRefusal?) {
+    init(decide: @escaping @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?) {
         self.decide = decide
     }
 
@@ -41,7 +41,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
         switch unwrapInboundIn(data) {
         case .head(let head):
             if Self.isUpgrade(head) {
-                if let refusal = decide(head) {
+                if let refusal = decide(head, context.channel.remoteAddress) {
                     refusing = refusal
                     return
                 }
@@ -86,7 +86,7 @@ struct RefusingChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
 
     let inner: Inner
-    let decide: @Sendable (HTTPRequestHead) -> UpgradeRefusal?
+    let decide: @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         inner.setup(channel: channel, logger: logger).flatMapThrowing { value in

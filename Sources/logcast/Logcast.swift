@@ -3,6 +3,7 @@ import Foundation
 import LogcastCore
 import LogcastServer
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import UnixSignals
 
@@ -81,6 +82,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the browser viewer (default: ./web, or the installed share/logcast/web).")
     var webRoot: String?
 
+    @Option(help: ArgumentHelp("Require a bearer token on /ws, /sse, /api and /metrics: a file with one token per line (or set LOGCAST_TOKEN_FILE).", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Option(name: .customLong("allow-origin"), help: ArgumentHelp("Let pages from this origin connect, besides the server's own (e.g. https://logs.example.com; '*' allows every origin). Repeatable.", valueName: "ORIGIN"))
+    var allowedOrigins: [String] = []
+
+    @Option(help: "Streams served at once; more are refused with 503 and Retry-After.")
+    var maxSubscribers = 1024
+
+    @Option(help: "Streams one client address may hold at once; more are refused with 429.")
+    var maxConnectionsPerAddress = 64
+
+    @Option(help: ArgumentHelp("Serve https and wss with this PEM certificate (chain); needs --tls-key.", valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "FILE"))
+    var tlsKey: String?
+
     @Option(help: "Host name reported in lines and hello (default: this machine's).")
     var hostName: String?
 
@@ -118,6 +137,37 @@ struct Serve: AsyncParsableCommand {
         }
         guard pingInterval >= 0.1, pingInterval <= 3600 else {
             throw ConfigurationError(description: "--ping-interval must be between 0.1 and 3600 seconds (got \(pingInterval))")
+        }
+
+        guard maxSubscribers >= 1 else { throw ConfigurationError(description: "--max-subscribers must be at least 1 (got \(maxSubscribers))") }
+        guard maxConnectionsPerAddress >= 1 else {
+            throw ConfigurationError(description: "--max-connections-per-address must be at least 1 (got \(maxConnectionsPerAddress))")
+        }
+        var tokens: TokenStore?
+        if let path = tokenFile ?? ProcessInfo.processInfo.environment["LOGCAST_TOKEN_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do {
+                tokens = try TokenStore(path: path)
+            } catch {
+                throw ConfigurationError(description: "--token-file: \(error.description)")
+            }
+        }
+        for origin in allowedOrigins where origin != "*" && AccessPolicy.normalizedOrigin(origin) == nil {
+            throw ConfigurationError(description: "--allow-origin '\(origin)' is not an origin; use scheme://host[:port], e.g. https://logs.example.com")
+        }
+        var tlsContext: NIOSSLContext?
+        switch (tlsCert, tlsKey) {
+        case (nil, nil):
+            break
+        case (let cert?, let key?):
+            do {
+                tlsContext = try makeTLSContext(certificatePath: cert, keyPath: key)
+            } catch let error as ServerSetupError {
+                throw ConfigurationError(description: error.description)
+            }
+        case (nil, _):
+            throw ConfigurationError(description: "--tls-key needs --tls-cert FILE (the certificate it belongs to)")
+        case (_, nil):
+            throw ConfigurationError(description: "--tls-cert needs --tls-key FILE (its private key)")
         }
 
         var specs = try files.map(Self.parseSource)
@@ -192,6 +242,10 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.host = host
         serverConfiguration.port = port
         serverConfiguration.pingInterval = .milliseconds(Int(pingInterval * 1000))
+        serverConfiguration.access = AccessPolicy(tokens: tokens, allowedOrigins: allowedOrigins)
+        serverConfiguration.tlsContext = tlsContext
+        serverConfiguration.maxSubscribers = maxSubscribers
+        serverConfiguration.maxConnectionsPerAddress = maxConnectionsPerAddress
         serverConfiguration.webRoot = webRoot ?? Self.defaultWebRoot()
         if let root = serverConfiguration.webRoot, !FileManager.default.fileExists(atPath: root + "/index.html") {
             if webRoot != nil { throw ConfigurationError(description: "--web-root \(root) has no index.html") }

@@ -68,7 +68,7 @@ class Server:
     def _read_stderr(self):
         for line in self.proc.stderr:
             self.stderr_lines.append(line)
-            match = re.search(r"address=http://[^ ]+:(\d+)", line)
+            match = re.search(r"address=https?://[^ ]+:(\d+)", line)
             if match and self.port is None:
                 self.port = int(match.group(1))
 

@@ -1,4 +1,5 @@
 """Bad start-up configuration: exit code 2 and a message naming what is wrong and what would be right."""
+import glob
 import os
 import subprocess
 
@@ -34,8 +35,10 @@ def test_bad_flags_exit_2_with_a_precise_message(tmp_path, args, words):
 
 
 @pytest.mark.skipif(
-    any(os.access(p, os.R_OK) for p in ("/var/log/syslog", "/var/log/messages")),
-    reason="this machine has a default log to follow",
+    any(os.access(p, os.R_OK) for p in ("/var/log/syslog", "/var/log/messages",
+                                        *glob.glob("/run/log/journal/*/system*.journal"),
+                                        *glob.glob("/var/log/journal/*/system*.journal"))),
+    reason="this machine has a default log (syslog or a readable system journal) to follow",
 )
 def test_nothing_to_follow_exits_2(tmp_path):
     result = run(cwd=tmp_path)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import append
+from conftest import append, wait_for
 
 LINES = [
     "2026-11-25 INFO  http: GET /api 200",
@@ -23,7 +23,11 @@ def two_sources(serve, tmp_path):
     other = tmp_path / "other.log"
     append(app, "".join(l + "\n" for l in LINES))
     append(other, "ERROR other: timeout in other\nINFO other: fine\n")
-    return serve("--file", f"app={app}", "--file", f"other={other}", "--initial-lines", "100", "--host-name", "web1")
+    server = serve("--file", f"app={app}", "--file", f"other={other}", "--initial-lines", "100", "--host-name", "web1")
+    # The tailers load the existing lines concurrently with the listener starting.
+    wait_for(lambda: [s["lines_read"] for s in json.loads(server.get("/api/v1/sources")[2])] == [len(LINES), 2],
+             message="both sources to load their lines")
+    return server
 
 
 def backlog(stream, server, query):

@@ -62,8 +62,8 @@ function styledSpan(style) {
  */
 export function renderMessage(target, msg, highlight) {
   const ansi = needsParsing(msg);
-  if (!ansi && !highlight) {
-    target.textContent = msg;
+  if (!ansi) {
+    target.innerHTML = msg;
     return;
   }
   const { text, runs } = ansi ? parseAnsi(msg) : { text: msg, runs: [] };
@@ -105,11 +105,6 @@ export function renderMessage(target, msg, highlight) {
   target.replaceChildren(fragment);
 }
 
-/** The text shown for a note row (source event, gap, marker). */
-export function noteText(item) {
-  return item.text;
-}
-
 /**
  * Fills `row` with `item`.
  * @param {object} context  {timeMode: "local"|"utc"|"off", highlight: fn|null, droppedText: string}
@@ -134,8 +129,10 @@ export function fillRow(row, item, context) {
     message.textContent = context.droppedText;
     return;
   }
+  // Notes carry the time they were received for downloads, but the column
+  // shows only server times, so it never looks out of order.
   row.className = "row note tone-" + item.tone;
-  time.textContent = context.timeMode === "off" ? "" : formatTime(item.ts, context.timeMode);
+  time.textContent = "";
   source.textContent = item.source || "";
   source.className = "c-src src-" + sourceColour(item.source || "");
   level.textContent = "";

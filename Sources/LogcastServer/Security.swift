@@ -1,0 +1,156 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import HummingbirdCore
+import LogcastCore
+import Logging
+import NIOCore
+import NIOSSL
+
+// MARK: TLS
+
+/// Loads a PEM certificate chain and private key into a server TLS context.
+///
+/// - Throws: a ``ServerSetupError`` naming the file and what is wrong with it.
+public func makeTLSContext(certificatePath: String, keyPath: String) throws -> NIOSSLContext {
+    let chain: [NIOSSLCertificate]
+    do {
+        chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
+    } catch {
+        throw ServerSetupError(description: "--tls-cert \(certificatePath): not a readable PEM certificate (\(error))")
+    }
+    guard !chain.isEmpty else { throw ServerSetupError(description: "--tls-cert \(certificatePath) holds no PEM certificate") }
+    let key: NIOSSLPrivateKey
+    do {
+        key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    } catch {
+        throw ServerSetupError(description: "--tls-key \(keyPath): not a readable PEM private key (\(error))")
+    }
+    var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+    configuration.minimumTLSVersion = .tlsv12
+    configuration.applicationProtocols = ["http/1.1"]
+    do {
+        return try NIOSSLContext(configuration: configuration)
+    } catch {
+        throw ServerSetupError(description: "--tls-cert/--tls-key: the key does not fit the certificate, or they cannot be used (\(error))")
+    }
+}
+
+public struct ServerSetupError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Puts TLS in front of a child channel when a context is configured, so
+/// plain and TLS servers share one channel type.
+struct OptionalTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+
+    let base: Base
+    let context: NIOSSLContext?
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        guard let context else { return base.setup(channel: channel, logger: logger) }
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        }.flatMap {
+            base.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+// MARK: Middleware
+
+/// Adds the headers every response carries: a strict Content-Security-Policy
+/// (the viewer loads only its own scripts and styles and connects only to
+/// its own origin), no MIME sniffing, no referrer, no framing.
+struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var contentSecurityPolicy: String {
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    }
+
+    static var referrerPolicy: HTTPField.Name { HTTPField.Name("Referrer-Policy")! }
+    static var frameOptions: HTTPField.Name { HTTPField.Name("X-Frame-Options")! }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = jsonResponse(error.status, FilterError("\(error.status.reasonPhrase.lowercased())", hint: "see the README for the endpoints").json)
+        }
+        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[Self.referrerPolicy] = "no-referrer"
+        response.headers[Self.frameOptions] = "DENY"
+        return response
+    }
+}
+
+/// Refuses what must not reach the static files: over-long request targets
+/// (`414`), and paths that try to leave the web root (`..`, encoded or not,
+/// backslashes, NUL, or a symlink pointing outside it), which get a plain
+/// `404` like any file that is not there.
+struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
+    let webRoot: String?
+    let maxTargetBytes: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.description.utf8.count > maxTargetBytes {
+            return jsonResponse(
+                .uriTooLong,
+                FilterError("request target longer than \(maxTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each").json
+            )
+        }
+        if let webRoot, !isInside(webRoot: webRoot, path: request.uri.path) {
+            return jsonResponse(.notFound, FilterError("not found", hint: "the viewer is at /").json)
+        }
+        return try await next(request, context)
+    }
+
+    func isInside(webRoot: String, path: String) -> Bool {
+        guard let decoded = path.removingPercentEncoding else { return false }
+        if decoded.contains("..") || decoded.contains("\\") || decoded.contains("\0") { return false }
+        let candidate = webRoot + "/" + decoded.drop(while: { $0 == "/" })
+        guard let real = realpath(candidate, nil) else { return true }  // not there: let the router answer 404
+        defer { free(real) }
+        guard let root = realpath(webRoot, nil) else { return false }
+        defer { free(root) }
+        let resolved = String(cString: real)
+        let rootPath = String(cString: root)
+        return resolved == rootPath || resolved.hasPrefix(rootPath.hasSuffix("/") ? rootPath : rootPath + "/")
+    }
+}
+
+/// Requires origin and token (``AccessPolicy``) on `/api/*`, `/metrics`
+/// and `/sse`; the viewer's files and `/healthz` stay open.
+struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
+    let policy: AccessPolicy
+
+    static func isProtected(_ path: String) -> Bool {
+        path.hasPrefix("/api/") || path == "/metrics" || path == "/sse"
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard Self.isProtected(request.uri.path) else { return try await next(request, context) }
+        let access = AccessRequest(
+            authorization: request.headers[.authorization],
+            origin: request.headers[.origin],
+            host: request.head.authority,
+            queryKeys: request.uri.queryParameters.map { String($0.key) }
+        )
+        switch policy.check(access) {
+        case .success:
+            return try await next(request, context)
+        case .failure(let refusal):
+            var headers = HTTPFields()
+            for (name, value) in refusal.headers {
+                if let field = HTTPField.Name(name) { headers[field] = value }
+            }
+            return jsonResponse(HTTPResponse.Status(code: refusal.status), refusal.error.json, extra: headers)
+        }
+    }
+}

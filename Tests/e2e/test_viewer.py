@@ -1,0 +1,459 @@
+"""The browser viewer (web/), in a real headless Chromium against the real server.
+
+Each test starts `logcast serve` following a temporary file, opens the page
+and writes lines to the file. Assertions read the page through its documented
+test hook `window.logcast` (see web/app.js) and through the DOM itself.
+Every wait polls a condition against a deadline.
+"""
+import json
+import re
+import time
+
+import pytest
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from conftest import ROOT, append, wait_for
+from viewer_support import PacedWriter, Proxy, make_driver, severe_console_entries
+
+WEB_ROOT = ROOT / "web"
+SCREENSHOTS = ROOT / "screenshots"
+
+# Console noise that is expected when a test cuts connections on purpose.
+CONNECTION_NOISE = ("WebSocket connection to", "net::ERR_")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = make_driver()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser):
+    """The shared browser, reset after each test (theme emulation, window size, console)."""
+    browser.get_log("browser")  # drop what earlier tests left
+    yield browser
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    browser.get("about:blank")
+
+
+def state(driver):
+    return driver.execute_script("return window.logcast.state()")
+
+
+def model_lines(driver):
+    return driver.execute_script("return window.logcast.lines()")
+
+
+def model_messages(driver):
+    return [line["msg"] for line in model_lines(driver)]
+
+
+def dom_messages(driver):
+    """The message text of the line rows drawn in the DOM, top to bottom."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#rows .row.line .c-msg')].map(e => e.textContent)"
+    )
+
+
+def open_viewer(driver, serve, tmp_path, query="", files=("app",), extra=(), live=True):
+    """Starts a server following fresh files and opens the viewer; returns (server, {name: path})."""
+    paths = {}
+    args = ["--web-root", str(WEB_ROOT), "--initial-lines", "0", *extra]
+    for name in files:
+        path = tmp_path / f"{name}.log"
+        path.touch()
+        paths[name] = path
+        args += ["--file", f"{name}={path}"]
+    server = serve(*args)
+    driver.get(f"http://127.0.0.1:{server.port}/{query}")
+    wait_for(lambda: driver.execute_script("return !!window.logcast"), message="the viewer to start")
+    if live:
+        wait_for(lambda: state(driver)["status"] == "live", message="the viewer to connect")
+    return server, paths
+
+
+def assert_clean_console(driver, allow=()):
+    entries = severe_console_entries(driver, allow)
+    assert entries == [], f"console errors: {entries}"
+    assert state(driver)["cspViolations"] == []
+
+
+def rgb(css_colour):
+    match = re.match(r"rgba?\((\d+), (\d+), (\d+)", css_colour)
+    assert match, css_colour
+    return tuple(int(v) for v in match.groups())
+
+
+# ---- 1 -------------------------------------------------------------------
+
+def test_lines_appear_as_they_are_written(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    log = files["app"]
+    for i in range(1, 6):
+        append(log, f"INFO request {i} served\n")
+        wait_for(lambda: dom_messages(page)[-1:] == [f"INFO request {i} served"], message=f"line {i} on screen")
+    append(log, "ERROR upstream timeout\n")
+    wait_for(lambda: dom_messages(page)[-1:] == ["ERROR upstream timeout"], message="the error line")
+
+    assert model_messages(page) == [f"INFO request {i} served" for i in range(1, 6)] + ["ERROR upstream timeout"]
+    last = page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[-1]
+    assert last.find_element(By.CSS_SELECTOR, ".c-src").text == "app"
+    assert last.find_element(By.CSS_SELECTOR, ".c-lvl").text == "ERROR"
+    assert "lvl-err" in last.get_attribute("class")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d\d", last.find_element(By.CSS_SELECTOR, ".c-time").text)
+    assert state(page)["connections"] == 1
+    assert page.find_element(By.ID, "status").get_attribute("data-state") == "live"
+    # Under the page's CSP (meta tag) nothing was blocked, and nothing 404'd (favicon included).
+    assert_clean_console(page)
+    # ... and the policy is really in force: an inline style attribute is refused.
+    page.execute_script("document.body.setAttribute('style', 'color: red')")
+    wait_for(lambda: any("style-src" in v for v in state(page)["cspViolations"]), message="a CSP violation report")
+
+
+# ---- 2 -------------------------------------------------------------------
+
+def test_filter_typed_in_the_page_narrows_the_stream_without_reconnecting(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path, query="?backlog=100")
+    log = files["app"]
+    append(log, "alpha 1\nbeta 1\nalpha 2\nbeta 2\n")
+    wait_for(lambda: len(model_lines(page)) == 4, message="the first four lines")
+    page.execute_script("window.sameDocument = true")
+
+    field = page.find_element(By.ID, "f-grep")
+    field.send_keys("beta")
+    # The subscribe reply replaces the view with the backlog under the new filter.
+    wait_for(lambda: model_messages(page) == ["beta 1", "beta 2"], message="only beta lines")
+    assert "grep=beta" in page.current_url
+    assert "backlog=100" in page.current_url
+
+    append(log, "alpha 3\nbeta 3\n")
+    wait_for(lambda: dom_messages(page)[-1:] == ["beta 3"], message="a new beta line")
+    assert model_messages(page) == ["beta 1", "beta 2", "beta 3"]
+    # Matches of the filter are highlighted.
+    marks = page.find_elements(By.CSS_SELECTOR, "#rows .row.line .c-msg mark")
+    assert marks and all(mark.text == "beta" for mark in marks)
+
+    # A regex the server refuses: its error is shown next to the filter; the old filter stays.
+    regex = page.find_element(By.ID, "f-regex")
+    regex.send_keys("beta(", Keys.ENTER)
+    error = page.find_element(By.ID, "filter-error")
+    wait_for(lambda: error.is_displayed() and "regex" in error.text, message="the server's regex error")
+    assert regex.get_attribute("aria-invalid") == "true"
+    append(log, "alpha 4\nbeta 4\n")
+    wait_for(lambda: dom_messages(page)[-1:] == ["beta 4"], message="the old filter still applied")
+    assert "alpha 4" not in model_messages(page)
+
+    # Fixing it clears the error.
+    regex.send_keys(Keys.BACKSPACE, Keys.ENTER)
+    wait_for(lambda: not error.is_displayed(), message="the error to go away")
+
+    # One connection all along, and the page was never reloaded.
+    assert state(page)["connections"] == 1
+    assert page.execute_script("return window.sameDocument") is True
+
+
+def test_url_filter_opens_the_view_with_that_filter(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path, query="?source=app&grep=timeout&backlog=500",
+                                files=("app", "web"))
+    append(files["web"], "web timeout\n")
+    append(files["app"], "app ok\napp timeout\n")
+    wait_for(lambda: model_messages(page) == ["app timeout"], message="only app timeouts")
+    assert page.find_element(By.ID, "f-grep").get_attribute("value") == "timeout"
+    assert page.find_element(By.ID, "source-summary").text == "app"
+    assert state(page)["filter"] == {"source": ["app"], "grep": ["timeout"]}
+
+
+def test_bad_filter_in_the_url_shows_the_server_error_until_fixed(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path, query="?regex=time(out", live=False)
+    error = page.find_element(By.ID, "filter-error")
+    wait_for(lambda: error.is_displayed() and "regex" in error.text, message="the server's regex error")
+    assert state(page)["status"] == "stopped"
+    assert page.find_element(By.ID, "f-regex").get_attribute("aria-invalid") == "true"
+
+    regex = page.find_element(By.ID, "f-regex")
+    regex.clear()
+    regex.send_keys("time\\(out", Keys.ENTER)
+    wait_for(lambda: state(page)["status"] == "live", message="connected with the fixed filter")
+    wait_for(lambda: not error.is_displayed(), message="the error to go away")
+    append(files["app"], "no match\nwaiting time(out) reached\n")
+    wait_for(lambda: model_messages(page) == ["waiting time(out) reached"], message="the matching line")
+    assert "regex=time%5C%28out" in page.current_url
+
+
+# ---- 3 -------------------------------------------------------------------
+
+def test_reconnect_after_a_dropped_connection_has_no_duplicates_and_no_holes(page, serve, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--web-root", str(WEB_ROOT), "--initial-lines", "0", "--file", f"app={log}")
+    proxy = Proxy(server.port).start()
+    try:
+        page.get(f"http://127.0.0.1:{proxy.port}/")
+        wait_for(lambda: page.execute_script("return window.logcast && window.logcast.state().status === 'live'"),
+                 message="the viewer to connect through the proxy")
+        total = 600
+        writer = PacedWriter(log, total, rate=150, make_line=lambda i: f"line {i:05d}")
+        writer.start()
+        for cut_at, connections in ((100, 2), (300, 3)):
+            wait_for(lambda: len(model_lines(page)) >= cut_at, message=f"{cut_at} lines before the cut")
+            assert proxy.cut() >= 1
+            wait_for(lambda: state(page)["connections"] >= connections and state(page)["status"] == "live",
+                     message="the viewer to reconnect by itself")
+        writer.join(timeout=60)
+        assert writer.error is None
+        wait_for(lambda: len(model_lines(page)) >= total, message="every line after the reconnects")
+
+        lines = model_lines(page)
+        assert [line["msg"] for line in lines] == [f"line {i:05d}" for i in range(1, total + 1)]
+        assert [line["seq"] for line in lines] == list(range(1, total + 1))
+        final = state(page)
+        assert final["duplicates"] == 0, "the resume asked for lines it already had"
+        assert final["connections"] >= 3
+        assert all(entry["kind"] == "line" for entry in page.execute_script("return window.logcast.entries()"))
+        wait_for(lambda: dom_messages(page)[-1:] == [f"line {total:05d}"], message="the last line drawn")
+    finally:
+        proxy.close()
+    assert_clean_console(page, allow=CONNECTION_NOISE)
+
+
+# ---- 4 -------------------------------------------------------------------
+
+XSS = """<img src=x onerror=alert(1)> <script>alert(2)</script> <b onmouseover="alert(3)">&amp; "quoted"</b>"""
+
+
+def test_markup_in_a_line_renders_as_text_and_runs_nothing(page, serve, tmp_path):
+    # With a grep filter, so the highlighting path (which splits the text) is exercised too.
+    server, files = open_viewer(page, serve, tmp_path, query="?grep=img")
+    append(files["app"], XSS + "\n")
+    wait_for(lambda: dom_messages(page) == [XSS], message="the line shown literally")
+    row = page.find_element(By.CSS_SELECTOR, "#rows .row.line")
+    assert row.find_elements(By.CSS_SELECTOR, "img, script, b") == []
+    assert [m.text for m in row.find_elements(By.CSS_SELECTOR, "mark")] == ["img"]
+    row.click()  # the details panel renders the message too
+    wait_for(lambda: page.find_element(By.ID, "details-msg").text == XSS, message="the details panel")
+    assert page.find_elements(By.CSS_SELECTOR, "#details img, #details script, #details b") == []
+    try:
+        alert = page.switch_to.alert
+        text = alert.text
+        alert.dismiss()
+        pytest.fail(f"an alert fired: {text}")
+    except NoAlertPresentException:
+        pass
+    assert page.execute_script("return document.querySelectorAll('img').length") == 1  # the logo only
+    assert_clean_console(page)
+
+
+# ---- 5 -------------------------------------------------------------------
+
+def test_ansi_colours_render_as_coloured_spans(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    line = ("\x1b[31mred\x1b[0m plain \x1b[1;38;5;208mbold orange\x1b[0m "
+            "\x1b[38;2;10;200;30mtrue green\x1b[0m \x1b]0;window title\x07\x1b[2K\x1b[4;42munder\x1b[24m\x1b[49m end")
+    append(files["app"], line + "\n")
+    wait_for(lambda: dom_messages(page) == ["red plain bold orange true green under end"],
+             message="the line without escape sequences")
+    message = page.find_element(By.CSS_SELECTOR, "#rows .row.line .c-msg")
+    text = message.text
+    assert "\x1b" not in text and "[31m" not in text and "title" not in text
+
+    spans = {span.text: span for span in message.find_elements(By.CSS_SELECTOR, "span")}
+    red = spans["red"]
+    assert "fg-1" in red.get_attribute("class")
+    r, g, b = rgb(red.value_of_css_property("color"))
+    assert r > 150 and g < 100 and b < 100, (r, g, b)
+
+    orange = spans["bold orange"]
+    assert rgb(orange.value_of_css_property("color")) == (255, 135, 0)  # xterm 208
+    assert orange.value_of_css_property("font-weight") == "700"
+    assert rgb(spans["true green"].value_of_css_property("color")) == (10, 200, 30)
+    under = spans["under"]
+    assert "underline" in under.value_of_css_property("text-decoration-line")
+    assert "bg-2" in under.get_attribute("class")
+    assert "plain" not in spans  # unstyled text is not wrapped
+    assert_clean_console(page)
+
+
+# ---- 6 -------------------------------------------------------------------
+
+def test_pause_buffers_lines_and_resume_shows_them(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    log = files["app"]
+    append(log, "".join(f"before {i}\n" for i in range(1, 4)))
+    wait_for(lambda: dom_messages(page)[-1:] == ["before 3"], message="the first lines")
+
+    page.find_element(By.TAG_NAME, "body").send_keys(" ")  # Space pauses
+    wait_for(lambda: state(page)["paused"], message="paused")
+    pause = page.find_element(By.ID, "pause")
+    assert pause.get_attribute("aria-pressed") == "true"
+
+    append(log, "".join(f"held {i}\n" for i in range(1, 21)))
+    wait_for(lambda: state(page)["waiting"] == 20, message="20 lines waiting")
+    info = page.find_element(By.ID, "paused-info")
+    wait_for(lambda: "20 waiting" in info.text, message="the waiting count shown")
+    assert model_messages(page) == ["before 1", "before 2", "before 3"]
+    assert not any(text.startswith("held") for text in dom_messages(page))
+
+    pause.click()  # resume
+    wait_for(lambda: dom_messages(page)[-1:] == ["held 20"], message="the held lines on screen")
+    assert model_messages(page) == [f"before {i}" for i in range(1, 4)] + [f"held {i}" for i in range(1, 21)]
+    assert state(page)["waiting"] == 0
+    assert not info.is_displayed()
+
+
+# ---- follow mode ---------------------------------------------------------
+
+def test_scrolling_up_stops_following_and_end_jumps_to_latest(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    log = files["app"]
+    append(log, "".join(f"row {i}\n" for i in range(1, 301)))
+    wait_for(lambda: dom_messages(page)[-1:] == ["row 300"], message="300 rows, following")
+
+    page.execute_script("document.getElementById('viewport').scrollTop = 0")
+    wait_for(lambda: not state(page)["following"], message="following to stop")
+    top_before = dom_messages(page)[0]
+    append(log, "".join(f"more {i}\n" for i in range(1, 51)))
+    wait_for(lambda: len(model_lines(page)) == 350, message="more lines arriving")
+    latest = page.find_element(By.ID, "latest")
+    wait_for(lambda: latest.is_displayed() and "50 new" in latest.text, message="the jump button with a count")
+    assert dom_messages(page)[0] == top_before, "the view moved while the reader was reading"
+
+    page.find_element(By.TAG_NAME, "body").send_keys(Keys.END)
+    wait_for(lambda: state(page)["following"] and dom_messages(page)[-1:] == ["more 50"], message="back at the latest")
+    wait_for(lambda: not latest.is_displayed(), message="the jump button to hide")
+
+
+def test_wrapped_long_lines_are_virtualised_without_overlap(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    page.find_element(By.TAG_NAME, "body").send_keys("w")
+    wait_for(lambda: state(page)["wrap"], message="wrap on")
+    words = " ".join(f"word{j}" for j in range(120))
+    append(files["app"], "".join(f"long {i} {words if i % 3 == 0 else 'short'}\n" for i in range(1, 401)))
+    wait_for(lambda: dom_messages(page)[-1:] and dom_messages(page)[-1].startswith("long 400 "),
+             message="the last long line drawn")
+    geometry = page.execute_script("""
+        const view = document.getElementById('viewport').getBoundingClientRect();
+        const rows = [...document.querySelectorAll('#rows .row')].map(r => r.getBoundingClientRect());
+        return {view: {top: view.top, bottom: view.bottom}, rows: rows.map(r => ({top: r.top, bottom: r.bottom}))};
+    """)
+    rows = geometry["rows"]
+    assert len(rows) < 100, "only the visible rows are in the DOM"
+    assert any(r["bottom"] - r["top"] > 40 for r in rows), "long lines take several rows"
+    for upper, lower in zip(rows, rows[1:]):
+        assert upper["bottom"] <= lower["top"] + 0.5, "rows overlap"
+    assert abs(rows[-1]["bottom"] - geometry["view"]["bottom"]) <= 2, "the last line sits at the bottom"
+
+
+# ---- 7 -------------------------------------------------------------------
+
+def test_line_bound_holds_and_page_stays_responsive_in_a_flood(page, serve, tmp_path):
+    total = 150_000
+    server, files = open_viewer(page, serve, tmp_path, query="?backlog=0")
+    assert state(page)["max"] == 10_000
+    levels = ("INFO", "WARN", "ERROR", "DEBUG")
+    writer = PacedWriter(
+        files["app"], total, rate=20_000,
+        make_line=lambda i: f"{levels[i % 4]} flood {i} \x1b[3{i % 8}mcoloured\x1b[0m request_id={i * 7919 % 100000:05d} took={i % 997}ms",
+    )
+    writer.start()
+    latencies = []
+    samples = []
+    heap_mid = None
+    while writer.is_alive():
+        started = time.monotonic()
+        sample = page.execute_script(
+            "const s = window.logcast.state(); s.heap = performance.memory.usedJSHeapSize; return s")
+        latencies.append(time.monotonic() - started)
+        samples.append(sample)
+        assert sample["size"] <= sample["max"] == 10_000
+        assert sample["highWater"] <= 10_000
+        assert sample["domRows"] < 120, "rows are virtualised"
+        if heap_mid is None and writer.written > total // 2:
+            heap_mid = page.execute_script("window.gc(); return performance.memory.usedJSHeapSize")
+    assert writer.error is None
+
+    wait_for(lambda: state(page)["lastSeq"] == total, timeout=60, message="the page to receive the last line")
+    final = state(page)
+    assert final["size"] == 10_000 and final["highWater"] == 10_000
+    assert final["dropped"] > 0, "the flood went over the bound"
+    assert final["domRows"] < 120
+    wait_for(lambda: dom_messages(page)[-1:] and dom_messages(page)[-1].startswith(f"INFO flood {total} "),
+             message="the newest line drawn")
+    heap_end = page.execute_script("window.gc(); return performance.memory.usedJSHeapSize")
+    peak_rate = max(sample["rate"] for sample in samples)
+    print(f"\nflood: {len(samples)} samples, max execute_script latency {max(latencies):.3f}s, "
+          f"peak rate {peak_rate:.0f} lines/s, heap mid {heap_mid and heap_mid / 1e6:.1f} MB, "
+          f"end {heap_end / 1e6:.1f} MB, received {final['received']}")
+    assert max(latencies) < 3.0, "the page stopped answering during the flood"
+    assert len(samples) >= 3
+    assert peak_rate > 2_000, "the rate meter shows the flood"
+    # Memory stays flat: the end of the flood holds no more than its middle (plus slack for GC timing).
+    assert heap_mid is not None
+    assert heap_end < heap_mid * 1.5 + 8e6, (heap_mid, heap_end)
+    assert heap_end < 120e6
+
+
+# ---- 8 -------------------------------------------------------------------
+
+SAMPLE = [
+    ("app", "INFO  server listening on 0.0.0.0:8443 (tls, h2)"),
+    ("app", "INFO  GET /api/orders/4411 200 12ms user=ana"),
+    ("web", '192.0.2.14 - - "GET /static/app.css HTTP/1.1" 200 5120 "-" "Mozilla/5.0"'),
+    ("app", "DEBUG cache hit key=orders:4411 ttl=58s"),
+    ("app", "WARN  slow query on orders (812ms): SELECT * FROM orders WHERE customer_id = $1"),
+    ("web", '192.0.2.15 - - "POST /api/login HTTP/1.1" 401 87 "-" "curl/8.5.0"'),
+    ("app", "ERROR upstream timeout after 30s: payments.internal:443 (attempt 3/3)"),
+    ("app", "\x1b[32m✔\x1b[0m migrations up to date \x1b[2m(42 applied)\x1b[0m"),
+    ("app", "NOTICE config reloaded from /etc/app/config.toml"),
+    ("web", '192.0.2.14 - - "GET /api/orders?page=2 HTTP/1.1" 200 20811 "-" "Mozilla/5.0"'),
+    ("app", "INFO  \x1b[1;34mworker\x1b[0m 3 picked job \x1b[33m#88213\x1b[0m (email.send)"),
+    ("app", "ERROR job #88213 failed: SMTP 421 4.7.0 try again later"),
+    ("app", "INFO  GET /healthz 200 0ms"),
+]
+
+
+def test_screenshots_in_light_and_dark_themes(page, serve, tmp_path):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                         {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False})
+    server, files = open_viewer(page, serve, tmp_path, files=("app", "web"))
+    for source, text in SAMPLE[:9]:
+        append(files[source], text + "\n")
+        wait_for(lambda: len(model_lines(page)) and model_lines(page)[-1]["msg"] == text, message=text)
+    # A rotation of the web log shows as an inline event.
+    files["web"].rename(tmp_path / "web.log.1")
+    append(tmp_path / "web.log", SAMPLE[9][1] + "\n")
+    wait_for(lambda: any("rotated" in e["text"] for e in page.execute_script("return window.logcast.entries()")),
+             message="the rotation event")
+    for source, text in SAMPLE[10:]:
+        append(files[source], text + "\n")
+    wait_for(lambda: dom_messages(page)[-1:] == [SAMPLE[-1][1]], message="the sample log")
+
+    backgrounds = {}
+    for theme in ("light", "dark"):
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                             {"features": [{"name": "prefers-color-scheme", "value": theme}]})
+        wait_for(lambda: page.execute_script(
+            f"return matchMedia('(prefers-color-scheme: {theme})').matches"), message=theme)
+        backgrounds[theme] = rgb(page.execute_script("return getComputedStyle(document.body).backgroundColor"))
+        path = SCREENSHOTS / f"viewer-{theme}.png"
+        assert page.save_screenshot(str(path))
+        assert path.stat().st_size > 10_000
+
+    # The same page with a filter highlighted, a selected line and the help overlay, in dark.
+    page.get(f"http://127.0.0.1:{server.port}/?grep=order")
+    wait_for(lambda: len(model_lines(page)) >= 3, message="the filtered view")
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[1].click()
+    wait_for(lambda: page.find_element(By.ID, "details").is_displayed(), message="the details panel")
+    assert page.save_screenshot(str(SCREENSHOTS / "viewer-dark-filtered.png"))
+    page.find_element(By.TAG_NAME, "body").send_keys("?")
+    wait_for(lambda: page.find_element(By.ID, "help").is_displayed(), message="the help overlay")
+    assert page.save_screenshot(str(SCREENSHOTS / "viewer-dark-help.png"))
+
+    light, dark = (sum(backgrounds[t]) / 3 for t in ("light", "dark"))
+    assert light > 200 and dark < 50, backgrounds
+    assert_clean_console(page)
