@@ -98,9 +98,11 @@ const logView = new LogView({
   store,
   fill(row, item) {
     renderContext.highlight = highlight;
-    renderContext.droppedText =
-      `— ${formatCount(store.dropped)} older line${store.dropped === 1 ? "" : "s"} dropped ` +
-      `(keeping the newest ${formatCount(store.capacity)}) —`;
+    if (item.kind === "dropped") {
+      renderContext.droppedText =
+        `— ${formatCount(store.dropped)} older line${store.dropped === 1 ? "" : "s"} dropped ` +
+        `(keeping the newest ${formatCount(store.capacity)}) —`;
+    }
     fillRow(row, item, renderContext);
   },
   onFollowChange(following) {

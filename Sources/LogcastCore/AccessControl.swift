@@ -67,7 +67,7 @@ public final class TokenStore: Sendable {
             throw TokenFileError("token file \(path) is not UTF-8 text; put one token per line")
         }
         var tokens: [[UInt8]] = []
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces.union(.init(charactersIn: "\r")))
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.contains(where: \.isWhitespace) {

@@ -38,6 +38,7 @@ def make_driver(width=1280, height=800):
         "--no-first-run",
         f"--window-size={width},{height}",
         "--js-flags=--expose-gc",
+        "--enable-precise-memory-info",
         "--lang=en-US",
     ):
         options.add_argument(arg)

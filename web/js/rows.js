@@ -62,8 +62,8 @@ function styledSpan(style) {
  */
 export function renderMessage(target, msg, highlight) {
   const ansi = needsParsing(msg);
-  if (!ansi) {
-    target.innerHTML = msg;
+  if (!ansi && !highlight) {
+    target.textContent = msg;
     return;
   }
   const { text, runs } = ansi ? parseAnsi(msg) : { text: msg, runs: [] };

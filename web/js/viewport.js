@@ -280,7 +280,8 @@ export class LogView {
       const selected = item.uid === this.selectedUid;
       if (row.selected !== selected) {
         row.classList.toggle("selected", selected);
-        row.setAttribute("aria-selected", String(selected));
+        if (selected) row.setAttribute("aria-current", "true");
+        else row.removeAttribute("aria-current");
         row.selected = selected;
       }
     }
