@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "logcast", targets: ["logcast"]),
         .library(name: "LogcastCore", targets: ["LogcastCore"]),
         .library(name: "LogcastServer", targets: ["LogcastServer"]),
+        .library(name: "LogcastClient", targets: ["LogcastClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
@@ -68,11 +70,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "LogcastClient",
+            dependencies: [
+                "LogcastCore",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "WSCompression", package: "swift-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "logcast",
             dependencies: [
                 "LogcastCore",
                 "LogcastServer",
+                "LogcastClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LogcastCoreTests",
-            dependencies: ["LogcastCore"],
+            dependencies: ["LogcastCore", "LogcastClient"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -9,16 +9,18 @@
 // Test and debugging hook, `window.logcast` (used by Tests/e2e/test_viewer.py):
 //   logcast.connections     WebSocket connections opened so far (a filter change
 //                           must not add one; a reconnect does)
-//   logcast.state()         {status, connections, epoch, lastSeq, following, paused,
-//                           waiting, waitingDropped, size, max, highWater, dropped,
-//                           rate, received, filter, filterError, domRows, duplicates,
-//                           wrap, timeMode, cspViolations, selectedUid}
+//   logcast.state()         {status, connections, epoch, lastSeq, following, atBottom,
+//                           paused, waiting, waitingDropped, size (rows: lines and
+//                           notes), lineCount, max, highWater, dropped, rate, received,
+//                           filter, filterError, domRows, duplicates, wrap, timeMode,
+//                           cspViolations, selectedUid, tokenPrompts (times the token
+//                           dialog was opened)}
 //   logcast.lines()         lines in the view model, oldest first: [{seq, source, msg, priority}]
 //   logcast.entries()       every row of the model as {kind, text} (lines and notes)
 //   logcast.text()          what "Download" saves
 // They are read-only views; changing what they return changes nothing.
 
-import { authFetch, TokenPrompt } from "./js/auth.js";
+import { authFetch, authProblem, TokenPrompt } from "./js/auth.js";
 import { stripAnsi } from "./js/ansi.js";
 import { LogStream } from "./js/connection.js";
 import {
@@ -107,7 +109,7 @@ const logView = new LogView({
   },
   onFollowChange(following) {
     if (following) newWhileAway = 0;
-    updateChrome(true);
+    updateChrome();
   },
   onFrame() {
     updateChrome();
@@ -159,7 +161,7 @@ const stream = new LogStream({
       logView.refresh();
     },
     onStatus() {
-      updateChrome(true);
+      updateChrome();
     },
     onFilterAccepted() {
       setFilterError(null);
@@ -167,8 +169,8 @@ const stream = new LogStream({
     onFilterError(error, hint) {
       setFilterError({ error, hint });
     },
-    onAuthRequired(rejected) {
-      return tokenPrompt.ask(rejected);
+    onAuthRequired(problem) {
+      return tokenPrompt.ask(problem);
     },
   },
 });
@@ -326,11 +328,12 @@ function renderSourceSummary() {
   $("source-summary").textContent = filter.source.length ? filter.source.join(", ") : "all";
 }
 
-async function loadSources(rejected = false) {
+async function loadSources() {
   try {
     const response = await authFetch("/api/v1/sources");
     if (response.status === 401) {
-      if (await tokenPrompt.ask(rejected)) loadSources(true);
+      const problem = authProblem(response, await response.json().catch(() => ({})));
+      if (problem.stale || await tokenPrompt.ask(problem)) loadSources();
       return;
     }
     if (!response.ok) return;
@@ -362,7 +365,7 @@ function setPaused(value) {
     waiting.clear();
     logView.invalidate();
   }
-  updateChrome(true);
+  updateChrome();
 }
 
 function setWrap(value) {
@@ -385,7 +388,7 @@ function setTimeMode(mode) {
 function jumpToLatest() {
   newWhileAway = 0;
   logView.scrollToLatest();
-  updateChrome(true);
+  updateChrome();
 }
 
 function clearView() {
@@ -395,7 +398,7 @@ function clearView() {
   newWhileAway = 0;
   logView.setFollowing(true);
   logView.refresh();
-  updateChrome(true);
+  updateChrome();
 }
 
 function lineText(item) {
@@ -446,15 +449,17 @@ maxSelect.addEventListener("change", () => {
   waiting.resize(maxLines);
   updateURL();
   logView.refresh();
-  updateChrome(true);
+  updateChrome();
 });
 
 // ---- selecting and copying a line ---------------------------------------
 
 function selectItem(item) {
+  const previous = selectedItem;
   selectedItem = item && item.kind !== "dropped" ? item : null;
   logView.selectedUid = selectedItem ? selectedItem.uid : null;
-  if (selectedItem) logView.setFollowing(false); // keep it in view
+  if (selectedItem) logView.setFollowing(false); // keep it in view as lines arrive
+  else if (previous && logView.atBottom) logView.setFollowing(true); // nothing below: follow again
   showDetails();
   logView.invalidate();
 }
@@ -589,12 +594,16 @@ function describeStatus(status) {
   }
 }
 
-let lastChrome = 0;
-function updateChrome(force = false) {
-  const now = performance.now();
-  if (!force && now - lastChrome < 200) return;
-  lastChrome = now;
-
+// Everything around the list (status, counters, the empty state, the jump
+// button) is drawn from the model as it is at the call, by this one function.
+// It runs at the end of every drawn frame of the list (LogView's onFrame), so
+// the rows and what is said about them are always painted together; it also
+// runs on status changes and every 250 ms for the rate and the countdown.
+// It is cheap: setText only touches the DOM when a text changes. (It used to
+// skip frame calls within 200 ms of the previous one, so a burst of lines
+// could be drawn while the count still said "0 lines" and "Waiting for
+// lines…" sat on top of them until the next timer tick.)
+function updateChrome() {
   const status = stream.status;
   const [state, text] = describeStatus(status);
   const statusEl = $("status");
@@ -616,16 +625,21 @@ function updateChrome(force = false) {
     setText(pausedInfo, text);
   }
 
-  setText($("count"), `${formatCount(store.size)} line${store.size === 1 ? "" : "s"}`);
+  // Lines only: notes (rotations, gaps) are rows but not lines.
+  setText($("count"), `${formatCount(store.lines)} line${store.lines === 1 ? "" : "s"}`);
   setText($("dropped-info"), store.dropped ? `${formatCount(store.dropped)} older dropped` : "");
   setText($("conn-info"), stream.lastSeq !== null ? `last seq ${formatCount(stream.lastSeq)}` : "");
 
+  // The jump button is for when the latest line is out of sight: not while
+  // following, and not when the view already shows the bottom (following
+  // stops when a line is selected, but with nothing below there is nowhere
+  // to jump to; lines arriving later push the bottom away and bring it back).
   const latest = $("latest");
-  latest.hidden = logView.following;
+  latest.hidden = logView.following || logView.atBottom;
   setText($("latest-count"), newWhileAway ? `(${formatCount(newWhileAway)} new)` : "");
 
   const empty = $("empty");
-  empty.hidden = store.size > 0;
+  empty.hidden = store.size > 0; // any row (a line or a note) hides it
   if (!empty.hidden) {
     setText(empty, paused && waiting.size
       ? "Paused — new lines are waiting."
@@ -643,7 +657,7 @@ setInterval(() => {
   while (rateSamples.length > 1 && now - rateSamples[0][0] > 2000) rateSamples.shift();
   const [t0, r0] = rateSamples[0];
   rate = now > t0 ? ((received - r0) * 1000) / (now - t0) : 0;
-  updateChrome(true);
+  updateChrome();
 }, 250);
 
 // ---- the test hook -------------------------------------------------------
@@ -657,10 +671,12 @@ window.logcast = Object.freeze({
       epoch: stream.epoch,
       lastSeq: stream.lastSeq,
       following: logView.following,
+      atBottom: logView.atBottom,
       paused,
       waiting: waiting.size,
       waitingDropped: waiting.dropped,
       size: store.size,
+      lineCount: store.lines,
       max: store.capacity,
       highWater: store.highWater,
       dropped: store.dropped,
@@ -674,6 +690,7 @@ window.logcast = Object.freeze({
       timeMode: prefs.timeMode,
       cspViolations: [...cspViolations],
       selectedUid: logView.selectedUid,
+      tokenPrompts: tokenPrompt.shown,
     };
   },
   lines() {
@@ -692,7 +709,7 @@ fillForm();
 setWrap(prefs.wrap);
 setTimeMode(["local", "utc", "off"].includes(prefs.timeMode) ? prefs.timeMode : "local");
 updateURL();
-updateChrome(true);
+updateChrome();
 loadSources();
 stream.start();
 // Web fonts are not used, but system fonts may still settle after the first layout.

@@ -166,6 +166,11 @@ public struct AccessPolicy: Sendable {
 
     func checkOrigin(_ request: AccessRequest) -> AccessRefusal? {
         guard let origin = request.origin else { return nil }
+        // Browsers send http(s) origins (or "null"); a ws:// or wss:// origin
+        // comes from a non-browser client (some libraries send one), which
+        // cannot be a hijacked page: treat it as no origin.
+        let lowered = origin.lowercased()
+        if lowered.hasPrefix("ws://") || lowered.hasPrefix("wss://") { return nil }
         if allowedOrigins.contains("*") { return nil }
         let normalized = Self.normalizedOrigin(origin)
         if let normalized {

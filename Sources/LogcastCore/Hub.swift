@@ -150,37 +150,70 @@ public final class Hub: Sendable {
         hub: borrowing State,
         epoch: String
     ) {
+        let plan = startPlan(request: request, matcher: matcher, hub: hub, epoch: epoch, limit: Int.max)
+        for item in plan.items { sub.queue.push(item) }
+        if let delivered = plan.deliveredUpTo { sub.queue.markDelivered(upTo: delivered) }
+    }
+
+    /// What a stream starting with `request` gets first: for a resume in this
+    /// epoch, an `evicted` gap if needed and every retained matching line
+    /// after `after`; otherwise a `restart` gap if the epoch changed, then the
+    /// `backlog`. At most `limit` lines.
+    private static func startPlan(
+        request: SubscriptionRequest,
+        matcher: LineMatcher,
+        hub: borrowing State,
+        epoch: String,
+        limit: Int
+    ) -> (items: [SubscriberQueue.Item], deliveredUpTo: UInt64?) {
+        var items: [SubscriberQueue.Item] = []
         let lastSeq = hub.nextSeq - 1
         let oldest = hub.history.first?.position ?? hub.nextSeq
         if let after = request.after, request.epoch == nil || request.epoch == epoch {
             var from = after
             if after < lastSeq, after + 1 < oldest {
-                sub.queue.push(.control(Self.gapJSON(after: after, next: oldest, missed: Int(oldest - after - 1), reason: "evicted")))
+                items.append(.control(Self.gapJSON(after: after, next: oldest, missed: Int(oldest - after - 1), reason: "evicted")))
                 from = oldest - 1
             }
             if from < lastSeq {
+                var count = 0
                 for entry in hub.history where entry.position > from {
-                    if case .line(let record) = entry.payload, matcher.matches(record) { sub.queue.push(.entry(entry)) }
+                    if case .line(let record) = entry.payload, matcher.matches(record) {
+                        items.append(.entry(entry))
+                        count += 1
+                        if count == limit { break }
+                    }
                 }
             }
-            sub.queue.markDelivered(upTo: min(after, lastSeq))
-            return
+            return (items, min(after, lastSeq))
         }
         var backlog: [HubEntry] = []
-        if request.backlog > 0 {
+        let wanted = min(request.backlog, limit)
+        if wanted > 0 {
             for entry in hub.history.reversed() {
                 if case .line(let record) = entry.payload, matcher.matches(record) {
                     backlog.append(entry)
-                    if backlog.count == request.backlog { break }
+                    if backlog.count == wanted { break }
                 }
             }
         }
         if let after = request.after {
             // The client's epoch is not ours: the server restarted.
             let next = backlog.last?.position ?? hub.nextSeq
-            sub.queue.push(.control(Self.gapJSON(after: after, next: next, missed: nil, reason: "restart")))
+            items.append(.control(Self.gapJSON(after: after, next: next, missed: nil, reason: "restart")))
         }
-        for entry in backlog.reversed() { sub.queue.push(.entry(entry)) }
+        for entry in backlog.reversed() { items.append(.entry(entry)) }
+        return (items, nil)
+    }
+
+    /// A one-shot read with a stream's start rules (for `/api/v1/lines`):
+    /// what a new stream with `request` would get first (gaps, then lines),
+    /// at most `limit` lines, and the `seq` of the newest line in the hub.
+    public func snapshot(request: SubscriptionRequest, matcher: LineMatcher, limit: Int) -> (items: [SubscriberQueue.Item], lastSeq: UInt64) {
+        state.withLock { state in
+            let plan = Self.startPlan(request: request, matcher: matcher, hub: state, epoch: epoch, limit: limit)
+            return (plan.items, state.nextSeq - 1)
+        }
     }
 
     /// `{"type":"gap","after":A,"next":N,"missed":M,"reason":R}` plus newline.

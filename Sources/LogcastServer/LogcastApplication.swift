@@ -1,4 +1,5 @@
 import Hummingbird
+import HTTPTypes
 import HummingbirdCore
 import HummingbirdWSCompression
 import HummingbirdWebSocket
@@ -41,8 +42,14 @@ public struct LogcastApplication: Sendable {
         }
         router.get("/healthz") { _, _ in healthResponse() }
         router.get("/api/v1/sources") { _, _ in jsonResponse(.ok, sourcesJSON()) }
-        router.get("/ws") { _, _ in
-            jsonResponse(
+        router.get("/api/v1/lines") { request, _ in linesResponse(request) }
+        router.get("/ws") { request, _ in
+            // The same checks as an upgrade, so `curl` (or a client that cannot
+            // read a refused upgrade) learns why a stream would be refused.
+            if let refusal = refusal(for: StreamAttempt(request)) {
+                return jsonResponse(HTTPResponse.Status(code: Int(refusal.status.code)), refusal.body, extra: refusal.httpFields)
+            }
+            return jsonResponse(
                 .upgradeRequired,
                 FilterError("this endpoint speaks WebSocket only", hint: "connect with a WebSocket client, e.g. wscat -c 'ws://HOST:PORT/ws?grep=error'").json,
                 extra: [.upgrade: "websocket", .connection: "Upgrade"]
@@ -86,7 +93,7 @@ public struct LogcastApplication: Sendable {
                             }
                         }
                     ),
-                    decide: { head, remote in app.refusal(for: head, remoteAddress: remote) }
+                    decide: { head, remote in app.refusal(for: StreamAttempt(head, remoteAddress: remote)) }
                 ),
                 context: configuration.tlsContext
             )
@@ -128,15 +135,47 @@ public struct LogcastApplication: Sendable {
         }
     }
 
-    /// Decides a WebSocket upgrade before it happens, in the order: endpoint
-    /// (`404`), request size (`414`), shutdown (`503`), origin (`403`), token
-    /// (`401`), subscriber limits (`503`, `429`), filter (`400`). Nil lets it upgrade.
-    func refusal(for head: HTTPRequestHead, remoteAddress: SocketAddress?) -> UpgradeRefusal? {
-        let path = QueryString.path(ofTarget: head.uri)
+    /// What the checks before a stream look at, from a NIO request head (the
+    /// upgrade path) or a Hummingbird request (plain `GET /ws`).
+    struct StreamAttempt {
+        var target: String
+        var access: AccessRequest
+        var remoteAddress: String?
+
+        init(_ head: HTTPRequestHead, remoteAddress: SocketAddress?) {
+            target = head.uri
+            access = AccessRequest(
+                authorization: head.headers["Authorization"].first,
+                webSocketProtocols: AccessRequest.protocols(fromHeaderValues: head.headers["Sec-WebSocket-Protocol"]),
+                origin: head.headers["Origin"].first,
+                host: head.headers["Host"].first,
+                queryKeys: QueryString.parse(QueryString.query(ofTarget: head.uri)).map(\.key)
+            )
+            self.remoteAddress = remoteAddress?.ipAddress
+        }
+
+        init(_ request: Request) {
+            target = request.uri.description
+            access = AccessRequest(
+                authorization: request.headers[.authorization],
+                webSocketProtocols: AccessRequest.protocols(fromHeaderValues: request.headers[values: .secWebSocketProtocol]),
+                origin: request.headers[.origin],
+                host: request.head.authority,
+                queryKeys: QueryString.parse(QueryString.query(ofTarget: request.uri.description)).map(\.key)
+            )
+            remoteAddress = nil
+        }
+    }
+
+    /// Decides a stream before it starts, in the order: endpoint (`404`),
+    /// request size (`414`), shutdown (`503`), origin (`403`), token (`401`),
+    /// subscriber limits (`503`, `429`), filter (`400`). Nil lets it start.
+    func refusal(for attempt: StreamAttempt) -> UpgradeRefusal? {
+        let path = QueryString.path(ofTarget: attempt.target)
         guard path == "/ws" else {
             return UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json)
         }
-        if head.uri.utf8.count > configuration.maxRequestTargetBytes {
+        if attempt.target.utf8.count > configuration.maxRequestTargetBytes {
             return UpgradeRefusal(
                 status: .uriTooLong,
                 body: FilterError("request target longer than \(configuration.maxRequestTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each").json
@@ -149,14 +188,7 @@ public struct LogcastApplication: Sendable {
                 body: FilterError("server is shutting down", hint: "reconnect in a few seconds").json
             )
         }
-        let access = AccessRequest(
-            authorization: head.headers["Authorization"].first,
-            webSocketProtocols: AccessRequest.protocols(fromHeaderValues: head.headers["Sec-WebSocket-Protocol"]),
-            origin: head.headers["Origin"].first,
-            host: head.headers["Host"].first,
-            queryKeys: QueryString.parse(QueryString.query(ofTarget: head.uri)).map(\.key)
-        )
-        if case .failure(let refusal) = configuration.access.check(access) {
+        if case .failure(let refusal) = configuration.access.check(attempt.access) {
             return UpgradeRefusal(
                 status: HTTPResponseStatus(statusCode: refusal.status),
                 headers: refusal.headers.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) },
@@ -170,7 +202,7 @@ public struct LogcastApplication: Sendable {
                 body: FilterError("too many subscribers (\(configuration.maxSubscribers))", hint: "try again later; the limit is --max-subscribers").json
             )
         }
-        if let address = remoteAddress?.ipAddress, connections.count(from: address) >= configuration.maxConnectionsPerAddress {
+        if let address = attempt.remoteAddress, connections.count(from: address) >= configuration.maxConnectionsPerAddress {
             return UpgradeRefusal(
                 status: .tooManyRequests,
                 headers: [("Retry-After", "10")],
@@ -180,10 +212,64 @@ public struct LogcastApplication: Sendable {
                 ).json
             )
         }
-        if case .failure(let error) = streamRequest(target: head.uri) {
+        if case .failure(let error) = streamRequest(target: attempt.target) {
             return UpgradeRefusal(status: .badRequest, body: error.json)
         }
         return nil
+    }
+
+    // MARK: Polling
+
+    /// Largest `limit` of `/api/v1/lines`.
+    static let maxPollLimit = 10_000
+
+    /// `GET /api/v1/lines`: the objects a stream with the same query would
+    /// start with (gaps, then lines), as NDJSON, without following.
+    /// `limit` caps the lines (default 1000 with `after`, else `backlog`).
+    func linesResponse(_ request: Request) -> Response {
+        var items = QueryString.parse(QueryString.query(ofTarget: request.uri.description))
+        var limit: Int?
+        if let index = items.lastIndex(where: { $0.key == "limit" }) {
+            guard let value = Int(items[index].value), (1...Self.maxPollLimit).contains(value) else {
+                return jsonResponse(.badRequest, FilterError("bad limit '\(items[index].value)'", hint: "limit takes a number from 1 to \(Self.maxPollLimit)").json)
+            }
+            limit = value
+            items.removeAll { $0.key == "limit" }
+        }
+        let parsed: SubscriptionRequest
+        let matcher: LineMatcher
+        do {
+            parsed = try SubscriptionRequest.parse(items, limits: .init(knownSources: registry.names))
+            matcher = try LineMatcher(parsed.filter)
+        } catch {
+            return jsonResponse(.badRequest, error.json)
+        }
+        var effective = parsed
+        if parsed.after == nil, let limit { effective.backlog = limit }
+        let (start, lastSeq) = hub.snapshot(request: effective, matcher: matcher, limit: limit ?? (parsed.after == nil ? parsed.backlog : 1000))
+        var buffer = ByteBuffer()
+        for item in start {
+            switch (item, parsed.format) {
+            case (.entry(let entry), .json):
+                buffer.writeBytes(entry.json)
+            case (.entry(let entry), .text):
+                if case .line(let record) = entry.payload {
+                    buffer.writeString(record.message)
+                    buffer.writeInteger(UInt8(ascii: "\n"))
+                }
+            case (.control(let json), .json):
+                buffer.writeBytes(json)
+            case (.control, .text):
+                break
+            }
+        }
+        let headers: HTTPFields = [
+            .contentType: parsed.format == .text ? "text/plain; charset=utf-8" : "application/x-ndjson",
+            .cacheControl: "no-store",
+            HTTPField.Name("Logcast-Epoch")!: hub.epoch,
+            HTTPField.Name("Logcast-Last-Seq")!: String(lastSeq),
+        ]
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
     }
 
     static func isLoopback(_ host: String) -> Bool {

@@ -1,3 +1,4 @@
+import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -13,6 +14,15 @@ public struct UpgradeRefusal: Sendable {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// The extra headers as HTTP fields, for an ordinary response.
+    var httpFields: HTTPFields {
+        var fields = HTTPFields()
+        for (name, value) in headers {
+            if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
+        }
+        return fields
     }
 }
 

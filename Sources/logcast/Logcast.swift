@@ -17,7 +17,7 @@ struct Logcast: AsyncParsableCommand {
         commandName: "logcast",
         abstract: "Real-time log tailing over WebSocket: follows files like tail -F and the journal like journalctl -f, and streams them to subscribers.",
         version: LogcastVersion.string,
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, Tail.self]
     )
 }
 

@@ -5,9 +5,11 @@ and writes lines to the file. Assertions read the page through its documented
 test hook `window.logcast` (see web/app.js) and through the DOM itself.
 Every wait polls a condition against a deadline.
 """
+import base64
 import json
 import re
 import time
+from urllib.parse import quote
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
@@ -81,6 +83,38 @@ def assert_clean_console(driver, allow=()):
     entries = severe_console_entries(driver, allow)
     assert entries == [], f"console errors: {entries}"
     assert state(driver)["cspViolations"] == []
+
+
+def assert_chrome_matches_rows(driver, all_fit=False):
+    """What the page says about the list agrees with the rows it shows, right now
+    (no waiting: the count and the empty state are painted with the rows).
+
+    With rows on screen the empty-state text is hidden and the footer count is
+    the number of lines in the model; with `all_fit`, every line of the model is
+    drawn in the visible part of the list.
+    """
+    info = driver.execute_script("""
+        const view = document.getElementById('viewport').getBoundingClientRect();
+        const visible = [...document.querySelectorAll('#rows .row')].filter(r => {
+            const box = r.getBoundingClientRect();
+            return box.height > 0 && box.bottom > view.top && box.top < view.bottom;
+        });
+        const empty = document.getElementById('empty');
+        return {
+            rows: visible.length,
+            lineRows: visible.filter(r => r.classList.contains('line')).length,
+            emptyShown: empty.checkVisibility(),
+            emptyText: empty.textContent,
+            count: document.getElementById('count').textContent,
+            lines: window.logcast.lines().length,
+        };
+    """)
+    assert info["rows"] > 0, info
+    assert not info["emptyShown"], f"the empty state shows over {info['rows']} rows: {info}"
+    lines = info["lines"]
+    assert info["count"] == f"{lines:,} line{'' if lines == 1 else 's'}", info
+    if all_fit:
+        assert info["lineRows"] == lines, info
 
 
 def rgb(css_colour):
@@ -250,6 +284,112 @@ def test_markup_in_a_line_renders_as_text_and_runs_nothing(page, serve, tmp_path
         pass
     assert page.execute_script("return document.querySelectorAll('img').length") == 1  # the logo only
     assert_clean_console(page)
+
+
+# ---- access token --------------------------------------------------------
+
+TOKEN = "viewer-token-7Qx/3+z="  # '/', '+' and '=' so base64url and URL-quoting differ from it
+# Records every WebSocket the page opens (URL and subprotocols), before its own scripts run.
+RECORD_WEBSOCKETS = """
+window.__sockets = [];
+window.WebSocket = new Proxy(window.WebSocket, {
+  construct(target, args) {
+    window.__sockets.push({url: String(args[0]), protocols: args[1] === undefined ? [] : [].concat(args[1])});
+    return Reflect.construct(target, args);
+  },
+});
+"""
+
+
+def b64url(text):
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def assert_token_not_in_urls(driver, token):
+    """No URL the page has been at or fetched carries the token, in any spelling."""
+    urls = driver.execute_script("""
+        return [location.href,
+                ...performance.getEntriesByType('navigation').map(e => e.name),
+                ...performance.getEntriesByType('resource').map(e => e.name),
+                ...window.__sockets.map(s => s.url)];
+    """)
+    assert any("/api/v1/sources" in url for url in urls), urls  # the fetches are in the list
+    assert any("/ws" in url for url in urls), urls
+    for url in urls:
+        for spelling in (token, b64url(token), quote(token, safe=""), quote(token)):
+            assert spelling not in url, f"the token is in a URL: {url}"
+
+
+def test_token_is_asked_for_kept_for_the_tab_and_never_put_in_a_url(page, serve, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# viewer test\n{TOKEN}\n")
+    script = page.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_WEBSOCKETS})
+    try:
+        server, files = open_viewer(page, serve, tmp_path, query="?backlog=50",
+                                    extra=("--token-file", str(tokens)), live=False)
+        log = files["app"]
+        dialog = page.find_element(By.ID, "token-dialog")
+        field = dialog.find_element(By.NAME, "token")
+        reason = dialog.find_element(By.CSS_SELECTOR, ".dialog-reason")
+
+        # The page learned "401 token required" (from /api/v1/sources or the refused upgrade).
+        wait_for(lambda: dialog.is_displayed(), message="the token dialog")
+        assert dialog.get_attribute("data-reason") == "token required"
+        assert "needs an access token" in dialog.text
+        assert not reason.is_displayed()
+        assert page.switch_to.active_element == field
+        assert state(page)["status"] != "live"
+
+        # A wrong token: the server's reason is shown and the page asks again.
+        field.send_keys("not-the-token", Keys.ENTER)
+        wait_for(lambda: dialog.is_displayed() and reason.is_displayed(), message="the dialog asking again")
+        assert dialog.get_attribute("data-reason") == "token not accepted"
+        assert "token not accepted" in reason.text
+        assert "token file" in reason.text  # the server's hint
+        assert field.get_attribute("value") == ""
+        assert page.execute_script("return sessionStorage.getItem('logcast.token')") is None, \
+            "a refused token is not kept"
+        assert state(page)["status"] != "live"
+
+        # The right token: lines stream, the token is kept for the tab.
+        field.send_keys(TOKEN)
+        dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_for(lambda: state(page)["status"] == "live", message="connected with the token")
+        assert not dialog.is_displayed()
+        append(log, "first with token\nsecond with token\n")
+        wait_for(lambda: model_messages(page) == ["first with token", "second with token"], message="the lines")
+        assert page.execute_script("return sessionStorage.getItem('logcast.token')") == TOKEN
+        # /api/v1/sources answered too (its state shows in the source picker).
+        wait_for(lambda: page.find_elements(By.CSS_SELECTOR, "#source-list .source-state"),
+                 message="the source list from /api/v1/sources")
+        sockets = page.execute_script("return window.__sockets")
+        assert sockets[-1]["protocols"] == ["logcast.v1", "logcast.token." + b64url(TOKEN)]
+        assert state(page)["tokenPrompts"] == 2
+        assert_token_not_in_urls(page, TOKEN)
+
+        # A reload does not ask again: the tab still has the token.
+        page.refresh()
+        wait_for(lambda: page.execute_script("return !!window.logcast"), message="the viewer to start again")
+        wait_for(lambda: state(page)["status"] == "live", message="connected after the reload")
+        append(log, "after reload\n")
+        wait_for(lambda: model_messages(page)[-1:] == ["after reload"], message="a line after the reload")
+        assert model_messages(page) == ["first with token", "second with token", "after reload"]
+        wait_for(lambda: page.find_elements(By.CSS_SELECTOR, "#source-list .source-state"),
+                 message="the source list after the reload")
+        assert state(page)["tokenPrompts"] == 0
+        assert not page.find_element(By.ID, "token-dialog").is_displayed()
+        assert_token_not_in_urls(page, TOKEN)
+
+        # The token shows nowhere in the console either; the only errors are the refusals.
+        entries = page.get_log("browser")
+        assert not [e for e in entries if TOKEN in e["message"] or b64url(TOKEN) in e["message"]]
+        severe = [e for e in entries if e["level"] == "SEVERE"
+                  and not any(noise in e["message"] for noise in ("status of 401", "WebSocket connection to"))]
+        assert severe == [], severe
+        assert state(page)["cspViolations"] == []
+    finally:
+        page.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+        page.execute_script("sessionStorage.clear()")
 
 
 # ---- 5 -------------------------------------------------------------------
@@ -484,19 +624,35 @@ def test_screenshots_in_light_and_dark_themes(page, serve, tmp_path):
         wait_for(lambda: page.execute_script(
             f"return matchMedia('(prefers-color-scheme: {theme})').matches"), message=theme)
         backgrounds[theme] = rgb(page.execute_script("return getComputedStyle(document.body).backgroundColor"))
+        assert_chrome_matches_rows(page, all_fit=True)
+        assert page.find_element(By.ID, "count").text == "13 lines"  # the rotation note is a row, not a line
         path = SCREENSHOTS / f"viewer-{theme}.png"
         assert page.save_screenshot(str(path))
         assert path.stat().st_size > 10_000
 
     # The same page with a filter highlighted, a selected line and the help overlay, in dark.
     page.get(f"http://127.0.0.1:{server.port}/?grep=order")
-    wait_for(lambda: len(dom_messages(page)) >= 3, message="the filtered view")
+    ordered = [text for _, text in SAMPLE if "order" in text]
+    wait_for(lambda: dom_messages(page) == ordered, message="the filtered view")
+    assert_chrome_matches_rows(page, all_fit=True)
+    latest = page.find_element(By.ID, "latest")
     page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[1].click()
     wait_for(lambda: page.find_element(By.ID, "details").is_displayed(), message="the details panel")
+    # Selecting stops following (the line stays put as others arrive), but all
+    # four lines fit: there is nothing below to jump to, so no jump button.
+    assert state(page)["following"] is False and state(page)["atBottom"] is True
+    assert not latest.is_displayed()
+    assert_chrome_matches_rows(page, all_fit=True)
     assert page.save_screenshot(str(SCREENSHOTS / "viewer-dark-filtered.png"))
     page.find_element(By.TAG_NAME, "body").send_keys("?")
     wait_for(lambda: page.find_element(By.ID, "help").is_displayed(), message="the help overlay")
     assert page.save_screenshot(str(SCREENSHOTS / "viewer-dark-help.png"))
+    page.find_element(By.ID, "help-close").click()
+
+    # Closing the selection at the bottom follows again.
+    page.find_element(By.ID, "details-close").click()
+    wait_for(lambda: state(page)["following"], message="following again")
+    assert not latest.is_displayed()
 
     light, dark = (sum(backgrounds[t]) / 3 for t in ("light", "dark"))
     assert light > 200 and dark < 50, backgrounds

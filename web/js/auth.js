@@ -45,18 +45,54 @@ export function webSocketProtocols() {
   return token ? ["logcast.v1", "logcast.token." + base64url(token)] : undefined;
 }
 
-/** `fetch` with the token (if any) as a Bearer header. */
-export function authFetch(url, init = {}) {
+/** Responses to `authFetch`, and the token each request carried (null: none). */
+const sentWith = new WeakMap();
+
+/**
+ * `fetch` with the token (if any) as a Bearer header. A 401 to a request that
+ * carried a token means the server does not accept it: it is forgotten, so a
+ * wrong token is never kept for the rest of the session.
+ */
+export async function authFetch(url, init = {}) {
   const headers = new Headers(init.headers || {});
   const token = currentToken();
   if (token) headers.set("Authorization", "Bearer " + token);
-  return fetch(url, { ...init, headers, cache: "no-store" });
+  const response = await fetch(url, { ...init, headers, cache: "no-store" });
+  sentWith.set(response, token);
+  if (response.status === 401 && token && currentToken() === token) setToken(null);
+  return response;
+}
+
+/**
+ * What a 401 answer to `authFetch` says, from its JSON body and its
+ * `WWW-Authenticate` challenge (RFC 6750: `error="invalid_token"` when a
+ * token was sent and refused):
+ *   reason   the server's `error` ("token required", "token not accepted")
+ *   hint     the server's `hint`
+ *   rejected a token was sent and refused
+ *   stale    a new token was entered while the request was under way:
+ *            try again with it instead of asking
+ */
+export function authProblem(response, body = {}) {
+  const challenge = response.headers.get("WWW-Authenticate") || "";
+  const sent = sentWith.get(response) ?? null;
+  const rejected = /error="?invalid_token/.test(challenge) || sent !== null;
+  const now = currentToken();
+  return {
+    reason: (body && typeof body.error === "string" && body.error) || (rejected ? "token not accepted" : "token required"),
+    hint: (body && typeof body.hint === "string" && body.hint) || "",
+    rejected,
+    stale: now !== null && now !== sent,
+  };
 }
 
 /**
  * Asks the user for a token with the page's token dialog. One dialog at a
  * time: callers that ask while it is open share its answer. Resolves to true
  * when a token was entered, false when the user cancelled.
+ *
+ * `problem` is what the server said (see `authProblem`). When it refused a
+ * token, the dialog shows the server's reason and hint.
  */
 export class TokenPrompt {
   constructor(dialog) {
@@ -64,15 +100,31 @@ export class TokenPrompt {
     this.form = dialog.querySelector("form");
     this.input = dialog.querySelector("input");
     this.message = dialog.querySelector(".dialog-message");
+    this.reason = dialog.querySelector(".dialog-reason");
     this.pending = null;
+    this.shown = 0; // times the dialog was opened (for the test hook)
   }
 
-  ask(rejected) {
-    if (this.pending) return this.pending;
+  describe(problem) {
+    const rejected = Boolean(problem && problem.rejected);
+    this.dialog.dataset.reason = (problem && problem.reason) || "token required";
+    this.message.textContent = rejected
+      ? "The server did not accept that token. Enter the right one."
+      : "This logcast server needs an access token.";
+    this.reason.hidden = !rejected;
+    this.reason.textContent = rejected
+      ? problem.reason + (problem.hint ? ` — ${problem.hint}` : "")
+      : "";
+  }
+
+  ask(problem = {}) {
+    if (this.pending) {
+      // A refusal learned while the dialog is open is worth showing.
+      if (problem.rejected) this.describe(problem);
+      return this.pending;
+    }
     this.pending = new Promise((resolve) => {
-      this.message.textContent = rejected
-        ? "The server did not accept that token. Enter the right one."
-        : "This logcast server needs an access token.";
+      this.describe(problem);
       this.input.value = "";
       const finish = (ok) => {
         this.form.removeEventListener("submit", onSubmit);
@@ -86,11 +138,13 @@ export class TokenPrompt {
         const token = this.input.value.trim();
         if (!token) return;
         setToken(token);
+        this.input.value = "";
         finish(true);
       };
       const onClose = () => finish(false);
       this.form.addEventListener("submit", onSubmit);
       this.dialog.addEventListener("close", onClose);
+      this.shown++;
       this.dialog.showModal();
       this.input.focus();
     });

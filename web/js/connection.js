@@ -14,7 +14,7 @@
 //   bad filter is found by subscribing to it on a throw-away connection, so
 //   the server's own error message can be shown.
 
-import { authFetch, webSocketProtocols } from "./auth.js";
+import { authFetch, authProblem, webSocketProtocols } from "./auth.js";
 import { filterKey, filterMessage, filterParams } from "./filter.js";
 
 const BASE_DELAY_MS = 500;
@@ -62,7 +62,7 @@ export class LogStream {
    * @param {number} options.backlog   lines of history to ask for on a fresh stream
    * @param {object} options.handlers  onHello(hello), onObject(obj), onReset(reason),
    *   onStatus(status), onFilterError(error, hint), onFilterAccepted(filter),
-   *   onAuthRequired(rejected) -> Promise<boolean>
+   *   onAuthRequired(problem) -> Promise<boolean> (problem: see auth.js authProblem)
    */
   constructor({ filter, backlog, handlers }) {
     this.handlers = handlers;
@@ -149,13 +149,15 @@ export class LogStream {
     }
 
     let ws;
+    const protocols = webSocketProtocols();
     try {
-      ws = new WebSocket(wsURL(query), webSocketProtocols());
+      ws = new WebSocket(wsURL(query), protocols);
     } catch (error) {
       this.setStatus({ state: "stopped", error: "cannot connect: " + error.message });
       return;
     }
     this.ws = ws;
+    this.socketProtocols = String(protocols); // the token this socket offered
     this.socketFilter = filter;
     this.helloSeen = false;
     this.pendingSubscribes = [];
@@ -289,11 +291,21 @@ export class LogStream {
     const body = await response.json().catch(() => ({}));
     if (superseded()) return;
     if (response.status === 401) {
-      this.setStatus({ state: "stopped", error: "token required" });
-      const entered = await this.handlers.onAuthRequired(Boolean(webSocketProtocols()));
+      const problem = authProblem(response, body);
+      if (problem.stale) { // a token was entered meanwhile: try it
+        this.retryNow();
+        return;
+      }
+      this.setStatus({ state: "stopped", error: problem.reason });
+      const entered = await this.handlers.onAuthRequired(problem);
       if (superseded()) return;
       if (entered) this.retryNow();
-      else this.stop("token required", "reload the page or press Retry to enter a token");
+      else this.stop(problem.reason, "press Retry to enter a token");
+      return;
+    }
+    if (response.ok && String(webSocketProtocols()) !== this.socketProtocols) {
+      // The socket went out before a token was entered; the server lets us in now.
+      this.retryNow();
       return;
     }
     if (response.status === 403) {

@@ -71,6 +71,7 @@ export class LineStore {
     this.nextUid = 1;
     this.highWater = 0; // the largest size ever held (never above capacity)
     this.version = 0; // bumps on every change, so the view knows to redraw
+    this.lines = 0; // rows of kind "line" held (the rest are notes: rotations, gaps, …)
   }
 
   get size() { return this.ring.size; }
@@ -79,7 +80,9 @@ export class LineStore {
 
   push(entry) {
     entry.uid = this.nextUid++;
-    this.ring.push(entry);
+    const old = this.ring.push(entry);
+    if (entry.kind === "line") this.lines++;
+    if (old && old.kind === "line") this.lines--;
     if (this.ring.size > this.highWater) this.highWater = this.ring.size;
     this.version++;
   }
@@ -98,11 +101,13 @@ export class LineStore {
 
   clear() {
     this.ring.clear();
+    this.lines = 0;
     this.version++;
   }
 
   resize(capacity) {
     this.ring.resize(capacity);
+    this.lines = this.ring.toArray().filter((e) => e.kind === "line").length;
     this.version++;
   }
 

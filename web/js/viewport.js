@@ -17,8 +17,10 @@
 // uid, which survives old rows falling off) and how far into it the view is,
 // and puts that row back at the same place after the layout changed.
 //
-// Following stops when the reader scrolls up (wheel, keys, scrollbar) and
-// resumes when they scroll back to the bottom or jump to the latest line.
+// Following stops when the reader scrolls up (wheel, keys, scrollbar) or
+// selects a line (app.js), and resumes when they scroll back to the bottom or
+// jump to the latest line. `atBottom` tells whether the last frame showed the
+// end of the list, so the page offers a jump only when there is somewhere to go.
 
 import { createRow, DROPPED_MARKER } from "./rows.js";
 
@@ -39,6 +41,7 @@ export class LogView {
     Object.assign(this, { viewport, sizer, rows, store, fill, onFollowChange, onFrame });
     this.wrap = false;
     this.following = true;
+    this.atBottom = true; // the last frame showed the end of the list
     this.selectedUid = null;
     this.pool = []; // drawn row elements, top to bottom
     this.generation = 0; // bump to redraw every row (theme of content changed)
@@ -246,6 +249,7 @@ export class LogView {
       viewport.scrollTop = top;
       this.lastSetTop = viewport.scrollTop;
     }
+    this.atBottom = top >= maxTop - 1;
 
     // Draw the visible rows, reusing row elements.
     const n = this.itemCount();
@@ -323,6 +327,7 @@ export class LogView {
     const view = this.viewport;
     if (top < view.scrollTop) view.scrollTop = top;
     else if (bottom > view.scrollTop + view.clientHeight) view.scrollTop = bottom - view.clientHeight;
+    this.lastSetTop = view.scrollTop; // our move, not the reader's: following stays as it is
     this.invalidate();
   }
 }

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import LogcastClient
+import NIOSSL
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `logcast tail`: a terminal subscriber, like `journalctl -f` for a logcast server.
+struct Tail: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stream lines from a logcast server to the terminal, like journalctl -f.",
+        discussion: """
+            URL defaults to $LOGCAST_URL or ws://127.0.0.1:8080. Reconnects by itself and resumes where it left off.
+            Lines go to stdout; gaps, source events and connection notices go to stderr.
+            Exit codes: 0 done (--no-follow, Ctrl-C), 1 server unreachable, 2 bad usage, 3 filter refused, 4 token or origin refused.
+            Example: logcast tail ws://web1:8080 -u nginx -p warning -g timeout
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The server, e.g. ws://127.0.0.1:8080 or wss://logs.example.com.", valueName: "URL"))
+    var url: String?
+
+    @Option(name: [.short, .customLong("source")], help: ArgumentHelp("Only this source (repeatable).", valueName: "NAME"))
+    var sources: [String] = []
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Message contains this text (repeatable: all must match; smart case).", valueName: "TEXT"))
+    var grep: [String] = []
+
+    @Option(name: [.short, .customLong("regex")], help: ArgumentHelp("Message matches this PCRE2 regular expression.", valueName: "REGEX"))
+    var regex: String?
+
+    @Option(name: [.customShort("x"), .long], help: ArgumentHelp("Drop lines containing this text (repeatable).", valueName: "TEXT"))
+    var exclude: [String] = []
+
+    @Option(name: [.short, .long], help: ArgumentHelp("This level or more severe (err, warning, 0-7), or a range like warning..err.", valueName: "LEVEL"))
+    var priority: String?
+
+    @Option(name: [.short, .customLong("unit")], help: ArgumentHelp("systemd unit (repeatable; 'nginx' means nginx.service).", valueName: "UNIT"))
+    var units: [String] = []
+
+    @Option(name: [.customShort("t"), .customLong("identifier")], help: ArgumentHelp("Syslog identifier (repeatable).", valueName: "ID"))
+    var identifiers: [String] = []
+
+    @Option(name: .customLong("host"), help: ArgumentHelp("Host name (repeatable).", valueName: "HOST"))
+    var hosts: [String] = []
+
+    @Option(name: [.customShort("n"), .long], help: "Lines of history to print first.")
+    var lines = 10
+
+    @Flag(help: "Print the history lines and exit instead of following.")
+    var noFollow = false
+
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("short (time, host, source, message), json (the server's objects) or cat (message only).", valueName: "short|json|cat"))
+    var output = "short"
+
+    @Option(help: ArgumentHelp("Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.", valueName: "auto|always|never"))
+    var color = "auto"
+
+    @Option(help: ArgumentHelp("Read the token from this file (else $LOGCAST_TOKEN); sent as a Bearer header.", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Flag(help: "Do not verify the server's TLS certificate (wss://). Only for testing.")
+    var insecure = false
+
+    @Option(help: ArgumentHelp("Trust this PEM CA certificate for wss:// (besides the system store).", valueName: "FILE"))
+    var caFile: String?
+
+    @Option(help: "Seconds to keep retrying the first connection before giving up.")
+    var connectTimeout: Double = 10
+
+    func run() async throws {
+        do {
+            let options = try makeOptions()
+            signal(SIGPIPE, SIG_IGN)
+            signal(SIGINT) { _ in _exit(0) }
+            let session = TailSession(options: options, output: TailOutput(stdout: { Terminal.write($0, to: STDOUT_FILENO) }, stderr: { Terminal.write($0, to: STDERR_FILENO) }))
+            if noFollow {
+                try await session.printBacklog()
+            } else {
+                try await session.follow()
+            }
+        } catch let error as TailError {
+            Terminal.write(error.description.hasPrefix("logcast:") ? error.description + "\n" : "logcast: \(error.description)\n", to: STDERR_FILENO)
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    func makeOptions() throws(TailError) -> TailOptions {
+        let environment = ProcessInfo.processInfo.environment
+        let text = url ?? environment["LOGCAST_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "ws://127.0.0.1:8080"
+        var options = TailOptions(address: try ServerAddress(parsing: text))
+        var filter = TailFilter()
+        filter.sources = sources
+        filter.grep = grep
+        filter.regex = regex
+        filter.exclude = exclude
+        filter.priority = priority
+        filter.units = units
+        filter.identifiers = identifiers
+        filter.hosts = hosts
+        options.filter = filter
+        guard lines >= 0 else { throw .usage("--lines must be 0 or more (got \(lines))") }
+        options.backlog = lines
+        options.follow = !noFollow
+        guard let mode = OutputMode(rawValue: output) else { throw .usage("--output '\(output)' is not a mode; use short, json or cat") }
+        let useColor: Bool
+        switch color {
+        case "always": useColor = true
+        case "never": useColor = false
+        case "auto": useColor = isatty(STDOUT_FILENO) == 1 && (environment["NO_COLOR"] ?? "").isEmpty
+        default: throw .usage("--color '\(color)' is not a choice; use auto, always or never")
+        }
+        options.formatter = LineFormatter(mode: mode, color: useColor)
+        guard connectTimeout >= 0 else { throw .usage("--connect-timeout must be 0 or more seconds (got \(connectTimeout))") }
+        options.connectTimeout = .milliseconds(Int(connectTimeout * 1000))
+        if let tokenFile {
+            guard let contents = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw .usage("--token-file \(tokenFile) cannot be read")
+            }
+            guard let token = contents.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) })
+                .first(where: { !$0.isEmpty && !$0.hasPrefix("#") })
+            else { throw .usage("--token-file \(tokenFile) holds no token") }
+            options.token = token
+        } else if let token = environment["LOGCAST_TOKEN"], !token.isEmpty {
+            options.token = token
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if insecure { tls.certificateVerification = .none }
+        if let caFile {
+            guard let certificates = try? NIOSSLCertificate.fromPEMFile(caFile), !certificates.isEmpty else {
+                throw .usage("--ca-file \(caFile) is not a readable PEM certificate")
+            }
+            tls.additionalTrustRoots = [.certificates(certificates)]
+        }
+        options.tls = tls
+        return options
+    }
+}
+
+/// Unbuffered writes to a terminal or pipe. A closed pipe (`| head`) ends
+/// the program quietly with status 0, as `tail -f | head` users expect.
+enum Terminal {
+    static func write(_ text: String, to fd: Int32) {
+        var text = text
+        text.withUTF8 { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EPIPE { _exit(0) }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+}
