@@ -28,7 +28,7 @@ struct Tail: AsyncParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Message contains this text (repeatable: all must match; smart case).", valueName: "TEXT"))
     var grep: [String] = []
 
-    @Option(name: [.short, .customLong("regex")], help: ArgumentHelp("Message matches this PCRE2 regular expression.", valueName: "REGEX"))
+    @Option(name: [.customShort("e"), .customLong("regex")], help: ArgumentHelp("Message matches this PCRE2 regular expression.", valueName: "REGEX"))
     var regex: String?
 
     @Option(name: [.customShort("x"), .long], help: ArgumentHelp("Drop lines containing this text (repeatable).", valueName: "TEXT"))

@@ -1,0 +1,342 @@
+"""`logcast tail`, the real binary, against a live server: filters, output
+modes, --no-follow, resume across cut connections and restarts, notices on
+stderr, refusals and exit codes."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import BINARY, DEADLINE, Server, Stream, append, wait_for
+from viewer_support import PacedWriter, Proxy
+
+TOKEN = "tail-token-0123456789abcdef"
+
+
+class HoldableProxy(Proxy):
+    """A proxy that can also refuse new connections for a while (the
+    network staying down), not just cut the open ones."""
+
+    held = False
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.held:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.pairs.append((client, upstream))
+                self.accepted += 1
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+
+class Tail:
+    """A running `logcast tail`; stdout and stderr collected line by line."""
+
+    def __init__(self, *args, env=None):
+        self.proc = subprocess.Popen(
+            [str(BINARY), "tail", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.out, self.err = [], []
+        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
+
+    @staticmethod
+    def _read(stream, sink):
+        for line in stream:
+            sink.append(line.rstrip("\n"))
+
+    def lines(self, count):
+        wait_for(lambda: len(self.out) >= count, message=f"{count} lines on stdout (have {len(self.out)}; stderr {self.err})")
+        return self.out[:count]
+
+    def stderr_has(self, text):
+        return wait_for(lambda: any(text in line for line in self.err), message=f"{text!r} on stderr (stderr: {self.err})")
+
+    def wait(self):
+        return self.proc.wait(timeout=DEADLINE)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def tails():
+    started = []
+
+    def start(*args, env=None):
+        t = Tail(*args, env=env)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
+
+
+def run_tail(*args, env=None):
+    return subprocess.run([str(BINARY), "tail", *args], capture_output=True, text=True, timeout=DEADLINE,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def app(serve, tmp_path):
+    log = tmp_path / "app.log"
+    other = tmp_path / "other.log"
+    append(log, "INFO start\nERROR db timeout\nWARN slow\nINFO GET /healthz\n")
+    append(other, "ERROR other failed\n")
+    server = serve("--file", f"app={log}", "--file", f"other={other}", "--initial-lines", "100", "--host-name", "web1")
+    wait_for(lambda: sum(s["lines_read"] for s in json.loads(server.get("/api/v1/sources")[2])) == 5, message="initial lines")
+    server.log = log
+    server.url = f"ws://127.0.0.1:{server.port}"
+    return server
+
+
+def test_no_follow_prints_the_backlog_and_exits_0(app):
+    result = run_tail(app.url, "--no-follow", "-n", "3", "-o", "cat", "-s", "app")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["ERROR db timeout", "WARN slow", "INFO GET /healthz"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-s", "app", "-g", "timeout"], ["ERROR db timeout"]),
+    (["-p", "err"], ["ERROR db timeout", "ERROR other failed"]),
+    (["-p", "warning..warning"], ["WARN slow"]),
+    (["-s", "app", "-x", "healthz", "-e", "^(INFO|WARN)"], ["INFO start", "WARN slow"]),
+    (["-s", "app", "-g", "TIMEOUT"], []),  # smart case: an upper-case letter makes it exact
+    (["--host", "web1", "-s", "other"], ["ERROR other failed"]),
+    (["-u", "nginx"], []),  # file lines carry no unit
+])
+def test_filters(app, args, expected):
+    result = run_tail(app.url, "--no-follow", "-n", "100", "-o", "cat", *args)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == sorted(expected)
+
+
+def test_follow_prints_new_lines_with_filters(app, tails):
+    t = tails(app.url, "-n", "0", "-o", "cat", "-g", "needle")
+    wait_for(lambda: json.loads(app.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+    append(app.log, "hay\nneedle 1\nhay\nneedle 2\n")
+    assert t.lines(2) == ["needle 1", "needle 2"]
+
+
+def test_output_modes(app):
+    stream = Stream(f"{app.url}/ws?backlog=100&source=app")
+    assert stream.next()["type"] == "hello"
+    objects = stream.until_barrier()
+    stream.close()
+    as_json = run_tail(app.url, "--no-follow", "-n", "100", "-s", "app", "-o", "json")
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == objects
+    short = run_tail(app.url, "--no-follow", "-n", "100", "-s", "app").stdout.splitlines()
+    assert len(short) == 4
+    first = short[1]
+    ts = objects[1]["ts"]
+    assert first.startswith(ts[:23]) and " web1 app: ERROR db timeout" in first
+    assert "\x1b[" not in "".join(short), "no colours when stdout is not a terminal"
+    coloured = run_tail(app.url, "--no-follow", "-n", "100", "-s", "app", "--color", "always").stdout.splitlines()
+    assert "\x1b[1;31mERROR db timeout\x1b[0m" in coloured[1]
+    assert "\x1b[33mWARN slow\x1b[0m" in coloured[2]
+    never = run_tail(app.url, "--no-follow", "-n", "100", "-s", "app", "--color", "never").stdout
+    assert "\x1b[" not in never
+
+
+def test_resume_after_cut_connections_loses_and_repeats_nothing(app, tails):
+    proxy = Proxy(app.port).start()
+    try:
+        t = tails(f"ws://127.0.0.1:{proxy.port}", "-n", "0", "-o", "cat", "-s", "app")
+        wait_for(lambda: json.loads(app.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+        writer = PacedWriter(app.log, 3000, 1000, lambda i: f"line {i}")
+        writer.start()
+        for cut_after in (500, 1500):
+            wait_for(lambda: len(t.out) >= cut_after, message=f"{cut_after} lines before the cut")
+            assert proxy.cut() >= 1
+        writer.join(timeout=DEADLINE)
+        assert writer.error is None
+        got = t.lines(3000)
+        assert got == [f"line {i}" for i in range(1, 3001)]
+        assert t.stderr_has("reconnected; resuming after line")
+    finally:
+        proxy.close()
+
+
+def test_lines_evicted_while_disconnected_are_reported_on_stderr(serve, tails, tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("")
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "20")
+    proxy = HoldableProxy(server.port).start()
+    try:
+        t = tails(f"ws://127.0.0.1:{proxy.port}", "-n", "0", "-o", "cat")
+        wait_for(lambda: json.loads(server.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+        append(log, "first\n")
+        assert t.lines(1) == ["first"]
+        # Hold the network down while 100 lines go by (the history keeps 20).
+        proxy.held = True
+        proxy.cut()
+        wait_for(lambda: json.loads(server.get("/healthz")[2])["subscribers"] == 0, message="the server to see the cut")
+        append(log, "".join(f"missed {i}\n" for i in range(100)))
+        wait_for(lambda: json.loads(server.get("/healthz")[2])["last_seq"] == 101, message="lines published")
+        proxy.held = False
+        t.stderr_has("lines missed while disconnected")
+        got = t.lines(21)
+        assert got[1:] == [f"missed {i}" for i in range(80, 100)]
+        assert any("80 lines missed" in line for line in t.err)
+    finally:
+        proxy.close()
+
+
+def test_server_restart_is_reported_then_streaming_goes_on(tmp_path, tails):
+    log = tmp_path / "app.log"
+    log.write_text("")
+    first = Server(["--file", f"app={log}", "--initial-lines", "0"], cwd=tmp_path).start()
+    port = first.port
+    t = tails(f"ws://127.0.0.1:{port}", "-n", "0", "-o", "cat")
+    try:
+        wait_for(lambda: json.loads(first.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+        append(log, "before restart\n")
+        assert t.lines(1) == ["before restart"]
+        first.stop()
+        second = Server(["--file", f"app={log}", "--initial-lines", "0", "--listen", f"127.0.0.1:{port}"], cwd=tmp_path).start()
+        try:
+            t.stderr_has("the server restarted")
+            wait_for(lambda: json.loads(second.get("/healthz")[2])["subscribers"] == 1, message="tail to reconnect")
+            append(log, "after restart\n")
+            assert t.lines(2) == ["before restart", "after restart"]
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def test_source_events_go_to_stderr_not_stdout(app, tails):
+    t = tails(app.url, "-n", "0", "-o", "cat", "-s", "app")
+    wait_for(lambda: json.loads(app.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+    with open(app.log, "r+b") as handle:
+        handle.truncate(0)
+    append(app.log, "after truncation\n")
+    assert t.lines(1) == ["after truncation"]
+    t.stderr_has("— app truncated")
+    assert all("truncated" not in line for line in t.out)
+
+
+def test_bad_url_exits_2():
+    for url in ("foo://x", "ws://", "not a url", "ws://host:8080/ws?grep=x"):
+        result = run_tail(url)
+        assert result.returncode == 2, url
+        assert "bad URL" in result.stderr
+
+
+def test_refused_filter_exits_3_with_the_server_reason(app):
+    result = run_tail(app.url, "-s", "nope")
+    assert result.returncode == 3
+    assert "400 unknown source 'nope' (known sources: app, other)" in result.stderr
+    result = run_tail(app.url, "-p", "loud", "--no-follow")
+    assert result.returncode == 3 and "400" in result.stderr and "priority" in result.stderr
+
+
+def test_token_required_wrong_and_given(serve, tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("")
+    token_file = tmp_path / "tokens"
+    token_file.write_text(TOKEN + "\n")
+    server = serve("--file", f"app={log}", "--token-file", str(token_file))
+    url = f"ws://127.0.0.1:{server.port}"
+    missing = run_tail(url)
+    assert missing.returncode == 4
+    assert "401 token required" in missing.stderr
+    wrong = run_tail(url, env={"LOGCAST_TOKEN": "wrong"})
+    assert wrong.returncode == 4 and "401 token not accepted" in wrong.stderr
+    append(log, "with token\n")
+    by_env = run_tail(url, "--no-follow", "-o", "cat", env={"LOGCAST_TOKEN": TOKEN})
+    assert by_env.returncode == 0 and by_env.stdout == "with token\n"
+    mine = tmp_path / "mine"
+    mine.write_text(f"# my token\n{TOKEN}\n")
+    by_file = run_tail(url, "--no-follow", "-o", "cat", "--token-file", str(mine))
+    assert by_file.returncode == 0 and by_file.stdout == "with token\n"
+
+
+def test_server_down_is_retried_then_reported_after_connect_timeout(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_tail(f"ws://127.0.0.1:{port}", "--connect-timeout", "1")
+    assert result.returncode == 1
+    assert "cannot connect to" in result.stderr and "connection refused" in result.stderr
+
+
+def test_server_that_comes_up_later_is_waited_for(tmp_path, tails):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "app.log"
+    log.write_text("")
+    t = tails(f"ws://127.0.0.1:{port}", "-n", "0", "-o", "cat", "--connect-timeout", "60")
+    t.stderr_has("reconnecting")
+    server = Server(["--file", f"app={log}", "--initial-lines", "0", "--listen", f"127.0.0.1:{port}"], cwd=tmp_path).start()
+    try:
+        wait_for(lambda: json.loads(server.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+        append(log, "finally\n")
+        assert t.lines(1) == ["finally"]
+    finally:
+        server.stop()
+
+
+def test_piped_to_head_and_ctrl_c_exit_cleanly(app, tails):
+    pipeline = subprocess.Popen(f"'{BINARY}' tail {app.url} -n 100 -o cat -s app | head -1; echo \"tail=${{PIPESTATUS[0]}}\"",
+                                shell=True, executable="/bin/bash", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Like tail -f | head, the closed pipe is noticed at the next write.
+    wait_for(lambda: json.loads(app.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
+    append(app.log, "one more\n")
+    stdout, stderr = pipeline.communicate(timeout=DEADLINE)
+    assert stdout.splitlines() == ["INFO start", "tail=0"]
+    assert stderr == "", stderr
+    t = tails(app.url, "-n", "1", "-o", "cat")
+    t.lines(1)
+    t.proc.send_signal(signal.SIGINT)
+    assert t.wait() == 0
+    assert not any("Fatal" in line for line in t.err)
+
+
+def test_wss_with_verification(serve, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    log = tmp_path / "app.log"
+    log.write_text("secure line\n")
+    server = serve("--file", f"app={log}", "--tls-cert", str(cert), "--tls-key", str(key))
+    url = f"wss://localhost:{server.port}"
+    trusted = run_tail(url, "--no-follow", "-o", "cat", "--ca-file", str(cert))
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout == "secure line\n"
+    untrusted = run_tail(url, "--no-follow", "-o", "cat")
+    assert untrusted.returncode == 1
+    assert "certificate" in untrusted.stderr.lower() or "tls" in untrusted.stderr.lower()
+    insecure = run_tail(url, "--no-follow", "-o", "cat", "--insecure")
+    assert insecure.returncode == 0 and insecure.stdout == "secure line\n"
+    following = Tail(url, "-n", "1", "-o", "cat", "--ca-file", str(cert))
+    try:
+        assert following.lines(1) == ["secure line"]
+    finally:
+        following.stop()
