@@ -26,7 +26,8 @@ public struct ServerAddress: Sendable, Equatable {
         if components.query != nil || components.fragment != nil {
             throw TailError.usage("bad URL '\(text)': give filters as options (-g, -p, -s ...), not in the URL")
         }
-        self.host = host
+        // URLComponents keeps the brackets of an IPv6 literal.
+        self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         port = components.port ?? (secure ? 443 : 80)
         path = components.path.isEmpty || components.path == "/" ? "/ws" : components.path
     }
