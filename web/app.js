@@ -461,6 +461,8 @@ function selectItem(item) {
   if (selectedItem) logView.setFollowing(false); // keep it in view as lines arrive
   else if (previous && logView.atBottom) logView.setFollowing(true); // nothing below: follow again
   showDetails();
+  // The details panel takes room from the list: keep the selected line visible.
+  if (selectedItem) logView.reveal(selectedItem.uid);
   logView.invalidate();
 }
 
@@ -523,8 +525,7 @@ function moveSelection(step) {
   if (index === -1) return false;
   const next = index + step;
   if (next < 0 || next >= store.size) return true;
-  selectItem(store.at(next));
-  logView.reveal(selectedItem.uid);
+  selectItem(store.at(next)); // and scrolls it into view
   return true;
 }
 
@@ -641,9 +642,11 @@ function updateChrome() {
   const empty = $("empty");
   empty.hidden = store.size > 0; // any row (a line or a note) hides it
   if (!empty.hidden) {
-    setText(empty, paused && waiting.size
-      ? "Paused — new lines are waiting."
-      : isEmptyFilter(filter) ? "Waiting for lines…" : "No lines match this filter yet.");
+    let message;
+    if (paused && waiting.size) message = "Paused — new lines are waiting.";
+    else if (status.state === "stopped") message = `Not connected: ${status.error || "stopped"}` + (status.hint ? ` — ${status.hint}.` : ".");
+    else message = isEmptyFilter(filter) ? "Waiting for lines…" : "No lines match this filter yet.";
+    setText(empty, message);
   }
 }
 

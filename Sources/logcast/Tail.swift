@@ -81,7 +81,7 @@ struct Tail: AsyncParsableCommand {
             } else {
                 try await session.follow()
             }
-        } catch let error as TailError {
+        } catch {
             Terminal.write(error.description.hasPrefix("logcast:") ? error.description + "\n" : "logcast: \(error.description)\n", to: STDERR_FILENO)
             throw ExitCode(error.exitCode)
         }

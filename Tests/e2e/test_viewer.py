@@ -477,6 +477,18 @@ def first_visible_message(driver):
     """)
 
 
+def selected_row_in_view(driver):
+    """The message of the selected row if it lies wholly inside the scroll area, else None."""
+    return driver.execute_script("""
+        const view = document.getElementById('viewport').getBoundingClientRect();
+        const row = document.querySelector('#rows .row.selected');
+        if (!row) return null;
+        const box = row.getBoundingClientRect();
+        return box.top >= view.top - 0.5 && box.bottom <= view.bottom + 0.5
+            ? row.querySelector('.c-msg').textContent : null;
+    """)
+
+
 @pytest.mark.parametrize("wrap", [False, True], ids=["nowrap", "wrap"])
 def test_scrolling_up_keeps_the_place_while_old_lines_fall_off(page, serve, tmp_path, wrap):
     # max=300: the view keeps 300 lines, so the next ones push the oldest out.
@@ -508,6 +520,33 @@ def test_scrolling_up_keeps_the_place_while_old_lines_fall_off(page, serve, tmp_
     page.find_element(By.TAG_NAME, "body").send_keys(Keys.END)
     wait_for(lambda: state(page)["following"] and dom_messages(page)[-1:] == ["more 50"], message="back at the latest")
     wait_for(lambda: not latest.is_displayed(), message="the jump button to hide")
+
+
+def test_selecting_a_line_keeps_it_in_view_and_offers_a_jump_only_when_lines_are_below(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    log = files["app"]
+    append(log, "".join(f"row {i}\n" for i in range(1, 61)))  # more than fit
+    wait_for(lambda: dom_messages(page)[-1:] == ["row 60"], message="60 rows, following")
+    latest = page.find_element(By.ID, "latest")
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[-1].click()  # "row 60", at the bottom
+    wait_for(lambda: state(page)["selectedUid"] is not None, message="the selection")
+    # The details panel opened below the list and took room from it; the
+    # selected line is still in sight.
+    wait_for(lambda: selected_row_in_view(page) == "row 60", message="the selected line in view")
+    # Following stops (the line must not move away), but nothing is below: no jump button.
+    assert state(page)["following"] is False and state(page)["atBottom"] is True
+    assert not latest.is_displayed()
+
+    append(log, "".join(f"next {i}\n" for i in range(1, 6)))
+    wait_for(lambda: latest.is_displayed() and "5 new" in latest.text, message="the jump button with a count")
+    assert selected_row_in_view(page) == "row 60", "the selected line moved away"
+    assert state(page)["atBottom"] is False
+    assert_chrome_matches_rows(page)
+
+    latest.click()
+    wait_for(lambda: state(page)["following"] and not latest.is_displayed(), message="following again")
+    wait_for(lambda: first_visible_message(page) != "row 1" and state(page)["atBottom"], message="at the bottom")
+    assert dom_messages(page)[-1:] == ["next 5"]
 
 
 def test_wrapped_long_lines_are_virtualised_without_overlap(page, serve, tmp_path):

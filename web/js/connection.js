@@ -300,7 +300,7 @@ export class LogStream {
       const entered = await this.handlers.onAuthRequired(problem);
       if (superseded()) return;
       if (entered) this.retryNow();
-      else this.stop(problem.reason, "press Retry to enter a token");
+      else this.stop(problem.reason, "press Retry now to enter a token");
       return;
     }
     if (response.ok && String(webSocketProtocols()) !== this.socketProtocols) {
