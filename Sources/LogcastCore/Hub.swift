@@ -265,6 +265,14 @@ public final class Hub: Sendable {
         public var subscribers: Int
     }
 
+    /// Items waiting in all subscriber queues (a gauge for `/metrics`).
+    public var queuedItems: Int {
+        let subscriptions = state.withLock { Array($0.subscriptions.values) }
+        return subscriptions.reduce(0) { total, subscription in
+            total + subscription.state.withLock { $0.queue.count }
+        }
+    }
+
     public var statistics: Statistics {
         state.withLock { state in
             Statistics(

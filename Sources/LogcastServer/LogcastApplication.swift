@@ -21,6 +21,7 @@ public struct LogcastApplication: Sendable {
     public let hub: Hub
     public let registry: SourceRegistry
     public let connections = ConnectionTracker()
+    public let metrics = ServerMetrics()
     public let logger: Logger
     let startedAt = ContinuousClock.now
 
@@ -43,6 +44,15 @@ public struct LogcastApplication: Sendable {
         router.get("/healthz") { _, _ in healthResponse() }
         router.get("/api/v1/sources") { _, _ in jsonResponse(.ok, sourcesJSON()) }
         router.get("/api/v1/lines") { request, _ in linesResponse(request) }
+        router.get("/metrics") { _, _ in
+            let text = metrics.exposition(hub: hub, registry: registry, uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: text))
+            )
+        }
+        router.get("/sse") { request, _ in eventStream(request) }
         router.get("/ws") { request, _ in
             // The same checks as an upgrade, so `curl` (or a client that cannot
             // read a refused upgrade) learns why a stream would be refused.
@@ -69,6 +79,7 @@ public struct LogcastApplication: Sendable {
             sourceNames: registry.names,
             configuration: configuration,
             connections: connections,
+            metrics: metrics,
             logger: logger
         )
         let app = self

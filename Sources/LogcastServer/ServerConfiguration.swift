@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     /// faster ones are answered with an `error` and ignored.
     public var clientMessagesPerSecond = 10.0
     public var clientMessageBurst = 20
+    /// How often an idle SSE stream gets a comment line, so proxies keep it open.
+    public var sseHeartbeat: Duration = .seconds(15)
 
     public init(hostName: String) {
         self.hostName = hostName

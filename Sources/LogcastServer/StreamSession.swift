@@ -18,6 +18,7 @@ struct StreamSession {
     let sourceNames: [String]
     let configuration: ServerConfiguration
     let connections: ConnectionTracker
+    let metrics: ServerMetrics
     let logger: Logger
 
     static let closeTryAgainLater = WebSocketErrorCode(codeNumber: 1013)
@@ -35,7 +36,11 @@ struct StreamSession {
         outbound: WebSocketOutboundWriter
     ) async throws {
         connections.opened(from: remoteAddress)
-        defer { connections.closed(from: remoteAddress) }
+        metrics.opened(.ws)
+        defer {
+            connections.closed(from: remoteAddress)
+            metrics.closed(.ws)
+        }
         let prelude = request.format == .json ? [helloJSON(filter: matcher.filter)] : []
         let subscription = hub.subscribe(matcher: matcher, request: request, prelude: prelude)
         logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: Self.filterJSON(matcher.filter), as: UTF8.self))"])
@@ -79,6 +84,7 @@ struct StreamSession {
                 var buffer = allocator.buffer(capacity: configuration.maxBatchBytes / 4)
                 if subscription.format == .json {
                     if let gap {
+                        metrics.slowConsumerGap(missed: gap.missed)
                         buffer.writeBytes(Hub.gapJSON(after: gap.after, next: gap.next, missed: gap.missed, reason: "slow-consumer"))
                     }
                     for item in items {
@@ -97,12 +103,18 @@ struct StreamSession {
                 }
                 guard buffer.readableBytes > 0 else { continue }
                 do {
+                    let bytes = buffer.readableBytes
                     try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
+                    metrics.sent(.ws, lines: items.reduce(0) { count, item in
+                        if case .entry(let entry) = item, entry.isLine { return count + 1 }
+                        return count
+                    }, bytes: bytes)
                 } catch {
                     return .writerEnded
                 }
             case .overflowed:
                 logger.notice("closing slow subscriber", metadata: ["subscriber": "\(subscription.id)"])
+                metrics.slowDisconnect()
                 try? await outbound.close(Self.closeTryAgainLater, reason: "slow consumer: queue overflowed")
                 await waitForPeerClose()
                 return .writerEnded
@@ -164,15 +176,20 @@ struct StreamSession {
     // MARK: Encoding
 
     func helloJSON(filter: Filter) -> [UInt8] {
+        Self.hello(hub: hub, hostName: configuration.hostName, sources: sourceNames, filter: filter)
+    }
+
+    /// The `hello` object every stream (WebSocket or SSE) starts with.
+    static func hello(hub: Hub, hostName: String, sources: [String], filter: Filter) -> [UInt8] {
         var writer = JSONWriter()
         writer.beginObject()
         writer.field("type", "hello")
         writer.field("version", 1)
         writer.field("epoch", hub.epoch)
         writer.field("server", LogcastVersion.server)
-        writer.field("host", configuration.hostName)
-        writer.field("sources", strings: sourceNames)
-        writer.rawField("filter", Self.filterJSON(filter))
+        writer.field("host", hostName)
+        writer.field("sources", strings: sources)
+        writer.rawField("filter", filterJSON(filter))
         writer.endObject()
         writer.newline()
         return writer.bytes

@@ -252,7 +252,14 @@ struct Serve: AsyncParsableCommand {
             serverConfiguration.webRoot = nil
         }
 
-        let (application, drainer) = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger).build()
+        let sourceCount = specs.count
+        let (application, drainer) = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger).build(
+            onListening: { port in
+                SystemdNotifier.ready(status: "listening on \(host):\(port), following \(sourceCount) source(s)")
+            }
+        )
+        // Watchdog pings prove the hub is not wedged: taking its lock must succeed.
+        services.append(SystemdNotifier(isHealthy: { _ = hub.statistics; return true }))
         logger.info("starting", metadata: ["epoch": "\(hub.epoch)", "sources": "\(specs.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"])
         let group = ServiceGroup(
             configuration: .init(

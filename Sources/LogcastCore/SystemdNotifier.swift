@@ -1,0 +1,54 @@
+import CSystemd
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Talks to the service manager (`Type=notify` units) through `sd_notify`:
+/// `READY=1` once the server listens (``ready(status:)``), `WATCHDOG=1` at
+/// half of `WATCHDOG_USEC` while `isHealthy` says so, and `STOPPING=1` when
+/// graceful shutdown begins. Outside systemd (`NOTIFY_SOCKET` unset) every
+/// call is a no-op.
+///
+/// Run it as a service in the service group; it ends with graceful shutdown.
+public struct SystemdNotifier: Service {
+    let isHealthy: @Sendable () -> Bool
+
+    /// - Parameter isHealthy: checked before each watchdog ping; a process
+    ///   whose check hangs or fails stops pinging and is restarted by systemd.
+    public init(isHealthy: @escaping @Sendable () -> Bool = { true }) {
+        self.isHealthy = isHealthy
+    }
+
+    /// Sends `READY=1` (and a human-readable `STATUS=`).
+    public static func ready(status: String) {
+        send("READY=1\nSTATUS=\(status)")
+    }
+
+    @discardableResult
+    static func send(_ state: String) -> Bool {
+        sd_notify(0, state) > 0
+    }
+
+    /// The watchdog period systemd asked for, if any.
+    static func watchdogInterval() -> Duration? {
+        var microseconds: UInt64 = 0
+        guard sd_watchdog_enabled(0, &microseconds) > 0, microseconds > 0 else { return nil }
+        return .microseconds(Int64(clamping: microseconds))
+    }
+
+    public func run() async throws {
+        if let interval = Self.watchdogInterval() {
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    if isHealthy() { Self.send("WATCHDOG=1") }
+                    try? await Task.sleep(for: interval / 2)
+                }
+            }
+        } else {
+            try? await gracefulShutdown()
+        }
+        Self.send("STOPPING=1\nSTATUS=shutting down")
+    }
+}
