@@ -1,5 +1,6 @@
 import CSystemd
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +8,7 @@ import Glibc
 
 /// Talks to the service manager (`Type=notify` units) through `sd_notify`:
 /// `READY=1` once the server listens (``ready(status:)``), `WATCHDOG=1` at
-/// half of `WATCHDOG_USEC` while `isHealthy` says so, and `STOPPING=1` when
+/// half of `WATCHDOG_USEC` (from READY on) while `isHealthy` says so, and `STOPPING=1` when
 /// graceful shutdown begins. Outside systemd (`NOTIFY_SOCKET` unset) every
 /// call is a no-op.
 ///
@@ -21,9 +22,13 @@ public struct SystemdNotifier: Service {
         self.isHealthy = isHealthy
     }
 
+    /// Watchdog pings start once the service said it is ready.
+    static let isReady = Atomic<Bool>(false)
+
     /// Sends `READY=1` (and a human-readable `STATUS=`).
     public static func ready(status: String) {
         send("READY=1\nSTATUS=\(status)")
+        isReady.store(true, ordering: .releasing)
     }
 
     @discardableResult
@@ -42,7 +47,7 @@ public struct SystemdNotifier: Service {
         if let interval = Self.watchdogInterval() {
             await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
-                    if isHealthy() { Self.send("WATCHDOG=1") }
+                    if Self.isReady.load(ordering: .acquiring), isHealthy() { Self.send("WATCHDOG=1") }
                     try? await Task.sleep(for: interval / 2)
                 }
             }

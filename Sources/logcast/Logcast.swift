@@ -82,6 +82,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Directory of the browser viewer (default: ./web, or the installed share/logcast/web).")
     var webRoot: String?
 
+    @Option(help: "Seconds between comment lines on an idle /sse stream (keeps proxies from closing it).")
+    var sseHeartbeat: Double = 15
+
     @Option(help: ArgumentHelp("Require a bearer token on /ws, /sse, /api and /metrics: a file with one token per line (or set LOGCAST_TOKEN_FILE).", valueName: "FILE"))
     var tokenFile: String?
 
@@ -245,6 +248,10 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.access = AccessPolicy(tokens: tokens, allowedOrigins: allowedOrigins)
         serverConfiguration.tlsContext = tlsContext
         serverConfiguration.maxSubscribers = maxSubscribers
+        guard sseHeartbeat >= 0.1, sseHeartbeat <= 3600 else {
+            throw ConfigurationError(description: "--sse-heartbeat must be between 0.1 and 3600 seconds (got \(sseHeartbeat))")
+        }
+        serverConfiguration.sseHeartbeat = .milliseconds(Int(sseHeartbeat * 1000))
         serverConfiguration.maxConnectionsPerAddress = maxConnectionsPerAddress
         serverConfiguration.webRoot = webRoot ?? Self.defaultWebRoot()
         if let root = serverConfiguration.webRoot, !FileManager.default.fileExists(atPath: root + "/index.html") {

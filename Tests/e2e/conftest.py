@@ -42,9 +42,10 @@ def wait_for(condition, timeout=DEADLINE, message="condition"):
 class Server:
     """A running `logcast serve` on a free port."""
 
-    def __init__(self, args, cwd=None, wrapper=()):
+    def __init__(self, args, cwd=None, wrapper=(), env=None):
         self.args = args
         self.cwd = cwd
+        self.env = env
         # A command that runs the binary, e.g. ("setpriv", "--reuid=65534", ...).
         self.wrapper = list(wrapper)
         self.stderr_lines = []
@@ -58,6 +59,7 @@ class Server:
             stderr=subprocess.PIPE,
             cwd=self.cwd,
             text=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         threading.Thread(target=self._read_stderr, daemon=True).start()
         wait_for(lambda: self.port or self.proc.poll() is not None, message="server to listen")

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs logcast: the binary, the browser viewer, the systemd unit and the
+# docs, under PREFIX (default /usr/local).
+#
+#   deploy/install.sh                      # build (release) and install to /usr/local
+#   PREFIX=/opt/logcast deploy/install.sh  # elsewhere; the unit's paths follow
+#   DESTDIR=/tmp/pkg deploy/install.sh     # stage into a packaging root
+#   LOGCAST_BIN=path/to/logcast ...        # install this binary instead of building
+#
+# Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.service
+# (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+prefix="${PREFIX:-/usr/local}"
+destdir="${DESTDIR:-}"
+binary="${LOGCAST_BIN:-}"
+if [[ -z $binary ]]; then
+    scripts/install-deps
+    swift build -c release --product logcast
+    binary=.build/release/logcast
+fi
+[[ -x $binary ]] || { echo "install.sh: $binary is not an executable" >&2; exit 1; }
+
+root="$destdir$prefix"
+install -d "$root/bin" "$root/share/logcast/web" "$root/lib/systemd/system" "$root/share/doc/logcast"
+install -m 0755 "$binary" "$root/bin/logcast"
+cp -R web/. "$root/share/logcast/web/"
+find "$root/share/logcast/web" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
+sed -e "s|/usr/local/bin/logcast|$prefix/bin/logcast|g" \
+    -e "s|/usr/local/share/logcast/web|$prefix/share/logcast/web|g" \
+    -e "s|/usr/local/share/doc/logcast|$prefix/share/doc/logcast|g" \
+    deploy/logcast.service > "$root/lib/systemd/system/logcast.service"
+chmod 0644 "$root/lib/systemd/system/logcast.service"
+install -m 0644 README.md "$root/share/doc/logcast/README.md"
+
+echo "installed logcast under $root"
+if [[ -z $destdir && $(id -u) -eq 0 ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl daemon-reload
+    echo "next: systemctl enable --now logcast   (edit sources with: systemctl edit logcast)"
+fi
