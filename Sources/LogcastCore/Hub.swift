@@ -61,11 +61,14 @@ public final class Hub: Sendable {
     public func publish(_ records: [LogRecord]) {
         guard !records.isEmpty else { return }
         state.withLock { state in
+            var entries: [HubEntry] = []
+            entries.reserveCapacity(records.count)
             for record in records {
                 let seq = state.nextSeq
                 state.nextSeq += 1
                 state.linesPublished += 1
                 let entry = HubEntry(position: seq, payload: .line(record), json: HubEntry.encodeLine(record, seq: seq))
+                entries.append(entry)
                 state.history.append(entry)
                 state.historyBytes += entry.byteCount
                 while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
@@ -73,8 +76,10 @@ public final class Hub: Sendable {
                 {
                     state.historyBytes -= old.byteCount
                 }
-                for subscription in state.subscriptions.values { subscription.offer(entry) }
             }
+            // One lock and at most one wake-up per subscriber for the whole
+            // chunk: its writer's first frame then carries the chunk, not one line.
+            for subscription in state.subscriptions.values { subscription.offer(entries) }
         }
     }
 
@@ -85,7 +90,7 @@ public final class Hub: Sendable {
     public func publish(_ event: SourceEvent) {
         state.withLock { state in
             let entry = HubEntry(position: state.nextSeq, payload: .event(event), json: HubEntry.encodeEvent(event))
-            for subscription in state.subscriptions.values { subscription.offer(entry) }
+            for subscription in state.subscriptions.values { subscription.offer(CollectionOfOne(entry)) }
         }
     }
 

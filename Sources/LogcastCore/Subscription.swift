@@ -28,19 +28,25 @@ public final class Subscription: Sendable {
     /// The filter currently applied.
     public var filter: Filter { state.withLock { $0.matcher.filter } }
 
-    /// Offers an entry; it is queued only when it passes the filter.
+    /// Offers entries in order; each is queued only when it passes the
+    /// filter. The writer is woken at most once, after all are queued.
     /// Never blocks beyond the subscriber's own short lock.
-    func offer(_ entry: HubEntry) {
+    func offer(_ entries: some Collection<HubEntry>) {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
-            guard !state.finished, !state.queue.isOverflowed else { return nil }
-            let passes: Bool
-            switch entry.payload {
-            case .line(let record): passes = state.matcher.matches(record)
-            case .event(let event): passes = state.matcher.matches(event)
+            guard !state.finished else { return nil }
+            var queued = false
+            for entry in entries {
+                guard !state.queue.isOverflowed else { break }
+                let passes: Bool
+                switch entry.payload {
+                case .line(let record): passes = state.matcher.matches(record)
+                case .event(let event): passes = state.matcher.matches(event)
+                }
+                guard passes else { continue }
+                state.queue.push(.entry(entry))
+                queued = true
             }
-            guard passes else { return nil }
-            state.queue.push(.entry(entry))
-            return state.take()
+            return queued ? state.take() : nil
         }
         waiter?.resume()
     }
