@@ -1,0 +1,1389 @@
+#!/usr/bin/env python3
+"""Side-by-side fan-out benchmark: logcast against websocketd + `tail -n0 -F`.
+
+Both servers follow the same kind of file, written by the same writer (this
+process), and are read by the same client (worker processes with a minimal
+RFC 6455 client of their own, see `Conn*` below). Scenarios:
+
+1. burst:   N idle subscribers, then L lines appended at once; time from the
+            first write until every subscriber holds every line.
+2. latency: 10 subscribers, one line every 10 ms carrying its write time;
+            p50/p99 of receive time minus write time.
+3. resources during the burst: peak RSS of the server's process tree
+            (websocketd with all its tail children) and CPU seconds.
+
+Every subscriber must receive every line exactly once, in order (and for
+logcast with contiguous `seq`); a run where one does not is reported FAILED.
+
+Only the Python standard library is used. The client is written so that the
+client is not what gets measured: websocketd's stream is fully predictable
+(one text frame per line), so it is checked by comparing the received bytes
+with the expected byte stream (memcmp speed, every byte checked); logcast's
+NDJSON frames are parsed frame by frame and checked by their first and last
+line plus the line count, and every `--full-check-every`-th subscriber has
+every line of every frame checked (seq and msg).
+"""
+
+import argparse
+import base64
+import bisect
+import hashlib
+import json
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+# ---------------------------------------------------------------------------
+# Lines written to the followed file.
+#
+# Burst lines:   B<8-digit id> <padding>            (~100 bytes)
+# Latency lines: B<8-digit id> t=<monotonic ns> <padding>
+# Warm-up lines: W<8-digit n> warmup                (barrier before a scenario)
+# Only plain ASCII words: nothing that JSON escapes, no level words.
+
+WORDS = (b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod "
+         b"tempor incididunt ut labore et dolore magna aliqua ut enim ad minim ") * 3
+
+
+def padding(i, base=80):
+    start = (i * 7) % 61
+    return WORDS[start:start + base + i % 13].rstrip()
+
+
+def burst_line(i):
+    """The message of burst line i, without the newline."""
+    return b"B%08d %s" % (i, padding(i))
+
+
+def latency_line(i, t_ns):
+    return b"B%08d t=%d %s" % (i, t_ns, padding(i, 60))
+
+
+def warm_line(n):
+    return b"W%08d warmup" % n
+
+
+def ws_text_frame(payload):
+    """An unmasked server-to-client text frame, as websocketd sends it."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65536:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+class Expected:
+    """What every subscriber must receive in a burst of `count` lines."""
+
+    def __init__(self, count):
+        self.count = count
+        self.msgs = [burst_line(i) for i in range(count)]
+        self.file_chunks = []
+        chunk = 1000
+        for s in range(0, count, chunk):
+            self.file_chunks.append(b"".join(m + b"\n" for m in self.msgs[s:s + chunk]))
+        # websocketd: one text frame per line, newline stripped.
+        frames = [ws_text_frame(m) for m in self.msgs]
+        self.offsets = [0] * (count + 1)
+        total = 0
+        for i, f in enumerate(frames):
+            self.offsets[i] = total
+            total += len(f)
+        self.offsets[count] = total
+        self.wsd_stream = b"".join(frames)
+        self.file_bytes = sum(len(c) for c in self.file_chunks)
+
+
+# ---------------------------------------------------------------------------
+# A minimal WebSocket client connection (RFC 6455), non-blocking after the
+# handshake. Subclasses decide what a received frame means.
+
+class HandshakeError(Exception):
+    pass
+
+
+class ScenarioError(Exception):
+    pass
+
+
+def ws_connect(port, path, timeout=30.0):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    key = base64.b64encode(os.urandom(16))
+    request = (b"GET " + path.encode() + b" HTTP/1.1\r\n"
+               b"Host: 127.0.0.1:" + str(port).encode() + b"\r\n"
+               b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: " + key + b"\r\n"
+               b"Sec-WebSocket-Version: 13\r\n\r\n")
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        if not more:
+            raise HandshakeError("connection closed during the handshake: %r" % data[:200])
+        data += more
+        if len(data) > 65536:
+            raise HandshakeError("oversized handshake response")
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    status = lines[0]
+    if b" 101 " not in status + b" ":
+        raise HandshakeError("upgrade refused: %s %r" % (status.decode(errors="replace"), rest[:300]))
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower()] = v.strip()
+    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+    if headers.get(b"sec-websocket-accept") != accept:
+        raise HandshakeError("bad Sec-WebSocket-Accept")
+    sock.setblocking(False)
+    return sock, rest
+
+
+def masked_frame(opcode, payload=b""):
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + body
+
+
+class ConnBase:
+    def __init__(self, index, sock, total_lines, record_latency=False):
+        self.index = index
+        self.sock = sock
+        self.total = total_lines
+        self.record_latency = record_latency
+        self.buf = bytearray()
+        self.frag = None          # fragmented message being assembled
+        self.next_id = 0          # next burst line expected
+        self.phase = "warm"       # warm -> burst -> done
+        self.warm = False
+        self.closed = False
+        self.close_reason = None
+        self.errors = 0
+        self.error_samples = []
+        self.gaps = 0
+        self.gap_missed = 0
+        self.others = {}
+        self.frames = 0
+        self.bytes = 0
+        self.t_done = None
+        self.t_first = None
+        self.latencies = []
+
+    # -- bookkeeping
+    def error(self, text):
+        self.errors += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(text)
+
+    @property
+    def done(self):
+        return self.phase == "done" or self.closed
+
+    def lines_received(self):
+        return self.next_id
+
+    def finished(self, now):
+        if self.phase != "done":
+            self.phase = "done"
+            self.t_done = now
+
+    # -- frames
+    def send_control(self, opcode, payload=b""):
+        try:
+            self.sock.setblocking(True)
+            self.sock.sendall(masked_frame(opcode, payload[:125]))
+        except OSError:
+            pass
+        finally:
+            try:
+                self.sock.setblocking(False)
+            except OSError:
+                pass
+
+    def parse_frames(self, now):
+        """Parses every complete frame in self.buf."""
+        buf = self.buf
+        off = 0
+        end = len(buf)
+        while end - off >= 2:
+            b0 = buf[off]
+            b1 = buf[off + 1]
+            n = b1 & 0x7F
+            head = 2
+            if n == 126:
+                if end - off < 4:
+                    break
+                n = int.from_bytes(buf[off + 2:off + 4], "big")
+                head = 4
+            elif n == 127:
+                if end - off < 10:
+                    break
+                n = int.from_bytes(buf[off + 2:off + 10], "big")
+                head = 10
+            if b1 & 0x80:
+                self.error("server sent a masked frame")
+                head += 4
+            if end - off < head + n:
+                break
+            payload = bytes(buf[off + head:off + head + n])
+            off += head + n
+            self.frames += 1
+            opcode = b0 & 0x0F
+            fin = b0 & 0x80
+            if opcode == 0x9:
+                self.send_control(0xA, payload)
+            elif opcode == 0xA:
+                pass
+            elif opcode == 0x8:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                self.close_reason = "server closed (%s %s)" % (code, payload[2:].decode(errors="replace"))
+                self.send_control(0x8, payload[:2])
+                self.closed = True
+                break
+            elif opcode in (0x1, 0x2, 0x0):
+                if opcode != 0x0:
+                    self.frag = None
+                if not fin:
+                    self.frag = (self.frag or b"") + payload
+                    continue
+                if self.frag is not None:
+                    payload = self.frag + payload
+                    self.frag = None
+                self.on_message(payload, now)
+            else:
+                self.error("unknown opcode %d" % opcode)
+        del buf[:off]
+
+
+class LogcastConn(ConnBase):
+    """logcast NDJSON frames: first object `hello`, then `line` objects."""
+
+    LINE_HEAD = b'{"type":"line","seq":'
+    MSG_B = b'"msg":"B'
+    SEQ_RE = re.compile(rb'"seq":(\d+),')
+    MSG_RE = re.compile(rb'"msg":"([^"]*)"')
+    LAT_RE = re.compile(rb'"msg":"B(\d{8}) t=(\d+) ')
+
+    def __init__(self, index, sock, total_lines, expected=None, full_check=False, record_latency=False):
+        super().__init__(index, sock, total_lines, record_latency)
+        self.expected = expected
+        self.full_check = full_check and expected is not None
+        self.hello = False
+        self.seq_base = None
+        self.fast_frames = 0
+        self.max_lines_per_frame = 0
+
+    def feed(self, data, now):
+        self.bytes += len(data)
+        self.buf += data
+        self.parse_frames(now)
+
+    def on_message(self, payload, now):
+        if self.phase == "burst" and not self.record_latency and self.fast_frame(payload, now):
+            return
+        self.slow_frame(payload, now)
+
+    def fast_frame(self, p, now):
+        """Checks a frame made only of burst lines by its ends and its count."""
+        if not p.startswith(self.LINE_HEAD):
+            return False
+        try:
+            nl = p.count(b"\n")
+            first_nl = p.index(b"\n")
+            fs = int(p[21:p.index(b",", 21)])
+            li = p.rfind(self.LINE_HEAD, 0, len(p) - 1)
+            ls = int(p[li + 21:p.index(b",", li + 21)])
+            fi = p.find(self.MSG_B)
+            lj = p.rfind(self.MSG_B)
+            fid = int(p[fi + 8:fi + 16])
+            lid = int(p[lj + 8:lj + 16])
+        except ValueError:
+            return False
+        if not (fi < first_nl and lj > li and fid == self.next_id and lid - fid + 1 == nl
+                and ls - fs + 1 == nl and fs - fid == self.seq_base and ls - lid == self.seq_base
+                and lid < self.total):
+            return False
+        if self.full_check:
+            seqs = self.SEQ_RE.findall(p)
+            msgs = self.MSG_RE.findall(p)
+            if len(seqs) != nl or [int(s) for s in seqs] != list(range(fs, fs + nl)):
+                self.error("seq not contiguous inside a frame (lines %d..%d)" % (fid, lid))
+            if msgs != self.expected.msgs[fid:fid + nl]:
+                self.error("wrong or repeated msg inside a frame (lines %d..%d)" % (fid, lid))
+        self.fast_frames += 1
+        self.max_lines_per_frame = max(self.max_lines_per_frame, nl)
+        self.next_id = lid + 1
+        if self.next_id == self.total:
+            self.finished(now)
+        return True
+
+    def slow_frame(self, p, now):
+        objects = p.split(b"\n")
+        if objects and objects[-1] == b"":
+            objects.pop()
+        else:
+            self.error("frame does not end with a newline")
+        nlines = 0
+        for raw in objects:
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                self.error("invalid JSON object: %r" % raw[:120])
+                continue
+            kind = obj.get("type")
+            if kind == "hello":
+                if self.hello:
+                    self.error("second hello")
+                self.hello = True
+                continue
+            if not self.hello:
+                self.error("%s before hello" % kind)
+                self.hello = True
+            if kind == "line":
+                nlines += 1
+                self.on_line(obj, now)
+            elif kind == "gap":
+                self.gaps += 1
+                self.gap_missed += int(obj.get("missed") or 0)
+                self.error("gap: %s" % raw.decode(errors="replace")[:200])
+            else:
+                self.others[kind] = self.others.get(kind, 0) + 1
+        self.max_lines_per_frame = max(self.max_lines_per_frame, nlines)
+
+    def on_line(self, obj, now):
+        msg = obj.get("msg", "")
+        seq = obj.get("seq")
+        if msg.startswith("W"):
+            self.warm = True
+            if self.phase != "warm":
+                self.error("warm-up line after the first burst line")
+            return
+        if not msg.startswith("B"):
+            self.error("unexpected line %r" % msg[:80])
+            return
+        try:
+            lid = int(msg[1:9])
+        except ValueError:
+            self.error("unexpected line %r" % msg[:80])
+            return
+        if self.phase == "warm":
+            self.phase = "burst"
+            self.t_first = now
+        if self.seq_base is None:
+            self.seq_base = seq - lid
+        if lid != self.next_id:
+            if lid > self.next_id:
+                self.error("missing lines %d..%d" % (self.next_id, lid - 1))
+            else:
+                self.error("line %d again (expected %d)" % (lid, self.next_id))
+        if seq - lid != self.seq_base:
+            self.error("seq %d for line %d: not contiguous" % (seq, lid))
+        if lid >= self.total:
+            self.error("line %d is past the end of the burst" % lid)
+            return
+        if self.expected is not None and msg.encode() != self.expected.msgs[lid]:
+            self.error("line %d has the wrong text" % lid)
+        if self.record_latency:
+            t = msg.split(" ", 2)[1]
+            if t.startswith("t="):
+                self.latencies.append(now - int(t[2:]))
+        self.next_id = max(self.next_id, lid + 1)
+        if self.next_id >= self.total:
+            self.finished(now)
+
+
+class WebsocketdConn(ConnBase):
+    """websocketd + tail: one text frame per line, the newline stripped.
+
+    In the burst, the byte stream after the warm-up is known in advance, so
+    received bytes are compared with it directly ("fast" mode). Anything
+    unexpected (a ping, a missing or repeated line) drops to frame-by-frame
+    parsing from the last frame boundary, which also says what went wrong.
+    """
+
+    def __init__(self, index, sock, total_lines, expected=None, record_latency=False):
+        super().__init__(index, sock, total_lines, record_latency)
+        self.expected = expected
+        self.fast = False
+        self.pos = 0
+
+    def lines_received(self):
+        if self.fast:
+            return bisect.bisect_right(self.expected.offsets, self.pos) - 1
+        return self.next_id
+
+    def feed(self, data, now):
+        self.bytes += len(data)
+        if self.fast:
+            exp = self.expected
+            if exp.wsd_stream.startswith(data, self.pos):
+                self.pos += len(data)
+                if self.pos == len(exp.wsd_stream):
+                    self.fast = False
+                    self.next_id = self.total
+                    self.finished(now)
+                return
+            # Leave fast mode at the last frame boundary before the mismatch.
+            k = bisect.bisect_right(exp.offsets, self.pos) - 1
+            self.buf = bytearray(exp.wsd_stream[exp.offsets[k]:self.pos])
+            self.next_id = k
+            self.fast = False
+        self.buf += data
+        self.parse_frames(now)
+        # Back to comparing bytes once the complete frames are parsed; what is
+        # left in the buffer is the start of the next frame.
+        if (self.expected is not None and self.phase == "burst" and not self.record_latency
+                and self.frag is None and self.next_id < self.total):
+            pos = self.expected.offsets[self.next_id]
+            if self.expected.wsd_stream.startswith(self.buf, pos):
+                self.fast = True
+                self.pos = pos + len(self.buf)
+                self.buf = bytearray()
+
+    def on_message(self, p, now):
+        if p.startswith(b"W"):
+            self.warm = True
+            if self.phase != "warm":
+                self.error("warm-up line after the first burst line")
+            return
+        try:
+            lid = int(p[1:9]) if p.startswith(b"B") else None
+        except ValueError:
+            lid = None
+        if lid is None or lid >= self.total:
+            self.error("unexpected message %r" % p[:80])
+            return
+        if self.phase == "warm":
+            self.phase = "burst"
+            self.t_first = now
+        if lid != self.next_id:
+            if lid > self.next_id:
+                self.error("missing lines %d..%d" % (self.next_id, lid - 1))
+            else:
+                self.error("line %d again (expected %d)" % (lid, self.next_id))
+        if self.expected is not None and p != self.expected.msgs[lid]:
+            self.error("line %d has the wrong text" % lid)
+        if self.record_latency:
+            parts = p.split(b" ", 2)
+            if len(parts) > 1 and parts[1].startswith(b"t="):
+                self.latencies.append(now - int(parts[1][2:]))
+        self.next_id = max(self.next_id, lid + 1)
+        if self.next_id >= self.total:
+            self.finished(now)
+
+
+# ---------------------------------------------------------------------------
+# Client worker process.
+
+def cpu_self():
+    t = os.times()
+    return t.user + t.system
+
+
+def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, record_latency,
+                  stall_timeout, deadline_s):
+    """Connects its subscribers, reports, then reads until done or stalled."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    now_ns = time.monotonic_ns if record_latency else time.monotonic
+    conns = []
+    i = indexes[0] if indexes else 0
+    try:
+        for i in indexes:
+            sock, rest = ws_connect(port, path)
+            if kind == "logcast":
+                c = LogcastConn(i, sock, total, expected, full_check=(full_every > 0 and i % full_every == 0),
+                                record_latency=record_latency)
+            else:
+                c = WebsocketdConn(i, sock, total, expected, record_latency=record_latency)
+            conns.append(c)
+            if rest:
+                c.feed(rest, now_ns())
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        ctrl.send(("error", "subscriber %d could not connect: %s" % (i, e)))
+        return
+    ctrl.send(("connected", len(conns)))
+
+    sel = selectors.DefaultSelector()
+    for c in conns:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    sel.register(ctrl.fileno(), selectors.EVENT_READ, None)
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    warm_reported = False
+    go_at = None
+    cpu_go = None
+    last_progress = time.monotonic()
+    stop = False
+    while not stop:
+        pending = [c for c in conns if not c.done]
+        if go_at is not None and not pending:
+            break
+        events = sel.select(0.5)
+        for key, _ in events:
+            c = key.data
+            if c is None:
+                try:
+                    msg = ctrl.recv()
+                except EOFError:
+                    stop = True
+                    break
+                if msg == "go":
+                    go_at = time.monotonic()
+                    cpu_go = cpu_self()
+                    last_progress = go_at
+                elif msg == "stop":
+                    stop = True
+                continue
+            try:
+                n = c.sock.recv_into(buf)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                n = 0
+                c.close_reason = "socket error: %s" % e
+            if n == 0:
+                sel.unregister(c.sock)
+                if not c.closed:
+                    c.closed = True
+                    c.close_reason = c.close_reason or "server closed the TCP connection"
+                continue
+            c.feed(view[:n], now_ns())
+            if c.closed:
+                try:
+                    sel.unregister(c.sock)
+                except (KeyError, ValueError):
+                    pass
+            last_progress = time.monotonic()
+        if not warm_reported and all(c.warm or c.done for c in conns):
+            ctrl.send(("warm", len(conns)))
+            warm_reported = True
+        if go_at is not None:
+            t = time.monotonic()
+            if t - last_progress > stall_timeout or t - go_at > deadline_s:
+                break
+    cpu = cpu_self() - (cpu_go if cpu_go is not None else cpu_self())
+    results = []
+    for c in conns:
+        results.append({
+            "index": c.index,
+            "lines": c.lines_received(),
+            "done": c.phase == "done",
+            "t_done": c.t_done,
+            "t_first": c.t_first,
+            "errors": c.errors,
+            "error_samples": c.error_samples,
+            "gaps": c.gaps,
+            "gap_missed": c.gap_missed,
+            "others": c.others,
+            "frames": c.frames,
+            "bytes": c.bytes,
+            "closed": c.close_reason if c.closed and c.phase != "done" else None,
+            "full_check": getattr(c, "full_check", True),
+            "max_lines_per_frame": getattr(c, "max_lines_per_frame", 1),
+            "latencies": c.latencies,
+        })
+        try:
+            c.sock.close()
+        except OSError:
+            pass
+    ctrl.send(("result", cpu, results))
+
+
+# ---------------------------------------------------------------------------
+# Processes, /proc accounting.
+
+STARTED = []   # Popen objects to clean up
+
+
+def proc_children_map():
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(name))
+    return children
+
+
+def process_tree(root):
+    children = proc_children_map()
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])   # utime, stime
+    return total / TICKS
+
+
+def rss_bytes(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/statm" % p, "rb") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def pss_bytes(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p, "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def vm_hwm(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler(threading.Thread):
+    """Peak of the summed RSS of a process tree, sampled every `period` s."""
+
+    def __init__(self, root, period=0.1):
+        super().__init__(daemon=True)
+        self.root = root
+        self.period = period
+        self.peak = 0
+        self.pids = [root]
+        self.stopping = threading.Event()
+
+    def run(self):
+        n = 0
+        while not self.stopping.is_set():
+            if n % 10 == 0:
+                self.pids = process_tree(self.root)
+            n += 1
+            self.peak = max(self.peak, rss_bytes(self.pids))
+            self.stopping.wait(self.period)
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
+        self.pids = process_tree(self.root)
+        self.peak = max(self.peak, rss_bytes(self.pids))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc, grace=5.0):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # The whole group: websocketd's tail children too.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    if proc in STARTED:
+        STARTED.remove(proc)
+
+
+def cleanup_all():
+    for proc in list(STARTED):
+        stop_process(proc, grace=1.0)
+
+
+class Server:
+    def __init__(self, kind, args, workdir, tag):
+        self.kind = kind
+        self.args = args
+        self.log_path = os.path.join(workdir, "%s-%s.log" % (kind, tag))
+        self.file = os.path.join(workdir, "%s-%s.input.log" % (kind, tag))
+        open(self.file, "wb").close()
+        self.proc = None
+        self.port = None
+        self.command = None
+
+    def start(self, queue_lines, queue_bytes, subscribers):
+        log = open(self.log_path, "wb")
+        if self.kind == "logcast":
+            self.command = [self.args.logcast_bin, "serve",
+                            "--file", "bench=" + self.file,
+                            "--listen", "127.0.0.1:0",
+                            "--initial-lines", "0",
+                            "--queue", str(queue_lines),
+                            "--queue-bytes", str(queue_bytes),
+                            "--max-connections-per-address", "4096",
+                            "--max-subscribers", str(max(1024, subscribers + 16))]
+        else:
+            self.port = free_port()
+            self.command = [self.args.websocketd_bin, "--port=%d" % self.port, "--address=127.0.0.1",
+                            "tail", "-n0", "-F", self.file]
+        self.proc = subprocess.Popen(self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        STARTED.append(self.proc)
+        log.close()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ScenarioError("%s exited at start (%s); its log:\n%s" % (self.kind, self.proc.returncode, self.log_tail()))
+            if self.kind == "logcast":
+                m = re.search(r"address=https?://127\.0\.0\.1:(\d+)", self.log_tail(20000))
+                if m:
+                    self.port = int(m.group(1))
+                    return
+            else:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise ScenarioError("%s did not start listening within 120 s" % self.kind)
+
+    @property
+    def path(self):
+        return "/ws?backlog=0" if self.kind == "logcast" else "/"
+
+    def log_tail(self, size=3000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - size))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+# ---------------------------------------------------------------------------
+# Scenarios.
+
+def start_clients(kind, port, path, subscribers, total, expected, args, record_latency):
+    workers = max(1, min(args.clients, subscribers))
+    ctx = multiprocessing.get_context("fork")
+    procs = []
+    for w in range(workers):
+        indexes = list(range(w, subscribers, workers))
+        parent_end, child_end = ctx.Pipe()
+        p = ctx.Process(target=client_worker, daemon=True,
+                        args=(child_end, kind, port, path, indexes, total, expected, args.full_check_every,
+                              record_latency, args.stall_timeout, args.deadline))
+        p.start()
+        child_end.close()
+        procs.append((p, parent_end))
+    return procs
+
+
+def wait_all(procs, tag, timeout):
+    """Waits for one message `tag` from every worker."""
+    got = {}
+    deadline = time.monotonic() + timeout
+    while len(got) < len(procs):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ScenarioError("timed out waiting for subscribers (%s)" % tag)
+        ready = multiprocessing.connection.wait([c for p, c in procs if c not in got], timeout=min(left, 0.2))
+        for conn in ready:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                raise ScenarioError("a client worker died")
+            if msg[0] == "error":
+                raise ScenarioError(msg[1])
+            if msg[0] != tag:
+                raise ScenarioError("client worker said %r, expected %r" % (msg[0], tag))
+            got[conn] = msg
+    return [got[c] for p, c in procs]
+
+
+def warm_up(fd, procs, server, timeout=60.0):
+    """Writes warm-up lines until every subscriber has received one.
+
+    This is the barrier that makes sure every subscriber is really following
+    the file (a websocketd tail has started and opened it; a logcast
+    subscription is registered) before the measured part starts.
+    """
+    deadline = time.monotonic() + timeout
+    n = 0
+    pending = {c for p, c in procs}
+    while pending:
+        if not server.alive():
+            raise ScenarioError("%s exited during the warm-up; its log:\n%s" % (server.kind, server.log_tail()))
+        os.write(fd, warm_line(n) + b"\n")
+        n += 1
+        end = time.monotonic() + 0.25
+        while pending and time.monotonic() < end:
+            for conn in multiprocessing.connection.wait(list(pending), timeout=0.05):
+                msg = conn.recv()
+                if msg[0] != "warm":
+                    raise ScenarioError("client worker said %r during the warm-up" % (msg,))
+                pending.discard(conn)
+        if time.monotonic() > deadline:
+            raise ScenarioError("subscribers did not all see the warm-up line within %d s" % timeout)
+    time.sleep(0.3)
+    return n
+
+
+def finish_clients(procs, timeout):
+    results, cpu = [], 0.0
+    for msg in wait_all(procs, "result", timeout):
+        cpu += msg[1]
+        results.extend(msg[2])
+    for p, c in procs:
+        p.join(5)
+        if p.is_alive():
+            p.terminate()
+    return results, cpu
+
+
+def kill_clients(procs):
+    for p, c in procs:
+        if p.is_alive():
+            p.terminate()
+        p.join(2)
+
+
+def verdict(kind, results, total, subscribers):
+    """Returns (ok, problems) for a run: every subscriber, every line, once."""
+    problems = []
+    if len(results) != subscribers:
+        problems.append("%d of %d subscribers reported" % (len(results), subscribers))
+    incomplete = [r for r in results if not r["done"]]
+    wrong = [r for r in results if r["errors"]]
+    if incomplete:
+        r = incomplete[0]
+        problems.append("%d subscribers incomplete (e.g. #%d got %d of %d lines%s)" % (
+            len(incomplete), r["index"], r["lines"], total, "; " + r["closed"] if r["closed"] else ""))
+    if wrong:
+        r = wrong[0]
+        problems.append("%d subscribers saw wrong, missing or repeated lines (e.g. #%d: %s)" % (
+            len(wrong), r["index"], "; ".join(r["error_samples"][:3])))
+    gaps = sum(r["gaps"] for r in results)
+    if gaps:
+        problems.append("%d gap objects, %d lines missed" % (gaps, sum(r["gap_missed"] for r in results)))
+    return not problems, problems
+
+
+def run_burst(kind, args, expected, workdir, rep):
+    n, total = args.subscribers, args.lines
+    server = Server(kind, args, workdir, "burst%d" % rep)
+    procs = []
+    sampler = None
+    fd = None
+    try:
+        server.start(args.queue, args.queue_bytes, n)
+        sampler = RssSampler(server.proc.pid)
+        sampler.start()
+        fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
+        procs = start_clients(kind, server.port, server.path, n, total, expected, args, record_latency=False)
+        wait_all(procs, "connected", 120)
+        warm_up(fd, procs, server)
+        tree = process_tree(server.proc.pid)
+        if kind == "websocketd":
+            tails = len(tree) - 1
+            if tails < n:
+                raise ScenarioError("only %d tail processes for %d subscribers" % (tails, n))
+        sampler.pids = tree
+        cpu0 = cpu_seconds(tree)
+        for p, c in procs:
+            c.send("go")
+        t0 = time.monotonic()
+        for chunk in expected.file_chunks:
+            os.write(fd, chunk)
+        t_written = time.monotonic()
+        results, client_cpu = finish_clients(procs, args.deadline + args.stall_timeout + 60)
+        tree = process_tree(server.proc.pid)
+        cpu1 = cpu_seconds(tree)
+        pss = pss_bytes(tree)
+        sampler.stop()
+        peak = sampler.peak
+        hwm = vm_hwm(server.proc.pid) if len(tree) == 1 else 0
+        alive = server.alive()
+    except ScenarioError as e:
+        return {"kind": kind, "ok": False, "problems": [str(e)], "log": server.log_tail()}
+    finally:
+        if fd is not None:
+            os.close(fd)
+        kill_clients(procs)
+        if sampler is not None and sampler.is_alive():
+            sampler.stop()
+        server.stop()
+    ok, problems = verdict(kind, results, total, n)
+    if not alive:
+        ok = False
+        problems.append("%s exited during the burst" % kind)
+    done_times = sorted(r["t_done"] - t0 for r in results if r["done"])
+    elapsed = max(done_times) if done_times and len(done_times) == len(results) else None
+    delivered = sum(r["lines"] for r in results)
+    frames = sum(r["frames"] for r in results)
+    return {
+        "kind": kind, "ok": ok, "problems": problems, "command": server.command,
+        "subscribers": n, "lines": total, "seconds": elapsed,
+        "write_seconds": t_written - t0,
+        "lines_per_second": (n * total / elapsed) if elapsed else None,
+        "delivered": delivered,
+        "first_done": done_times[0] if done_times else None,
+        "median_done": statistics.median(done_times) if done_times else None,
+        "server_cpu": cpu1 - cpu0, "client_cpu": client_cpu,
+        "peak_rss": max(peak, hwm), "pss_after": pss, "processes": len(tree),
+        "frames": frames, "bytes": sum(r["bytes"] for r in results),
+        "max_lines_per_frame": max((r["max_lines_per_frame"] for r in results), default=0),
+        "full_checked": sum(1 for r in results if r["full_check"]),
+        "others": merge_counts(r["others"] for r in results),
+        "log": server.log_tail() if not ok else "",
+    }
+
+
+def merge_counts(dicts):
+    out = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, math.ceil(q / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def run_latency(kind, args, workdir):
+    n, total = args.latency_subscribers, args.latency_lines
+    server = Server(kind, args, workdir, "latency")
+    procs = []
+    fd = None
+    try:
+        server.start(args.queue, args.queue_bytes, n)
+        fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
+        lat_args = argparse.Namespace(**vars(args))
+        lat_args.clients = 1
+        procs = start_clients(kind, server.port, server.path, n, total, None, lat_args, record_latency=True)
+        wait_all(procs, "connected", 120)
+        warm_up(fd, procs, server)
+        for p, c in procs:
+            c.send("go")
+        start = time.monotonic_ns()
+        step = int(args.latency_interval * 1e9)
+        for i in range(total):
+            target = start + i * step
+            while True:
+                left = target - time.monotonic_ns()
+                if left <= 0:
+                    break
+                time.sleep(left / 1e9)
+            os.write(fd, latency_line(i, time.monotonic_ns()) + b"\n")
+        results, client_cpu = finish_clients(procs, args.stall_timeout + 60)
+        alive = server.alive()
+    except ScenarioError as e:
+        return {"kind": kind, "ok": False, "problems": [str(e)], "log": server.log_tail()}
+    finally:
+        if fd is not None:
+            os.close(fd)
+        kill_clients(procs)
+        server.stop()
+    ok, problems = verdict(kind, results, total, n)
+    if not alive:
+        ok = False
+        problems.append("%s exited during the run" % kind)
+    lat = sorted(x for r in results for x in r["latencies"])
+    return {
+        "kind": kind, "ok": ok, "problems": problems, "samples": len(lat),
+        "p50_ms": percentile(lat, 50) / 1e6 if lat else None,
+        "p99_ms": percentile(lat, 99) / 1e6 if lat else None,
+        "max_ms": lat[-1] / 1e6 if lat else None,
+        "log": server.log_tail() if not ok else "",
+    }
+
+
+# ---------------------------------------------------------------------------
+# Report.
+
+def fmt_rate(r):
+    if not r.get("ok"):
+        return "FAILED"
+    return "%.2f M lines/s" % (r["lines_per_second"] / 1e6)
+
+
+def fmt_ratio(a, b, ok=True):
+    if not ok or a is None or b is None or b == 0:
+        return "-"
+    return "%.2fx" % (a / b)
+
+
+def mb(x):
+    return "%.0f MB" % (x / 1e6) if x is not None else "-"
+
+
+def report(args, bursts, lats, logcast_info):
+    lc, wd = bursts.get("logcast"), bursts.get("websocketd")
+    ll, lw = lats.get("logcast"), lats.get("websocketd")
+    w = [22, 18, 22, 10]
+    rows = []
+
+    def row(*cells):
+        rows.append("".join(str(c).ljust(w[i]) for i, c in enumerate(cells)).rstrip())
+
+    def get(r, key):
+        return r.get(key) if r and r.get("ok") else None
+
+    row("scenario", "logcast", "websocketd+tail -F", "ratio")
+    if lc or wd:
+        row("burst %dx%d" % (args.subscribers, args.lines),
+            fmt_rate(lc) if lc else "-", fmt_rate(wd) if wd else "-",
+            fmt_ratio(get(lc, "lines_per_second"), get(wd, "lines_per_second")))
+    if ll or lw:
+        def lat(r):
+            if not r:
+                return "-"
+            if not r["ok"]:
+                return "FAILED"
+            return "%.2f/%.2f ms" % (r["p50_ms"], r["p99_ms"])
+        ratio = "-"
+        if get(ll, "p50_ms") and get(lw, "p50_ms"):
+            ratio = "%.2fx/%.2fx" % (ll["p50_ms"] / lw["p50_ms"], ll["p99_ms"] / lw["p99_ms"])
+        row("latency p50/p99", lat(ll), lat(lw), ratio)
+    if lc or wd:
+        def res(r, key, f):
+            if not r or r.get(key) is None:
+                return "-"
+            return f(r[key]) + ("" if r["ok"] else " (FAILED run)")
+        row("peak RSS", res(lc, "peak_rss", mb), res(wd, "peak_rss", mb),
+            fmt_ratio(lc and lc.get("peak_rss"), wd and wd.get("peak_rss")))
+        row("CPU seconds (burst)", res(lc, "server_cpu", lambda v: "%.2f" % v),
+            res(wd, "server_cpu", lambda v: "%.2f" % v),
+            fmt_ratio(lc and lc.get("server_cpu"), wd and wd.get("server_cpu")))
+    print()
+    print("\n".join(rows))
+    print()
+    print("ratio = logcast / websocketd: above 1 is better for lines/s; below 1 is better for latency, RSS and CPU.")
+    print()
+    print("details")
+    for name, r in (("logcast", lc), ("websocketd", wd)):
+        if not r:
+            continue
+        if r.get("seconds") is not None:
+            print("  burst %-10s %.2f s until the last subscriber had every line (writing took %.3f s); "
+                  "subscribers done after %.2f s (first) / %.2f s (median); server busy on %.2f cores on average"
+                  % (name, r["seconds"], r["write_seconds"], r["first_done"], r["median_done"],
+                     r["server_cpu"] / r["seconds"]))
+        if "frames" in r:
+            framing = ("%d frames, up to %d lines in a frame" % (r["frames"], r["max_lines_per_frame"])
+                       if name == "logcast" else "one frame per line")
+            print("  burst %-10s %.0f MB received, %s; client CPU %.2f s; server: %d process(es), "
+                  "PSS after the burst %s"
+                  % (name, r["bytes"] / 1e6, framing, r["client_cpu"], r["processes"], mb(r["pss_after"])))
+            print("  burst %-10s checked: %s" % (name,
+                  "every line (seq and msg) on %d subscribers; the rest by the first and last line and the "
+                  "line count of each frame" % r["full_checked"] if name == "logcast"
+                  else "every byte of every frame on every subscriber"))
+        if r.get("others"):
+            print("  burst %-10s other objects received: %s" % (name, r["others"]))
+    for name, r in (("logcast", ll), ("websocketd", lw)):
+        if r and r.get("ok"):
+            print("  latency %-8s %d samples (%d subscribers x %d lines every %.0f ms), max %.2f ms"
+                  % (name, r["samples"], args.latency_subscribers, args.latency_lines,
+                     args.latency_interval * 1000, r["max_ms"]))
+    failed = False
+    for label, r in (("burst logcast", lc), ("burst websocketd", wd), ("latency logcast", ll), ("latency websocketd", lw)):
+        if r and not r["ok"]:
+            failed = True
+            print()
+            print("FAILED: %s" % label)
+            for p in r["problems"]:
+                print("  - " + p)
+            if r.get("log"):
+                print("  server log (end):")
+                for line in r["log"].strip().splitlines()[-15:]:
+                    print("    " + line)
+    print()
+    print("setup (%s, %d cores):" % (time.strftime("%Y-%m-%d %H:%M:%S"), os.cpu_count() or 0))
+    print("  logcast %s" % logcast_info)
+    print("    serve --initial-lines 0 --queue %d --queue-bytes %d --max-connections-per-address 4096"
+          % (args.queue, args.queue_bytes))
+    if args.queue >= args.lines and args.queue_bytes >= 300 * args.lines:
+        print("    (queues large enough that a %d-line burst never overflows one: this compares throughput, "
+              "not the drop policy)" % args.lines)
+    else:
+        print("    (queues smaller than the burst: a subscriber that falls behind gets gaps and the run FAILS)")
+    print("  %s: one `tail -n0 -F FILE` per subscriber, one message per line"
+          % websocketd_version(args.websocketd_bin))
+    print("  writer: lines of about %d bytes, the burst in writes of 1000 lines; client: %d worker process(es), "
+          "a raw WebSocket client; subscribers: /ws?backlog=0 (NDJSON) and /"
+          % (round(sum(len(burst_line(i)) + 1 for i in range(1000)) / 1000), args.clients))
+    return failed
+
+
+def websocketd_version(binary):
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        return (out.stdout + out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+def logcast_description(binary, build=""):
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+        version = (out.stdout + out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        version = "?"
+    real = os.path.realpath(binary)
+    if not build:
+        build = "release build" if "/release/" in real else ("debug build" if "/debug/" in real else "build unknown")
+    return "%s (%s, %s)" % (version, binary, build)
+
+
+def self_test():
+    """Feeds the checkers synthetic streams: right ones must pass, wrong ones must fail."""
+    import random
+    rnd = random.Random(7)
+    total = 3000
+    exp = Expected(total)
+    failures = []
+
+    def chunks(data):
+        i = 0
+        while i < len(data):
+            n = rnd.choice((1, 2, 3, 50, 700, 4096, 65536))
+            yield data[i:i + n]
+            i += n
+
+    def wsd_case(name, frames, want_ok, want_pong=False):
+        a, b = socket.socketpair()
+        c = WebsocketdConn(0, a, total, exp)
+        for part in chunks(b"".join(frames)):
+            c.feed(memoryview(part), 0.0)
+        ok = c.phase == "done" and c.errors == 0
+        b.setblocking(False)
+        try:
+            pong = b.recv(100)
+        except BlockingIOError:
+            pong = b""
+        a.close(), b.close()
+        if ok != want_ok or (want_pong and not pong.startswith(b"\x8a")):
+            failures.append("websocketd %s: done=%s errors=%s %s" % (name, c.phase, c.errors, c.error_samples))
+        if name == "right stream" and c.frames > total // 5:
+            failures.append("websocketd %s: %d frames parsed one by one, the byte comparison is not used"
+                            % (name, c.frames))
+
+    warm = [ws_text_frame(warm_line(i)) for i in range(3)]
+    good = [ws_text_frame(m) for m in exp.msgs]
+    ping = bytes((0x89, 4)) + b"ping"
+    wsd_case("right stream", warm + good, True)
+    wsd_case("ping in the stream", warm + good[:1234] + [ping] + good[1234:], True, want_pong=True)
+    wsd_case("a line missing", warm + good[:100] + good[101:], False)
+    wsd_case("a line repeated", warm + good[:2001] + good[2000:], False)
+    wsd_case("lines swapped", warm + good[:10] + [good[11], good[10]] + good[12:], False)
+    wsd_case("a wrong byte", warm + good[:500] + [ws_text_frame(exp.msgs[500][:-1] + b"#")] + good[501:], False)
+    wsd_case("the last line missing", warm + good[:-1], False)
+
+    def lc_line(seq, msg):
+        return (b'{"type":"line","seq":%d,"ts":"2026-11-25T10:52:09.092900Z","source":"bench","host":"h",'
+                b'"path":"/tmp/x","msg":"%s"}\n' % (seq, msg))
+
+    def lc_frames(objects):
+        out, i = [], 0
+        while i < len(objects):
+            n = rnd.choice((1, 1, 2, 17, 300, 1000))
+            out.append(ws_text_frame(b"".join(objects[i:i + n])))
+            i += n
+        return out
+
+    hello = b'{"type":"hello","version":1,"epoch":"0","server":"logcast","host":"h","sources":["bench"],"filter":{}}\n'
+    base = 40
+    good_lc = [lc_line(base + i, m) for i, m in enumerate(exp.msgs)]
+    warm_lc = [lc_line(base - 3 + i, warm_line(i)) for i in range(3)]
+
+    def lc_case(name, objects, want_ok, full=False):
+        a, b = socket.socketpair()
+        c = LogcastConn(0, a, total, exp, full_check=full)
+        for part in chunks(ws_text_frame(hello) + b"".join(lc_frames(warm_lc) + lc_frames(objects))):
+            c.feed(memoryview(part), 0.0)
+        ok = c.phase == "done" and c.errors == 0 and c.gaps == 0
+        a.close(), b.close()
+        if ok != want_ok:
+            failures.append("logcast %s: done=%s errors=%s %s" % (name, c.phase, c.errors, c.error_samples))
+        if want_ok and c.fast_frames == 0:
+            failures.append("logcast %s: the per-frame check is not used" % name)
+
+    gap = b'{"type":"gap","after":140,"next":150,"missed":9,"reason":"slow-consumer"}\n'
+    for full in (False, True):
+        tag = " (every line checked)" if full else ""
+        lc_case("right stream" + tag, good_lc, True, full)
+        lc_case("a line missing" + tag, good_lc[:100] + good_lc[101:], False, full)
+        lc_case("a gap" + tag, good_lc[:100] + [gap] + good_lc[110:], False, full)
+        lc_case("a line repeated" + tag, good_lc[:2001] + good_lc[2000:], False, full)
+        lc_case("seq jumps" + tag, good_lc[:50] + [lc_line(base + 1000 + i, m) for i, m in enumerate(exp.msgs[50:], 50)],
+                False, full)
+        lc_case("the last line missing" + tag, good_lc[:-1], False, full)
+    # Only the per-line check can see a repeat and a loss that cancel out inside one frame.
+    twisted = good_lc[:10] + [good_lc[10], good_lc[10]] + good_lc[12:]
+    a, b = socket.socketpair()
+    c = LogcastConn(0, a, total, exp, full_check=True)
+    c.feed(ws_text_frame(hello) + ws_text_frame(b"".join(warm_lc)) + ws_text_frame(b"".join(twisted)), 0.0)
+    a.close(), b.close()
+    if c.errors == 0:
+        failures.append("logcast repeat+loss inside a frame not seen by the per-line check")
+    for f in failures:
+        print("self-test FAILED: " + f)
+    if not failures:
+        print("self-test: all checker cases behave (right streams pass, wrong ones fail)")
+    return 1 if failures else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--logcast-bin")
+    ap.add_argument("--logcast-build", default="", help="how the binary was built, for the report")
+    ap.add_argument("--self-test", action="store_true", help="test the stream checkers on synthetic streams and exit")
+    ap.add_argument("--websocketd-bin", default=shutil.which("websocketd") or "websocketd")
+    ap.add_argument("--subscribers", type=int, default=100)
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 20 subscribers, 20,000 lines, 200 latency lines")
+    ap.add_argument("--latency-subscribers", type=int, default=10)
+    ap.add_argument("--latency-lines", type=int, default=500)
+    ap.add_argument("--latency-interval", type=float, default=0.010, help="seconds between latency lines")
+    ap.add_argument("--clients", type=int, default=max(2, min(4, os.cpu_count() or 2)),
+                    help="client worker processes for the burst")
+    ap.add_argument("--queue", type=int, default=None, help="logcast --queue (default: max(200000, 2 x lines))")
+    ap.add_argument("--queue-bytes", type=int, default=None,
+                    help="logcast --queue-bytes (default: max(32 MiB, 512 x lines))")
+    ap.add_argument("--full-check-every", type=int, default=10,
+                    help="check every line of every frame on every k-th logcast subscriber (1: all)")
+    ap.add_argument("--repeat", type=int, default=1, help="burst runs per server; the median is reported")
+    ap.add_argument("--only", choices=["logcast", "websocketd"], help="run one server only")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-burst", action="store_true")
+    ap.add_argument("--stall-timeout", type=float, default=20.0,
+                    help="give up on a run when no subscriber received anything for this long")
+    ap.add_argument("--deadline", type=float, default=600.0, help="longest a burst may take, in seconds")
+    ap.add_argument("--json", help="also write all results to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (server logs, input files)")
+    args = ap.parse_args()
+    if args.self_test:
+        return self_test()
+    if not args.logcast_bin:
+        ap.error("--logcast-bin is required")
+    if args.quick:
+        args.subscribers, args.lines, args.latency_lines = 20, 20_000, 200
+    if args.queue is None:
+        args.queue = max(200_000, 2 * args.lines)
+    if args.queue_bytes is None:
+        args.queue_bytes = max(32 * 1024 * 1024, 512 * args.lines)
+    kinds = [args.only] if args.only else ["logcast", "websocketd"]
+
+    def on_signal(signum, frame):
+        cleanup_all()
+        sys.exit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    workdir = tempfile.mkdtemp(prefix="logcast-bench-")
+    logcast_info = logcast_description(args.logcast_bin, args.logcast_build)
+    bursts, lats, all_bursts = {}, {}, {}
+    try:
+        print("logcast: %s" % logcast_info, flush=True)
+        if not args.skip_burst:
+            expected = Expected(args.lines)
+            for rep in range(args.repeat):
+                for kind in kinds:
+                    print("burst: %s, %d subscribers x %d lines (run %d of %d) ..."
+                          % (kind, args.subscribers, args.lines, rep + 1, args.repeat), flush=True)
+                    r = run_burst(kind, args, expected, workdir, rep)
+                    all_bursts.setdefault(kind, []).append(r)
+                    print("  %s" % (fmt_rate(r) + ("" if r["ok"] else ": " + "; ".join(r["problems"]))), flush=True)
+            for kind, runs in all_bursts.items():
+                good = [r for r in runs if r["ok"]]
+                if len(good) < len(runs):
+                    bursts[kind] = next(r for r in runs if not r["ok"])
+                else:
+                    good.sort(key=lambda r: r["lines_per_second"])
+                    bursts[kind] = good[len(good) // 2]
+        if not args.skip_latency:
+            for kind in kinds:
+                print("latency: %s, %d subscribers, a line every %.0f ms, %d lines ..."
+                      % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines), flush=True)
+                lats[kind] = run_latency(kind, args, workdir)
+        failed = report(args, bursts, lats, logcast_info)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "burst_runs": all_bursts,
+                           "latency": {k: {kk: vv for kk, vv in v.items()} for k, v in lats.items()}},
+                          f, indent=2, default=str)
+    finally:
+        cleanup_all()
+        if args.keep:
+            print("work directory kept: %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
