@@ -28,6 +28,12 @@ public final class WakeSignal: Sendable {
         _ = write(fd, &one, 8)
     }
 
+    /// Resets the signal (for one that is used repeatedly, like a reload request).
+    public func drain() {
+        var value: UInt64 = 0
+        _ = read(fd, &value, 8)
+    }
+
     /// Whether ``signal()`` was called, without blocking.
     public var isSignalled: Bool {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -51,6 +51,7 @@ public final class FileTailer: Service, Sendable {
     private let sink: SourceSink
     private let logger: Logger
     private let wake = WakeSignal()
+    private let recheck = WakeSignal()
 
     /// Checks a pattern before anything starts: wildcards only in the file name.
     public static func validate(pattern: String) -> String? {
@@ -71,7 +72,7 @@ public final class FileTailer: Service, Sendable {
     /// Runs until graceful shutdown or cancellation; the thread stops within one poll.
     public func run() async throws {
         await runOnDedicatedThread(named: "logcast-file-\(configuration.name)", wake: wake) { [self] in
-            var loop = FileTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd)
+            var loop = FileTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd, recheck: recheck)
             loop.run()
         }
     }
@@ -79,6 +80,13 @@ public final class FileTailer: Service, Sendable {
     /// Wakes the thread and makes it exit.
     public func stop() {
         wake.signal()
+    }
+
+    /// Checks every file now, as the periodic poll does (SIGHUP): re-adds
+    /// the directory watch, finds new glob members, and notices rotation,
+    /// truncation or deletion at once.
+    public func reopen() {
+        recheck.signal()
     }
 }
 
@@ -99,6 +107,7 @@ struct FileTailLoop {
     let sink: SourceSink
     let logger: Logger
     let wakeFD: Int32
+    let recheck: WakeSignal
 
     var files: [String: FollowedFile] = [:]
     var inotifyFD: Int32 = -1
@@ -106,11 +115,12 @@ struct FileTailLoop {
     var lastError: String?
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32) {
+    init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, recheck: WakeSignal) {
         self.configuration = configuration
         self.sink = sink
         self.logger = logger
         self.wakeFD = wakeFD
+        self.recheck = recheck
     }
 
     mutating func run() {
@@ -125,18 +135,26 @@ struct FileTailLoop {
         var lastFullCheck = ContinuousClock.now
         while true {
             let timeout = pollTimeoutMilliseconds(since: lastFullCheck)
-            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: recheck.fd, events: Int16(POLLIN), revents: 0),
+            ]
             if inotifyFD >= 0 { fds.append(pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { break }
             if fds[0].revents != 0 { break }
 
             var rescan = false
-            if fds.count > 1, fds[1].revents != 0 {
+            if fds.count > 2, fds[2].revents != 0 {
                 rescan = drainInotify()
             }
+            let forced = fds[1].revents != 0
+            if forced {
+                recheck.drain()
+                logger.info("checking files again (reload)", metadata: ["source": "\(configuration.name)"])
+            }
             let now = ContinuousClock.now
-            if now - lastFullCheck >= configuration.pollInterval {
+            if forced || now - lastFullCheck >= configuration.pollInterval {
                 lastFullCheck = now
                 rescan = true
                 if watch < 0 { addWatch() }

@@ -81,6 +81,13 @@ public struct JSONWriter {
         endArray()
     }
 
+    /// `text` as a JSON string literal (also a valid YAML double-quoted scalar).
+    public static func quotedString(_ text: String) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.appendString(text)
+        return writer.bytes
+    }
+
     /// An array element or a bare value.
     public mutating func value(_ value: String) {
         separator()

@@ -83,6 +83,7 @@ public final class JournalTailer: Service, Sendable {
     private let sink: SourceSink
     private let logger: Logger
     private let wake = WakeSignal()
+    private let reopenRequest = WakeSignal()
 
     public init(configuration: Configuration, sink: SourceSink, logger: Logger) {
         self.configuration = configuration
@@ -93,7 +94,7 @@ public final class JournalTailer: Service, Sendable {
     /// Runs until graceful shutdown or cancellation; the thread stops within one poll.
     public func run() async throws {
         await runOnDedicatedThread(named: "logcast-journal-\(configuration.name)", wake: wake) { [self] in
-            var loop = JournalTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd)
+            var loop = JournalTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd, reopenRequest: reopenRequest)
             loop.run()
         }
     }
@@ -101,6 +102,12 @@ public final class JournalTailer: Service, Sendable {
     /// Wakes the thread and makes it exit.
     public func stop() {
         wake.signal()
+    }
+
+    /// Closes and reopens the journal (SIGHUP), continuing after the last
+    /// entry read; subscribers get a `reopened` event.
+    public func reopen() {
+        reopenRequest.signal()
     }
 
     /// Why the local system journal cannot be read by this process, or nil
@@ -136,6 +143,7 @@ struct JournalTailLoop {
     let sink: SourceSink
     let logger: Logger
     let wakeFD: Int32
+    let reopenRequest: WakeSignal
 
     var journal: OpaquePointer?
     /// The cursor of the last entry read (published or skipped as our own).
@@ -156,11 +164,12 @@ struct JournalTailLoop {
     let ownBootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))
         .map { $0.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "-", with: "") }
 
-    init(configuration: JournalTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32) {
+    init(configuration: JournalTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, reopenRequest: WakeSignal) {
         self.configuration = configuration
         self.sink = sink
         self.logger = logger
         self.wakeFD = wakeFD
+        self.reopenRequest = reopenRequest
     }
 
     var metadata: Logger.Metadata { ["source": "\(configuration.name)", "journal": "\(configuration.location.description)"] }
@@ -390,7 +399,10 @@ struct JournalTailLoop {
     /// Blocks until the journal changes, the poll interval passes, or the
     /// wake signal fires (then returns false).
     mutating func waitForChange() -> Bool {
-        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: reopenRequest.fd, events: Int16(POLLIN), revents: 0),
+        ]
         var timeout = Int32(configuration.pollInterval.components.seconds * 1000
             + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000)
         if let journal {
@@ -410,6 +422,17 @@ struct JournalTailLoop {
         let ready = poll(&fds, nfds_t(fds.count), timeout)
         if ready < 0 && errno != EINTR { return false }
         if fds[0].revents != 0 { return false }
+        if fds[1].revents != 0 {
+            reopenRequest.drain()
+            if journal != nil {
+                // Read what is there, then reopen after the last entry read.
+                readAvailable()
+                closeJournal()
+                logger.info("reopening the journal (reload)", metadata: metadata)
+                // open() reports `reopened`: the source was following before.
+            }
+            return true
+        }
         if let journal {
             let change = sd_journal_process(journal)
             if change < 0 {

@@ -55,47 +55,47 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Add a 'demo' source that writes a realistic mixed-level log, to see logcast working at once.")
     var demo = false
 
-    @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free port.", valueName: "HOST:PORT"))
-    var listen = "127.0.0.1:8080"
+    @Option(help: ArgumentHelp("Address to listen on; port 0 picks a free port (default: 127.0.0.1:8080).", valueName: "HOST:PORT"))
+    var listen: String?
 
-    @Option(help: "Lines kept for backlog and resume (also capped at --history-bytes).")
-    var history = 10_000
+    @Option(help: "Lines kept for backlog and resume, also capped at --history-bytes (default: 10000).")
+    var history: Int?
 
-    @Option(help: "Bytes of history kept at most.")
-    var historyBytes = 64 * 1024 * 1024
+    @Option(help: "Bytes of history kept at most (default: 67108864).")
+    var historyBytes: Int?
 
-    @Option(help: "Existing lines of each file loaded into history at start, like tail -n.")
-    var initialLines = 10
+    @Option(help: "Existing lines of each file (entries of each journal) loaded into history at start, like tail -n (default: 10).")
+    var initialLines: Int?
 
-    @Option(help: "Lines each subscriber's queue holds (also capped at --queue-bytes).")
-    var queue = 16_384
+    @Option(help: "Lines each subscriber's queue holds, also capped at --queue-bytes (default: 16384).")
+    var queue: Int?
 
-    @Option(help: "Bytes each subscriber's queue holds at most.")
-    var queueBytes = 32 * 1024 * 1024
+    @Option(help: "Bytes each subscriber's queue holds at most (default: 33554432).")
+    var queueBytes: Int?
 
-    @Option(help: ArgumentHelp("What to do with a subscriber whose queue is full: drop (oldest lines, with a gap event) or disconnect (close 1013).", valueName: "drop|disconnect"))
-    var slowConsumer = "drop"
+    @Option(help: ArgumentHelp("What to do with a subscriber whose queue is full: drop (oldest lines, with a gap event; the default) or disconnect (close 1013).", valueName: "drop|disconnect"))
+    var slowConsumer: String?
 
-    @Option(help: "Seconds between WebSocket pings; silent connections are closed after two.")
-    var pingInterval: Double = 30
+    @Option(help: "Seconds between WebSocket pings; silent connections are closed after two (default: 30).")
+    var pingInterval: Double?
 
     @Option(help: "Directory of the browser viewer (default: ./web, or the installed share/logcast/web).")
     var webRoot: String?
 
-    @Option(help: "Seconds between comment lines on an idle /sse stream (keeps proxies from closing it).")
-    var sseHeartbeat: Double = 15
+    @Option(help: "Seconds between comment lines on an idle /sse stream, so proxies keep it open (default: 15).")
+    var sseHeartbeat: Double?
 
-    @Option(help: ArgumentHelp("Require a bearer token on /ws, /sse, /api and /metrics: a file with one token per line (or set LOGCAST_TOKEN_FILE).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Require a bearer token on /ws, /sse, /api and /metrics: a file with one token per line.", valueName: "FILE"))
     var tokenFile: String?
 
     @Option(name: .customLong("allow-origin"), help: ArgumentHelp("Let pages from this origin connect, besides the server's own (e.g. https://logs.example.com; '*' allows every origin). Repeatable.", valueName: "ORIGIN"))
     var allowedOrigins: [String] = []
 
-    @Option(help: "Streams served at once; more are refused with 503 and Retry-After.")
-    var maxSubscribers = 1024
+    @Option(help: "Streams served at once; more are refused with 503 and Retry-After (default: 1024).")
+    var maxSubscribers: Int?
 
-    @Option(help: "Streams one client address may hold at once; more are refused with 429.")
-    var maxConnectionsPerAddress = 64
+    @Option(help: "Streams one client address may hold at once; more are refused with 429 (default: 64).")
+    var maxConnectionsPerAddress: Int?
 
     @Option(help: ArgumentHelp("Serve https and wss with this PEM certificate (chain); needs --tls-key.", valueName: "FILE"))
     var tlsCert: String?
@@ -103,11 +103,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "FILE"))
     var tlsKey: String?
 
+    @Option(help: ArgumentHelp("A YAML file setting any of these options by their long names (default: /etc/logcast/config.yaml when present). Flags override it; LOGCAST_* environment variables too.", valueName: "FILE"))
+    var config: String?
+
+    @Flag(help: "Check the configuration (file, environment and flags, sources, TLS files, token file), print a summary and exit: 0 when valid, 2 otherwise.")
+    var checkConfig = false
+
     @Option(help: "Host name reported in lines and hello (default: this machine's).")
     var hostName: String?
 
-    @Option(help: ArgumentHelp("Log level of logcast's own log on stderr.", valueName: "trace|debug|info|notice|warning|error"))
-    var logLevel = "info"
+    @Option(help: ArgumentHelp("Log level of logcast's own log on stderr (default: info).", valueName: "trace|debug|info|notice|warning|error"))
+    var logLevel: String?
 
     func run() async throws {
         do {
@@ -118,44 +124,109 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    func serve() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ConfigurationError(description: "--log-level '\(logLevel)' is not a level; use trace, debug, info, notice, warning or error")
+    /// The default config file, read when present and no --config is given.
+    static let defaultConfigPath = "/etc/logcast/config.yaml"
+
+    /// The config file (if any) overridden by the environment.
+    func loadSettings() throws -> Settings {
+        var file = Settings()
+        let path = config ?? (FileManager.default.fileExists(atPath: Self.defaultConfigPath) ? Self.defaultConfigPath : nil)
+        if let path {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions, or not UTF-8 text)" : "does not exist"
+                throw ConfigurationError(description: "--config \(path) \(reason)")
+            }
+            do {
+                file = try Settings.parse(yaml: text, path: path)
+            } catch {
+                throw ConfigurationError(description: error.description)
+            }
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        do {
+            return file.overridden(by: try Settings.fromEnvironment(ProcessInfo.processInfo.environment))
+        } catch {
+            throw ConfigurationError(description: error.description)
+        }
+    }
+
+    func serve() async throws {
+        let settings = try loadSettings()
+        /// A value from the flag, else the environment or file, else the default; and the name to blame in messages.
+        func pick<T>(_ key: String, _ flag: T?, _ read: (String) -> T?, _ fallback: T) -> (T, String) {
+            if let flag { return (flag, "--\(key)") }
+            if let value = read(key), let origin = settings.origin(key) { return (value, origin) }
+            return (fallback, "--\(key)")
+        }
+        func pickList(_ key: String, _ flag: [String]) -> (values: [String], label: String) {
+            if !flag.isEmpty { return (flag, "--\(key)") }
+            return (settings.list(key) ?? [], settings.origin(key) ?? "--\(key)")
+        }
+        let (logLevel, logLevelName) = pick("log-level", self.logLevel, settings.text, "info")
+        let (listen, listenName) = pick("listen", self.listen, settings.text, "127.0.0.1:8080")
+        let (history, historyName) = pick("history", self.history, settings.integer, 10_000)
+        let (historyBytes, historyBytesName) = pick("history-bytes", self.historyBytes, settings.integer, 64 * 1024 * 1024)
+        let (initialLines, initialLinesName) = pick("initial-lines", self.initialLines, settings.integer, 10)
+        let (queue, queueName) = pick("queue", self.queue, settings.integer, 16_384)
+        let (queueBytes, queueBytesName) = pick("queue-bytes", self.queueBytes, settings.integer, 32 * 1024 * 1024)
+        let (slowConsumer, slowConsumerName) = pick("slow-consumer", self.slowConsumer, settings.text, "drop")
+        let (pingInterval, pingIntervalName) = pick("ping-interval", self.pingInterval, settings.number, 30)
+        let (sseHeartbeat, sseHeartbeatName) = pick("sse-heartbeat", self.sseHeartbeat, settings.number, 15)
+        let (maxSubscribers, maxSubscribersName) = pick("max-subscribers", self.maxSubscribers, settings.integer, 1024)
+        let (maxConnectionsPerAddress, maxConnectionsName) = pick("max-connections-per-address", self.maxConnectionsPerAddress, settings.integer, 64)
+        let (tokenFile, tokenFileName) = pick("token-file", self.tokenFile, settings.text, nil as String?)
+        let (tlsCert, tlsCertName) = pick("tls-cert", self.tlsCert, settings.text, nil as String?)
+        let (tlsKey, tlsKeyName) = pick("tls-key", self.tlsKey, settings.text, nil as String?)
+        let (webRoot, webRootName) = pick("web-root", self.webRoot, settings.text, nil as String?)
+        let (hostNameSetting, _) = pick("host-name", self.hostName, settings.text, nil as String?)
+        let files = pickList("file", self.files)
+        let journalDirectories = pickList("journal-directory", self.journalDirectories)
+        let journalFiles = pickList("journal-file", self.journalFiles)
+        let journalUnits = pickList("journal-unit", self.journalUnits)
+        let allowedOrigins = pickList("allow-origin", self.allowedOrigins)
+        let journal = self.journal || (settings.flag("journal") ?? false)
+        let demo = self.demo || (settings.flag("demo") ?? false)
+
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ConfigurationError(description: "\(logLevelName) '\(logLevel)' is not a level; use trace, debug, info, notice, warning or error")
+        }
+        if !checkConfig {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         let logger = Logger(label: "logcast")
 
-        let (host, port) = try Self.parseListen(listen)
-        guard history > 0 else { throw ConfigurationError(description: "--history must be at least 1 (got \(history))") }
-        guard historyBytes >= 1024 else { throw ConfigurationError(description: "--history-bytes must be at least 1024 (got \(historyBytes))") }
-        guard initialLines >= 0 else { throw ConfigurationError(description: "--initial-lines must be 0 or more (got \(initialLines))") }
-        guard queue > 0 else { throw ConfigurationError(description: "--queue must be at least 1 (got \(queue))") }
-        guard queueBytes >= 1024 else { throw ConfigurationError(description: "--queue-bytes must be at least 1024 (got \(queueBytes))") }
+        let (host, port) = try Self.parseListen(listen, name: listenName)
+        guard history > 0 else { throw ConfigurationError(description: "\(historyName) must be at least 1 (got \(history))") }
+        guard historyBytes >= 1024 else { throw ConfigurationError(description: "\(historyBytesName) must be at least 1024 (got \(historyBytes))") }
+        guard initialLines >= 0 else { throw ConfigurationError(description: "\(initialLinesName) must be 0 or more (got \(initialLines))") }
+        guard queue > 0 else { throw ConfigurationError(description: "\(queueName) must be at least 1 (got \(queue))") }
+        guard queueBytes >= 1024 else { throw ConfigurationError(description: "\(queueBytesName) must be at least 1024 (got \(queueBytes))") }
         guard let policy = SlowConsumerPolicy(rawValue: slowConsumer) else {
-            throw ConfigurationError(description: "--slow-consumer '\(slowConsumer)' is not a policy; use drop or disconnect")
+            throw ConfigurationError(description: "\(slowConsumerName) '\(slowConsumer)' is not a policy; use drop or disconnect")
         }
         guard pingInterval >= 0.1, pingInterval <= 3600 else {
-            throw ConfigurationError(description: "--ping-interval must be between 0.1 and 3600 seconds (got \(pingInterval))")
+            throw ConfigurationError(description: "\(pingIntervalName) must be between 0.1 and 3600 seconds (got \(pingInterval))")
         }
-
-        guard maxSubscribers >= 1 else { throw ConfigurationError(description: "--max-subscribers must be at least 1 (got \(maxSubscribers))") }
+        guard sseHeartbeat >= 0.1, sseHeartbeat <= 3600 else {
+            throw ConfigurationError(description: "\(sseHeartbeatName) must be between 0.1 and 3600 seconds (got \(sseHeartbeat))")
+        }
+        guard maxSubscribers >= 1 else { throw ConfigurationError(description: "\(maxSubscribersName) must be at least 1 (got \(maxSubscribers))") }
         guard maxConnectionsPerAddress >= 1 else {
-            throw ConfigurationError(description: "--max-connections-per-address must be at least 1 (got \(maxConnectionsPerAddress))")
+            throw ConfigurationError(description: "\(maxConnectionsName) must be at least 1 (got \(maxConnectionsPerAddress))")
         }
         var tokens: TokenStore?
-        if let path = tokenFile ?? ProcessInfo.processInfo.environment["LOGCAST_TOKEN_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        if let path = tokenFile {
             do {
                 tokens = try TokenStore(path: path)
             } catch {
-                throw ConfigurationError(description: "--token-file: \(error.description)")
+                throw ConfigurationError(description: "\(tokenFileName): \(error.description)")
             }
         }
-        for origin in allowedOrigins where origin != "*" && AccessPolicy.normalizedOrigin(origin) == nil {
-            throw ConfigurationError(description: "--allow-origin '\(origin)' is not an origin; use scheme://host[:port], e.g. https://logs.example.com")
+        for origin in allowedOrigins.values where origin != "*" && AccessPolicy.normalizedOrigin(origin) == nil {
+            throw ConfigurationError(description: "\(allowedOrigins.label) '\(origin)' is not an origin; use scheme://host[:port], e.g. https://logs.example.com")
         }
         var tlsContext: NIOSSLContext?
         switch (tlsCert, tlsKey) {
@@ -168,12 +239,12 @@ struct Serve: AsyncParsableCommand {
                 throw ConfigurationError(description: error.description)
             }
         case (nil, _):
-            throw ConfigurationError(description: "--tls-key needs --tls-cert FILE (the certificate it belongs to)")
+            throw ConfigurationError(description: "\(tlsKeyName) needs --tls-cert FILE (the certificate it belongs to)")
         case (_, nil):
-            throw ConfigurationError(description: "--tls-cert needs --tls-key FILE (its private key)")
+            throw ConfigurationError(description: "\(tlsCertName) needs --tls-key FILE (its private key)")
         }
 
-        var specs = try files.map(Self.parseSource)
+        var specs = try files.values.map { try Self.parseSource($0, label: files.label) }
         var services: [any Service] = []
         if demo {
             let directory = NSTemporaryDirectory() + "logcast-demo-\(getpid())"
@@ -183,13 +254,13 @@ struct Serve: AsyncParsableCommand {
             specs.append(SourceSpec(name: "demo", kind: .demo(path)))
         }
         if journal { specs.append(SourceSpec(name: "journal", kind: .journal(.local))) }
-        for text in journalDirectories {
-            let (name, path) = try Self.parseNamed(text, flag: "--journal-directory", defaultName: "journal")
+        for text in journalDirectories.values {
+            let (name, path) = try Self.parseNamed(text, flag: journalDirectories.label, defaultName: "journal")
             specs.append(SourceSpec(name: name, kind: .journal(.directory(path))))
         }
         var fileGroups: [(name: String, paths: [String])] = []
-        for text in journalFiles {
-            let (name, path) = try Self.parseNamed(text, flag: "--journal-file", defaultName: "journal")
+        for text in journalFiles.values {
+            let (name, path) = try Self.parseNamed(text, flag: journalFiles.label, defaultName: "journal")
             if let index = fileGroups.firstIndex(where: { $0.name == name }) {
                 fileGroups[index].paths.append(path)
             } else {
@@ -197,7 +268,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         specs += fileGroups.map { SourceSpec(name: $0.name, kind: .journal(.files($0.paths))) }
-        let units = journalUnits.map(Filter.normalizeUnit)
+        let units = journalUnits.values.map(Filter.normalizeUnit)
         if !units.isEmpty, !specs.contains(where: \.isJournal) {
             throw ConfigurationError(description: "--journal-unit needs a journal source: add --journal, --journal-directory DIR or --journal-file FILE")
         }
@@ -215,7 +286,7 @@ struct Serve: AsyncParsableCommand {
             seen[spec.name] = spec.pattern
         }
 
-        let hostName = self.hostName ?? ProcessInfo.processInfo.hostName
+        let hostName = hostNameSetting ?? ProcessInfo.processInfo.hostName
         var hubConfiguration = Hub.Configuration()
         hubConfiguration.historyLines = history
         hubConfiguration.historyBytes = historyBytes
@@ -225,6 +296,8 @@ struct Serve: AsyncParsableCommand {
         let hub = Hub(configuration: hubConfiguration)
         let registry = SourceRegistry(specs.map { SourceStatus(name: $0.name, kind: $0.kindName, pattern: $0.pattern) })
 
+        var fileTailers: [FileTailer] = []
+        var journalTailers: [JournalTailer] = []
         for spec in specs {
             let sink = SourceSink.hub(hub, registry: registry, name: spec.name)
             switch spec.kind {
@@ -232,12 +305,16 @@ struct Serve: AsyncParsableCommand {
                 var tailerConfiguration = FileTailer.Configuration(name: spec.name, pattern: pattern)
                 tailerConfiguration.initialLines = initialLines
                 tailerConfiguration.hostName = hostName
-                services.append(FileTailer(configuration: tailerConfiguration, sink: sink, logger: logger))
+                let tailer = FileTailer(configuration: tailerConfiguration, sink: sink, logger: logger)
+                fileTailers.append(tailer)
+                services.append(tailer)
             case .journal(let location):
                 var tailerConfiguration = JournalTailer.Configuration(name: spec.name, location: location)
                 tailerConfiguration.initialLines = initialLines
                 tailerConfiguration.units = units
-                services.append(JournalTailer(configuration: tailerConfiguration, sink: sink, logger: logger))
+                let tailer = JournalTailer(configuration: tailerConfiguration, sink: sink, logger: logger)
+                journalTailers.append(tailer)
+                services.append(tailer)
             }
         }
 
@@ -245,18 +322,47 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.host = host
         serverConfiguration.port = port
         serverConfiguration.pingInterval = .milliseconds(Int(pingInterval * 1000))
-        serverConfiguration.access = AccessPolicy(tokens: tokens, allowedOrigins: allowedOrigins)
+        serverConfiguration.access = AccessPolicy(tokens: tokens, allowedOrigins: allowedOrigins.values)
         serverConfiguration.tlsContext = tlsContext
         serverConfiguration.maxSubscribers = maxSubscribers
-        guard sseHeartbeat >= 0.1, sseHeartbeat <= 3600 else {
-            throw ConfigurationError(description: "--sse-heartbeat must be between 0.1 and 3600 seconds (got \(sseHeartbeat))")
-        }
         serverConfiguration.sseHeartbeat = .milliseconds(Int(sseHeartbeat * 1000))
         serverConfiguration.maxConnectionsPerAddress = maxConnectionsPerAddress
         serverConfiguration.webRoot = webRoot ?? Self.defaultWebRoot()
         if let root = serverConfiguration.webRoot, !FileManager.default.fileExists(atPath: root + "/index.html") {
-            if webRoot != nil { throw ConfigurationError(description: "--web-root \(root) has no index.html") }
+            if webRoot != nil { throw ConfigurationError(description: "\(webRootName) \(root) has no index.html") }
             serverConfiguration.webRoot = nil
+        }
+
+        if checkConfig {
+            // The effective configuration, as a config file that would give it.
+            let quoted = { (text: String) -> String in String(decoding: JSONWriter.quotedString(text), as: UTF8.self) }
+            let list = { (items: [String]) -> String in "[" + items.map(quoted).joined(separator: ", ") + "]" }
+            var lines = ["# logcast: configuration OK (\(specs.count) source(s)); the effective settings:"]
+            lines.append("listen: \(quoted(listen))")
+            lines.append("file: \(list(files.values))")
+            lines.append("journal: \(journal)")
+            lines.append("journal-directory: \(list(journalDirectories.values))")
+            lines.append("journal-file: \(list(journalFiles.values))")
+            lines.append("journal-unit: \(list(journalUnits.values))")
+            lines.append("demo: \(demo)")
+            lines.append("history: \(history)")
+            lines.append("history-bytes: \(historyBytes)")
+            lines.append("initial-lines: \(initialLines)")
+            lines.append("queue: \(queue)")
+            lines.append("queue-bytes: \(queueBytes)")
+            lines.append("slow-consumer: \(quoted(slowConsumer))")
+            lines.append("ping-interval: \(pingInterval)")
+            lines.append("sse-heartbeat: \(sseHeartbeat)")
+            lines.append("max-subscribers: \(maxSubscribers)")
+            lines.append("max-connections-per-address: \(maxConnectionsPerAddress)")
+            lines.append("allow-origin: \(list(allowedOrigins.values))")
+            for (key, value) in [("token-file", tokenFile), ("tls-cert", tlsCert), ("tls-key", tlsKey), ("web-root", serverConfiguration.webRoot)] {
+                lines.append("\(key): \(value.map(quoted) ?? "null")")
+            }
+            lines.append("host-name: \(quoted(hostName))")
+            lines.append("log-level: \(quoted(logLevel))")
+            print(lines.joined(separator: "\n"))
+            return
         }
 
         let sourceCount = specs.count
@@ -265,6 +371,7 @@ struct Serve: AsyncParsableCommand {
                 SystemdNotifier.ready(status: "listening on \(host):\(port), following \(sourceCount) source(s)")
             }
         )
+        services.append(Reloader(tokens: tokens, fileTailers: fileTailers, journalTailers: journalTailers, logger: logger))
         // Watchdog pings prove the hub is not wedged: taking its lock must succeed.
         services.append(SystemdNotifier(isHealthy: { _ = hub.statistics; return true }))
         logger.info("starting", metadata: ["epoch": "\(hub.epoch)", "sources": "\(specs.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"])
@@ -279,8 +386,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// `HOST:PORT`, `[V6]:PORT` or `:PORT` (all interfaces).
-    static func parseListen(_ text: String) throws -> (String, Int) {
-        let problem = ConfigurationError(description: "--listen '\(text)' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)")
+    static func parseListen(_ text: String, name: String = "--listen") throws -> (String, Int) {
+        let problem = ConfigurationError(description: "\(name) '\(text)' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:0)")
         guard let colon = text.lastIndex(of: ":") else { throw problem }
         var host = String(text[..<colon])
         guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { throw problem }
@@ -334,14 +441,14 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// `[NAME=]PATH` for `--file`. NAME defaults to the file's base name (for a glob, its directory's).
-    static func parseSource(_ text: String) throws -> SourceSpec {
+    static func parseSource(_ text: String, label: String = "--file") throws -> SourceSpec {
         let (explicitName, path) = splitName(text)
-        guard !path.isEmpty else { throw ConfigurationError(description: "--file '\(text)' has no path; use --file [NAME=]PATH") }
-        if let problem = FileTailer.validate(pattern: path) { throw ConfigurationError(description: "--file \(problem)") }
+        guard !path.isEmpty else { throw ConfigurationError(description: "\(label) '\(text)' has no path; use --file [NAME=]PATH") }
+        if let problem = FileTailer.validate(pattern: path) { throw ConfigurationError(description: "\(label) \(problem)") }
         let nsPath = path as NSString
         let isGlob = nsPath.lastPathComponent.contains(where: { "*?[".contains($0) })
         let name = explicitName ?? (isGlob ? (nsPath.deletingLastPathComponent as NSString).lastPathComponent : nsPath.lastPathComponent)
-        try validateName(name, text: text, flag: "--file")
+        try validateName(name, text: text, flag: label)
         return SourceSpec(name: name, kind: .file(path))
     }
 
