@@ -157,6 +157,11 @@ struct Serve: AsyncParsableCommand {
             if let value = read(key), let origin = settings.origin(key) { return (value, origin) }
             return (fallback, "--\(key)")
         }
+        func pickOptional(_ key: String, _ flag: String?) -> (String?, String) {
+            if let flag { return (flag, "--\(key)") }
+            if let value = settings.text(key), let origin = settings.origin(key) { return (value, origin) }
+            return (nil, "--\(key)")
+        }
         func pickList(_ key: String, _ flag: [String]) -> (values: [String], label: String) {
             if !flag.isEmpty { return (flag, "--\(key)") }
             return (settings.list(key) ?? [], settings.origin(key) ?? "--\(key)")
@@ -173,11 +178,11 @@ struct Serve: AsyncParsableCommand {
         let (sseHeartbeat, sseHeartbeatName) = pick("sse-heartbeat", self.sseHeartbeat, settings.number, 15)
         let (maxSubscribers, maxSubscribersName) = pick("max-subscribers", self.maxSubscribers, settings.integer, 1024)
         let (maxConnectionsPerAddress, maxConnectionsName) = pick("max-connections-per-address", self.maxConnectionsPerAddress, settings.integer, 64)
-        let (tokenFile, tokenFileName) = pick("token-file", self.tokenFile, settings.text, nil as String?)
-        let (tlsCert, tlsCertName) = pick("tls-cert", self.tlsCert, settings.text, nil as String?)
-        let (tlsKey, tlsKeyName) = pick("tls-key", self.tlsKey, settings.text, nil as String?)
-        let (webRoot, webRootName) = pick("web-root", self.webRoot, settings.text, nil as String?)
-        let (hostNameSetting, _) = pick("host-name", self.hostName, settings.text, nil as String?)
+        let (tokenFile, tokenFileName) = pickOptional("token-file", self.tokenFile)
+        let (tlsCert, tlsCertName) = pickOptional("tls-cert", self.tlsCert)
+        let (tlsKey, tlsKeyName) = pickOptional("tls-key", self.tlsKey)
+        let (webRoot, webRootName) = pickOptional("web-root", self.webRoot)
+        let (hostNameSetting, _) = pickOptional("host-name", self.hostName)
         let files = pickList("file", self.files)
         let journalDirectories = pickList("journal-directory", self.journalDirectories)
         let journalFiles = pickList("journal-file", self.journalFiles)
