@@ -71,9 +71,6 @@ public struct Settings: Sendable {
             guard let kind = keys[key] else {
                 throw SettingsError("\(path):\(line(keyNode)): unknown setting '\(key)'\(suggestion(for: key)); settings are the long flags of 'logcast serve': \(keys.keys.sorted().joined(separator: ", "))")
             }
-            if settings.entries[key] != nil {
-                throw SettingsError("\(origin) is set twice")
-            }
             if let scalar = valueNode.scalar, scalar.style == .plain, ["null", "~", "", "Null", "NULL"].contains(scalar.string) {
                 continue  // `key: null` (or nothing) leaves the default
             }
