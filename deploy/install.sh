@@ -8,11 +8,18 @@
 #   LOGCAST_BIN=path/to/logcast ...        # install this binary instead of building
 #
 # Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.service
-# (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/.
+# (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/,
+# and SYSCONFDIR/logcast/config.yaml (SYSCONFDIR: /etc for /usr and /usr/local,
+# else PREFIX/etc), which is never overwritten: the example also goes to
+# PREFIX/share/doc/logcast/config.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 prefix="${PREFIX:-/usr/local}"
+case "$prefix" in
+    /usr | /usr/local) sysconfdir="${SYSCONFDIR:-/etc}" ;;
+    *) sysconfdir="${SYSCONFDIR:-$prefix/etc}" ;;
+esac
 destdir="${DESTDIR:-}"
 binary="${LOGCAST_BIN:-}"
 if [[ -z $binary ]]; then
@@ -23,16 +30,23 @@ fi
 [[ -x $binary ]] || { echo "install.sh: $binary is not an executable" >&2; exit 1; }
 
 root="$destdir$prefix"
-install -d "$root/bin" "$root/share/logcast/web" "$root/lib/systemd/system" "$root/share/doc/logcast"
+install -d "$root/bin" "$root/share/logcast/web" "$root/lib/systemd/system" "$root/share/doc/logcast" "$destdir$sysconfdir/logcast"
 install -m 0755 "$binary" "$root/bin/logcast"
 cp -R web/. "$root/share/logcast/web/"
 find "$root/share/logcast/web" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 sed -e "s|/usr/local/bin/logcast|$prefix/bin/logcast|g" \
     -e "s|/usr/local/share/logcast/web|$prefix/share/logcast/web|g" \
     -e "s|/usr/local/share/doc/logcast|$prefix/share/doc/logcast|g" \
+    -e "s|/etc/logcast/|$sysconfdir/logcast/|g" \
     deploy/logcast.service > "$root/lib/systemd/system/logcast.service"
 chmod 0644 "$root/lib/systemd/system/logcast.service"
 install -m 0644 README.md "$root/share/doc/logcast/README.md"
+install -m 0644 deploy/config.yaml "$root/share/doc/logcast/config.yaml"
+if [[ ! -e "$destdir$sysconfdir/logcast/config.yaml" ]]; then
+    install -m 0644 deploy/config.yaml "$destdir$sysconfdir/logcast/config.yaml"
+else
+    echo "kept the existing $destdir$sysconfdir/logcast/config.yaml (the example is in $prefix/share/doc/logcast/)"
+fi
 
 echo "installed logcast under $root"
 if [[ -z $destdir && $(id -u) -eq 0 ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then

@@ -304,11 +304,22 @@ def test_install_into_a_prefix_gives_a_working_layout_and_a_valid_unit(tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for relative in ["bin/logcast", "share/logcast/web/index.html", "share/logcast/web/app.js",
-                     "lib/systemd/system/logcast.service", "share/doc/logcast/README.md"]:
+                     "lib/systemd/system/logcast.service", "share/doc/logcast/README.md", "etc/logcast/config.yaml"]:
         assert (prefix / relative).exists(), relative
     assert os.access(prefix / "bin" / "logcast", os.X_OK)
     unit = (prefix / "lib/systemd/system/logcast.service").read_text()
-    assert f"ExecStart={prefix}/bin/logcast serve" in unit and f"--web-root {prefix}/share/logcast/web" in unit
+    assert f"ExecStart={prefix}/bin/logcast serve --config {prefix}/etc/logcast/config.yaml" in unit
+    assert f"--web-root {prefix}/share/logcast/web" in unit
+    # The example config is valid as installed.
+    checked = subprocess.run([str(prefix / "bin" / "logcast"), "serve", "--config", str(prefix / "etc/logcast/config.yaml"), "--check-config"],
+                             capture_output=True, text=True, timeout=DEADLINE)
+    assert checked.returncode == 0, checked.stderr
+    # A second install keeps an edited config.
+    (prefix / "etc/logcast/config.yaml").write_text("listen: 127.0.0.1:9999\n")
+    again = subprocess.run([str(ROOT / "deploy" / "install.sh")], env={**os.environ, "PREFIX": str(prefix), "LOGCAST_BIN": str(BINARY)},
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "kept the existing" in again.stdout
+    assert (prefix / "etc/logcast/config.yaml").read_text() == "listen: 127.0.0.1:9999\n"
     assert "Type=notify" in unit and "WatchdogSec=" in unit and "DynamicUser=yes" in unit
     verify = subprocess.run(["systemd-analyze", "verify", str(prefix / "lib/systemd/system/logcast.service")],
                             capture_output=True, text=True)
