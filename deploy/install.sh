@@ -7,7 +7,7 @@
 #   DESTDIR=/tmp/pkg deploy/install.sh     # stage into a packaging root
 #   LOGCAST_BIN=path/to/logcast ...        # install this binary instead of building
 #
-# Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.service
+# Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.{service,socket}
 # (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/,
 # and SYSCONFDIR/logcast/config.yaml (SYSCONFDIR: /etc for /usr and /usr/local,
 # else PREFIX/etc), which is never overwritten: the example also goes to
@@ -39,6 +39,7 @@ sed -e "s|/usr/local/bin/logcast|$prefix/bin/logcast|g" \
     -e "s|/usr/local/share/doc/logcast|$prefix/share/doc/logcast|g" \
     -e "s|/etc/logcast/|$sysconfdir/logcast/|g" \
     deploy/logcast.service > "$root/lib/systemd/system/logcast.service"
+install -m 0644 deploy/logcast.socket "$root/lib/systemd/system/logcast.socket"
 chmod 0644 "$root/lib/systemd/system/logcast.service"
 install -m 0644 README.md "$root/share/doc/logcast/README.md"
 install -m 0644 deploy/config.yaml "$root/share/doc/logcast/config.yaml"

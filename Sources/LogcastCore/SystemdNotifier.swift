@@ -57,3 +57,30 @@ public struct SystemdNotifier: Service {
         Self.send("STOPPING=1\nSTATUS=shutting down")
     }
 }
+
+/// Socket activation: the listening socket systemd passed (`LISTEN_FDS`,
+/// `LISTEN_PID`), as a `.socket` unit with `ListenStream=` provides.
+public enum SocketActivation {
+    /// The first passed descriptor number (`SD_LISTEN_FDS_START`).
+    public static let firstDescriptor: Int32 = 3
+
+    /// The passed TCP listening socket, nil when the process was not socket-activated.
+    /// - Throws: a message when sockets were passed but are not one listening TCP socket.
+    public static func listeningSocket() throws(SocketActivationError) -> Int32? {
+        let count = sd_listen_fds(1)
+        if count < 0 { throw SocketActivationError(description: "LISTEN_FDS is set but unusable: \(String(cString: strerror(-count)))") }
+        if count == 0 { return nil }
+        guard count == 1 else {
+            throw SocketActivationError(description: "systemd passed \(count) sockets; logcast listens on one (use a single ListenStream= in logcast.socket)")
+        }
+        let fd = firstDescriptor
+        guard sd_is_socket(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1) > 0 else {
+            throw SocketActivationError(description: "the socket systemd passed is not a listening stream socket (ListenStream= is needed, not ListenDatagram=)")
+        }
+        return fd
+    }
+}
+
+public struct SocketActivationError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}

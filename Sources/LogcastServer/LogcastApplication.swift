@@ -9,6 +9,7 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 
+
 /// Builds the logcast HTTP/WebSocket application. The executable and the
 /// tests call the same function.
 ///
@@ -34,7 +35,7 @@ public struct LogcastApplication: Sendable {
 
     /// The HTTP application, and the drainer that must follow it in the service group.
     /// - Parameter onListening: called with the bound port once the server listens.
-    public func build(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> (application: some ApplicationProtocol, drainer: ShutdownDrainer) {
+    public func build(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> (application: any Service, drainer: ShutdownDrainer) {
         let router = Router()
         router.addMiddleware {
             SecurityHeadersMiddleware()
@@ -83,7 +84,7 @@ public struct LogcastApplication: Sendable {
             logger: logger
         )
         let app = self
-        let server = HTTPServerBuilder { responder in
+        let makeChildChannel = { @Sendable (responder: @escaping HTTPChannelHandler.Responder) in
             OptionalTLSChannel(
                 base: RefusingChildChannel(
                     inner: HTTP1WebSocketUpgradeChannel(
@@ -109,25 +110,37 @@ public struct LogcastApplication: Sendable {
                 context: configuration.tlsContext
             )
         }
+        let announce = { @Sendable (port: Int, address: String) in
+            let scheme = configuration.tlsContext == nil ? "http" : "https"
+            logger.notice("listening", metadata: ["address": "\(scheme)://\(address):\(port)"])
+            if !configuration.access.requiresToken, !Self.isLoopback(address) {
+                logger.warning(
+                    "listening on \(address) without --token-file: anyone who can reach this port can read these logs; set a token, or listen on 127.0.0.1 behind a proxy"
+                )
+            }
+            await onListening(port)
+        }
+        let drainer = ShutdownDrainer(hub: hub, connections: connections, timeout: configuration.shutdownDrainTimeout)
+        if let socket = configuration.activatedSocket {
+            let child = makeChildChannel(makeHTTPResponder(router: router, logger: logger))
+            let server = ActivatedServer(socket: socket, child: child, logger: logger) { port, address in
+                logger.notice("adopted the listening socket passed by systemd", metadata: ["fd": "\(socket)"])
+                await announce(port, address)
+            }
+            return (server, drainer)
+        }
         let application = Application(
             router: router,
-            server: server,
+            server: HTTPServerBuilder { responder in makeChildChannel(responder) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: LogcastVersion.server),
             onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.port
-                let scheme = configuration.tlsContext == nil ? "http" : "https"
-                logger.notice("listening", metadata: ["address": "\(scheme)://\(configuration.host):\(port)"])
-                if !configuration.access.requiresToken, !Self.isLoopback(configuration.host) {
-                    logger.warning(
-                        "listening on \(configuration.host) without --token-file: anyone who can reach this port can read these logs; set a token, or listen on 127.0.0.1 behind a proxy"
-                    )
-                }
-                await onListening(port)
+                await announce(channel.localAddress?.port ?? configuration.port, configuration.host)
             },
             logger: logger
         )
-        return (application, ShutdownDrainer(hub: hub, connections: connections, timeout: configuration.shutdownDrainTimeout))
+        return (application, drainer)
     }
+
 
     // MARK: Upgrade decisions
 

@@ -22,6 +22,9 @@ public struct ServerConfiguration: Sendable {
     public var compression = true
     /// Tokens and allowed origins for `/ws`, `/sse`, `/api/*` and `/metrics`.
     public var access = AccessPolicy()
+    /// A listening socket passed by systemd (socket activation); when set,
+    /// `host` and `port` are not bound.
+    public var activatedSocket: Int32?
     /// Serve https/wss with this context; nil serves plain http/ws.
     public var tlsContext: NIOSSLContext?
     /// Streams (all transports) served at once; more get `503` with `Retry-After`.

@@ -329,6 +329,11 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.pingInterval = .milliseconds(Int(pingInterval * 1000))
         serverConfiguration.access = AccessPolicy(tokens: tokens, allowedOrigins: allowedOrigins.values)
         serverConfiguration.tlsContext = tlsContext
+        do {
+            serverConfiguration.activatedSocket = try SocketActivation.listeningSocket()
+        } catch {
+            throw ConfigurationError(description: "socket activation: \(error.description)")
+        }
         serverConfiguration.maxSubscribers = maxSubscribers
         serverConfiguration.sseHeartbeat = .milliseconds(Int(sseHeartbeat * 1000))
         serverConfiguration.maxConnectionsPerAddress = maxConnectionsPerAddress

@@ -304,7 +304,8 @@ def test_install_into_a_prefix_gives_a_working_layout_and_a_valid_unit(tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for relative in ["bin/logcast", "share/logcast/web/index.html", "share/logcast/web/app.js",
-                     "lib/systemd/system/logcast.service", "share/doc/logcast/README.md", "etc/logcast/config.yaml"]:
+                     "lib/systemd/system/logcast.service", "lib/systemd/system/logcast.socket", "share/doc/logcast/README.md",
+                     "etc/logcast/config.yaml"]:
         assert (prefix / relative).exists(), relative
     assert os.access(prefix / "bin" / "logcast", os.X_OK)
     unit = (prefix / "lib/systemd/system/logcast.service").read_text()
@@ -355,3 +356,55 @@ def test_repository_unit_verifies_with_systemd_analyze(tmp_path):
     match = re.search(r"Overall exposure level for logcast\.service: ([0-9.]+)", security.stdout)
     assert match, security.stdout[-500:]
     assert float(match.group(1)) <= 2.0, security.stdout[-2000:]
+
+
+# --- socket activation ----------------------------------------------------
+
+def test_socket_activation_adopts_the_passed_socket(tmp_path, log):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    # A client that connects before logcast even runs is queued by the kernel, as with systemd.
+    early = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    early.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    append(log, "hello activated\n")
+
+    def as_fd_3():
+        os.dup2(listener.fileno(), 3)
+
+    proc = subprocess.Popen(
+        ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"', str(BINARY), "serve", "--file", f"app={log}"],
+        preexec_fn=as_fd_3, pass_fds=(3,), cwd=tmp_path,  # keep fd 3 (set by as_fd_3) open
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    listener.close()
+    try:
+        answer = b""
+        while chunk := early.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        s = Stream(f"ws://127.0.0.1:{port}/ws?backlog=5")
+        assert s.next()["type"] == "hello"
+        assert s.until_barrier()[-1]["msg"] == "hello activated"
+        s.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0
+        log_text = proc.stderr.read()
+        assert "adopted the listening socket passed by systemd" in log_text
+        assert f"address=http://127.0.0.1:{port}" in log_text
+    finally:
+        early.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_socket_unit_verifies(tmp_path):
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    (unit_dir / "logcast.service").write_text((ROOT / "deploy" / "logcast.service").read_text().replace("/usr/local/bin/logcast", str(BINARY)))
+    (unit_dir / "logcast.socket").write_text((ROOT / "deploy" / "logcast.socket").read_text())
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit_dir / "logcast.socket"), str(unit_dir / "logcast.service")],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0 and "logcast." not in verify.stderr, verify.stderr
