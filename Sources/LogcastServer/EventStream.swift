@@ -33,11 +33,9 @@ extension LogcastApplication {
         }
         let parsed: SubscriptionRequest
         let matcher: LineMatcher
-        do {
-            parsed = try SubscriptionRequest.parse(items, limits: .init(knownSources: registry.names))
-            matcher = try LineMatcher(parsed.filter)
-        } catch {
-            return jsonResponse(.badRequest, error.json)
+        switch streamRequest(items: items) {
+        case .success(let stream): (parsed, matcher) = (stream.request, stream.matcher)
+        case .failure(let error): return jsonResponse(.badRequest, error.json)
         }
         let hello = StreamSession.hello(hub: hub, hostName: configuration.hostName, sources: registry.names, filter: matcher.filter)
         let subscription = hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : [])

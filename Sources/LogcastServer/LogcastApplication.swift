@@ -150,7 +150,12 @@ public struct LogcastApplication: Sendable {
     }
 
     func streamRequest(target: String) -> Result<ParsedStream, FilterError> {
-        let items = QueryString.parse(QueryString.query(ofTarget: target))
+        streamRequest(items: QueryString.parse(QueryString.query(ofTarget: target)))
+    }
+
+    /// Parses query items into a request and its compiled filter (the same
+    /// rules for `/ws`, `/sse` and `/api/v1/lines`).
+    func streamRequest(items: [(key: String, value: String)]) -> Result<ParsedStream, FilterError> {
         do {
             let request = try SubscriptionRequest.parse(items, limits: .init(knownSources: registry.names))
             return .success(ParsedStream(request: request, matcher: try LineMatcher(request.filter)))
@@ -262,11 +267,9 @@ public struct LogcastApplication: Sendable {
         }
         let parsed: SubscriptionRequest
         let matcher: LineMatcher
-        do {
-            parsed = try SubscriptionRequest.parse(items, limits: .init(knownSources: registry.names))
-            matcher = try LineMatcher(parsed.filter)
-        } catch {
-            return jsonResponse(.badRequest, error.json)
+        switch streamRequest(items: items) {
+        case .success(let stream): (parsed, matcher) = (stream.request, stream.matcher)
+        case .failure(let error): return jsonResponse(.badRequest, error.json)
         }
         var effective = parsed
         if parsed.after == nil, let limit { effective.backlog = limit }

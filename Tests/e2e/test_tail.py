@@ -16,33 +16,6 @@ from viewer_support import PacedWriter, Proxy
 TOKEN = "tail-token-0123456789abcdef"
 
 
-class HoldableProxy(Proxy):
-    """A proxy that can also refuse new connections for a while (the
-    network staying down), not just cut the open ones."""
-
-    held = False
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.held:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.pairs.append((client, upstream))
-                self.accepted += 1
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
-
-
 class Tail:
     """A running `logcast tail`; stdout and stderr collected line by line."""
 
@@ -183,7 +156,7 @@ def test_lines_evicted_while_disconnected_are_reported_on_stderr(serve, tails, t
     log = tmp_path / "app.log"
     log.write_text("")
     server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "20")
-    proxy = HoldableProxy(server.port).start()
+    proxy = Proxy(server.port).start()
     try:
         t = tails(f"ws://127.0.0.1:{proxy.port}", "-n", "0", "-o", "cat")
         wait_for(lambda: json.loads(server.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")

@@ -73,6 +73,8 @@ class Proxy:
         self.pairs = []
         self.accepted = 0
         self.closed = False
+        # While set, new connections are dropped at once (see test_tail.py).
+        self.held = False
 
     def start(self):
         threading.Thread(target=self._accept, daemon=True).start()
@@ -84,6 +86,9 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.held:
+                client.close()  # the network is down: refuse new connections too
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             except OSError:
