@@ -82,33 +82,36 @@ struct StreamSession {
             switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes) {
             case .items(let gap, let items):
                 var buffer = allocator.buffer(capacity: configuration.maxBatchBytes / 4)
-                if subscription.format == .json {
-                    if let gap {
-                        metrics.slowConsumerGap(missed: gap.missed)
+                var lines = 0
+                if let gap {
+                    // Counted in both formats; only JSON streams carry control objects.
+                    metrics.slowConsumerGap(missed: gap.missed)
+                    if subscription.format == .json {
                         buffer.writeBytes(Hub.gapJSON(after: gap.after, next: gap.next, missed: gap.missed, reason: "slow-consumer"))
                     }
-                    for item in items {
-                        switch item {
-                        case .entry(let entry): buffer.writeBytes(entry.json)
-                        case .control(let json): buffer.writeBytes(json)
-                        }
-                    }
-                } else {
-                    for case .entry(let entry) in items {
+                }
+                for item in items {
+                    switch (item, subscription.format) {
+                    case (.entry(let entry), .json):
+                        buffer.writeBytes(entry.json)
+                        if entry.isLine { lines += 1 }
+                    case (.entry(let entry), .text):
                         if case .line(let record) = entry.payload {
                             buffer.writeString(record.message)
                             buffer.writeInteger(UInt8(ascii: "\n"))
+                            lines += 1
                         }
+                    case (.control(let json), .json):
+                        buffer.writeBytes(json)
+                    case (.control, .text):
+                        break
                     }
                 }
                 guard buffer.readableBytes > 0 else { continue }
                 do {
                     let bytes = buffer.readableBytes
                     try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
-                    metrics.sent(.ws, lines: items.reduce(0) { count, item in
-                        if case .entry(let entry) = item, entry.isLine { return count + 1 }
-                        return count
-                    }, bytes: bytes)
+                    metrics.sent(.ws, lines: lines, bytes: bytes)
                 } catch {
                     return .writerEnded
                 }

@@ -18,7 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from conftest import BINARY, DEADLINE, RawClient, Stream, append, wait_for
+from conftest import BINARY, DEADLINE, RawClient, Server, Stream, append, wait_for
 
 TOKEN = "tok-" + "7f3a9c" * 6
 
@@ -139,15 +139,10 @@ def test_bad_token_files_stop_the_start(tmp_path):
 
 
 def test_token_file_from_environment(tmp_path, token_file, log):
-    from conftest import Server
-    env_server = Server(["--file", f"app={log}"], cwd=tmp_path)
-    os.environ["LOGCAST_TOKEN_FILE"] = str(token_file)
-    try:
-        env_server.start()
-    finally:
-        del os.environ["LOGCAST_TOKEN_FILE"]
+    env_server = Server(["--file", f"app={log}"], cwd=tmp_path, env={"LOGCAST_TOKEN_FILE": str(token_file)}).start()
     try:
         assert refused(env_server.ws_url)[0] == 401
+        Stream(env_server.ws_url, additional_headers={"Authorization": f"Bearer {TOKEN}"}).close()
     finally:
         env_server.stop()
 
