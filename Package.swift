@@ -109,5 +109,18 @@ let package = Package(
             dependencies: ["LogcastCore", "LogcastClient"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "LogcastServerTests",
+            dependencies: [
+                "LogcastCore",
+                "LogcastServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

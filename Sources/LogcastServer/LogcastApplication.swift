@@ -24,6 +24,8 @@ public struct LogcastApplication: Sendable {
     public let connections = ConnectionTracker()
     public let metrics = ServerMetrics()
     public let logger: Logger
+    /// The `Host` names answered (DNS rebinding).
+    let hosts: HostPolicy
     let startedAt = ContinuousClock.now
 
     public init(configuration: ServerConfiguration, hub: Hub, registry: SourceRegistry, logger: Logger) {
@@ -31,21 +33,34 @@ public struct LogcastApplication: Sendable {
         self.hub = hub
         self.registry = registry
         self.logger = logger
+        self.hosts = configuration.allowedHosts.contains("*")
+            ? .any
+            : HostPolicy(listenHost: configuration.host, hostName: configuration.hostName, allowed: configuration.allowedHosts)
     }
 
     /// The HTTP application, and the drainer that must follow it in the service group.
     /// - Parameter onListening: called with the bound port once the server listens.
     public func build(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> (application: any Service, drainer: ShutdownDrainer) {
+        makeApplication(router: makeRouter(), onListening: onListening)
+    }
+
+    /// The router: every endpoint, its middleware, and the viewer's files.
+    /// - Parameter serveFiles: false leaves the static files out (listing routes).
+    func makeRouter(serveFiles: Bool = true) -> Router<BasicRequestContext> {
         let router = Router()
+        // Router-level middleware runs for every request: for a route after the
+        // router has picked it (so AccessMiddleware sees the route, not the
+        // spelling), and for the static files when no route matches.
         router.addMiddleware {
             SecurityHeadersMiddleware()
+            HostCheckMiddleware(hosts: hosts)
             RequestGuardMiddleware(webRoot: configuration.webRoot, maxTargetBytes: configuration.maxRequestTargetBytes)
             AccessMiddleware(policy: configuration.access)
         }
-        router.get("/healthz") { _, _ in healthResponse() }
-        router.get("/api/v1/sources") { _, _ in jsonResponse(.ok, sourcesJSON()) }
-        router.get("/api/v1/lines") { request, _ in linesResponse(request) }
-        router.get("/metrics") { _, _ in
+        router.get(path(.health)) { request, _ in healthResponse(request) }
+        router.get(path(.sources)) { _, _ in jsonResponse(.ok, sourcesJSON()) }
+        router.get(path(.lines)) { request, _ in linesResponse(request) }
+        router.get(path(.metrics)) { _, _ in
             let text = metrics.exposition(hub: hub, registry: registry, uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds)
             return Response(
                 status: .ok,
@@ -53,11 +68,11 @@ public struct LogcastApplication: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: text))
             )
         }
-        router.get("/sse") { request, _ in eventStream(request) }
-        router.get("/ws") { request, _ in
+        router.get(path(.events)) { request, _ in eventStream(request) }
+        router.get(path(.stream)) { request, _ in
             // The same checks as an upgrade, so `curl` (or a client that cannot
             // read a refused upgrade) learns why a stream would be refused.
-            if let refusal = refusal(for: StreamAttempt(request)) {
+            if let refusal = refusal(for: StreamAttempt(request), at: .stream) {
                 return jsonResponse(HTTPResponse.Status(code: Int(refusal.status.code)), refusal.body, extra: refusal.httpFields)
             }
             return jsonResponse(
@@ -66,10 +81,21 @@ public struct LogcastApplication: Sendable {
                 extra: [.upgrade: "websocket", .connection: "Upgrade"]
             )
         }
-        if let webRoot = configuration.webRoot {
+        if serveFiles, let webRoot = configuration.webRoot {
             router.addMiddleware { FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger) }
         }
+        return router
+    }
 
+    /// Every route of the router, and whether it needs the token (for
+    /// `--check-config`, and the tests that try every spelling of every route).
+    public var routes: [(method: String, path: String, isProtected: Bool)] {
+        makeRouter(serveFiles: false).routes.map { ($0.method.rawValue, $0.path.description, Endpoint.isProtected(routePath: $0.path.description)) }
+    }
+
+    /// The HTTP application, and the drainer that must follow it in the service group.
+    /// - Parameter onListening: called with the bound port once the server listens.
+    func makeApplication(router: Router<BasicRequestContext>, onListening: @escaping @Sendable (Int) async -> Void) -> (application: any Service, drainer: ShutdownDrainer) {
         let wsConfiguration = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxClientMessageBytes,
             extensions: configuration.compression ? [.perMessageDeflate(maxDecompressedFrameSize: configuration.maxClientMessageBytes)] : [],
@@ -105,7 +131,9 @@ public struct LogcastApplication: Sendable {
                             }
                         }
                     ),
-                    decide: { head, remote in app.refusal(for: StreamAttempt(head, remoteAddress: remote)) }
+                    decide: { head, remote in
+                        app.refusal(for: StreamAttempt(head, remoteAddress: remote), at: Endpoint.resolve(target: head.uri))
+                    }
                 ),
                 context: configuration.tlsContext
             )
@@ -185,23 +213,23 @@ public struct LogcastApplication: Sendable {
 
         init(_ request: Request) {
             target = request.uri.description
-            access = AccessRequest(
-                authorization: request.headers[.authorization],
-                webSocketProtocols: AccessRequest.protocols(fromHeaderValues: request.headers[values: .secWebSocketProtocol]),
-                origin: request.headers[.origin],
-                host: request.head.authority,
-                queryKeys: QueryString.parse(QueryString.query(ofTarget: request.uri.description)).map(\.key)
-            )
+            access = AccessRequest(request)
             remoteAddress = nil
         }
     }
 
-    /// Decides a stream before it starts, in the order: endpoint (`404`),
-    /// request size (`414`), shutdown (`503`), origin (`403`), token (`401`),
-    /// subscriber limits (`503`, `429`), filter (`400`). Nil lets it start.
-    func refusal(for attempt: StreamAttempt) -> UpgradeRefusal? {
-        let path = QueryString.path(ofTarget: attempt.target)
-        guard path == "/ws" else {
+    /// Decides a stream before it starts, in the order: host (`421`),
+    /// endpoint (`404`), request size (`414`), shutdown (`503`), origin
+    /// (`403`), token (`401`), subscriber limits (`503`, `429`), filter
+    /// (`400`). Nil lets it start.
+    /// - Parameter endpoint: the endpoint the request reaches (the router's
+    ///   choice, or ``Endpoint/resolve(target:)`` for an upgrade).
+    func refusal(for attempt: StreamAttempt, at endpoint: Endpoint?) -> UpgradeRefusal? {
+        if let host = attempt.access.host, !hosts.accepts(host) {
+            return UpgradeRefusal(hosts.refusal(for: host))
+        }
+        guard endpoint == .stream else {
+            let path = QueryString.path(ofTarget: attempt.target)
             return UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json)
         }
         if attempt.target.utf8.count > configuration.maxRequestTargetBytes {
@@ -218,11 +246,7 @@ public struct LogcastApplication: Sendable {
             )
         }
         if case .failure(let refusal) = configuration.access.check(attempt.access) {
-            return UpgradeRefusal(
-                status: HTTPResponseStatus(statusCode: refusal.status),
-                headers: refusal.headers.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) },
-                body: refusal.error.json
-            )
+            return UpgradeRefusal(refusal)
         }
         if connections.count >= configuration.maxSubscribers {
             return UpgradeRefusal(
@@ -246,6 +270,9 @@ public struct LogcastApplication: Sendable {
         }
         return nil
     }
+
+    /// The router path of an endpoint.
+    func path(_ endpoint: Endpoint) -> RouterPath { RouterPath(endpoint.rawValue) }
 
     // MARK: Polling
 
@@ -328,13 +355,21 @@ public struct LogcastApplication: Sendable {
         return writer.bytes
     }
 
-    func healthResponse() -> Response {
+    /// `GET /healthz`: open to load balancers, so without a token it says
+    /// only `status` (`ok`, or `failing` with `503`). The details (version,
+    /// epoch, counters, source names and their errors) need what any
+    /// protected route needs: a valid token when one is configured.
+    func healthResponse(_ request: Request) -> Response {
         let sources = registry.all
         let failing = sources.filter { $0.state == .failing }
         let statistics = hub.statistics
         var writer = JSONWriter()
         writer.beginObject()
         writer.field("status", failing.isEmpty ? "ok" : "failing")
+        guard case .success = configuration.access.check(AccessRequest(request)) else {
+            writer.endObject()
+            return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
+        }
         writer.field("version", LogcastVersion.string)
         writer.field("epoch", hub.epoch)
         writer.field("uptime_seconds", (ContinuousClock.now - startedAt).components.seconds)

@@ -125,32 +125,58 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Requires origin and token (``AccessPolicy``) on `/api/*`, `/metrics`
-/// and `/sse`; the viewer's files and `/healthz` stay open.
+/// Refuses requests whose `Host` is not one of this server's names
+/// (``HostPolicy``, against DNS rebinding) with `421`, on every route,
+/// static files included.
+struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
+    let hosts: HostPolicy
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let host = request.head.authority, !hosts.accepts(host) else { return try await next(request, context) }
+        return jsonResponse(refusal: hosts.refusal(for: host))
+    }
+}
+
+/// Requires origin and token (``AccessPolicy``) on every route the router
+/// picked, unless ``Endpoint/publicRoutes`` lists it. The decision is made
+/// on the route (`context.endpointPath`, set by the router before route
+/// middleware runs), so every spelling the router accepts for a path gets
+/// the same answer. Requests that match no route (the viewer's static
+/// files) pass.
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: AccessPolicy
 
-    static func isProtected(_ path: String) -> Bool {
-        path.hasPrefix("/api/") || path == "/metrics" || path == "/sse"
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard Self.isProtected(request.uri.path) else { return try await next(request, context) }
-        let access = AccessRequest(
-            authorization: request.headers[.authorization],
-            origin: request.headers[.origin],
-            host: request.head.authority,
-            queryKeys: request.uri.queryParameters.map { String($0.key) }
-        )
-        switch policy.check(access) {
+        guard let route = context.endpointPath, Endpoint.isProtected(routePath: route) else {
+            return try await next(request, context)
+        }
+        switch policy.check(AccessRequest(request)) {
         case .success:
             return try await next(request, context)
         case .failure(let refusal):
-            var headers = HTTPFields()
-            for (name, value) in refusal.headers {
-                if let field = HTTPField.Name(name) { headers[field] = value }
-            }
-            return jsonResponse(HTTPResponse.Status(code: refusal.status), refusal.error.json, extra: headers)
+            return jsonResponse(refusal: refusal)
         }
     }
+}
+
+extension AccessRequest {
+    /// What the access check needs from a Hummingbird request.
+    init(_ request: Request) {
+        self.init(
+            authorization: request.headers[.authorization],
+            webSocketProtocols: AccessRequest.protocols(fromHeaderValues: request.headers[values: .secWebSocketProtocol]),
+            origin: request.headers[.origin],
+            host: request.head.authority,
+            queryKeys: QueryString.parse(QueryString.query(ofTarget: request.uri.description)).map(\.key)
+        )
+    }
+}
+
+/// The JSON response of an access refusal, with its status and headers.
+func jsonResponse(refusal: AccessRefusal) -> Response {
+    var headers = HTTPFields()
+    for (name, value) in refusal.headers.sorted(by: { $0.key < $1.key }) {
+        if let field = HTTPField.Name(name) { headers[field] = value }
+    }
+    return jsonResponse(HTTPResponse.Status(code: refusal.status), refusal.error.json, extra: headers)
 }

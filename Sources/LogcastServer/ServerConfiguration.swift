@@ -20,6 +20,9 @@ public struct ServerConfiguration: Sendable {
     public var shutdownDrainTimeout: Duration = .seconds(5)
     /// Negotiate permessage-deflate when the client offers it.
     public var compression = true
+    /// Names besides the server's own (`localhost`, addresses, the listen
+    /// address, ``hostName``) accepted in `Host` (`--allow-host`; `*` accepts any).
+    public var allowedHosts: [String] = []
     /// Tokens and allowed origins for `/ws`, `/sse`, `/api/*` and `/metrics`.
     public var access = AccessPolicy()
     /// A listening socket passed by systemd (socket activation); when set,

@@ -1,4 +1,5 @@
 import HTTPTypes
+import LogcastCore
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -16,6 +17,15 @@ public struct UpgradeRefusal: Sendable {
         self.body = body
     }
 
+    /// An access or host refusal, as an upgrade refusal.
+    init(_ refusal: AccessRefusal) {
+        self.init(
+            status: HTTPResponseStatus(statusCode: refusal.status),
+            headers: refusal.headers.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) },
+            body: refusal.error.json
+        )
+    }
+
     /// The extra headers as HTTP fields, for an ordinary response.
     var httpFields: HTTPFields {
         var fields = HTTPFields()
@@ -26,13 +36,15 @@ public struct UpgradeRefusal: Sendable {
     }
 }
 
-/// Answers refused WebSocket upgrade requests with the right HTTP status.
+/// Answers refused WebSocket upgrade requests, and requests the HTTP
+/// decoder cannot parse, with the right HTTP status.
 ///
 /// Hummingbird's upgrade path answers every refusal with a bare `400` and
 /// never shows the request to the router. This handler sits right after the
 /// HTTP decoder, ahead of the upgrader: for a request that asks to upgrade
 /// and that `decide` refuses, it swallows the request, writes the refusal
-/// (`Connection: close`) and closes. Every other request passes untouched.
+/// (`Connection: close`) and closes; a parse error gets `400` and the
+/// connection is closed. Every other request passes untouched.
 /// Runs on the channel's event loop.
 final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -42,6 +54,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     let decide: @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?
     private var refusing: UpgradeRefusal?
     private var passingUpgrade = false
+    private var answeredParseError = false
 
     init(decide: @escaping @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?) {
         self.decide = decide
@@ -70,20 +83,56 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
             refusing = nil
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: String(refusal.body.count))
-            headers.add(name: "Connection", value: "close")
-            for (name, value) in refusal.headers { headers.add(name: name, value: value) }
-            let head = HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: refusal.body)))), promise: nil)
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                loopBound.value.close(promise: nil)
-            }
+            respond(context: context, with: refusal)
         }
     }
+
+    /// A request the HTTP decoder cannot parse: answer `400` and close.
+    /// (Hummingbird turns NIO's protocol error handler off, so without this
+    /// such a connection would be left open, unanswered, for ever.)
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if answeredParseError, error is ByteToMessageDecoderError {
+            return  // more of the same unparsable input, while the answer lingers
+        }
+        guard error is HTTPParserError, !answeredParseError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        answeredParseError = true
+        respond(
+            context: context,
+            with: UpgradeRefusal(
+                status: .badRequest,
+                body: FilterError("malformed HTTP request (\(error))", hint: "send an HTTP/1.1 request such as 'GET /healthz HTTP/1.1' with a Host header").json
+            )
+        )
+    }
+
+    /// Writes `refusal` as a complete response, then closes the connection:
+    /// first the sending side, so that input the client is still sending
+    /// is read and dropped (closing with unread input would reset the
+    /// connection and could destroy the answer before the client reads it),
+    /// then the whole connection when the client closes or after
+    /// ``lingerTime``.
+    private func respond(context: ChannelHandlerContext, with refusal: UpgradeRefusal) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(refusal.body.count))
+        headers.add(name: "Connection", value: "close")
+        for (name, value) in refusal.headers { headers.add(name: name, value: value) }
+        let head = HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: refusal.body)))), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            let context = loopBound.value
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+        }
+    }
+
+    /// How long a refused connection may go on sending before it is closed.
+    static let lingerTime: TimeAmount = .seconds(2)
 
     static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
         head.headers["upgrade"].contains { $0.lowercased().contains("websocket") }

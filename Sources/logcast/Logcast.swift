@@ -91,6 +91,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("allow-origin"), help: ArgumentHelp("Let pages from this origin connect, besides the server's own (e.g. https://logs.example.com; '*' allows every origin). Repeatable.", valueName: "ORIGIN"))
     var allowedOrigins: [String] = []
 
+    @Option(name: .customLong("allow-host"), help: ArgumentHelp("Answer requests whose Host header is this name, besides the server's own (localhost, IP addresses, the listen address, --host-name); others get 421, against DNS rebinding. '*' accepts any. Repeatable.", valueName: "NAME"))
+    var allowedHosts: [String] = []
+
     @Option(help: "Streams served at once; more are refused with 503 and Retry-After (default: 1024).")
     var maxSubscribers: Int?
 
@@ -188,6 +191,7 @@ struct Serve: AsyncParsableCommand {
         let journalFiles = pickList("journal-file", self.journalFiles)
         let journalUnits = pickList("journal-unit", self.journalUnits)
         let allowedOrigins = pickList("allow-origin", self.allowedOrigins)
+        let allowedHosts = pickList("allow-host", self.allowedHosts)
         let journal = self.journal || (settings.flag("journal") ?? false)
         let demo = self.demo || (settings.flag("demo") ?? false)
 
@@ -232,6 +236,9 @@ struct Serve: AsyncParsableCommand {
         }
         for origin in allowedOrigins.values where origin != "*" && AccessPolicy.normalizedOrigin(origin) == nil {
             throw ConfigurationError(description: "\(allowedOrigins.label) '\(origin)' is not an origin; use scheme://host[:port], e.g. https://logs.example.com")
+        }
+        for name in allowedHosts.values where name != "*" && HostPolicy.name(ofHostHeader: name) == nil {
+            throw ConfigurationError(description: "\(allowedHosts.label) '\(name)' is not a host name; give a name such as logs.example.com (no scheme, no path)")
         }
         var tlsContext: NIOSSLContext?
         switch (tlsCert, tlsKey) {
@@ -328,6 +335,7 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.port = port
         serverConfiguration.pingInterval = .milliseconds(Int(pingInterval * 1000))
         serverConfiguration.access = AccessPolicy(tokens: tokens, allowedOrigins: allowedOrigins.values)
+        serverConfiguration.allowedHosts = allowedHosts.values
         serverConfiguration.tlsContext = tlsContext
         do {
             serverConfiguration.activatedSocket = try SocketActivation.listeningSocket()
@@ -366,11 +374,17 @@ struct Serve: AsyncParsableCommand {
             lines.append("max-subscribers: \(maxSubscribers)")
             lines.append("max-connections-per-address: \(maxConnectionsPerAddress)")
             lines.append("allow-origin: \(list(allowedOrigins.values))")
+            lines.append("allow-host: \(list(allowedHosts.values))")
             for (key, value) in [("token-file", tokenFile), ("tls-cert", tlsCert), ("tls-key", tlsKey), ("web-root", serverConfiguration.webRoot)] {
                 lines.append("\(key): \(value.map(quoted) ?? "null")")
             }
             lines.append("host-name: \(quoted(hostName))")
             lines.append("log-level: \(quoted(logLevel))")
+            let app = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger)
+            lines.append("# routes (everything else is the viewer's static files, open to all):")
+            for route in app.routes {
+                lines.append("# route: \(route.method) \(route.path) \(route.isProtected ? "token" : "open")")
+            }
             print(lines.joined(separator: "\n"))
             return
         }

@@ -59,6 +59,7 @@ def every_key(tmp_path):
         "max-subscribers": 7,
         "max-connections-per-address": 5,
         "allow-origin": ["https://logs.example.com"],
+        "allow-host": ["logs.example.com"],
         "token-file": f"{tmp_path}/tokens",
         "tls-cert": None,
         "tls-key": None,

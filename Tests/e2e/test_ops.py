@@ -365,7 +365,7 @@ def test_socket_activation_adopts_the_passed_socket(tmp_path, log):
     port = listener.getsockname()[1]
     # A client that connects before logcast even runs is queued by the kernel, as with systemd.
     early = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-    early.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    early.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     append(log, "hello activated\n")
 
     def as_fd_3():
