@@ -12,7 +12,8 @@
 //   logcast.state()         {status, connections, epoch, lastSeq, following, atBottom,
 //                           paused, waiting, waitingDropped, size (rows: lines and
 //                           notes), lineCount, max, highWater, dropped, rate, received,
-//                           filter, filterError, domRows, duplicates, wrap, timeMode,
+//                           filter, filterError, highlightNote (why the regex is not
+//                           highlighted, or null), domRows, duplicates, wrap, timeMode,
 //                           cspViolations, selectedUid, tokenPrompts (times the token
 //                           dialog was opened)}
 //   logcast.lines()         lines in the view model, oldest first: [{seq, source, msg, priority}]
@@ -25,7 +26,7 @@ import { stripAnsi } from "./js/ansi.js";
 import { LogStream } from "./js/connection.js";
 import {
   DEFAULT_BACKLOG, DEFAULT_MAX_LINES, MAX_MAX_LINES, MIN_MAX_LINES,
-  emptyFilter, filterKey, isEmptyFilter, makeHighlighter, readView, splitTerms, viewQuery,
+  emptyFilter, filterKey, highlightNote, isEmptyFilter, makeHighlighter, readView, splitTerms, viewQuery,
 } from "./js/filter.js";
 import { formatCount, levelLabel, nowStamp, sourceColour } from "./js/format.js";
 import { fillRow, gapNote, localNote, renderMessage, sourceNote } from "./js/rows.js";
@@ -221,6 +222,7 @@ function applyFilter(next) {
   filter = next;
   updateURL();
   highlight = makeHighlighter(filter);
+  showHighlightNote();
   renderSourceSummary();
   stream.setFilter(filter, backlog);
   logView.refresh();
@@ -263,6 +265,16 @@ function setFilterError(value) {
   };
   for (const [key, input] of Object.entries(inputs)) input.setAttribute("aria-invalid", String(Boolean(fields[key])));
   $("source-picker").classList.toggle("invalid", /source/.test(text));
+  showHighlightNote();
+}
+
+// A regex the server accepts but the viewer cannot highlight is said so
+// (not while the server refuses the filter: its error says more).
+function showHighlightNote() {
+  const note = $("highlight-note");
+  const text = filterError ? null : highlightNote(filter);
+  note.hidden = !text;
+  note.textContent = text || "";
 }
 
 // ---- controls: sources ---------------------------------------------------
@@ -687,6 +699,7 @@ window.logcast = Object.freeze({
       received,
       filter: JSON.parse(filterKey(filter)),
       filterError: filterError ? filterError.error : null,
+      highlightNote: $("highlight-note").hidden ? null : $("highlight-note").textContent,
       domRows: logView.domRows,
       duplicates: stream.duplicates,
       wrap: prefs.wrap,
@@ -709,6 +722,7 @@ window.logcast = Object.freeze({
 // ---- start ---------------------------------------------------------------
 
 fillForm();
+showHighlightNote();
 setWrap(prefs.wrap);
 setTimeMode(["local", "utc", "off"].includes(prefs.timeMode) ? prefs.timeMode : "local");
 updateURL();

@@ -186,6 +186,20 @@ public struct AccessPolicy: Sendable {
         )
     }
 
+    /// The token a request presents (bearer header, else the token
+    /// subprotocol), whether or not it is accepted; nil when none can be read.
+    public func presentedToken(_ request: AccessRequest) -> [UInt8]? {
+        if let authorization = request.authorization {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+            return Array(parts[1].trimmingCharacters(in: .whitespaces).utf8)
+        }
+        if let carrier = request.webSocketProtocols.first(where: { $0.hasPrefix(Self.tokenSubprotocolPrefix) }) {
+            return Base64URL.decode(carrier.dropFirst(Self.tokenSubprotocolPrefix.count))
+        }
+        return nil
+    }
+
     func checkToken(_ request: AccessRequest) -> AccessRefusal? {
         guard let tokens else { return nil }
         var presented: [UInt8]?

@@ -124,7 +124,7 @@ public final class Hub: Sendable {
         state.withLock { state in
             let waiter = subscription.state.withLock { sub -> CheckedContinuation<Void, Never>? in
                 sub.matcher = matcher
-                sub.queue.removeAll()
+                sub.queue.removeEntries()
                 sub.queue.push(.control(reply))
                 Self.queueStart(&sub, request: SubscriptionRequest(backlog: backlog), matcher: matcher, hub: state, epoch: epoch)
                 return sub.take()

@@ -39,6 +39,8 @@ public struct SubscriberQueue: Sendable {
 
     private var items: Deque<Item> = []
     private var lineCount = 0
+    /// Control objects queued (never dropped, so bounded by their sender).
+    public private(set) var controlCount = 0
     private var byteCount = 0
     private var droppedLines = 0
     /// `seq` of the last line handed to the writer.
@@ -90,6 +92,7 @@ public struct SubscriberQueue: Sendable {
         items.append(item)
         byteCount += size
         if isLine { lineCount += 1 }
+        if case .control = item { controlCount += 1 }
         return dropped > 0 ? .queuedAfterDropping(dropped) : .queued
     }
 
@@ -119,16 +122,28 @@ public struct SubscriberQueue: Sendable {
                 lineCount -= 1
                 lastDeliveredSeq = entry.position
             }
+            if case .control = first { controlCount -= 1 }
             out.append(first)
         }
         return (gap, out)
     }
 
-    /// Forgets every queued item (a new filter replaces the stream).
-    public mutating func removeAll() {
-        items.removeAll()
+    /// Replaces the newest item with `json` when it is a control object that
+    /// `matches`; returns whether it did.
+    public mutating func replaceLastControl(where matches: ([UInt8]) -> Bool, with json: [UInt8]) -> Bool {
+        guard case .control(let old) = items.last, matches(old) else { return false }
+        items[items.count - 1] = .control(json)
+        byteCount += json.count - old.count
+        return true
+    }
+
+    /// Forgets every queued line and event (a new filter replaces the
+    /// stream). Control objects stay, in order: a client must still learn why
+    /// an earlier message was refused.
+    public mutating func removeEntries() {
+        items.removeAll { if case .entry = $0 { true } else { false } }
         lineCount = 0
-        byteCount = 0
+        byteCount = items.reduce(0) { $0 + Self.size(of: $1) }
         droppedLines = 0
     }
 

@@ -15,6 +15,14 @@ public final class Subscription: Sendable {
         var queue: SubscriberQueue
         var waiter: CheckedContinuation<Void, Never>?
         var finished = false
+        /// Set by ``close(code:reason:)``: the writer closes with it at once.
+        var closeRequest: CloseRequest?
+    }
+
+    /// A request to end the stream now, with a WebSocket close code.
+    public struct CloseRequest: Sendable, Equatable {
+        public var code: UInt16
+        public var reason: String
     }
 
     let state: Mutex<State>
@@ -51,20 +59,44 @@ public final class Subscription: Sendable {
         waiter?.resume()
     }
 
+    /// Control objects a subscriber may leave unread; a client that lets
+    /// more pile up is not reading its replies.
+    public static let maxPendingControls = 64
+
     /// Queues a pre-encoded control object (an `error` reply, say).
-    public func sendControl(_ json: [UInt8]) {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
-            guard !state.finished else { return nil }
+    /// - Returns: false, queuing nothing, when ``maxPendingControls`` are
+    ///   already waiting (or the stream has finished).
+    /// - Parameter replacingUnsent: when the newest queued item is a control
+    ///   object for which this holds, `json` replaces it instead of queuing
+    ///   another (repeated errors are merged while the client has not read them).
+    @discardableResult
+    public func sendControl(_ json: [UInt8], replacingUnsent: (([UInt8]) -> Bool)? = nil) -> Bool {
+        let (queued, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.finished else { return (false, nil) }
+            if let replacingUnsent, state.queue.replaceLastControl(where: replacingUnsent, with: json) { return (true, nil) }
+            guard state.queue.controlCount < Self.maxPendingControls else { return (false, nil) }
             state.queue.push(.control(json))
-            return state.take()
+            return (true, state.take())
         }
         waiter?.resume()
+        return queued
     }
 
     /// Ends the stream: the writer gets what is still queued, then `nil`.
     public func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.finished = true
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Ends the stream at once, without flushing what is queued: the writer
+    /// gets ``Batch/close(_:)`` next (a revoked token, a client that does
+    /// not read its replies).
+    public func close(code: UInt16, reason: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.closeRequest == nil { state.closeRequest = CloseRequest(code: code, reason: reason) }
             return state.take()
         }
         waiter?.resume()
@@ -77,6 +109,8 @@ public final class Subscription: Sendable {
         case overflowed
         /// ``finish()`` was called and everything queued was handed out.
         case finished
+        /// ``close(code:reason:)`` was called.
+        case close(CloseRequest)
     }
 
     /// Waits until something is queued, then takes up to about `maxBytes` of it.
@@ -87,6 +121,7 @@ public final class Subscription: Sendable {
     public func nextBatch(maxBytes: Int) async -> Batch {
         while true {
             let batch: Batch? = state.withLock { state in
+                if let request = state.closeRequest { return .close(request) }
                 if state.queue.isOverflowed { return .overflowed }
                 if !state.queue.isEmpty {
                     let (gap, items) = state.queue.drain(maxBytes: maxBytes)
@@ -99,7 +134,9 @@ public final class Subscription: Sendable {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in
-                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || Task.isCancelled { return true }
+                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || state.closeRequest != nil || Task.isCancelled {
+                            return true
+                        }
                         state.waiter = continuation
                         return false
                     }

@@ -1,14 +1,63 @@
 import LogcastCore
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// Counts live streaming connections and knows whether the server is draining.
+/// Counts live streams (every transport) and knows whether the server is
+/// draining.
+///
+/// A stream is admitted with ``admit(from:maxTotal:maxPerAddress:)``, which
+/// checks both limits and counts the stream under one lock, so a burst of
+/// simultaneous connects can never get past a limit. The returned ``Slot``
+/// is given back exactly once, however often ``Slot/release()`` is called
+/// (by the stream's end and by its connection's close, whichever is first).
 public final class ConnectionTracker: Sendable {
     struct State {
         var count = 0
         var perAddress: [String: Int] = [:]
         var draining = false
         var waiters: [CheckedContinuation<Void, Never>] = []
+        var slots: [Int: Slot] = [:]
+        var nextSlot = 0
+        /// Slots admitted on a connection whose upgrade has not run yet.
+        var pending: [ObjectIdentifier: Slot] = [:]
+    }
+
+    /// Why a stream was not admitted.
+    public enum Refusal: Error, Equatable, Sendable {
+        case draining
+        case tooMany(limit: Int)
+        case tooManyFromAddress(String, limit: Int)
+    }
+
+    /// One admitted stream. ``release()`` gives its place back.
+    public final class Slot: Sendable {
+        let id: Int
+        let address: String?
+        /// The token the stream was admitted with (to close it when the token is revoked).
+        let token: [UInt8]?
+        private let tracker: ConnectionTracker
+        private let onRevoke = Mutex<(@Sendable () -> Void)?>(nil)
+
+        init(id: Int, address: String?, token: [UInt8]?, tracker: ConnectionTracker) {
+            self.id = id
+            self.address = address
+            self.token = token
+            self.tracker = tracker
+        }
+
+        /// What to do when the stream's token is revoked (close it).
+        public func onTokenRevoked(_ action: @escaping @Sendable () -> Void) {
+            onRevoke.withLock { $0 = action }
+        }
+
+        func revoke() {
+            onRevoke.withLock { $0 }?()
+        }
+
+        public func release() {
+            tracker.release(self)
+        }
     }
 
     private let state = Mutex(State())
@@ -23,17 +72,28 @@ public final class ConnectionTracker: Sendable {
         state.withLock { $0.perAddress[address] ?? 0 }
     }
 
-    func opened(from address: String?) {
+    /// Admits and counts one stream, or says which limit refuses it.
+    public func admit(from address: String?, token: [UInt8]? = nil, maxTotal: Int, maxPerAddress: Int) -> Result<Slot, Refusal> {
         state.withLock { state in
+            if state.draining { return .failure(.draining) }
+            if state.count >= maxTotal { return .failure(.tooMany(limit: maxTotal)) }
+            if let address, state.perAddress[address, default: 0] >= maxPerAddress {
+                return .failure(.tooManyFromAddress(address, limit: maxPerAddress))
+            }
             state.count += 1
             if let address { state.perAddress[address, default: 0] += 1 }
+            state.nextSlot += 1
+            let slot = Slot(id: state.nextSlot, address: address, token: token, tracker: self)
+            state.slots[slot.id] = slot
+            return .success(slot)
         }
     }
 
-    func closed(from address: String?) {
+    fileprivate func release(_ slot: Slot) {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.slots.removeValue(forKey: slot.id) != nil else { return [] }
             state.count -= 1
-            if let address {
+            if let address = slot.address {
                 let left = (state.perAddress[address] ?? 1) - 1
                 state.perAddress[address] = left > 0 ? left : nil
             }
@@ -42,6 +102,30 @@ public final class ConnectionTracker: Sendable {
             return state.waiters
         }
         for waiter in waiters { waiter.resume() }
+    }
+
+    /// Closes every stream whose token `stillAccepted` no longer accepts
+    /// (after the token file was reloaded). Returns how many.
+    @discardableResult
+    public func revokeStreams(unless stillAccepted: ([UInt8]) -> Bool) -> Int {
+        let slots = state.withLock { Array($0.slots.values) }
+        var revoked = 0
+        for slot in slots {
+            guard let token = slot.token, !stillAccepted(token) else { continue }
+            slot.revoke()
+            revoked += 1
+        }
+        return revoked
+    }
+
+    /// Keeps the slot admitted for an upgrade until its session takes it.
+    func setPending(_ slot: Slot, for channel: any Channel) {
+        state.withLock { $0.pending[ObjectIdentifier(channel)] = slot }
+    }
+
+    /// The slot admitted for this connection's upgrade, once.
+    func takePending(for channel: any Channel) -> Slot? {
+        state.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
     func startDraining() {

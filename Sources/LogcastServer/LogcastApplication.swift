@@ -46,8 +46,8 @@ public struct LogcastApplication: Sendable {
 
     /// The router: every endpoint, its middleware, and the viewer's files.
     /// - Parameter serveFiles: false leaves the static files out (listing routes).
-    func makeRouter(serveFiles: Bool = true) -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter(serveFiles: Bool = true) -> Router<LogcastRequestContext> {
+        let router = Router(context: LogcastRequestContext.self)
         // Router-level middleware runs for every request: for a route after the
         // router has picked it (so AccessMiddleware sees the route, not the
         // spelling), and for the static files when no route matches.
@@ -68,12 +68,15 @@ public struct LogcastApplication: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: text))
             )
         }
-        router.get(path(.events)) { request, _ in eventStream(request) }
-        router.get(path(.stream)) { request, _ in
+        router.get(path(.events)) { request, context in eventStream(request, context: context) }
+        router.get(path(.stream)) { request, context in
             // The same checks as an upgrade, so `curl` (or a client that cannot
             // read a refused upgrade) learns why a stream would be refused.
-            if let refusal = refusal(for: StreamAttempt(request), at: .stream) {
+            switch admit(StreamAttempt(request, remoteAddress: context.remoteAddress), at: .stream) {
+            case .failure(let refusal):
                 return jsonResponse(HTTPResponse.Status(code: Int(refusal.status.code)), refusal.body, extra: refusal.httpFields)
+            case .success(let admission):
+                admission.slot.release()
             }
             return jsonResponse(
                 .upgradeRequired,
@@ -95,7 +98,7 @@ public struct LogcastApplication: Sendable {
 
     /// The HTTP application, and the drainer that must follow it in the service group.
     /// - Parameter onListening: called with the bound port once the server listens.
-    func makeApplication(router: Router<BasicRequestContext>, onListening: @escaping @Sendable (Int) async -> Void) -> (application: any Service, drainer: ShutdownDrainer) {
+    func makeApplication(router: Router<LogcastRequestContext>, onListening: @escaping @Sendable (Int) async -> Void) -> (application: any Service, drainer: ShutdownDrainer) {
         let wsConfiguration = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxClientMessageBytes,
             extensions: configuration.compression ? [.perMessageDeflate(maxDecompressedFrameSize: configuration.maxClientMessageBytes)] : [],
@@ -117,9 +120,11 @@ public struct LogcastApplication: Sendable {
                         responder: responder,
                         configuration: wsConfiguration,
                         shouldUpgrade: { request, channel, _ in
-                            // Access, limits and the filter were checked by UpgradeRefusalHandler; this
-                            // parses again for the session and picks the subprotocol.
-                            guard let target = request.path, case .success(let parsed) = app.streamRequest(target: target) else {
+                            // Access, limits and the filter were checked by UpgradeRefusalHandler, which
+                            // counted the stream; this parses again for the session and picks the subprotocol.
+                            guard let target = request.path, case .success(let parsed) = app.streamRequest(target: target),
+                                let slot = app.connections.takePending(for: channel)
+                            else {
                                 return .dontUpgrade
                             }
                             let offered = AccessRequest.protocols(fromHeaderValues: request.headerFields[values: .secWebSocketProtocol])
@@ -127,12 +132,25 @@ public struct LogcastApplication: Sendable {
                             if offered.contains(AccessPolicy.subprotocol) { headers[.secWebSocketProtocol] = AccessPolicy.subprotocol }
                             let remote = channel.remoteAddress?.ipAddress
                             return .upgrade(headers) { inbound, outbound, _ in
-                                try await session.run(request: parsed.request, matcher: parsed.matcher, remoteAddress: remote, inbound: inbound, outbound: outbound)
+                                try await session.run(
+                                    request: parsed.request, matcher: parsed.matcher, slot: slot, remoteAddress: remote, inbound: inbound, outbound: outbound
+                                )
                             }
                         }
                     ),
-                    decide: { head, remote in
-                        app.refusal(for: StreamAttempt(head, remoteAddress: remote), at: Endpoint.resolve(target: head.uri))
+                    decide: { head, channel in
+                        switch app.admit(StreamAttempt(head, remoteAddress: channel.remoteAddress), at: Endpoint.resolve(target: head.uri)) {
+                        case .failure(let refusal):
+                            return refusal
+                        case .success(let admission):
+                            // Counted from now until the connection closes, whatever happens to the upgrade.
+                            app.connections.setPending(admission.slot, for: channel)
+                            channel.closeFuture.whenComplete { _ in
+                                _ = app.connections.takePending(for: channel)
+                                admission.slot.release()
+                            }
+                            return nil
+                        }
                     }
                 ),
                 context: configuration.tlsContext
@@ -193,82 +211,100 @@ public struct LogcastApplication: Sendable {
     }
 
     /// What the checks before a stream look at, from a NIO request head (the
-    /// upgrade path) or a Hummingbird request (plain `GET /ws`).
+    /// upgrade path) or a Hummingbird request (plain `GET /ws`, `/sse`).
     struct StreamAttempt {
         var target: String
         var access: AccessRequest
         var remoteAddress: String?
+        /// The query items; for `/sse`, with `Last-Event-ID` merged in.
+        var items: [(key: String, value: String)]
 
         init(_ head: HTTPRequestHead, remoteAddress: SocketAddress?) {
             target = head.uri
+            items = QueryString.parse(QueryString.query(ofTarget: head.uri))
             access = AccessRequest(
                 authorization: head.headers["Authorization"].first,
                 webSocketProtocols: AccessRequest.protocols(fromHeaderValues: head.headers["Sec-WebSocket-Protocol"]),
                 origin: head.headers["Origin"].first,
                 host: head.headers["Host"].first,
-                queryKeys: QueryString.parse(QueryString.query(ofTarget: head.uri)).map(\.key)
+                queryKeys: items.map(\.key)
             )
             self.remoteAddress = remoteAddress?.ipAddress
         }
 
-        init(_ request: Request) {
+        init(_ request: Request, remoteAddress: SocketAddress?) {
             target = request.uri.description
+            items = QueryString.parse(QueryString.query(ofTarget: target))
             access = AccessRequest(request)
-            remoteAddress = nil
+            self.remoteAddress = remoteAddress?.ipAddress
         }
     }
 
-    /// Decides a stream before it starts, in the order: host (`421`),
-    /// endpoint (`404`), request size (`414`), shutdown (`503`), origin
-    /// (`403`), token (`401`), subscriber limits (`503`, `429`), filter
-    /// (`400`). Nil lets it start.
-    /// - Parameter endpoint: the endpoint the request reaches (the router's
-    ///   choice, or ``Endpoint/resolve(target:)`` for an upgrade).
-    func refusal(for attempt: StreamAttempt, at endpoint: Endpoint?) -> UpgradeRefusal? {
+    /// A stream that was let in: its counted place among the streams (give
+    /// it back with ``ConnectionTracker/Slot/release()`` when the stream
+    /// ends) and its parsed request.
+    struct Admission {
+        var slot: ConnectionTracker.Slot
+        var stream: ParsedStream
+    }
+
+    /// The one admission path of every stream (WebSocket upgrade, plain
+    /// `GET /ws`, `/sse`), in the order: host (`421`), endpoint (`404`),
+    /// request size (`414`), origin (`403`), token (`401`), shutdown and
+    /// subscriber limits (`503`, `429`; checked and counted at once), filter
+    /// (`400`).
+    /// - Parameters:
+    ///   - endpoint: the endpoint the request reaches (the router's choice,
+    ///     or ``Endpoint/resolve(target:)`` for an upgrade).
+    ///   - transport: the streaming endpoint being asked for.
+    func admit(_ attempt: StreamAttempt, at endpoint: Endpoint?, as transport: Endpoint = .stream) -> Result<Admission, UpgradeRefusal> {
         if let host = attempt.access.host, !hosts.accepts(host) {
-            return UpgradeRefusal(hosts.refusal(for: host))
+            return .failure(UpgradeRefusal(hosts.refusal(for: host)))
         }
-        guard endpoint == .stream else {
+        guard endpoint == transport else {
             let path = QueryString.path(ofTarget: attempt.target)
-            return UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json)
+            return .failure(UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json))
         }
         if attempt.target.utf8.count > configuration.maxRequestTargetBytes {
-            return UpgradeRefusal(
+            return .failure(UpgradeRefusal(
                 status: .uriTooLong,
                 body: FilterError("request target longer than \(configuration.maxRequestTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each").json
-            )
+            ))
         }
-        if connections.isDraining {
-            return UpgradeRefusal(
+        if case .failure(let refusal) = configuration.access.check(attempt.access) {
+            return .failure(UpgradeRefusal(refusal))
+        }
+        let token = configuration.access.requiresToken ? configuration.access.presentedToken(attempt.access) : nil
+        let slot: ConnectionTracker.Slot
+        switch connections.admit(from: attempt.remoteAddress, token: token, maxTotal: configuration.maxSubscribers, maxPerAddress: configuration.maxConnectionsPerAddress) {
+        case .success(let admitted):
+            slot = admitted
+        case .failure(.draining):
+            return .failure(UpgradeRefusal(
                 status: .serviceUnavailable,
                 headers: [("Retry-After", "5")],
                 body: FilterError("server is shutting down", hint: "reconnect in a few seconds").json
-            )
-        }
-        if case .failure(let refusal) = configuration.access.check(attempt.access) {
-            return UpgradeRefusal(refusal)
-        }
-        if connections.count >= configuration.maxSubscribers {
-            return UpgradeRefusal(
+            ))
+        case .failure(.tooMany(let limit)):
+            return .failure(UpgradeRefusal(
                 status: .serviceUnavailable,
                 headers: [("Retry-After", "10")],
-                body: FilterError("too many subscribers (\(configuration.maxSubscribers))", hint: "try again later; the limit is --max-subscribers").json
-            )
-        }
-        if let address = attempt.remoteAddress, connections.count(from: address) >= configuration.maxConnectionsPerAddress {
-            return UpgradeRefusal(
+                body: FilterError("too many subscribers (\(limit))", hint: "try again later; the limit is --max-subscribers").json
+            ))
+        case .failure(.tooManyFromAddress(let address, let limit)):
+            return .failure(UpgradeRefusal(
                 status: .tooManyRequests,
                 headers: [("Retry-After", "10")],
-                body: FilterError(
-                    "too many streams from \(address) (\(configuration.maxConnectionsPerAddress))",
-                    hint: "close some; the limit is --max-connections-per-address"
-                ).json
-            )
+                body: FilterError("too many streams from \(address) (\(limit))", hint: "close some; the limit is --max-connections-per-address").json
+            ))
         }
-        if case .failure(let error) = streamRequest(target: attempt.target) {
-            return UpgradeRefusal(status: .badRequest, body: error.json)
+        switch streamRequest(items: attempt.items) {
+        case .success(let stream):
+            return .success(Admission(slot: slot, stream: stream))
+        case .failure(let error):
+            slot.release()
+            return .failure(UpgradeRefusal(status: .badRequest, body: error.json))
         }
-        return nil
     }
 
     /// The router path of an endpoint.

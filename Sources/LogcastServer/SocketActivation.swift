@@ -61,10 +61,10 @@ struct ActivatedServer<Child: ServerChildChannel>: Service {
 /// The Hummingbird responder for a router, as `Application` would wrap it:
 /// a request context per request, the `Server` header, and a bare 500 for
 /// an error nothing else turned into a response.
-func makeHTTPResponder(router: Router<BasicRequestContext>, logger: Logger) -> HTTPChannelHandler.Responder {
+func makeHTTPResponder(router: Router<LogcastRequestContext>, logger: Logger) -> HTTPChannelHandler.Responder {
     let responder = router.buildResponder()
     return { request, responseWriter, channel in
-        let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
+        let context = LogcastRequestContext(source: .init(channel: channel, logger: logger))
         var response: Response
         do {
             response = try await responder.respond(to: request, context: context)

@@ -22,27 +22,36 @@ struct StreamSession {
     let logger: Logger
 
     static let closeTryAgainLater = WebSocketErrorCode(codeNumber: 1013)
+    /// The stream's token was removed from the token file (and reloaded).
+    public static let closeTokenRevoked: UInt16 = 4401
+    /// The client broke a rule (too many messages, replies not read): 1008.
+    static let closePolicyViolation: UInt16 = 1008
+    /// Rate-limited messages a connection may send before it is closed.
+    static let maxRefusedMessages = 100
 
     enum Outcome {
         case readerEnded((any Error)?)
         case writerEnded
     }
 
+    /// Runs the stream until either side ends it.
+    /// - Parameter slot: the stream's admitted place; released when it ends.
     func run(
         request: SubscriptionRequest,
         matcher: LineMatcher,
+        slot: ConnectionTracker.Slot,
         remoteAddress: String?,
         inbound: WebSocketInboundStream,
         outbound: WebSocketOutboundWriter
     ) async throws {
-        connections.opened(from: remoteAddress)
         metrics.opened(.ws)
         defer {
-            connections.closed(from: remoteAddress)
+            slot.release()
             metrics.closed(.ws)
         }
         let prelude = request.format == .json ? [helloJSON(filter: matcher.filter)] : []
         let subscription = hub.subscribe(matcher: matcher, request: request, prelude: prelude)
+        slot.onTokenRevoked { subscription.close(code: Self.closeTokenRevoked, reason: "token revoked") }
         logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: Self.filterJSON(matcher.filter), as: UTF8.self))"])
 
         let readerError: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
@@ -126,6 +135,11 @@ struct StreamSession {
                 try? await outbound.close(.goingAway, reason: "server shutting down")
                 await waitForPeerClose()
                 return .writerEnded
+            case .close(let request):
+                logger.notice("closing subscriber", metadata: ["subscriber": "\(subscription.id)", "reason": "\(request.reason)"])
+                try? await outbound.close(WebSocketErrorCode(codeNumber: Int(request.code)), reason: request.reason)
+                await waitForPeerClose()
+                return .writerEnded
             }
         }
     }
@@ -137,28 +151,57 @@ struct StreamSession {
 
     // MARK: Reader
 
+    /// Reads client messages until the peer goes.
+    ///
+    /// Every reply is bounded: a message over the rate limit is ignored and
+    /// answered with an `error`, merged into the previous one while that is
+    /// still unsent; after ``maxRefusedMessages`` refused messages in a row
+    /// (none accepted in between), or when the client leaves
+    /// ``Subscription/maxPendingControls`` replies unread, the connection is
+    /// closed with 1008. Nothing a client sends makes the server hold an
+    /// unbounded number of replies.
     func readLoop(_ subscription: Subscription, inbound: WebSocketInboundStream) async throws {
         var limiter = RateLimiter(perSecond: configuration.clientMessagesPerSecond, burst: configuration.clientMessageBurst)
+        var refusedInARow = 0
         for try await message in inbound.messages(maxSize: configuration.maxClientMessageBytes) {
             guard limiter.allow() else {
-                subscription.sendControl(Self.errorJSON(
-                    "too many messages: at most \(Int(configuration.clientMessagesPerSecond)) per second (bursts of \(configuration.clientMessageBurst)); this one was ignored and the filter is unchanged"
-                ))
+                refusedInARow += 1
+                if refusedInARow >= Self.maxRefusedMessages {
+                    subscription.close(code: Self.closePolicyViolation, reason: "too many messages over the rate limit")
+                    return
+                }
+                let error = Self.errorJSON(
+                    "\(Self.rateLimitError): at most \(Int(configuration.clientMessagesPerSecond)) per second (bursts of \(configuration.clientMessageBurst)); ignored, the filter is unchanged (\(refusedInARow) in a row; at \(Self.maxRefusedMessages) the connection is closed)"
+                )
+                if !subscription.sendControl(error, replacingUnsent: { $0.starts(with: Self.rateLimitPrefix) }) {
+                    subscription.close(code: Self.closePolicyViolation, reason: "replies not read")
+                }
                 continue
             }
+            refusedInARow = 0
             switch message {
             case .text(let text):
                 handleClientMessage(text, subscription: subscription)
             case .binary:
-                subscription.sendControl(Self.errorJSON("binary messages are not understood; send a JSON text message such as {\"type\":\"subscribe\",\"filter\":{}}"))
+                reply(Self.errorJSON("binary messages are not understood; send a JSON text message such as {\"type\":\"subscribe\",\"filter\":{}}"), to: subscription)
             }
+        }
+    }
+
+    static let rateLimitError = "too many messages"
+    static let rateLimitPrefix = Array(#"{"type":"error","error":"too many messages"#.utf8)
+
+    /// Queues a reply; a client that leaves too many unread is closed with 1008.
+    func reply(_ json: [UInt8], to subscription: Subscription) {
+        if !subscription.sendControl(json) {
+            subscription.close(code: Self.closePolicyViolation, reason: "replies not read")
         }
     }
 
     func handleClientMessage(_ text: String, subscription: Subscription) {
         switch ClientMessage.parse(text, knownSources: sourceNames) {
         case .failure(let error):
-            subscription.sendControl(Self.errorJSON("\(error.error); \(error.hint)"))
+            reply(Self.errorJSON("\(error.error); \(error.hint)"), to: subscription)
         case .success(.subscribe(let request)):
             do {
                 let matcher = try LineMatcher(request.filter)
@@ -171,7 +214,7 @@ struct StreamSession {
                 writer.newline()
                 hub.resubscribe(subscription, matcher: matcher, backlog: request.backlog, reply: writer.bytes)
             } catch {
-                subscription.sendControl(Self.errorJSON("\(error.error); \(error.hint)"))
+                reply(Self.errorJSON("\(error.error); \(error.hint)"), to: subscription)
             }
         }
     }

@@ -6,7 +6,7 @@ import NIOCore
 import NIOHTTP1
 
 /// A refusal of a WebSocket upgrade: status, extra headers and a JSON body.
-public struct UpgradeRefusal: Sendable {
+public struct UpgradeRefusal: Error, Sendable {
     public var status: HTTPResponseStatus
     public var headers: [(String, String)]
     public var body: [UInt8]
@@ -51,12 +51,42 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let decide: @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?
+    let decide: @Sendable (HTTPRequestHead, any Channel) -> UpgradeRefusal?
     private var refusing: UpgradeRefusal?
     private var passingUpgrade = false
     private var answeredParseError = false
+    private var inputClosed = false
+    private var onInputClosed: [@Sendable () -> Void] = []
 
-    init(decide: @escaping @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?) {
+    /// Calls `action` (on the event loop) once the client has closed its
+    /// sending side, or at once if it already has. A streaming response uses
+    /// this to notice a client that left: the server allows half-closed
+    /// connections, so such a connection is not closed until written to.
+    func whenInputClosed(_ action: @escaping @Sendable () -> Void) {
+        if inputClosed { action() } else { onInputClosed.append(action) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            let actions = onInputClosed
+            onInputClosed = []
+            for action in actions { action() }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Calls `action` when the client of `channel` closes its sending side
+    /// (see ``whenInputClosed(_:)``); a connection without this handler is ignored.
+    static func whenInputClosed(on channel: any Channel, _ action: @escaping @Sendable () -> Void) {
+        channel.eventLoop.execute {
+            if let handler = try? channel.pipeline.syncOperations.handler(type: UpgradeRefusalHandler.self) {
+                handler.whenInputClosed(action)
+            }
+        }
+    }
+
+    init(decide: @escaping @Sendable (HTTPRequestHead, any Channel) -> UpgradeRefusal?) {
         self.decide = decide
     }
 
@@ -64,7 +94,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
         switch unwrapInboundIn(data) {
         case .head(let head):
             if Self.isUpgrade(head) {
-                if let refusal = decide(head, context.channel.remoteAddress) {
+                if let refusal = decide(head, context.channel) {
                     refusing = refusal
                     return
                 }
@@ -145,7 +175,7 @@ struct RefusingChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
 
     let inner: Inner
-    let decide: @Sendable (HTTPRequestHead, SocketAddress?) -> UpgradeRefusal?
+    let decide: @Sendable (HTTPRequestHead, any Channel) -> UpgradeRefusal?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         inner.setup(channel: channel, logger: logger).flatMapThrowing { value in

@@ -390,12 +390,13 @@ struct Serve: AsyncParsableCommand {
         }
 
         let sourceCount = specs.count
-        let (application, drainer) = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger).build(
+        let app = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger)
+        let (application, drainer) = app.build(
             onListening: { port in
                 SystemdNotifier.ready(status: "listening on \(host):\(port), following \(sourceCount) source(s)")
             }
         )
-        services.append(Reloader(tokens: tokens, fileTailers: fileTailers, journalTailers: journalTailers, logger: logger))
+        services.append(Reloader(tokens: tokens, connections: app.connections, fileTailers: fileTailers, journalTailers: journalTailers, logger: logger))
         // Watchdog pings prove the hub is not wedged: taking its lock must succeed.
         services.append(SystemdNotifier(isHealthy: { _ = hub.statistics; return true }))
         logger.info("starting", metadata: ["epoch": "\(hub.epoch)", "sources": "\(specs.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"])

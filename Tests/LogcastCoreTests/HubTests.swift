@@ -29,6 +29,9 @@ import Testing
         case .overflowed:
             Issue.record("unexpected .overflowed")
             return (nil, [])
+        case .close(let request):
+            Issue.record("unexpected .close(\(request))")
+            return (nil, [])
         }
     }
 
@@ -228,7 +231,7 @@ import Testing
         #expect(await batch(subscription).items.compactMap(\.lineSeq) == [4, 5, 6, 7])
     }
 
-    @Test func resubscribeClearsTheQueueAndQueuesReplyThenBacklog() async throws {
+    @Test func resubscribeDropsQueuedLinesKeepsControlsAndQueuesReplyThenBacklog() async throws {
         let hub = makeHub()
         for index in 1...6 {
             hub.publish(TestSupport.record("msg \(index)", source: index <= 3 ? "a" : "b"))
@@ -239,9 +242,10 @@ import Testing
         hub.resubscribe(subscription, matcher: try LineMatcher(onlyA), backlog: 2, reply: Array("subscribed".utf8))
         #expect(subscription.filter == onlyA)
         let items = await batch(subscription).items
-        #expect(items.first?.text == "subscribed")
-        #expect(items.dropFirst().compactMap(\.lineSeq) == [2, 3])
-        #expect(items.count == 3)
+        // The unsent control object stays; the old backlog goes.
+        #expect(items.map(\.text).prefix(2) == ["hello", "subscribed"])
+        #expect(items.dropFirst(2).compactMap(\.lineSeq) == [2, 3])
+        #expect(items.count == 4)
         // Live lines now use the new filter.
         hub.publish([TestSupport.record("x", source: "b"), TestSupport.record("y", source: "a")])
         #expect(await self.batch(subscription).items.compactMap(\.lineSeq) == [8])

@@ -158,11 +158,19 @@ import Testing
         #expect(empty.gap == nil && empty.items.isEmpty)
     }
 
-    @Test func removeAllForgetsItemsAndDrops() {
+    @Test func removeEntriesForgetsLinesAndDropsButKeepsControls() {
         var queue = SubscriberQueue(maxLines: 1, maxBytes: 1 << 20, policy: .drop)
         queue.push(.entry(line(1, 100)))
+        queue.push(control("error-1"))
         queue.push(.entry(line(2, 100)))
-        queue.removeAll()
+        queue.push(control("error-2"))
+        queue.removeEntries()
+        #expect(queue.controlCount == 2)
+        #expect(queue.queuedBytes == 14)
+        let kept = queue.drain(maxBytes: 1 << 20)
+        #expect(kept.gap == nil)
+        #expect(kept.items.count == 2)
+        #expect(queue.controlCount == 0)
         #expect(queue.isEmpty)
         #expect(queue.count == 0)
         #expect(queue.queuedBytes == 0)

@@ -38,9 +38,9 @@ import Testing
         return out.sorted()
     }
 
-    func respond(_ router: Router<BasicRequestContext>, _ target: String, headers: HTTPFields = [:]) async throws -> Response {
+    func respond(_ router: Router<LogcastRequestContext>, _ target: String, headers: HTTPFields = [:]) async throws -> Response {
         let channel = EmbeddedChannel()
-        let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "test")))
+        let context = LogcastRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "test")))
         let head = HTTPRequest(method: .get, scheme: nil, authority: "127.0.0.1:8080", path: target, headerFields: headers)
         return try await router.buildResponder().respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context)
     }
@@ -54,7 +54,7 @@ import Testing
     /// The upgrade path resolves endpoints itself (it runs before the
     /// router): it must pick exactly what the router picks.
     @Test func upgradeResolutionAgreesWithTheRouter() async throws {
-        let probe = Router()
+        let probe = Router(context: LogcastRequestContext.self)
         for endpoint in Endpoint.allCases {
             probe.get(RouterPath(endpoint.rawValue)) { _, context in context.endpointPath ?? "" }
         }
@@ -116,7 +116,7 @@ import Testing
         let router = makeApplication().makeRouter(serveFiles: false)
         for endpoint in Endpoint.allCases {
             let channel = EmbeddedChannel()
-            let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "test")))
+            let context = LogcastRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "test")))
             let head = HTTPRequest(method: .get, scheme: nil, authority: "evil.example:8080", path: endpoint.rawValue)
             let response = try await router.buildResponder().respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context)
             #expect(response.status.code == 421, "\(endpoint)")

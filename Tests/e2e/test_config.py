@@ -5,6 +5,7 @@ import signal
 import subprocess
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from conftest import BINARY, DEADLINE, Server, Stream, append, wait_for
 from journal_support import JournalWriter
@@ -173,7 +174,14 @@ def test_sighup_keeps_subscribers_and_reloads_the_token_file(files):
         wait_for(lambda: any("token file reloaded" in line for line in server.stderr_lines), message="the reload")
         assert server.get("/api/v1/sources", {"Authorization": "Bearer config-token-2"})[0] == 200
         assert server.get("/api/v1/sources", {"Authorization": "Bearer config-token-1"})[0] == 401
-        # The subscriber that connected with the old token is still connected and served.
+        # The subscriber that connected with the revoked token is closed (4401);
+        # one with the new token is served.
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                s.next()
+        assert closed.value.rcvd.code == 4401
+        s = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer config-token-2"})
+        assert s.next()["type"] == "hello"
         append(files / "a.log", "after reload\n")
         assert s.lines(1)[0]["msg"] == "after reload"
         # A bad token file on reload keeps the tokens in force.

@@ -6,12 +6,16 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
+import struct
 import subprocess
+import threading
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from conftest import BINARY, DEADLINE, Server, append, wait_for
+from conftest import BINARY, DEADLINE, RawClient, Server, Stream, append, wait_for
 
 TOKEN = "door-" + "5e1f0a" * 6
 
@@ -266,3 +270,307 @@ def test_bad_allow_host_stops_the_start(tmp_path, log, value):
     out = subprocess.run([str(BINARY), "serve", "--file", str(log), "--allow-host", value, "--check-config"], capture_output=True, text=True, timeout=DEADLINE)
     assert out.returncode == 2
     assert "--allow-host" in out.stderr and "not a host name" in out.stderr
+
+
+# --- 3. SSE framing survives any line ending -------------------------------
+
+def parse_sse(text):
+    """A parser that follows the SSE spec's line rules (CR, LF and CRLF all
+    end a line): returns the dispatched events as dicts, and the last retry."""
+    events, data, fields, retry = [], [], {}, None
+    for line in re.split(r"\r\n|\r|\n", text):
+        if line == "":
+            if data or fields:
+                events.append({**fields, "data": "\n".join(data)})
+            data, fields = [], {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "retry":
+            retry = value
+        elif name in ("id", "event"):
+            fields[name] = value
+    return events, retry
+
+
+def read_sse(port, target, until, headers=None, timeout=DEADLINE):
+    """Reads an SSE response until `until(text)` holds; returns (status, text)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n".encode())
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split()[1])
+        if status != 200:
+            return status, body.decode()
+        text = dechunk_partial(body)
+        while not until(text):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+            text = dechunk_partial(body)
+        return status, text
+    finally:
+        sock.close()
+
+
+def dechunk_partial(data):
+    out = b""
+    while True:
+        size_line, sep, rest = data.partition(b"\r\n")
+        if not sep:
+            break
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0 or len(rest) < size + 2:
+            break
+        out += rest[:size]
+        data = rest[size + 2:]
+    return out.decode()
+
+
+HOSTILE = ["x\rid: 999\rretry: 99999999", "a\r\rb", "event: gap\rdata: {}", "\rid:1", "mid\r\rtail\r"]
+
+
+def as_read(message):
+    """The message as logcast stores it: a trailing CR (of a CRLF line end) is dropped."""
+    return message[:-1] if message.endswith("\r") else message
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_sse_framing_survives_any_line_ending(serve, log, fmt):
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    for message in HOSTILE:
+        append(log, message + "\n")
+    append(log, "last\n")
+    wanted = len(HOSTILE) + 1
+    status, text = read_sse(server.port, f"/sse?backlog=100&format={fmt}",
+                            lambda t: len([e for e in parse_sse(t)[0] if "id" in e]) >= wanted)
+    assert status == 200
+    events, retry = parse_sse(text)
+    lines = [e for e in events if "id" in e]
+    assert retry is None
+    assert len(lines) == wanted
+    assert all(re.fullmatch(r"[0-9a-f]{16}-\d+", e["id"]) for e in lines), [e["id"] for e in lines]
+    assert all("event" not in e for e in lines)
+    for event, message in zip(lines, HOSTILE + ["last"]):
+        if fmt == "json":
+            assert json.loads(event["data"])["msg"] == as_read(message)
+        else:
+            # Every CR became a line break of the data, none a field of its own.
+            assert event["data"] == re.sub(r"\r\n|\r", "\n", as_read(message))
+
+
+def test_sse_framing_in_a_real_event_source(serve, log):
+    from viewer_support import make_driver
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    for message in HOSTILE:
+        append(log, message + "\n")
+    driver = make_driver()
+    try:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        got = driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const seen = [];
+            const source = new EventSource('/sse?format=text&backlog=100');
+            source.onmessage = (e) => {
+                seen.push({id: e.lastEventId, data: e.data});
+                if (seen.length === arguments[0]) { source.close(); done(seen); }
+            };
+            source.onerror = () => { source.close(); done(seen); };
+        """, len(HOSTILE))
+    finally:
+        driver.quit()
+    assert [e["data"] for e in got] == [re.sub(r"\r\n|\r", "\n", as_read(m)) for m in HOSTILE]
+    assert all(re.fullmatch(r"[0-9a-f]{16}-\d+", e["id"]) for e in got)
+
+
+# --- 7c. SSE ids carry the epoch; Last-Event-ID wins --------------------------
+
+def sse_lines(text):
+    return [e for e in parse_sse(text)[0] if "id" in e]
+
+
+def test_last_event_id_wins_over_after_in_the_url(serve, log):
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    for i in range(5):
+        append(log, f"line {i}\n")
+    wait_for(lambda: server.health()["last_seq"] == 5)
+    _, text = read_sse(server.port, "/sse?backlog=5", lambda t: len(sse_lines(t)) >= 5)
+    ids = [e["id"] for e in sse_lines(text)]
+    epoch = ids[0].split("-")[0]
+    # An EventSource reconnects to its original URL (after=0) with Last-Event-ID: the header wins.
+    _, text = read_sse(server.port, "/sse?after=0&backlog=0", lambda t: len(sse_lines(t)) >= 2,
+                       headers={"Last-Event-ID": ids[2]})
+    assert [json.loads(e["data"])["msg"] for e in sse_lines(text)] == ["line 3", "line 4"]
+    # A malformed Last-Event-ID is refused with a hint.
+    status, body = read_sse(server.port, "/sse", lambda t: True, headers={"Last-Event-ID": "x y"})
+    assert status == 400 and "EPOCH-SEQ" in json.loads(body)["hint"]
+    assert epoch == server.health()["epoch"]
+
+
+def test_sse_resume_across_a_restart_gets_a_restart_gap(tmp_path, log):
+    server = Server(["--file", f"app={log}", "--initial-lines", "0"], cwd=tmp_path).start()
+    append(log, "before\n")
+    _, text = read_sse(server.port, "/sse", lambda t: len(sse_lines(t)) >= 1)
+    last_id = sse_lines(text)[0]["id"]
+    server.stop()
+    again = Server(["--file", f"app={log}", "--initial-lines", "0"], cwd=tmp_path).start()
+    try:
+        append(log, "after\n")
+        wait_for(lambda: again.health()["last_seq"] == 1)
+        _, text = read_sse(again.port, "/sse", lambda t: len(sse_lines(t)) >= 1, headers={"Last-Event-ID": last_id})
+        events, _ = parse_sse(text)
+        gaps = [json.loads(e["data"]) for e in events if e.get("event") == "gap"]
+        assert gaps and gaps[0]["reason"] == "restart"
+        assert [json.loads(e["data"])["msg"] for e in sse_lines(text)] == ["after"]
+        assert sse_lines(text)[0]["id"].split("-")[0] != last_id.split("-")[0]
+    finally:
+        again.stop()
+
+
+# --- 5. bounded everything ---------------------------------------------------
+
+def test_sse_clients_that_vanish_at_once_leave_no_subscription(serve, log):
+    server = serve("--file", f"app={log}")
+    for _ in range(300):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        sock.close()  # a reset, before the response head is read
+    wait_for(lambda: server.health()["subscribers"] == 0, message="every subscription to go")
+    # And the stream still works.
+    append(log, "still here\n")
+    _, text = read_sse(server.port, "/sse?backlog=1", lambda t: len(sse_lines(t)) >= 1)
+    assert json.loads(sse_lines(text)[0]["data"])["msg"] == "still here"
+
+
+def test_sse_honours_the_per_address_limit(serve, log):
+    server = serve("--file", f"app={log}", "--max-connections-per-address", "2")
+    socks = []
+    for _ in range(2):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+        sock.sendall(f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200")
+        socks.append(sock)
+    status, _, body = raw_request(server.port, "/sse")
+    assert status == 429 and "--max-connections-per-address" in json.loads(body)["hint"]
+    # WebSocket streams count against the same limit.
+    assert raw_request(server.port, "/ws", upgrade_headers())[0] == 429
+    for sock in socks:
+        sock.close()
+    wait_for(lambda: raw_request(server.port, "/ws", upgrade_headers())[0] == 101, message="the places to be given back")
+
+
+def test_a_burst_of_connects_never_exceeds_the_limits(serve, log):
+    server = serve("--file", f"app={log}", "--max-connections-per-address", "16", "--max-subscribers", "1024")
+    barrier = threading.Barrier(200)
+    results, socks, lock = [], [], threading.Lock()
+
+    def connect():
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+        request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+        barrier.wait()
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        with lock:
+            results.append(int(data.split()[1]))
+            socks.append(sock)
+
+    threads = [threading.Thread(target=connect) for _ in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert results.count(101) == 16, sorted(results)
+        assert results.count(429) == 184
+        assert server.health()["subscribers"] == 16
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_a_client_flooding_messages_without_reading_is_closed_with_1008(serve, log):
+    server = serve("--file", f"app={log}")
+    client = RawClient(server.port, "?backlog=0")
+    for _ in range(150):
+        client.send_frame(1, json.dumps({"type": "subscribe", "filter": {}}).encode())
+    objects, code = client.read_until_close()
+    client.close()
+    assert code == 1008
+    errors = [o for o in objects if o["type"] == "error"]
+    # At most one reply per refused message (merged while unsent), and the
+    # connection ends at the documented count.
+    assert 1 <= len(errors) <= 100, len(errors)
+    assert "too many messages" in errors[-1]["error"]
+    assert int(re.search(r"\((\d+) in a row", errors[-1]["error"]).group(1)) <= 99
+    # Everyone else goes on.
+    s = Stream(server.ws_url + "?backlog=0")
+    assert s.next()["type"] == "hello"
+    append(log, "after the flood\n")
+    assert s.lines(1)[0]["msg"] == "after the flood"
+    s.close()
+
+
+# --- 10. replies survive a resubscribe -------------------------------------
+
+def test_an_error_reply_survives_the_next_subscribe(serve, log):
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    for attempt in range(20):
+        s = Stream(server.ws_url + "?backlog=0")
+        assert s.next()["type"] == "hello"
+        # Both in one burst: the reply to the first must not be lost to the second.
+        s.ws.send('{"type":"no-such-type"}')
+        s.send({"type": "subscribe", "filter": {"grep": ["x"]}, "backlog": 0})
+        first, second = s.next(), s.next()
+        assert first["type"] == "error" and "no-such-type" in first["error"], first
+        assert second["type"] == "subscribed"
+        s.close()
+
+
+# --- 9a. a revoked token closes its streams ---------------------------------
+
+def test_revoking_a_token_closes_its_streams_and_only_those(serve, tmp_path, log):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("keep-this-token-1234\nrevoke-this-token-5678\n")
+    server = serve("--file", f"app={log}", "--token-file", str(tokens), "--initial-lines", "0")
+    kept = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer keep-this-token-1234"})
+    doomed = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer revoke-this-token-5678"})
+    assert kept.next()["type"] == "hello" and doomed.next()["type"] == "hello"
+    sse = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+    sse.sendall(f"GET /sse?backlog=0 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer revoke-this-token-5678\r\n\r\n".encode())
+    data = b""
+    while b"event: hello" not in data:
+        data += sse.recv(65536)
+    tokens.write_text("keep-this-token-1234\n")
+    server.proc.send_signal(signal.SIGHUP)
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            doomed.next()
+    assert closed.value.rcvd.code == 4401 and closed.value.rcvd.reason == "token revoked"
+    # The SSE stream with the revoked token ends too (its last chunk).
+    while not data.endswith(b"\r\n0\r\n\r\n"):
+        chunk = sse.recv(65536)
+        assert chunk, "connection closed before the stream ended"
+        data += chunk
+    sse.close()
+    append(log, "still streaming\n")
+    assert kept.lines(1)[0]["msg"] == "still streaming"
+    kept.close()

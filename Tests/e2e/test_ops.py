@@ -177,7 +177,7 @@ def open_sse(server, query="", headers=None):
     return conn, response
 
 
-def test_sse_stream_ids_are_seq_and_control_objects_are_named_events(serve, log):
+def test_sse_stream_ids_are_epoch_and_seq_and_control_objects_are_named_events(serve, log):
     server = serve("--file", f"app={log}", "--initial-lines", "0")
     conn, response = open_sse(server, "?backlog=0")
     assert response.status == 200
@@ -187,7 +187,8 @@ def test_sse_stream_ids_are_seq_and_control_objects_are_named_events(serve, log)
     append(log, "one\ntwo\n")
     events = read_sse_events(response, 2)
     lines = [(event_id, json.loads(data)) for _, event_id, data, _ in events if event_id]
-    assert [(int(i), o["msg"]) for i, o in lines] == [(o["seq"], o["msg"]) for _, o in lines]
+    epoch = server.health()["epoch"]
+    assert [(i, o["msg"]) for i, o in lines] == [(f"{epoch}-{o['seq']}", o["msg"]) for _, o in lines]
     assert [o["msg"] for _, o in lines] == ["one", "two"]
     with open(log, "r+b") as handle:
         handle.truncate(0)

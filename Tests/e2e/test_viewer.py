@@ -123,6 +123,46 @@ def rgb(css_colour):
     return tuple(int(v) for v in match.groups())
 
 
+# The longest a script may wait for a busy page before it counts as frozen
+# (the flood test's bound).
+RESPONSIVE = 3.0
+
+
+def wait_while_responsive(condition, message):
+    """wait_for(condition), timing every poll; returns the slowest.
+
+    Each poll is a script run in the page, which waits while the page's
+    thread is busy: a page that froze shows as a slow poll.
+    """
+    latencies = []
+
+    def timed():
+        started = time.monotonic()
+        try:
+            return condition()
+        finally:
+            latencies.append(time.monotonic() - started)
+
+    wait_for(timed, message=message)
+    return max(latencies)
+
+
+def run_modules(driver, modules, body, *args):
+    """Imports the viewer's `modules` (paths under web/) into the open page and
+    runs `body`, a JavaScript function body that sees their namespaces as
+    `m[0]`, `m[1]`, … and the extra arguments as `args`; returns its result."""
+    script = (
+        "const done = arguments[arguments.length - 1];\n"
+        "const args = [...arguments].slice(0, -1);\n"
+        f"Promise.all({json.dumps(['/' + path for path in modules])}.map((path) => import(path)))\n"
+        "  .then((m) => done({ok: (() => {\n" + body + "\n})()}))\n"
+        "  .catch((error) => done({error: String((error && error.stack) || error)}));"
+    )
+    result = driver.execute_async_script(script, *args)
+    assert "error" not in result, result["error"]
+    return result["ok"]
+
+
 # ---- 1 -------------------------------------------------------------------
 
 def test_lines_appear_as_they_are_written(page, serve, tmp_path):
@@ -220,6 +260,118 @@ def test_bad_filter_in_the_url_shows_the_server_error_until_fixed(page, serve, t
     append(files["app"], "no match\nwaiting time(out) reached\n")
     wait_for(lambda: model_messages(page) == ["waiting time(out) reached"], message="the matching line")
     assert "regex=time%5C%28out" in page.current_url
+
+
+# Patterns a backtracking engine (JavaScript's RegExp has no match limit) can
+# take for ever on; the old guard in front of RegExp let all but (?:a+)+ through.
+CATASTROPHIC = ["((a+))+$", "(a|aa)+$", "(?:a+)+", "((a)+)+"]
+
+
+def marks_by_row(driver):
+    """The highlighted texts of each line row drawn, top to bottom."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#rows .row.line .c-msg')]"
+        ".map(m => [...m.querySelectorAll('mark')].map(k => k.textContent))")
+
+
+def test_catastrophic_regex_highlights_leave_the_page_responsive(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path)
+    # Forty a's not followed by the end of the line: 2^40 ways to fail for a
+    # backtracking engine. They are on screen when each pattern is typed (the
+    # rows are redrawn with the new highlight before the server's reply).
+    bait = [f"{'a' * 40}!{i}" for i in range(3)]
+    keys = ["key=aaaa", "b aa"]
+    lines = bait + keys
+    append(files["app"], "".join(line + "\n" for line in lines))
+    wait_for(lambda: model_messages(page) == lines, message="every line")
+    regex = page.find_element(By.ID, "f-regex")
+    note = page.find_element(By.ID, "highlight-note")
+
+    for pattern in CATASTROPHIC:
+        anchored = pattern.endswith("$")
+        shown = keys if anchored else lines
+        marks = ([] if anchored else [["a" * 40]] * 3) + [["aaaa"], ["aa"]]
+        regex.send_keys(pattern, Keys.ENTER)
+        slowest = wait_while_responsive(
+            lambda: model_messages(page) == shown and marks_by_row(page) == marks,
+            message=f"the lines matching {pattern} with their matches highlighted")
+        assert slowest < RESPONSIVE, f"the page stopped answering for {slowest:.1f}s with {pattern}"
+        # The pattern is highlighted, not refused: nothing to tell the user.
+        assert not note.is_displayed() and state(page)["highlightNote"] is None
+
+        regex.clear()
+        regex.send_keys(Keys.ENTER)
+        wait_for(lambda: model_messages(page) == lines and marks_by_row(page) == [[]] * 5,
+                 message="every line again, nothing highlighted")
+
+    # A pattern the viewer cannot highlight in bounded time: the server still
+    # filters with it, and the page says why nothing is highlighted.
+    regex.send_keys("(a)\\1", Keys.ENTER)
+    slowest = wait_while_responsive(
+        lambda: note.is_displayed() and state(page)["filter"].get("regex") == "(a)\\1",
+        message="the note about the regex")
+    assert slowest < RESPONSIVE
+    assert "not highlighted" in note.text and "back-references" in note.text
+    assert state(page)["highlightNote"] == note.text
+    wait_for(lambda: model_messages(page) == lines, message="the lines with a doubled a")
+    assert marks_by_row(page) == [[]] * 5
+    regex.clear()
+    regex.send_keys(Keys.ENTER)
+    wait_for(lambda: not note.is_displayed(), message="the note to go away")
+    assert_clean_console(page)
+
+
+HIGHLIGHT_CASES = [
+    # (regex, grep terms, text, expected ranges or None)
+    ("((a+))+$", [], "a" * 40 + "!", None),
+    ("((a+))+$", [], "key=aaaa", [[4, 8]]),
+    ("(a|aa)+$", [], "a" * 40 + "!", None),
+    ("(a|aa)+$", [], "b aa", [[2, 4]]),
+    ("(?:a+)+", [], "b" + "a" * 40 + "!", [[1, 41]]),
+    ("((a)+)+", [], "xaaay", [[1, 4]]),
+    ("(?:a+)+b", [], "ab" + "a" * 5000, [[0, 2]]),
+    (".*.*.*x", [], "a" * 20000, None),  # no nested quantifier, and cubic for RegExp
+    ("a*a*a*a*a*x", [], "a" * 3000, None),
+    ("timeout|refused", [], "connect refused after timeout", [[8, 15], [22, 29]]),
+    ("error", [], "ERROR Error error", [[0, 5], [6, 11], [12, 17]]),  # smart-case
+    ("Error", [], "ERROR Error error", [[6, 11]]),
+    ("(?i)ERROR", [], "error", [[0, 5]]),
+    (r"\bid=\d+", [], "pid=1 id=42", [[6, 11]]),
+    (r"^\S+ (\d{3})\b", [], "GET 404 /x", [[0, 7]]),
+    (r"(?P<code>5\d\d)|[[:upper:]]{3,}", [], "WARN 503 ok", [[0, 4], [5, 8]]),
+    ("a.c", ["a.c"], "abc a.c", [[0, 3], [4, 7]]),
+    ("", ["a.c", "(x+)+y"], "abc a.c (x+)+y", [[4, 7], [8, 14]]),  # text terms are literal
+]
+
+UNHIGHLIGHTABLE = [
+    ("(a)\\1", "back-references"),
+    ("(?<=a)b", "lookaround"),
+    ("a++b", "possessive quantifiers"),
+    ("(?>a+)b", "atomic groups"),
+    ("(?:a{100}){100}", "a pattern this large"),
+]
+
+
+def test_highlighter_output_in_the_browser(page, serve, tmp_path):
+    """filter.js's highlighter, run directly: what it marks, and what it refuses."""
+    open_viewer(page, serve, tmp_path)
+    got = run_modules(page, ["js/filter.js"], """
+        const [filter] = m;
+        const marks = args[0].map(([regex, grep, text]) => {
+          const highlight = filter.makeHighlighter({...filter.emptyFilter(), regex, grep});
+          return highlight ? highlight(text) : "no highlighter";
+        });
+        const notes = args[1].map(([regex]) => [
+          filter.makeHighlighter({...filter.emptyFilter(), regex}),
+          filter.highlightNote({...filter.emptyFilter(), regex}),
+        ]);
+        return {marks, notes};
+    """, [list(case[:3]) for case in HIGHLIGHT_CASES], [list(case) for case in UNHIGHLIGHTABLE])
+    for (regex, grep, text, expected), ranges in zip(HIGHLIGHT_CASES, got["marks"]):
+        assert ranges == expected, (regex, grep, text[:40])
+    for (regex, reason), (highlighter, note) in zip(UNHIGHLIGHTABLE, got["notes"]):
+        assert highlighter is None, regex
+        assert note and "not highlighted" in note and reason in note, (regex, note)
 
 
 # ---- 3 -------------------------------------------------------------------
@@ -420,6 +572,70 @@ def test_ansi_colours_render_as_coloured_spans(page, serve, tmp_path):
     assert "bg-2" in under.get_attribute("class")
     assert "plain" not in spans  # unstyled text is not wrapped
     assert_clean_console(page)
+
+
+def test_unterminated_escape_sequences_leave_the_page_responsive(page, serve, tmp_path):
+    # These used to cost the parser quadratic time: each unterminated OSC
+    # searched the rest of the line for its end, 32,000 times over (seconds
+    # for every drawing of the row).
+    server, files = open_viewer(page, serve, tmp_path)
+    osc = "osc " + "\x1b]" * 32_000
+    csi = "csi \x1b[" + "1;" * 20_000
+    after = "\x1b[31mred after\x1b[0m them"
+    append(files["app"], osc + "\n" + csi + "\n" + after + "\n")
+    slowest = wait_while_responsive(lambda: dom_messages(page) == ["osc ", "csi ", "red after them"],
+                                    message="the three lines drawn")
+    assert slowest < RESPONSIVE, f"the page stopped answering for {slowest:.1f}s"
+    assert model_messages(page) == [osc, csi, after]  # kept as they came; only the drawing drops escapes
+
+    message = page.find_elements(By.CSS_SELECTOR, "#rows .row.line .c-msg")[-1]
+    spans = message.find_elements(By.CSS_SELECTOR, "span")
+    assert [span.text for span in spans] == ["red after"]
+    assert "fg-1" in spans[0].get_attribute("class")
+    r, g, b = rgb(spans[0].value_of_css_property("color"))
+    assert r > 150 and g < 100 and b < 100, (r, g, b)
+
+    # The details panel draws the message too.
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[0].click()
+    slowest = wait_while_responsive(
+        lambda: page.execute_script("return document.getElementById('details-msg').textContent") == "osc ",
+        message="the details of the OSC line")
+    assert slowest < RESPONSIVE
+    assert_clean_console(page)
+
+
+ANSI_CASES = [
+    # (input, visible text, runs as [start, end, fg, bold])
+    ("\x1b[31mred\x1b[0m plain", "red plain", [[0, 3, 1, False]]),
+    ("\x1b[1;38;5;208mX\x1b[22mY", "XY", [[0, 1, 208, True], [1, 2, 208, False]]),
+    ("a\x1b]0;title\x07b", "ab", []),
+    ("a\x1b]8;;http://x/\x1b\\link\x1b]8;;\x1b\\", "alink", []),
+    ("\x1b]" * 32_000, "", []),
+    ("osc \x1b]0;title", "osc 0;title", []),  # unterminated: only the introducer goes
+    ("\x1b]0;a" * 3, "0;a0;a0;a", []),
+    ("\x1bPq" * 1000 + "\x07z", "z", []),  # the first DCS runs to the BEL
+    ("csi \x1b[" + "1;" * 20_000, "csi ", []),  # unterminated: what was read goes
+    ("a\x1b[12;3\x01b", "a\u2401b", []),  # ended by a control: that control is shown
+    ("\x1b[" + "1;" * 40 + "mX", "X", []),  # over MAX_CSI_PARAMS: dropped, not applied
+    ("\x1b[1;3;4;9;38;2;255;255;255;48;5;208mX", "X", [[0, 1, [255, 255, 255], True]]),
+    ("\x1b[?25lcursor\x1b[2K", "cursor", []),
+    ("\x1b(Bx\x1b(\x01y", "x\u2401y", []),
+    ("tab\there\x07", "tab\there\u2407", []),
+]
+
+
+def test_ansi_parser_output_in_the_browser(page, serve, tmp_path):
+    """ansi.js's parser, run directly on well-formed, unterminated and over-long sequences."""
+    open_viewer(page, serve, tmp_path)
+    got = run_modules(page, ["js/ansi.js"], """
+        const [ansi] = m;
+        return args[0].map((input) => {
+          const {text, runs} = ansi.parseAnsi(input);
+          return [text, runs.map((r) => [r.start, r.end, r.style.fg, r.style.bold])];
+        });
+    """, [case[0] for case in ANSI_CASES])
+    for (source, text, runs), (got_text, got_runs) in zip(ANSI_CASES, got):
+        assert (got_text, got_runs) == (text, runs), repr(source[:40])
 
 
 # ---- 6 -------------------------------------------------------------------

@@ -10,6 +10,12 @@
 // The parser is pure: text in, {text, runs} out. It never touches the DOM.
 
 const ESC = 0x1b;
+const BEL = 0x07;
+
+/** False for the characters that start an escape or are controls (tab aside). */
+function isShown(c) {
+  return !((c < 0x20 && c !== 0x09) || (c >= 0x7f && c <= 0x9f));
+}
 
 /** The xterm 256-colour palette entry `n` (16–255) as [r, g, b]. */
 export function xtermRGB(n) {
@@ -24,10 +30,7 @@ export function xtermRGB(n) {
 
 /** True when `text` has anything the plain fast path cannot show as is. */
 export function needsParsing(text) {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || (c >= 0x7f && c <= 0x9f)) return true;
-  }
+  for (let i = 0; i < text.length; i++) if (!isShown(text.charCodeAt(i))) return true;
   return false;
 }
 
@@ -112,6 +115,30 @@ function applySGR(style, raw) {
   }
 }
 
+// Cost. Every input is parsed in time linear in its length: the scan only
+// moves forward, and each character is looked at a bounded number of times.
+// (It used to be quadratic: an unterminated OSC searched the rest of the line
+// for its terminator and then dropped just its two-byte introducer, so a line
+// of 32,000 "ESC ]" searched 32,000 times to the end — seconds per line, in
+// every open viewer.) What each kind of sequence costs and becomes:
+// - CSI (ESC [ params intermediates final): read once. With more than
+//   MAX_CSI_PARAMS parameter bytes it is garbage: skipped to its final byte
+//   and dropped without being applied, so no one builds a 20,000-entry
+//   parameter list. Without a final byte (the line ends, or another control
+//   comes first) what was read is dropped and parsing goes on after it.
+// - Strings (OSC ESC ], DCS ESC P, SOS ESC X, PM ESC ^, APC ESC _) run to
+//   BEL or ESC \ and are dropped whole. An unterminated one (the line was cut,
+//   or the program never ended it) drops only its introducer and the rest of
+//   the line is parsed as ordinary text, so nothing else in the line is
+//   hidden. A failed search for a terminator is remembered: a terminator
+//   found nowhere after position p is not looked for again after p, which
+//   makes a line of 32,000 unterminated introducers one search, not 32,000.
+// - ESC intermediates final (ESC ( B and friends) and ESC final: dropped;
+//   without a valid final byte only what was read is dropped.
+
+/** CSI parameter bytes beyond which a sequence is garbage (real SGRs use < 50). */
+export const MAX_CSI_PARAMS = 64;
+
 /**
  * Parses `text` into the visible characters and their style runs.
  *
@@ -120,41 +147,49 @@ function applySGR(style, raw) {
  * non-plain style; characters outside every run are unstyled.
  */
 export function parseAnsi(text) {
-  let out = "";
+  const pieces = []; // joined once at the end: no repeated string building
+  let length = 0; // of the visible text so far
   const runs = [];
-  let style = emptyStyle();
+  const style = emptyStyle();
   let runStart = 0;
 
+  const emit = (piece) => {
+    pieces.push(piece);
+    length += piece.length;
+  };
   const closeRun = () => {
-    if (out.length > runStart && !isPlain(style)) runs.push({ start: runStart, end: out.length, style: { ...style } });
-    runStart = out.length;
+    if (length > runStart && !isPlain(style)) runs.push({ start: runStart, end: length, style: { ...style } });
+    runStart = length;
   };
 
   const n = text.length;
+  let noTerminatorFrom = n; // no BEL or ESC \ starts at or after this index
   let i = 0;
   while (i < n) {
     // Copy the longest stretch of ordinary characters in one go.
     let j = i;
-    while (j < n) {
-      const c = text.charCodeAt(j);
-      if ((c < 0x20 && c !== 0x09) || (c >= 0x7f && c <= 0x9f)) break;
-      j++;
-    }
-    if (j > i) { out += text.slice(i, j); i = j; if (i >= n) break; }
+    while (j < n && isShown(text.charCodeAt(j))) j++;
+    if (j > i) { emit(text.slice(i, j)); i = j; if (i >= n) break; }
 
     const c = text.charCodeAt(i);
     if (c === ESC) {
-      const next = text.charCodeAt(i + 1);
+      const next = text.charCodeAt(i + 1); // NaN past the end: matches no case below
       if (next === 0x5b) { // '[' — CSI: parameters, intermediates, one final byte
         let k = i + 2;
-        while (k < n && text.charCodeAt(k) >= 0x30 && text.charCodeAt(k) <= 0x3f) k++;
-        const params = text.slice(i + 2, k);
+        let sgrParams = true; // only digits, ';' and ':' (no private markers like '?')
+        while (k < n) {
+          const d = text.charCodeAt(k);
+          if (d < 0x30 || d > 0x3f) break;
+          if (d > 0x3b) sgrParams = false; // < = > ?
+          k++;
+        }
+        const paramsEnd = k;
         while (k < n && text.charCodeAt(k) >= 0x20 && text.charCodeAt(k) <= 0x2f) k++;
         const final = text.charCodeAt(k);
         if (k < n && final >= 0x40 && final <= 0x7e) {
-          if (final === 0x6d && /^[0-9;:]*$/.test(params)) { // 'm' — SGR
+          if (final === 0x6d && sgrParams && paramsEnd - (i + 2) <= MAX_CSI_PARAMS) { // 'm' — SGR
             closeRun();
-            applySGR(style, params);
+            applySGR(style, text.slice(i + 2, paramsEnd));
           }
           i = k + 1;
         } else {
@@ -162,19 +197,21 @@ export function parseAnsi(text) {
         }
       } else if (next === 0x5d || next === 0x50 || next === 0x58 || next === 0x5e || next === 0x5f) {
         // OSC ] / DCS P / SOS X / PM ^ / APC _ : a string ended by BEL or ESC \
-        let k = i + 2;
         let end = -1;
-        while (k < n) {
-          const d = text.charCodeAt(k);
-          if (d === 0x07) { end = k + 1; break; }
-          if (d === ESC && text.charCodeAt(k + 1) === 0x5c) { end = k + 2; break; }
-          k++;
+        if (i + 2 < noTerminatorFrom) {
+          for (let k = i + 2; k < n; k++) {
+            const d = text.charCodeAt(k);
+            if (d === BEL) { end = k + 1; break; }
+            if (d === ESC && text.charCodeAt(k + 1) === 0x5c) { end = k + 2; break; }
+          }
+          if (end === -1) noTerminatorFrom = i + 2;
         }
         i = end === -1 ? i + 2 : end; // unterminated: drop only the introducer
       } else if (next >= 0x20 && next <= 0x2f) { // ESC ( B and friends
-        let k = i + 1;
+        let k = i + 2;
         while (k < n && text.charCodeAt(k) >= 0x20 && text.charCodeAt(k) <= 0x2f) k++;
-        i = Math.min(n, k + 1);
+        const final = text.charCodeAt(k);
+        i = k < n && final >= 0x30 && final <= 0x7e ? k + 1 : k;
       } else if (next >= 0x30 && next <= 0x7e) { // ESC 7, ESC c, ESC M …
         i += 2;
       } else {
@@ -184,12 +221,12 @@ export function parseAnsi(text) {
       i += 1; // C1 controls: invisible, drop
     } else {
       // Other C0 controls and DEL: show their control picture (U+2400 block).
-      out += String.fromCharCode(c === 0x7f ? 0x2421 : 0x2400 + c);
+      emit(String.fromCharCode(c === 0x7f ? 0x2421 : 0x2400 + c));
       i += 1;
     }
   }
   closeRun();
-  return { text: out, runs };
+  return { text: pieces.join(""), runs };
 }
 
 /** Removes every escape sequence; what "Download" and "Copy" write. */

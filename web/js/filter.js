@@ -1,11 +1,13 @@
 // The viewer's filter: read from and written to the page URL, sent to the
 // server as query parameters (on connect) or as a `subscribe` message (on a
-// change), and turned into JavaScript regular expressions for highlighting.
+// change), and turned into highlighters for the matches in the page.
 //
 // Keys and meanings are PROTOCOL.md's. Repeatable keys are arrays; in the
 // page they are typed comma-separated, split and trimmed here, and written to
 // URLs as repeated keys (`grep=a&grep=b`) so the server sees exactly the
 // terms the page shows.
+
+import { compileRegex } from "./regex.js";
 
 export const REPEATABLE = ["source", "grep", "exclude", "unit", "identifier", "host"];
 export const SINGLE = ["regex", "priority"];
@@ -82,6 +84,18 @@ export function isEmptyFilter(filter) {
 }
 
 // ---- highlighting -------------------------------------------------------
+//
+// Every highlight is bounded in time, whatever the user types:
+// - Text terms (grep) are literal: escaped before they become a RegExp, so
+//   they cannot backtrack (a search costs at most the term's length per
+//   character of the line).
+// - The regex is not given to JavaScript's RegExp, which backtracks with no
+//   match limit (the server guards its own PCRE2 with one). A guard on the
+//   pattern's syntax, as there used to be, cannot catch them all: it missed
+//   ((a+))+$ and (a|aa)+$, and plain .*.*x has no nested quantifier at all
+//   yet takes seconds on a long line. The regex runs on the linear-time
+//   matcher of regex.js instead, under a step budget per line. A pattern that matcher cannot run (back-references,
+//   lookaround, …) is not highlighted, and `highlightNote` says why.
 
 function hasUpper(text) {
   return /\p{Lu}/u.test(text);
@@ -96,37 +110,23 @@ function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-// Patterns with a quantified group that itself contains a quantifier, like
-// (a+)+ or (\w*)*, can backtrack for ever in JavaScript's engine (the server
-// guards its own PCRE2 with a match limit). Highlighting is a nicety, so
-// such patterns are simply not highlighted.
-function looksCatastrophic(pattern) {
-  return /\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]/.test(pattern);
+/** The regex filter compiled for highlighting: `{regex}`, `{unsupported}`, `{invalid}` or null. */
+function highlightRegex(filter) {
+  if (!filter.regex) return null;
+  return compileRegex(filter.regex, { ignoreCase: !regexHasUpper(filter.regex) });
 }
 
 /**
- * Translates a PCRE2 pattern into a JavaScript RegExp source and flags, or
- * returns null when JavaScript cannot express it faithfully.
+ * Why the filter's regex is not highlighted (for the page to say), or null
+ * when it is (or there is none).
  */
-export function pcreToJS(pattern) {
-  let source = pattern;
-  let flags = "";
-  const inline = /^\(\?([imsx]+)\)/.exec(source);
-  if (inline) {
-    if (inline[1].includes("x")) return null;
-    for (const f of inline[1]) if (!flags.includes(f)) flags += f;
-    source = source.slice(inline[0].length);
+export function highlightNote(filter) {
+  const compiled = highlightRegex(filter);
+  if (!compiled || compiled.regex) return null;
+  if (compiled.unsupported) {
+    return `Regex matches are not highlighted: the viewer does not support ${compiled.unsupported} (the server still filters with it).`;
   }
-  source = source
-    .replace(/\(\?P</g, "(?<")
-    .replace(/\\A/g, "^")
-    .replace(/\\[zZ]/g, "$");
-  try {
-    new RegExp(source, flags + "u");
-    return { source, flags: flags + "u" };
-  } catch {
-    return null;
-  }
+  return `Regex matches are not highlighted: ${compiled.invalid}.`;
 }
 
 /**
@@ -134,40 +134,22 @@ export function pcreToJS(pattern) {
  * merged, sorted `[start, end]` ranges, or null when nothing is highlighted.
  */
 export function makeHighlighter(filter) {
-  const regexps = [];
-  for (const term of filter.grep) {
-    regexps.push(new RegExp(escapeRegExp(term), hasUpper(term) ? "gu" : "giu"));
-  }
-  if (filter.regex && !looksCatastrophic(filter.regex)) {
-    const js = pcreToJS(filter.regex);
-    if (js) {
-      let flags = js.flags;
-      if (!regexHasUpper(filter.regex) && !flags.includes("i")) flags += "i";
-      try {
-        regexps.push(new RegExp(js.source, flags + "g"));
-      } catch {
-        // not highlightable; the server still filters with it
-      }
-    }
-  }
-  if (regexps.length === 0) return null;
+  const literals = filter.grep.map((term) => new RegExp(escapeRegExp(term), hasUpper(term) ? "gu" : "giu"));
+  const compiled = highlightRegex(filter);
+  const regex = compiled && compiled.regex ? compiled.regex : null;
+  if (literals.length === 0 && !regex) return null;
 
-  let disabled = false;
   return function highlight(text) {
-    if (disabled) return null;
-    const started = performance.now();
     const ranges = [];
-    for (const re of regexps) {
+    for (const re of literals) {
       re.lastIndex = 0;
       let m;
       let count = 0;
       while ((m = re.exec(text)) !== null && count++ < 500) {
-        if (m[0].length === 0) { re.lastIndex++; continue; }
         ranges.push([m.index, m.index + m[0].length]);
       }
     }
-    // A pattern that is slow on real lines switches itself off.
-    if (performance.now() - started > 50) disabled = true;
+    if (regex) ranges.push(...regex.ranges(text));
     if (ranges.length === 0) return null;
     ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     const merged = [ranges[0]];
