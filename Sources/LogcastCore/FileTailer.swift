@@ -94,6 +94,8 @@ public final class FileTailer: Service, Sendable {
 struct FollowedFile {
     let path: String
     var fd: Int32 = -1
+    /// The identity of the file open on `fd` (the state may already name the next one).
+    var openIdentity: FileIdentity?
     var state: FollowState
     var splitter: LineSplitter
     var lastData: ContinuousClock.Instant = .now
@@ -114,6 +116,25 @@ struct FileTailLoop {
     var watch: Int32 = -1
     var lastError: String?
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Where reading stopped in files that are no longer open under their
+    /// old name: a glob member renamed to another matching name (rotation
+    /// to `app.log.1` under `*.log*`) continues there instead of being read
+    /// again from the start. Bounded; the oldest are forgotten first.
+    var knownOffsets: [FileIdentity: Int64] = [:]
+    var knownOrder: [FileIdentity] = []
+    static let maxKnownOffsets = 4096
+    /// Glob members not followed, and why (each reported once).
+    var skipped: [String: String] = [:]
+    /// Set by inotify events that may change which files match.
+    var membershipChanged = false
+    /// For each followed path, the names it was renamed to since it was last
+    /// opened, in order (from inotify's paired move events): the generations
+    /// of a file rotated more than once between two checks.
+    var renamedAway: [String: [String]] = [:]
+    /// The identity of the file each path had open until it was last closed.
+    var lastClosed: [String: FileIdentity] = [:]
+    /// Move events whose other half has not been read yet (cookie → old path).
+    var movedFrom: [UInt32: String] = [:]
 
     init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, recheck: WakeSignal) {
         self.configuration = configuration
@@ -144,10 +165,11 @@ struct FileTailLoop {
             if ready < 0 && errno != EINTR { break }
             if fds[0].revents != 0 { break }
 
-            var rescan = false
             if fds.count > 2, fds[2].revents != 0 {
-                rescan = drainInotify()
+                drainInotify()
             }
+            var rescan = membershipChanged
+            membershipChanged = false
             let forced = fds[1].revents != 0
             if forced {
                 recheck.drain()
@@ -196,10 +218,16 @@ struct FileTailLoop {
             close(fd)
             return false
         }
+        if let problem = refusal(fd: fd, status: status, path: path) {
+            close(fd)
+            refuse(path, problem)
+            return false
+        }
         let start = Self.offsetOfLastLines(fd: fd, size: status.size, count: configuration.initialLines)
         lseek(fd, off_t(start), SEEK_SET)
         var file = files[path] ?? FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
         file.fd = fd
+        file.openIdentity = status.identity
         file.state = .following(status.identity, at: start)
         files[path] = file
         readToEnd(path)
@@ -210,16 +238,28 @@ struct FileTailLoop {
     mutating func discover(initial: Bool) {
         let directory = configuration.directory
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        // A skipped name that is gone may come back as a file worth following.
+        let present = Set(names)
+        skipped = skipped.filter { present.contains(($0.key as NSString).lastPathComponent) }
         for name in names.sorted() where fnmatch(configuration.namePattern, name, 0) == 0 {
             let path = directory == "" ? name : directory + "/" + name
-            guard files[path] == nil else { continue }
+            guard files[path] == nil, skipped[path] == nil else { continue }
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                let status = Self.fileStatus(path: path)
+            else { continue }
             if initial {
                 openAtTail(path)
-            } else {
-                files[path] = FollowedFile(path: path, state: .waiting(announced: true), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+                continue
             }
+            // The same file under a new name (renamed by rotation): not a new member
+            // while another name still has it open; afterwards, continue where it stopped.
+            if files.values.contains(where: { $0.openIdentity == status.identity }) { continue }
+            if let offset = knownOffsets[status.identity] {
+                continueRenamed(path, identity: status.identity, at: offset)
+                continue
+            }
+            files[path] = FollowedFile(path: path, state: .waiting(announced: true), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
         }
     }
 
@@ -260,8 +300,21 @@ struct FileTailLoop {
                     if errno != ENOENT { recordError("cannot open \(path): \(reason)") }
                     return
                 }
+                guard let opened = Self.fileStatus(fd: fd) else {
+                    close(fd)
+                    files[path]?.state.openFailed()
+                    return
+                }
+                if let problem = refusal(fd: fd, status: opened, path: path) {
+                    close(fd)
+                    files[path]?.state.openFailed()
+                    refuse(path, problem)
+                    return
+                }
+                readSkippedGenerations(of: path, expected: files[path]?.state.phase, opened: opened.identity)
                 files[path]?.fd = fd
-                files[path]?.state.didOpen()
+                files[path]?.openIdentity = opened.identity
+                files[path]?.state.didOpen(opened.identity)
                 lastError = nil
             }
         }
@@ -299,9 +352,165 @@ struct FileTailLoop {
         var records: [LogRecord] = []
         file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
         publish(records, bytes: 0)
+        if let identity = file.openIdentity {
+            let end = lseek(file.fd, 0, SEEK_CUR)
+            if end >= 0 { remember(identity, offset: Int64(end)) }
+            lastClosed[path] = identity
+        }
         close(file.fd)
         file.fd = -1
+        file.openIdentity = nil
         files[path] = file
+    }
+
+    // MARK: Identity
+
+    mutating func remember(_ identity: FileIdentity, offset: Int64) {
+        if knownOffsets.updateValue(offset, forKey: identity) == nil { knownOrder.append(identity) }
+        if knownOrder.count > Self.maxKnownOffsets {
+            knownOffsets[knownOrder.removeFirst()] = nil
+        }
+    }
+
+    /// A glob member that is a file already read under another name: follow
+    /// it from where that stopped, without reading it again.
+    mutating func continueRenamed(_ path: String, identity: FileIdentity, at offset: Int64) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0, let status = Self.fileStatus(fd: fd), status.identity == identity else {
+            if fd >= 0 { close(fd) }
+            return
+        }
+        let start = min(offset, status.size)
+        lseek(fd, off_t(start), SEEK_SET)
+        var file = FollowedFile(path: path, state: .following(identity, at: start), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        file.fd = fd
+        file.openIdentity = identity
+        files[path] = file
+        logger.debug("renamed file followed on", metadata: ["source": "\(configuration.name)", "path": "\(path)", "offset": "\(start)"])
+        readToEnd(path)
+    }
+
+    /// Before the newest file of `path` is read: reads, from the start, the
+    /// generations that were rotated away before they were ever opened (two
+    /// rotations between checks), each followed by `rotated`. They are found
+    /// by the names inotify saw `path` renamed to, and by the identity the
+    /// last check saw if the file opened is yet another one. A generation
+    /// renamed and removed before it could be read is lost, and the log says so.
+    mutating func readSkippedGenerations(of path: String, expected: FollowState.Phase?, opened: FileIdentity) {
+        drainInotify()  // the renames up to now, not only up to the last poll
+        var done: Set<FileIdentity> = [opened]
+        if let last = lastClosed[path] { done.insert(last) }
+        var candidates: [(path: String, identity: FileIdentity)] = []
+        for name in renamedAway.removeValue(forKey: path) ?? [] {
+            if let identity = Self.fileStatus(path: name)?.identity, !done.contains(identity) {
+                candidates.append((name, identity))
+                done.insert(identity)
+            }
+        }
+        if case .following(let seen)? = expected, !done.contains(seen) {
+            if let found = Self.find(seen, near: path) {
+                candidates.append((found, seen))
+            } else {
+                logger.warning("a generation of the file was rotated away and removed before it could be read; its lines are lost", metadata: ["source": "\(configuration.name)", "path": "\(path)"])
+            }
+        }
+        for candidate in candidates where knownOffsets[candidate.identity] == nil {
+            readWhole(candidate.path, identity: candidate.identity, as: path)
+        }
+    }
+
+    /// The file in `path`'s directory with this identity.
+    static func find(_ identity: FileIdentity, near path: String) -> String? {
+        let directory = (path as NSString).deletingLastPathComponent
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
+        return names.sorted().map { directory.isEmpty ? $0 : directory + "/" + $0 }.first { fileStatus(path: $0)?.identity == identity }
+    }
+
+    /// Reads a whole earlier generation of `path` (now named `candidate`),
+    /// publishing its lines as `path`'s, then `rotated`.
+    mutating func readWhole(_ candidate: String, identity: FileIdentity, as path: String) {
+        let fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard let status = Self.fileStatus(fd: fd), status.identity == identity, refusal(fd: fd, status: status, path: candidate) == nil else { return }
+        var splitter = LineSplitter(maxLineBytes: configuration.maxLineBytes)
+        var total: Int64 = 0
+        while true {
+            let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            total += Int64(count)
+            let timestamp = Timestamp.now()
+            var records: [LogRecord] = []
+            readBuffer.withUnsafeBytes { bytes in
+                splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { records.append(record($0, path: path, at: timestamp)) }
+            }
+            publish(records, bytes: count)
+        }
+        var rest: [LogRecord] = []
+        splitter.flushPartial { rest.append(record($0, path: path, at: .now())) }
+        publish(rest, bytes: 0)
+        remember(identity, offset: total)
+        emit(.rotated, path: path)
+        logger.info("read a generation rotated away before it was opened", metadata: ["source": "\(configuration.name)", "path": "\(candidate)"])
+    }
+
+    // MARK: Files that are not followed
+
+    /// Why an open file is not followed: not a regular file (a FIFO or a
+    /// device would be read for ever), or compressed (a rotated `.gz`).
+    func refusal(fd: Int32, status: FileStatus, path: String) -> String? {
+        if !status.isRegular {
+            return "\(path) is not a regular file (\(Self.fileKind(fd: fd))); logcast follows regular files only"
+        }
+        if let format = Self.compression(fd: fd, path: path) {
+            return "\(path) is \(format)-compressed; compressed files are not streamed"
+        }
+        return nil
+    }
+
+    /// A file that is not followed: for a glob member, a `skipped` event
+    /// (once) and the others go on; for the one file of a source, the
+    /// source is failing with the reason.
+    mutating func refuse(_ path: String, _ problem: String) {
+        if configuration.isGlob {
+            guard skipped[path] == nil else { return }
+            skipped[path] = problem
+            files[path] = nil
+            sink.event(SourceEvent(source: configuration.name, kind: .skipped, path: path, reason: problem))
+            sink.status { $0.events[SourceEvent.Kind.skipped.rawValue, default: 0] += 1 }
+            logger.notice("file not followed", metadata: ["source": "\(configuration.name)", "path": "\(path)", "reason": "\(problem)"])
+        } else {
+            recordError(problem)
+        }
+    }
+
+    static let compressedSuffixes = [".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4", ".zip": "zip", ".lzma": "lzma", ".z": "compress"]
+
+    /// The compression format of a file, by its first bytes or its name.
+    static func compression(fd: Int32, path: String) -> String? {
+        var magic = [UInt8](repeating: 0, count: 6)
+        let got = magic.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 6, 0) }
+        if got >= 2, magic[0] == 0x1F, magic[1] == 0x8B { return "gzip" }
+        if got >= 3, magic[0...2] == [0x42, 0x5A, 0x68] { return "bzip2" }
+        if got >= 6, magic == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] { return "xz" }
+        if got >= 4, magic[0...3] == [0x28, 0xB5, 0x2F, 0xFD] { return "zstd" }
+        if got >= 4, magic[0...3] == [0x04, 0x22, 0x4D, 0x18] { return "lz4" }
+        let lowered = path.lowercased()
+        return compressedSuffixes.first { lowered.hasSuffix($0.key) }?.value
+    }
+
+    static func fileKind(fd: Int32) -> String {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return "unknown kind" }
+        switch info.st_mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFDIR: return "a directory"
+        default: return "not a regular file"
+        }
     }
 
     mutating func flushStalePartials() {
@@ -367,30 +576,43 @@ struct FileTailLoop {
         watch = inotify_add_watch(inotifyFD, directory, mask)
     }
 
-    /// Reads pending events. Returns whether the directory's membership may have changed.
-    mutating func drainInotify() -> Bool {
-        var membership = false
+    /// Reads pending events: notes whether the directory's membership may
+    /// have changed (``membershipChanged``) and which followed files were
+    /// renamed to which names (``renamedAway``).
+    mutating func drainInotify() {
+        guard inotifyFD >= 0 else { return }
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        let directory = configuration.directory
         while true {
             let count = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
             if count <= 0 { break }
             var offset = 0
-            buffer.withUnsafeBytes { raw in
-                while offset + 16 <= count {
-                    let mask = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-                    let nameLength = raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)
-                    if mask & UInt32(IN_Q_OVERFLOW) != 0 { membership = true }
-                    if mask & UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) != 0 { membership = true }
-                    if mask & UInt32(IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) != 0 {
-                        // The directory itself went away: watch again on the next poll tick.
-                        watch = -1
-                        membership = true
-                    }
-                    offset += 16 + Int(nameLength)
+            while offset + 16 <= count {
+                let (mask, cookie, nameLength) = buffer.withUnsafeBytes { raw in
+                    (raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                     raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self),
+                     Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
                 }
+                let nameBytes = buffer[(offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
+                let name = String(decoding: nameBytes, as: UTF8.self)
+                let path = directory.isEmpty ? name : directory + "/" + name
+                if mask & UInt32(IN_Q_OVERFLOW) != 0 { membershipChanged = true }
+                if mask & UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) != 0 { membershipChanged = true }
+                if mask & UInt32(IN_MOVED_FROM) != 0, files[path] != nil {
+                    movedFrom[cookie] = path
+                }
+                if mask & UInt32(IN_MOVED_TO) != 0, let old = movedFrom.removeValue(forKey: cookie) {
+                    renamedAway[old, default: []].append(path)
+                }
+                if mask & UInt32(IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) != 0 {
+                    // The directory itself went away: watch again on the next poll tick.
+                    watch = -1
+                    membershipChanged = true
+                }
+                offset += 16 + nameLength
             }
         }
-        return membership
+        if movedFrom.count > 1024 { movedFrom.removeAll() }
     }
 
     func pollTimeoutMilliseconds(since lastFullCheck: ContinuousClock.Instant) -> Int32 {
@@ -420,7 +642,8 @@ struct FileTailLoop {
         FileStatus(
             identity: FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)),
             size: Int64(info.st_size),
-            linkCount: Int(info.st_nlink)
+            linkCount: Int(info.st_nlink),
+            isRegular: info.st_mode & S_IFMT == S_IFREG
         )
     }
 

@@ -15,11 +15,14 @@ public struct FileStatus: Sendable, Equatable {
     public var size: Int64
     /// 0 once the file was deleted (the open descriptor keeps it alive).
     public var linkCount: Int
+    /// A regular file (not a FIFO, device, socket or directory).
+    public var isRegular: Bool
 
-    public init(identity: FileIdentity, size: Int64, linkCount: Int) {
+    public init(identity: FileIdentity, size: Int64, linkCount: Int, isRegular: Bool = true) {
         self.identity = identity
         self.size = size
         self.linkCount = linkCount
+        self.isRegular = isRegular
     }
 }
 
@@ -118,8 +121,11 @@ public struct FollowState: Sendable, Equatable {
     }
 
     /// The I/O layer opened the path (``Step/open``): reading starts at 0.
-    public mutating func didOpen() {
+    /// - Parameter identity: the file actually opened, which is not the one
+    ///   `check` saw when the path was rotated again in between.
+    public mutating func didOpen(_ identity: FileIdentity) {
         offset = 0
+        phase = .following(identity)
     }
 
     /// The I/O layer rewound the open file (``Step/rewind``).

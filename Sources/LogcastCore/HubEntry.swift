@@ -68,6 +68,7 @@ public final class HubEntry: Sendable {
         writer.field("source", event.source)
         writer.field("event", event.kind.rawValue)
         writer.field("path", event.path)
+        writer.field("reason", event.reason)
         writer.endObject()
         writer.newline()
         return writer.bytes

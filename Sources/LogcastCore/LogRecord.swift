@@ -157,15 +157,20 @@ public struct SourceEvent: Sendable, Equatable {
         case reopened
         /// A file that was missing appeared, or a new file matched a glob; read from offset 0.
         case created
+        /// A glob member that is not followed (compressed, not a regular file); `reason` says why.
+        case skipped
     }
 
     public var source: String
     public var kind: Kind
     public var path: String?
+    /// Why, for `skipped`.
+    public var reason: String?
 
-    public init(source: String, kind: Kind, path: String? = nil) {
+    public init(source: String, kind: Kind, path: String? = nil, reason: String? = nil) {
         self.source = source
         self.kind = kind
         self.path = path
+        self.reason = reason
     }
 }

@@ -20,7 +20,8 @@ import Testing
         for step in steps {
             switch step {
             case .read: state.didRead(pending.popFirst() ?? 0)
-            case .open: state.didOpen()
+            case .open:
+                if case .following(let identity) = state.phase { state.didOpen(identity) }
             case .rewind: state.didRewind()
             case .emit, .close: break
             }
@@ -45,12 +46,26 @@ import Testing
 
     @Test func didOpenAndDidRewindResetTheOffset() {
         var state = FollowState.following(fileA, at: 10)
-        state.didOpen()
+        state.didOpen(fileA)
         #expect(state.offset == 0)
         state.didRead(9)
         state.didRewind()
         #expect(state.offset == 0)
         #expect(state.phase == .following(fileA))
+    }
+
+    /// Rotated twice between the stat and the open: the state follows the
+    /// file actually opened, so the next check sees no rotation (no reread).
+    @Test func theOpenedFileIsFollowedNotTheOneStatted() {
+        let fileC = FileIdentity(device: 1, inode: 300)
+        var state = FollowState.following(fileA, at: 5)
+        let steps = state.check(path: status(fileB, size: 2), open: status(fileA, size: 5))
+        #expect(steps == [.read, .close, .emit(.rotated), .open, .read])
+        #expect(state.phase == .following(fileB))
+        state.didOpen(fileC)
+        state.didRead(6)
+        #expect(state.phase == .following(fileC))
+        #expect(state.check(path: status(fileC, size: 6), open: status(fileC, size: 6)) == [.read])
     }
 
     @Test func truncationEmitsTruncatedRewindsAndReads() {
@@ -105,7 +120,7 @@ import Testing
         // The I/O layer, in step order: drain the old file's 30 bytes, open, read the new file.
         state.didRead(30)
         #expect(state.offset == 80)
-        state.didOpen()
+        state.didOpen(fileB)
         #expect(state.offset == 0)
         state.didRead(newSize)
         #expect(state.offset == Int64(newSize))

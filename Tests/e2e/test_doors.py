@@ -574,3 +574,112 @@ def test_revoking_a_token_closes_its_streams_and_only_those(serve, tmp_path, log
     append(log, "still streaming\n")
     assert kept.lines(1)[0]["msg"] == "still streaming"
     kept.close()
+
+
+# --- 6. the file tailer: every generation once, renamed members, odd files ---
+
+def collect_lines(s, count):
+    out = []
+    while len(out) < count:
+        obj = s.next()
+        if obj["type"] == "line":
+            out.append(obj["msg"])
+    return out
+
+
+def test_two_quick_rotations_while_a_large_file_drains_lose_nothing(serve, stream, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    s = stream(server.ws_url + "?backlog=0")
+    assert s.next()["type"] == "hello"
+    big = [f"big {i:05d} " + "x" * 2000 for i in range(3000)]
+    for attempt in range(3):
+        tag = f"r{attempt}"
+        append(log, "".join(f"{tag} {line}\n" for line in big))
+        os.rename(log, tmp_path / f"app.log.{tag}.1")
+        append(log, f"{tag} A\n", mode="w")
+        os.rename(log, tmp_path / f"app.log.{tag}.2")
+        append(log, f"{tag} B1\n{tag} B2\n", mode="w")
+        got = collect_lines(s, len(big) + 3)
+        assert got == [f"{tag} {line}" for line in big] + [f"{tag} A", f"{tag} B1", f"{tag} B2"]
+    # And nothing more (no generation read twice): a marker comes next.
+    append(log, "marker\n")
+    assert collect_lines(s, 1) == ["marker"]
+
+
+def test_a_glob_matching_rotated_names_reads_each_file_once_and_skips_compressed(serve, stream, tmp_path):
+    import gzip
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with gzip.open(logs / "app.log.3.gz", "wb") as handle:
+        handle.write(b"compressed old line\n" * 100)
+    (logs / "app.log").write_text("")
+    server = serve("--file", f"app={logs}/*.log*", "--initial-lines", "0")
+    s = stream(server.ws_url + "?backlog=0")
+    assert s.next()["type"] == "hello"
+    append(logs / "app.log", "one\ntwo\n")
+    assert collect_lines(s, 2) == ["one", "two"]
+    for generation in range(3):
+        os.rename(logs / "app.log", logs / f"app.log.{generation + 1}.tmp")
+        append(logs / "app.log", f"gen {generation}\n", mode="w")
+        assert collect_lines(s, 1) == [f"gen {generation}"]
+    # The renamed files were not read again from the start, and writes to one
+    # of them (a writer that still has it open) are still followed.
+    append(logs / "app.log.1.tmp", "late line in the renamed file\n")
+    items = []
+    while len([i for i in items if i["type"] == "line"]) < 1:
+        items.append(s.next())
+    assert [i["msg"] for i in items if i["type"] == "line"] == ["late line in the renamed file"]
+    append(logs / "app.log", "marker\n")
+    assert collect_lines(s, 1) == ["marker"]
+    sources = json.loads(server.get("/api/v1/sources")[2])
+    assert sources[0]["events"].get("skipped") == 1
+    assert not any("compressed old line" in str(i) for i in items)
+
+
+def test_a_new_compressed_member_gets_a_skipped_event(serve, stream, tmp_path):
+    import gzip
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("")
+    server = serve("--file", f"app={logs}/*", "--initial-lines", "0")
+    s = stream(server.ws_url + "?backlog=0")
+    assert s.next()["type"] == "hello"
+    with gzip.open(logs / "app.log.1.gz", "wb") as handle:
+        handle.write(b"binary\n" * 10)
+    event = s.next_of("source")
+    assert event["event"] == "skipped" and event["path"].endswith("app.log.1.gz")
+    assert "gzip" in event["reason"]
+    append(logs / "app.log", "text line\n")
+    assert collect_lines(s, 1) == ["text line"]
+
+
+def test_a_fifo_is_refused_with_a_clear_error(serve, tmp_path):
+    fifo = tmp_path / "pipe.log"
+    os.mkfifo(fifo)
+    server = serve("--file", f"pipe={fifo}")
+    wait_for(lambda: server.get("/healthz")[0] == 503, message="the source to fail")
+    source = json.loads(server.get("/api/v1/sources")[2])[0]
+    assert source["state"] == "failing"
+    assert "not a regular file (a FIFO)" in source["last_error"]
+
+
+def test_a_dev_zero_symlink_in_a_glob_is_skipped_and_does_not_starve_the_rest(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    os.symlink("/dev/zero", logs / "zero.log")
+    (logs / "app.log").write_text("")
+    server = Server(["--file", f"app={logs}/*.log", "--initial-lines", "0"], cwd=tmp_path).start()
+    try:
+        s = Stream(server.ws_url + "?backlog=0")
+        assert s.next()["type"] == "hello"
+        append(logs / "app.log", "real line\n")
+        assert collect_lines(s, 1) == ["real line"]
+        sources = json.loads(server.get("/api/v1/sources")[2])
+        assert sources[0]["events"].get("skipped") == 1
+        s.close()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=DEADLINE) == 0
+    finally:
+        server.stop()
