@@ -20,7 +20,7 @@ public struct Settings: Sendable {
         "demo": .flag, "listen": .text, "history": .integer, "history-bytes": .integer, "initial-lines": .integer,
         "queue": .integer, "queue-bytes": .integer, "slow-consumer": .text, "ping-interval": .number,
         "sse-heartbeat": .number, "token-file": .text, "allow-origin": .list, "allow-host": .list, "max-subscribers": .integer,
-        "max-connections-per-address": .integer, "tls-cert": .text, "tls-key": .text, "web-root": .text,
+        "max-connections-per-address": .integer, "max-connections": .integer, "request-head-timeout": .number, "tls-cert": .text, "tls-key": .text, "web-root": .text,
         "host-name": .text, "log-level": .text,
     ]
 

@@ -22,6 +22,8 @@ public struct LogcastApplication: Sendable {
     public let hub: Hub
     public let registry: SourceRegistry
     public let connections = ConnectionTracker()
+    /// Caps open connections of every kind (descriptors stay free for the sources).
+    public let gate: ConnectionGate
     public let metrics = ServerMetrics()
     public let logger: Logger
     /// The `Host` names answered (DNS rebinding).
@@ -33,6 +35,7 @@ public struct LogcastApplication: Sendable {
         self.hub = hub
         self.registry = registry
         self.logger = logger
+        self.gate = ConnectionGate(maxConnections: configuration.maxConnections)
         self.hosts = configuration.allowedHosts.contains("*")
             ? .any
             : HostPolicy(listenHost: configuration.host, hostName: configuration.hostName, allowed: configuration.allowedHosts)
@@ -113,12 +116,16 @@ public struct LogcastApplication: Sendable {
             logger: logger
         )
         let app = self
+        let gate = self.gate
         let makeChildChannel = { @Sendable (responder: @escaping HTTPChannelHandler.Responder) in
-            OptionalTLSChannel(
+            GuardedChildChannel(base: OptionalTLSChannel(
                 base: RefusingChildChannel(
                     inner: HTTP1WebSocketUpgradeChannel(
                         responder: responder,
-                        configuration: wsConfiguration,
+                        configuration: .init(
+                            http1: .init(idleTimeout: TimeAmount(configuration.idleTimeout)),
+                            ws: wsConfiguration
+                        ),
                         shouldUpgrade: { request, channel, _ in
                             // Access, limits and the filter were checked by UpgradeRefusalHandler, which
                             // counted the stream; this parses again for the session and picks the subprotocol.
@@ -154,7 +161,7 @@ public struct LogcastApplication: Sendable {
                     }
                 ),
                 context: configuration.tlsContext
-            )
+            ), gate: gate, headTimeout: TimeAmount(configuration.requestHeadTimeout))
         }
         let announce = { @Sendable (port: Int, address: String) in
             let scheme = configuration.tlsContext == nil ? "http" : "https"

@@ -32,6 +32,15 @@ public struct ServerConfiguration: Sendable {
     public var tlsContext: NIOSSLContext?
     /// Streams (all transports) served at once; more get `503` with `Retry-After`.
     public var maxSubscribers = 1024
+    /// Connections of any kind open at once (also capped by the descriptor
+    /// limit less ``ConnectionGate/descriptorReserve``); more are closed on accept.
+    public var maxConnections = 4096
+    /// How long a new connection may take to send a complete request head
+    /// (TLS handshake included) before it is closed.
+    public var requestHeadTimeout: Duration = .seconds(10)
+    /// How long a connection may sit idle between requests (or within a
+    /// request body) before it is closed; a streaming response is not idle.
+    public var idleTimeout: Duration = .seconds(60)
     /// Streams one client address may hold at once; more get `429`.
     public var maxConnectionsPerAddress = 64
     /// The longest request target (path and query) accepted; longer gets `414`.

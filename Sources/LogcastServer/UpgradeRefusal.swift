@@ -55,6 +55,8 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     private var refusing: UpgradeRefusal?
     private var passingUpgrade = false
     private var answeredParseError = false
+    /// Called once, when the first request head arrives (the head timeout ends).
+    var onFirstHead: (() -> Void)?
     private var inputClosed = false
     private var onInputClosed: [@Sendable () -> Void] = []
 
@@ -93,6 +95,10 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            if let first = onFirstHead {
+                onFirstHead = nil
+                first()
+            }
             if Self.isUpgrade(head) {
                 if let refusal = decide(head, context.channel) {
                     refusing = refusal

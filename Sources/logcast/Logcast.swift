@@ -100,6 +100,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Streams one client address may hold at once; more are refused with 429 (default: 64).")
     var maxConnectionsPerAddress: Int?
 
+    @Option(help: "Connections of any kind open at once, also capped at the descriptor limit less 128 kept for the sources; more are closed when accepted (default: 4096).")
+    var maxConnections: Int?
+
+    @Option(help: "Seconds a new connection may take to send a complete request head (TLS handshake included) before it is closed (default: 10).")
+    var requestHeadTimeout: Double?
+
     @Option(help: ArgumentHelp("Serve https and wss with this PEM certificate (chain); needs --tls-key.", valueName: "FILE"))
     var tlsCert: String?
 
@@ -181,6 +187,8 @@ struct Serve: AsyncParsableCommand {
         let (sseHeartbeat, sseHeartbeatName) = pick("sse-heartbeat", self.sseHeartbeat, settings.number, 15)
         let (maxSubscribers, maxSubscribersName) = pick("max-subscribers", self.maxSubscribers, settings.integer, 1024)
         let (maxConnectionsPerAddress, maxConnectionsName) = pick("max-connections-per-address", self.maxConnectionsPerAddress, settings.integer, 64)
+        let (maxConnections, maxConnectionsTotalName) = pick("max-connections", self.maxConnections, settings.integer, 4096)
+        let (requestHeadTimeout, requestHeadTimeoutName) = pick("request-head-timeout", self.requestHeadTimeout, settings.number, 10)
         let (tokenFile, tokenFileName) = pickOptional("token-file", self.tokenFile)
         let (tlsCert, tlsCertName) = pickOptional("tls-cert", self.tlsCert)
         let (tlsKey, tlsKeyName) = pickOptional("tls-key", self.tlsKey)
@@ -225,6 +233,10 @@ struct Serve: AsyncParsableCommand {
         guard maxSubscribers >= 1 else { throw ConfigurationError(description: "\(maxSubscribersName) must be at least 1 (got \(maxSubscribers))") }
         guard maxConnectionsPerAddress >= 1 else {
             throw ConfigurationError(description: "\(maxConnectionsName) must be at least 1 (got \(maxConnectionsPerAddress))")
+        }
+        guard maxConnections >= 1 else { throw ConfigurationError(description: "\(maxConnectionsTotalName) must be at least 1 (got \(maxConnections))") }
+        guard requestHeadTimeout >= 0.1, requestHeadTimeout <= 3600 else {
+            throw ConfigurationError(description: "\(requestHeadTimeoutName) must be between 0.1 and 3600 seconds (got \(requestHeadTimeout))")
         }
         var tokens: TokenStore?
         if let path = tokenFile {
@@ -345,6 +357,8 @@ struct Serve: AsyncParsableCommand {
         serverConfiguration.maxSubscribers = maxSubscribers
         serverConfiguration.sseHeartbeat = .milliseconds(Int(sseHeartbeat * 1000))
         serverConfiguration.maxConnectionsPerAddress = maxConnectionsPerAddress
+        serverConfiguration.maxConnections = maxConnections
+        serverConfiguration.requestHeadTimeout = .milliseconds(Int(requestHeadTimeout * 1000))
         serverConfiguration.webRoot = webRoot ?? Self.defaultWebRoot()
         if let root = serverConfiguration.webRoot, !FileManager.default.fileExists(atPath: root + "/index.html") {
             if webRoot != nil { throw ConfigurationError(description: "\(webRootName) \(root) has no index.html") }
@@ -373,6 +387,8 @@ struct Serve: AsyncParsableCommand {
             lines.append("sse-heartbeat: \(sseHeartbeat)")
             lines.append("max-subscribers: \(maxSubscribers)")
             lines.append("max-connections-per-address: \(maxConnectionsPerAddress)")
+            lines.append("max-connections: \(maxConnections)")
+            lines.append("request-head-timeout: \(requestHeadTimeout)")
             lines.append("allow-origin: \(list(allowedOrigins.values))")
             lines.append("allow-host: \(list(allowedHosts.values))")
             for (key, value) in [("token-file", tokenFile), ("tls-cert", tlsCert), ("tls-key", tlsKey), ("web-root", serverConfiguration.webRoot)] {

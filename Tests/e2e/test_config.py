@@ -59,6 +59,8 @@ def every_key(tmp_path):
         "sse-heartbeat": 3.0,
         "max-subscribers": 7,
         "max-connections-per-address": 5,
+        "max-connections": 300,
+        "request-head-timeout": 4.5,
         "allow-origin": ["https://logs.example.com"],
         "allow-host": ["logs.example.com"],
         "token-file": f"{tmp_path}/tokens",

@@ -683,3 +683,64 @@ def test_a_dev_zero_symlink_in_a_glob_is_skipped_and_does_not_starve_the_rest(tm
         assert server.proc.wait(timeout=DEADLINE) == 0
     finally:
         server.stop()
+
+
+# --- 5d. timeouts and a cap on connections ------------------------------------
+
+def open_fds(server):
+    return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+
+def half_sent(port, count):
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+        socks.append(sock)
+    return socks
+
+
+def closed_by_server(sock):
+    sock.settimeout(DEADLINE)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_half_sent_requests_are_closed_after_the_head_timeout(serve, log):
+    server = serve("--file", f"app={log}", "--request-head-timeout", "1")
+    baseline = open_fds(server)
+    socks = half_sent(server.port, 300)
+    try:
+        for sock in socks:
+            assert closed_by_server(sock)
+        wait_for(lambda: open_fds(server) <= baseline + 5, message="the descriptors to be given back")
+        # A complete request on a connection is not cut by the head timeout.
+        assert raw_request(server.port, "/healthz")[0] == 200
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_sources_can_open_files_when_clients_hold_every_descriptor(tmp_path, log):
+    # soft = hard limit: logcast cannot raise it, so the cap must come from the limit.
+    server = Server(["--file", f"app={log}", "--initial-lines", "0"], cwd=tmp_path,
+                    wrapper=("prlimit", "--nofile=300:300", "--")).start()
+    socks = []
+    try:
+        s = Stream(server.ws_url + "?backlog=0")
+        assert s.next()["type"] == "hello"
+        socks = half_sent(server.port, 400)
+        assert open_fds(server) < 300
+        # Rotation needs a descriptor for the new file: there is one.
+        os.rename(log, tmp_path / "app.log.1")
+        append(log, "after rotation\n", mode="w")
+        assert collect_lines(s, 1) == ["after rotation"]
+        # Connections over the cap were closed at once, not left hanging.
+        assert sum(1 for sock in socks[-100:] if closed_by_server(sock)) == 100
+        s.close()
+    finally:
+        for sock in socks:
+            sock.close()
+        server.stop()

@@ -1,0 +1,106 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Caps the connections open at once (of any kind: streams, requests,
+/// half-sent requests), so that descriptors never run out: the sources must
+/// always be able to open a rotated file.
+///
+/// The cap is the smaller of the configured one and the process's
+/// descriptor limit minus ``descriptorReserve``. A connection over the cap is
+/// closed as soon as it is accepted. Safe from any thread.
+public final class ConnectionGate: Sendable {
+    /// Descriptors kept free for the sources, the journal and the process itself.
+    public static let descriptorReserve = 128
+
+    public let limit: Int
+    private let open = Atomic<Int>(0)
+    private let refused = Atomic<Int>(0)
+
+    public init(maxConnections: Int) {
+        limit = max(1, min(maxConnections, Self.descriptorLimit() - Self.descriptorReserve))
+    }
+
+    /// Connections open now.
+    public var count: Int { open.load(ordering: .relaxed) }
+    /// Connections closed at once because the cap was reached.
+    public var refusedCount: Int { refused.load(ordering: .relaxed) }
+
+    /// Counts a new connection; false (counting nothing) when at the cap.
+    func enter() -> Bool {
+        while true {
+            let current = open.load(ordering: .relaxed)
+            if current >= limit {
+                refused.add(1, ordering: .relaxed)
+                return false
+            }
+            if open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return true }
+        }
+    }
+
+    func leave() {
+        open.subtract(1, ordering: .relaxed)
+    }
+
+    /// The soft descriptor limit, raised to the hard one first (as servers do:
+    /// systemd starts services with a soft limit of 1024).
+    static func descriptorLimit() -> Int {
+        var limits = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limits) == 0 else { return 1024 }
+        if limits.rlim_cur < limits.rlim_max {
+            var raised = limits
+            raised.rlim_cur = limits.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limits = raised }
+        }
+        return limits.rlim_cur > rlim_t(Int32.max) ? Int(Int32.max) : Int(limits.rlim_cur)
+    }
+}
+
+/// Puts the connection gate and the request-head timeout in front of a
+/// child channel: a connection over the cap is closed at once, and one
+/// that has not sent a complete request head within `headTimeout` of being
+/// accepted (TLS handshake included) is closed.
+struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+
+    let base: Base
+    let gate: ConnectionGate
+    let headTimeout: TimeAmount
+
+    struct OverCapacity: Error {}
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        guard gate.enter() else {
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(OverCapacity())
+        }
+        let gate = self.gate
+        channel.closeFuture.whenComplete { _ in gate.leave() }
+        let timeout = channel.eventLoop.scheduleTask(in: headTimeout) {
+            logger.debug("closing a connection that sent no complete request head", metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"])
+            channel.close(promise: nil)
+        }
+        return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let handler = try channel.pipeline.syncOperations.handler(type: UpgradeRefusalHandler.self)
+            handler.onFirstHead = { timeout.cancel() }
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+extension TimeAmount {
+    /// The same length of time, to the nanosecond.
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
