@@ -17,6 +17,9 @@ public final class Subscription: Sendable {
         var finished = false
         /// Set by ``close(code:reason:)``: the writer closes with it at once.
         var closeRequest: CloseRequest?
+        /// While the hub computes a start (backlog or resume), live entries wait here.
+        var starting = true
+        var held: [HubEntry] = []
     }
 
     /// A request to end the stream now, with a WebSocket close code.
@@ -27,34 +30,64 @@ public final class Subscription: Sendable {
 
     let state: Mutex<State>
 
-    init(id: Int, matcher: LineMatcher, format: SubscriptionRequest.Format, queue: SubscriberQueue) {
+    init(id: Int, matcher: LineMatcher, format: SubscriptionRequest.Format, queue: SubscriberQueue, prelude: [[UInt8]] = []) {
         self.id = id
         self.format = format
+        var queue = queue
+        for control in prelude { queue.push(.control(control)) }
         self.state = Mutex(State(matcher: matcher, queue: queue))
+    }
+
+    /// Ends a start (see ``Hub/subscribe(matcher:request:prelude:)``): queues
+    /// `items` (gap, backlog), then the live entries held meanwhile that are
+    /// newer than `after` (the last `seq` the start saw), and lets live
+    /// entries flow.
+    func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            for item in items { state.queue.push(item) }
+            if let deliveredUpTo { state.queue.markDelivered(upTo: deliveredUpTo) }
+            for entry in state.held where entry.position > after {
+                state.queue.push(.entry(entry))
+            }
+            state.held = []
+            state.starting = false
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Begins a new start with a new filter (a `subscribe` message): drops
+    /// the queued lines (control replies stay), queues `reply`, and holds
+    /// live entries until ``start(_:after:deliveredUpTo:)``.
+    func restart(matcher: LineMatcher, reply: [UInt8]) {
+        state.withLock { state in
+            state.matcher = matcher
+            state.queue.removeEntries()
+            state.queue.push(.control(reply))
+            state.held = []
+            state.starting = true
+        }
     }
 
     /// The filter currently applied.
     public var filter: Filter { state.withLock { $0.matcher.filter } }
 
-    /// Offers entries in order; each is queued only when it passes the
-    /// filter. The writer is woken at most once, after all are queued.
-    /// Never blocks beyond the subscriber's own short lock.
+    /// Offers entries in order. They are queued as they are (the writer
+    /// applies the filter when it drains), so the publisher never runs a
+    /// subscriber's filter; it is woken at most once. Never blocks beyond the
+    /// subscriber's own short lock.
     func offer(_ entries: some Collection<HubEntry>) {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
             guard !state.finished else { return nil }
-            var queued = false
+            if state.starting {
+                state.held.append(contentsOf: entries)
+                return nil
+            }
             for entry in entries {
                 guard !state.queue.isOverflowed else { break }
-                let passes: Bool
-                switch entry.payload {
-                case .line(let record): passes = state.matcher.matches(record)
-                case .event(let event): passes = state.matcher.matches(event)
-                }
-                guard passes else { continue }
                 state.queue.push(.entry(entry))
-                queued = true
             }
-            return queued ? state.take() : nil
+            return state.take()
         }
         waiter?.resume()
     }
@@ -120,17 +153,29 @@ public final class Subscription: Sendable {
     /// Cancellation makes it return ``Batch/finished``.
     public func nextBatch(maxBytes: Int) async -> Batch {
         while true {
-            let batch: Batch? = state.withLock { state in
-                if let request = state.closeRequest { return .close(request) }
-                if state.queue.isOverflowed { return .overflowed }
+            let drained: (batch: Batch?, matcher: LineMatcher?) = state.withLock { state in
+                if let request = state.closeRequest { return (.close(request), nil) }
+                if state.queue.isOverflowed { return (.overflowed, nil) }
                 if !state.queue.isEmpty {
                     let (gap, items) = state.queue.drain(maxBytes: maxBytes)
-                    return .items(gap: gap, items)
+                    return (.items(gap: gap, items), state.matcher)
                 }
-                if state.finished || Task.isCancelled { return .finished }
-                return nil
+                if state.finished || Task.isCancelled { return (.finished, nil) }
+                return (nil, nil)
             }
-            if let batch { return batch }
+            if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher {
+                // The filter runs here, in the writer's task, outside every lock.
+                let passing = items.filter { item in
+                    guard case .entry(let entry) = item else { return true }
+                    switch entry.payload {
+                    case .line(let record): return matcher.matches(record)
+                    case .event(let event): return matcher.matches(event)
+                    }
+                }
+                if passing.isEmpty && gap == nil { continue }
+                return .items(gap: gap, passing)
+            }
+            if let batch = drained.batch { return batch }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in

@@ -18,34 +18,17 @@ public final class ConnectionGate: Sendable {
     /// Descriptors kept free for the sources, the journal and the process itself.
     public static let descriptorReserve = 128
 
-    public let limit: Int
-    private let open = Atomic<Int>(0)
-    private let refused = Atomic<Int>(0)
+    public var limit: Int { open.limit }
+    private let open: InFlightLimit
 
     public init(maxConnections: Int) {
-        limit = max(1, min(maxConnections, Self.descriptorLimit() - Self.descriptorReserve))
+        open = InFlightLimit(max(1, min(maxConnections, Self.descriptorLimit() - Self.descriptorReserve)))
     }
-
-    /// Connections open now.
-    public var count: Int { open.load(ordering: .relaxed) }
-    /// Connections closed at once because the cap was reached.
-    public var refusedCount: Int { refused.load(ordering: .relaxed) }
 
     /// Counts a new connection; false (counting nothing) when at the cap.
-    func enter() -> Bool {
-        while true {
-            let current = open.load(ordering: .relaxed)
-            if current >= limit {
-                refused.add(1, ordering: .relaxed)
-                return false
-            }
-            if open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return true }
-        }
-    }
+    func enter() -> Bool { open.tryEnter() }
 
-    func leave() {
-        open.subtract(1, ordering: .relaxed)
-    }
+    func leave() { open.leave() }
 
     /// The soft descriptor limit, raised to the hard one first (as servers do:
     /// systemd starts services with a soft limit of 1024).
@@ -103,4 +86,22 @@ extension TimeAmount {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
+}
+
+/// At most `limit` of something at once (a counter, safe from any thread).
+final class InFlightLimit: Sendable {
+    let limit: Int
+    private let count = Atomic<Int>(0)
+
+    init(_ limit: Int) { self.limit = limit }
+
+    func tryEnter() -> Bool {
+        while true {
+            let current = count.load(ordering: .relaxed)
+            if current >= limit { return false }
+            if count.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return true }
+        }
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
 }

@@ -24,6 +24,7 @@ public struct LogcastApplication: Sendable {
     public let connections = ConnectionTracker()
     /// Caps open connections of every kind (descriptors stay free for the sources).
     public let gate: ConnectionGate
+    let pollsInFlight = InFlightLimit(Self.maxConcurrentPolls)
     public let metrics = ServerMetrics()
     public let logger: Logger
     /// The `Host` names answered (DNS rebinding).
@@ -341,33 +342,55 @@ public struct LogcastApplication: Sendable {
         case .success(let stream): (parsed, matcher) = (stream.request, stream.matcher)
         case .failure(let error): return jsonResponse(.badRequest, error.json)
         }
+        guard pollsInFlight.tryEnter() else {
+            return jsonResponse(
+                .serviceUnavailable,
+                FilterError("too many /api/v1/lines reads at once (\(Self.maxConcurrentPolls))", hint: "retry in a second, or follow the stream on /ws or /sse").json,
+                extra: [.retryAfter: "1"]
+            )
+        }
+        defer { pollsInFlight.leave() }
         var effective = parsed
         if parsed.after == nil, let limit { effective.backlog = limit }
-        let (start, lastSeq) = hub.snapshot(request: effective, matcher: matcher, limit: limit ?? (parsed.after == nil ? parsed.backlog : 1000))
-        var buffer = ByteBuffer()
-        for item in start {
-            switch (item, parsed.format) {
-            case (.entry(let entry), .json):
-                buffer.writeBytes(entry.json)
-            case (.entry(let entry), .text):
-                if case .line(let record) = entry.payload {
-                    buffer.writeString(record.message)
-                    buffer.writeInteger(UInt8(ascii: "\n"))
-                }
-            case (.control(let json), .json):
-                buffer.writeBytes(json)
-            case (.control, .text):
-                break
-            }
-        }
+        // The scan holds references to the history's entries, not copies; the
+        // body is written in chunks as it goes out.
+        let scan = hub.snapshot(request: effective, matcher: matcher, limit: limit ?? (parsed.after == nil ? parsed.backlog : 1000))
         let headers: HTTPFields = [
             .contentType: parsed.format == .text ? "text/plain; charset=utf-8" : "application/x-ndjson",
             .cacheControl: "no-store",
             HTTPField.Name("Logcast-Epoch")!: hub.epoch,
-            HTTPField.Name("Logcast-Last-Seq")!: String(lastSeq),
+            HTTPField.Name("Logcast-Last-Seq")!: String(scan.lastSeq),
+            HTTPField.Name("Logcast-Scan")!: scan.complete ? "complete" : "incomplete",
         ]
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+        let format = parsed.format
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var buffer = ByteBuffer()
+            for item in scan.items {
+                switch (item, format) {
+                case (.entry(let entry), .json):
+                    buffer.writeBytes(entry.json)
+                case (.entry(let entry), .text):
+                    if case .line(let record) = entry.payload {
+                        buffer.writeString(record.message)
+                        buffer.writeInteger(UInt8(ascii: "\n"))
+                    }
+                case (.control(let json), .json):
+                    buffer.writeBytes(json)
+                case (.control, .text):
+                    break
+                }
+                if buffer.readableBytes >= 64 * 1024 {
+                    try await writer.write(buffer)
+                    buffer.clear()
+                }
+            }
+            if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            try await writer.finish(nil)
+        })
     }
+
+    /// `/api/v1/lines` reads served at once (each scans the history); more get `503`.
+    static let maxConcurrentPolls = 4
 
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import threading
+import urllib.parse
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -66,7 +67,7 @@ def raw_request(port, target, headers=None, method="GET", host=None):
             if not chunk:
                 break
             body += chunk
-    elif response_headers.get("transfer-encoding") == "chunked" and status != 200:
+    elif response_headers.get("transfer-encoding") == "chunked" and "event-stream" not in response_headers.get("content-type", ""):
         while not body.endswith(b"0\r\n\r\n"):
             chunk = sock.recv(65536)
             if not chunk:
@@ -448,6 +449,7 @@ def test_sse_clients_that_vanish_at_once_leave_no_subscription(serve, log):
     wait_for(lambda: server.health()["subscribers"] == 0, message="every subscription to go")
     # And the stream still works.
     append(log, "still here\n")
+    wait_for(lambda: server.health()["last_seq"] == 2, message="the line to be read")
     _, text = read_sse(server.port, "/sse?backlog=1", lambda t: len(sse_lines(t)) >= 1)
     assert json.loads(sse_lines(text)[0]["data"])["msg"] == "still here"
 
@@ -744,3 +746,73 @@ def test_sources_can_open_files_when_clients_hold_every_descriptor(tmp_path, log
         for sock in socks:
             sock.close()
         server.stop()
+
+
+# --- 4. no filter work under the hub's lock -----------------------------------
+
+HOSTILE_REGEX = "(.*?){30}(?!)"
+
+
+def test_hostile_scans_neither_stall_publishing_nor_other_subscribers(serve, log):
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    append(log, "".join(f"history line {i} with some text to backtrack over\n" for i in range(10_000)))
+    wait_for(lambda: server.health()["last_seq"] == 10_000, message="the history to fill")
+    s = Stream(server.ws_url + "?backlog=0")
+    assert s.next()["type"] == "hello"
+    stop = threading.Event()
+    scans = []
+
+    def hostile():
+        query = "/api/v1/lines?limit=1&regex=" + urllib.parse.quote(HOSTILE_REGEX)
+        while not stop.is_set():
+            status, headers, body = raw_request(server.port, query)
+            scans.append((status, headers.get("logcast-scan"), body))
+
+    threads = [threading.Thread(target=hostile) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: len(scans) >= 1, message="a hostile scan to finish")
+        # While they repeat, a normal subscriber keeps receiving, and a new
+        # one can subscribe and /healthz answers.
+        for i in range(20):
+            append(log, f"live {i}\n")
+            assert collect_lines(s, 1) == [f"live {i}"]
+        assert server.get("/healthz")[0] == 200
+        other = Stream(server.ws_url + "?backlog=1")
+        assert other.next()["type"] == "hello" and other.lines(1)[0]["msg"] == "live 19"
+        other.close()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    # Each hostile read ends; one cut short says so, in the header and the body.
+    for status, scan, body in scans:
+        assert status in (200, 503), status
+        if status == 200 and scan == "incomplete":
+            tail = json.loads(body.decode().splitlines()[-1])
+            assert tail["type"] == "incomplete" and tail["reason"] == "scan-budget" and "after=" in tail["hint"]
+    assert any(status == 200 for status, _, _ in scans)
+
+
+def test_lines_reads_are_bounded_in_concurrency(serve, log):
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    append(log, "".join(f"line {i}\n" for i in range(10_000)))
+    wait_for(lambda: server.health()["last_seq"] == 10_000, message="the history to fill")
+    barrier = threading.Barrier(24)
+    statuses = []
+
+    def read():
+        barrier.wait()
+        statuses.append(raw_request(server.port, "/api/v1/lines?limit=10000&regex=" + urllib.parse.quote(HOSTILE_REGEX))[0])
+
+    threads = [threading.Thread(target=read) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {200, 503} and 200 in statuses
+    # A plain read streams the whole history.
+    status, headers, body = raw_request(server.port, "/api/v1/lines?limit=10000&format=text")
+    assert status == 200 and headers["logcast-scan"] == "complete"
+    assert body.decode().splitlines() == [f"line {i}" for i in range(10_000)]
