@@ -79,7 +79,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between WebSocket pings; silent connections are closed after two (default: 30).")
     var pingInterval: Double?
 
-    @Option(help: "Directory of the browser viewer (default: ./web, or the installed share/logcast/web).")
+    @Option(help: "Directory of the browser viewer (default: the installed ../share/logcast/web beside the binary, or the source tree's web/ for a build; never the working directory).")
     var webRoot: String?
 
     @Option(help: "Seconds between comment lines on an idle /sse stream, so proxies keep it open (default: 15).")
@@ -271,8 +271,12 @@ struct Serve: AsyncParsableCommand {
         var specs = try files.values.map { try Self.parseSource($0, label: files.label) }
         var services: [any Service] = []
         if demo {
-            let directory = NSTemporaryDirectory() + "logcast-demo-\(getpid())"
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // A private directory of our own (mkdtemp: 0700, unpredictable name), never one that exists.
+            var template = Array((NSTemporaryDirectory() + "logcast-demo-XXXXXX").utf8CString)
+            guard let made = mkdtemp(&template) else {
+                throw ConfigurationError(description: "--demo: cannot create a temporary directory in \(NSTemporaryDirectory()): \(String(cString: strerror(errno)))")
+            }
+            let directory = String(cString: made)
             let path = directory + "/demo.log"
             services.append(DemoLogWriter(path: path))
             specs.append(SourceSpec(name: "demo", kind: .demo(path)))
@@ -405,6 +409,11 @@ struct Serve: AsyncParsableCommand {
             return
         }
 
+        if let root = serverConfiguration.webRoot {
+            logger.notice("serving the viewer", metadata: ["web-root": "\(root)"])
+        } else {
+            logger.notice("no viewer to serve: none is installed beside the binary; give --web-root DIR")
+        }
         let sourceCount = specs.count
         let app = LogcastApplication(configuration: serverConfiguration, hub: hub, registry: registry, logger: logger)
         let (application, drainer) = app.build(
@@ -517,10 +526,13 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    /// The installed viewer: `../share/logcast/web` beside the binary (an
+    /// install), or the source tree's `web/` (a build in `.build/CONFIG/`).
+    /// Never the working directory, which is not the operator's to trust.
     static func defaultWebRoot() -> String? {
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable = URL(fileURLWithPath: binary).resolvingSymlinksInPath().deletingLastPathComponent()
         let candidates = [
-            FileManager.default.currentDirectoryPath + "/web",
             executable.appendingPathComponent("../share/logcast/web").standardized.path,
             executable.appendingPathComponent("../../../web").standardized.path,
         ]

@@ -816,3 +816,24 @@ def test_lines_reads_are_bounded_in_concurrency(serve, log):
     status, headers, body = raw_request(server.port, "/api/v1/lines?limit=10000&format=text")
     assert status == 200 and headers["logcast-scan"] == "complete"
     assert body.decode().splitlines() == [f"line {i}" for i in range(10_000)]
+
+
+# --- 9b, 9c. the viewer comes from the install, the demo from a private directory
+
+def test_the_viewer_is_never_served_from_the_working_directory(serve, tmp_path, log):
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "index.html").write_text("<html>PLANTED VIEWER</html>")
+    server = serve("--file", f"app={log}")  # started in tmp_path
+    status, _, body = raw_request(server.port, "/")
+    assert b"PLANTED" not in body
+    assert any("serving the viewer" in line and str(tmp_path) not in line for line in server.stderr_lines)
+
+
+def test_demo_writes_into_a_private_new_directory(serve):
+    server = serve("--demo")
+    pattern = json.loads(server.get("/api/v1/sources")[2])[0]["pattern"]
+    directory = os.path.dirname(pattern)
+    assert not re.search(r"logcast-demo-\d+$", directory), directory
+    assert os.stat(directory).st_mode & 0o777 == 0o700
+    other = serve("--demo")
+    assert os.path.dirname(json.loads(other.get("/api/v1/sources")[2])[0]["pattern"]) != directory
