@@ -10,17 +10,92 @@ public enum OutputMode: String, Sendable, CaseIterable {
     case cat
 }
 
+/// What `logcast tail` does with control characters in what the server sends.
+public enum ControlCharacters: String, Sendable, CaseIterable {
+    /// Shown visibly (`\x1b`, `\r`, `\x07`...): a log line cannot retitle,
+    /// clear or rewrite the terminal. The default.
+    case escape
+    /// As `escape`, but SGR colour sequences (`ESC [ ... m`) in messages are
+    /// kept, so coloured logs stay coloured.
+    case color
+    /// Every byte passed through as it came.
+    case raw
+}
+
 /// Turns the server's NDJSON objects into terminal output: lines for
 /// stdout, notices (gaps, source events, errors) for stderr.
 ///
-/// A pure value: tests feed it objects and compare strings.
+/// Everything from the server that reaches the terminal in `short` and
+/// `cat` output (messages, host, source, identifier, paths, error texts)
+/// has its control characters made visible unless ``controls`` is `raw`;
+/// tab and newline stay. A pure value: tests feed it objects and compare strings.
 public struct LineFormatter: Sendable {
     public var mode: OutputMode
     public var color: Bool
+    public var controls: ControlCharacters
 
-    public init(mode: OutputMode, color: Bool) {
+    public init(mode: OutputMode, color: Bool, controls: ControlCharacters = .escape) {
         self.mode = mode
         self.color = color
+        self.controls = controls
+    }
+
+    /// `text` with control characters made visible (see ``ControlCharacters``).
+    public static func visible(_ text: String, keepSGR: Bool = false) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        while index < scalars.count {
+            let scalar = scalars[index]
+            if keepSGR, scalar == "\u{1B}", let end = sgrEnd(scalars, from: index) {
+                out.unicodeScalars.append(contentsOf: scalars[index..<end])
+                index = end
+                continue
+            }
+            if isControl(scalar) {
+                switch scalar {
+                case "\r": out += "\\r"
+                default: out += "\\x" + String(format: scalar.value < 0x100 ? "%02x" : "%04x", scalar.value)
+                }
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+            index += 1
+        }
+        return out
+    }
+
+    /// C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides.
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x09, 0x0A: false
+        case 0x00...0x1F, 0x7F...0x9F: true
+        case 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
+    }
+
+    /// The end of an SGR sequence `ESC [ digits/;/: m` starting at `start`, if it is one.
+    static func sgrEnd(_ scalars: [Unicode.Scalar], from start: Int) -> Int? {
+        guard start + 2 < scalars.count, scalars[start + 1] == "[" else { return nil }
+        var index = start + 2
+        while index < scalars.count, index - start < 64 {
+            let scalar = scalars[index]
+            if scalar == "m" { return index + 1 }
+            guard ("0"..."9").contains(scalar) || scalar == ";" || scalar == ":" else { return nil }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Server text on its way to the terminal.
+    func shown(_ text: String, isMessage: Bool = false) -> String {
+        switch controls {
+        case .raw: text
+        case .color: Self.visible(text, keepSGR: isMessage)
+        case .escape: Self.visible(text)
+        }
     }
 
     /// What one received object means for the terminal.
@@ -61,18 +136,19 @@ public struct LineFormatter: Sendable {
         case "source":
             let source = object["source"] as? String ?? "?"
             let event = object["event"] as? String ?? "?"
-            let path = (object["path"] as? String).map { " (\($0))" } ?? ""
-            return .notice("logcast: — \(source) \(event)\(path) —")
+            let path = (object["path"] as? String).map { " (\(shown($0)))" } ?? ""
+            let reason = (object["reason"] as? String).map { ": \(shown($0))" } ?? ""
+            return .notice("logcast: — \(shown(source)) \(shown(event))\(path)\(reason) —")
         case "error":
-            let hint = (object["hint"] as? String).map { " (\($0))" } ?? ""
-            return .notice("logcast: server says: \(object["error"] as? String ?? "error")\(hint)")
+            let hint = (object["hint"] as? String).map { " (\(shown($0)))" } ?? ""
+            return .notice("logcast: server says: \(shown(object["error"] as? String ?? "error"))\(hint)")
         default:
             return .ignored
         }
     }
 
     func lineText(_ object: [String: Any], raw: Substring) -> String {
-        let message = object["msg"] as? String ?? ""
+        let message = shown(object["msg"] as? String ?? "", isMessage: true)
         switch mode {
         case .json:
             return String(raw)
@@ -82,11 +158,11 @@ public struct LineFormatter: Sendable {
             var text = ""
             let timestamp = Self.shortTime(object["ts"] as? String ?? "")
             text += paint(timestamp, "2")
-            if let host = object["host"] as? String { text += " " + host }
-            text += " " + paint(object["source"] as? String ?? "?", "36")
+            if let host = object["host"] as? String { text += " " + shown(host) }
+            text += " " + paint(shown(object["source"] as? String ?? "?"), "36")
             if let identifier = object["identifier"] as? String {
                 let pid = (object["pid"] as? NSNumber).map { "[\($0)]" } ?? ""
-                text += " " + identifier + pid
+                text += " " + shown(identifier) + pid
             }
             text += ": "
             let priority = (object["priority"] as? NSNumber)?.intValue

@@ -55,6 +55,9 @@ struct Tail: AsyncParsableCommand {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("short (time, host, source, message), json (the server's objects) or cat (message only).", valueName: "short|json|cat"))
     var output = "short"
 
+    @Option(help: ArgumentHelp("Control characters in messages, hosts and paths: escape (shown as \\x1b, \\r...; the default, so a log line cannot rewrite the terminal), color (escape all but SGR colour sequences in messages), raw (pass every byte through).", valueName: "escape|color|raw"))
+    var controlCharacters: String = "escape"
+
     @Option(help: ArgumentHelp("Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.", valueName: "auto|always|never"))
     var color = "auto"
 
@@ -112,7 +115,10 @@ struct Tail: AsyncParsableCommand {
         case "auto": useColor = isatty(STDOUT_FILENO) == 1 && (environment["NO_COLOR"] ?? "").isEmpty
         default: throw .usage("--color '\(color)' is not a choice; use auto, always or never")
         }
-        options.formatter = LineFormatter(mode: mode, color: useColor)
+        guard let controls = ControlCharacters(rawValue: controlCharacters) else {
+            throw .usage("--control-characters '\(controlCharacters)' is not a choice; use escape, color or raw")
+        }
+        options.formatter = LineFormatter(mode: mode, color: useColor, controls: controls)
         guard connectTimeout >= 0 else { throw .usage("--connect-timeout must be 0 or more seconds (got \(connectTimeout))") }
         options.connectTimeout = .milliseconds(Int(connectTimeout * 1000))
         if let tokenFile {

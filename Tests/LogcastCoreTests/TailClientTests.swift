@@ -125,3 +125,21 @@ extension ServerAddress {
         #expect(after == .seconds(7))
     }
 }
+
+@Suite struct ControlCharacterTests {
+    @Test func controlsAreShownVisibly() {
+        #expect(LineFormatter.visible("a\u{1B}]0;t\u{07}b") == "a\\x1b]0;t\\x07b")
+        #expect(LineFormatter.visible("back\rover") == "back\\rover")
+        #expect(LineFormatter.visible("tab\tand\nnewline stay") == "tab\tand\nnewline stay")
+        #expect(LineFormatter.visible("c1\u{9B}del\u{7F}") == "c1\\x9bdel\\x7f")
+        #expect(LineFormatter.visible("rtl\u{202E}x") == "rtl\\x202ex")
+        #expect(LineFormatter.visible("plain ünïcode") == "plain ünïcode")
+    }
+
+    @Test func sgrIsKeptOnlyWhenAsked() {
+        let text = "\u{1B}[1;31mred\u{1B}[0m \u{1B}[2J"
+        #expect(LineFormatter.visible(text, keepSGR: true) == "\u{1B}[1;31mred\u{1B}[0m \\x1b[2J")
+        #expect(LineFormatter.visible(text) == "\\x1b[1;31mred\\x1b[0m \\x1b[2J")
+        #expect(LineFormatter.visible("\u{1B}[", keepSGR: true) == "\\x1b[")
+    }
+}

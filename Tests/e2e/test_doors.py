@@ -837,3 +837,35 @@ def test_demo_writes_into_a_private_new_directory(serve):
     assert os.stat(directory).st_mode & 0o777 == 0o700
     other = serve("--demo")
     assert os.path.dirname(json.loads(other.get("/api/v1/sources")[2])[0]["pattern"]) != directory
+
+
+# --- 8b. logcast tail does not let a log line drive the terminal ---------------
+
+def run_tail(*args):
+    """Runs `logcast tail`; stdout and stderr decoded as they are (no newline translation: a CR stays a CR)."""
+    result = subprocess.run([str(BINARY), "tail", *args], capture_output=True, timeout=DEADLINE)
+    result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
+    return result
+
+
+def test_tail_shows_control_characters_visibly(serve, tmp_path):
+    log = tmp_path / "app.log"
+    hostile = "title \x1b]0;pwned\x07 clear \x1b[2J\x1b[H back\rover \x1b[31mred\x1b[0m bell\x07 c1\u009b bidi\u202e"
+    append(log, hostile + "\n")
+    server = serve("--file", f"app={log}", "--initial-lines", "10", "--host-name", "evil\x1b[2Jhost")
+    wait_for(lambda: server.health()["last_seq"] == 1, message="the line")
+    url = f"ws://127.0.0.1:{server.port}"
+    for mode in ("short", "cat"):
+        out = run_tail(url, "--no-follow", "-o", mode).stdout
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u009b" not in out and "\u202e" not in out
+        assert "\\x1b]0;pwned\\x07" in out and "back\\rover" in out and "\\x9b" in out and "\\x202e" in out
+    short = run_tail(url, "--no-follow").stdout
+    assert "evil\\x1b[2Jhost" in short
+    # Colours from the log are kept only when asked, everything else stays escaped.
+    coloured = run_tail(url, "--no-follow", "-o", "cat", "--control-characters", "color").stdout
+    assert "\x1b[31mred\x1b[0m" in coloured and "\\x1b]0;pwned" in coloured and "\\x1b[2J" in coloured
+    assert "\x1b]" not in coloured and "\x07" not in coloured and "\x1b[2J" not in coloured
+    raw = run_tail(url, "--no-follow", "-o", "cat", "--control-characters", "raw").stdout
+    assert raw.rstrip("\n") == hostile
+    bad = run_tail(url, "--no-follow", "--control-characters", "nope")
+    assert bad.returncode == 2 and "--control-characters" in bad.stderr
