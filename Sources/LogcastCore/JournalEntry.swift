@@ -25,6 +25,8 @@ public struct JournalEntry: Sendable, Equatable {
     public var bootID: String?
     /// `_SYSTEMD_INVOCATION_ID`
     public var invocationID: String?
+    /// `_COMM`: the name of the process that wrote the entry.
+    public var command: String?
     /// `UNIT`: the unit a message of PID 1 is about.
     public var subjectUnit: String?
     /// `OBJECT_SYSTEMD_UNIT`: the unit a message of a privileged daemon is about.
@@ -35,7 +37,7 @@ public struct JournalEntry: Sendable, Equatable {
     public init() {}
 
     private enum Field: CaseIterable {
-        case message, priority, systemUnit, userUnit, identifier, hostName, pid, uid, bootID, invocationID
+        case message, priority, systemUnit, userUnit, identifier, hostName, pid, uid, bootID, invocationID, command
         case subjectUnit, objectUnit, coredumpUnit
 
         var name: [UInt8] {
@@ -50,6 +52,7 @@ public struct JournalEntry: Sendable, Equatable {
             case .uid: Array("_UID".utf8)
             case .bootID: Array("_BOOT_ID".utf8)
             case .invocationID: Array("_SYSTEMD_INVOCATION_ID".utf8)
+            case .command: Array("_COMM".utf8)
             case .subjectUnit: Array("UNIT".utf8)
             case .objectUnit: Array("OBJECT_SYSTEMD_UNIT".utf8)
             case .coredumpUnit: Array("COREDUMP_UNIT".utf8)
@@ -84,6 +87,7 @@ public struct JournalEntry: Sendable, Equatable {
         case .uid: uid = number()
         case .bootID: bootID = text()
         case .invocationID: invocationID = text()
+        case .command: command = text()
         case .subjectUnit: subjectUnit = text()
         case .objectUnit: objectUnit = text()
         case .coredumpUnit: coredumpUnit = text()

@@ -23,8 +23,8 @@ import Glibc
 /// (`SD_JOURNAL_INVALIDATE`) and are invisible to subscribers.
 ///
 /// The service's own log output reaches the local journal too; entries
-/// written by this process (same boot, same `_PID` or same
-/// `_SYSTEMD_INVOCATION_ID`) are skipped so they never loop back into the stream.
+/// written by this process (``OwnEntryRule``: same boot, `_PID`, `_COMM`,
+/// after its start) are skipped so they never loop back into the stream.
 public final class JournalTailer: Service, Sendable {
     /// Which journal to read.
     public enum Location: Sendable, Equatable {
@@ -159,10 +159,7 @@ struct JournalTailLoop {
     var bytesRead: UInt64 = 0
     var events: [String: UInt64] = [:]
 
-    let ownPID = Int(getpid())
-    let ownInvocationID = ProcessInfo.processInfo.environment["INVOCATION_ID"]
-    let ownBootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))
-        .map { $0.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "-", with: "") }
+    let own = OwnEntryRule.current
 
     init(configuration: JournalTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, reopenRequest: WakeSignal) {
         self.configuration = configuration
@@ -311,6 +308,13 @@ struct JournalTailLoop {
             }
         } else if sd_journal_previous(journal) > 0 {
             // On the last entry: next() returns only entries that come later.
+            // It counts as read, so a reopen before the first new entry
+            // continues from here instead of replaying the journal from its head.
+            var cursor: UnsafeMutablePointer<CChar>?
+            if sd_journal_get_cursor(journal, &cursor) >= 0, let cursor {
+                lastCursor = String(cString: cursor)
+                free(cursor)
+            }
             return
         }
         // An empty journal: everything that arrives is new.
@@ -370,8 +374,8 @@ struct JournalTailLoop {
             if let data { entry.add(UnsafeRawBufferPointer(start: data, count: length)) }
         }
         var realtime: UInt64 = 0
-        let timestamp = sd_journal_get_realtime_usec(journal, &realtime) >= 0
-            ? Timestamp(microseconds: Int64(clamping: realtime)) : Timestamp.now()
+        let hasRealtime = sd_journal_get_realtime_usec(journal, &realtime) >= 0
+        let timestamp = hasRealtime ? Timestamp(microseconds: Int64(clamping: realtime)) : Timestamp.now()
         var cursor: String?
         var cursorPointer: UnsafeMutablePointer<CChar>?
         if sd_journal_get_cursor(journal, &cursorPointer) >= 0, let cursorPointer {
@@ -379,19 +383,11 @@ struct JournalTailLoop {
             free(cursorPointer)
         }
         if let cursor { lastCursor = cursor }
-        if isOwn(entry) { return nil }
+        if own.isOwn(entry, realtime: hasRealtime ? Int64(clamping: realtime) : Int64.max) { return nil }
         let record = entry.record(source: configuration.name, timestamp: timestamp, cursor: cursor)
         linesRead += 1
         bytesRead += UInt64(entry.message?.count ?? 0)
         return record
-    }
-
-    /// Whether this process wrote the entry (its own log, via journald).
-    func isOwn(_ entry: JournalEntry) -> Bool {
-        guard let bootID = entry.bootID, bootID == ownBootID else { return false }
-        if entry.pid == ownPID { return true }
-        if let ownInvocationID, entry.invocationID == ownInvocationID { return true }
-        return false
     }
 
     // MARK: Waiting

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import LogcastCore
 
@@ -85,5 +86,47 @@ import Testing
         let fromCron = entry("MESSAGE=job", "_PID=9", "_SYSTEMD_UNIT=cron.service")
         #expect(matcher.matches(aboutNginx.record(source: "j", timestamp: Timestamp(microseconds: 0), cursor: nil)))
         #expect(!matcher.matches(fromCron.record(source: "j", timestamp: Timestamp(microseconds: 0), cursor: nil)))
+    }
+}
+
+@Suite struct OwnEntryRuleTests {
+    let rule = OwnEntryRule(bootID: "b00t", pid: 1, command: "logcast", startedAtMicroseconds: 1_000)
+
+    func entry(pid: Int, command: String?, boot: String = "b00t", invocation: String? = nil) -> JournalEntry {
+        var entry = JournalEntry()
+        entry.add("_BOOT_ID=\(boot)")
+        entry.add("_PID=\(pid)")
+        if let command { entry.add("_COMM=\(command)") }
+        if let invocation { entry.add("_SYSTEMD_INVOCATION_ID=\(invocation)") }
+        return entry
+    }
+
+    @Test func ourOwnEntriesAreRecognised() {
+        #expect(rule.isOwn(entry(pid: 1, command: "logcast"), realtime: 2_000))
+    }
+
+    /// logcast as PID 1 in a container reading the host's journal (same boot id).
+    @Test func theHostsPID1IsNotUs() {
+        #expect(!rule.isOwn(entry(pid: 1, command: "systemd"), realtime: 2_000))
+        // Without `_COMM` (not written through journald) the rest decides.
+        #expect(rule.isOwn(entry(pid: 1, command: nil), realtime: 2_000))
+    }
+
+    @Test func entriesFromBeforeOurStartOrAnotherBootAreNotOurs() {
+        #expect(!rule.isOwn(entry(pid: 1, command: "logcast"), realtime: 999))
+        #expect(!rule.isOwn(entry(pid: 1, command: "logcast", boot: "other"), realtime: 2_000))
+    }
+
+    /// An INVOCATION_ID inherited from a parent unit is not ours.
+    @Test func aSharedInvocationIDIsNotEnough() {
+        #expect(!rule.isOwn(entry(pid: 77, command: "bash", invocation: "inv"), realtime: 2_000))
+    }
+
+    @Test func thisProcessReadsItself() {
+        let current = OwnEntryRule.current
+        #expect(current.pid == Int(getpid()))
+        #expect(current.command?.isEmpty == false)
+        #expect(current.startedAtMicroseconds <= Int64(Date().timeIntervalSince1970 * 1_000_000))
+        #expect(current.startedAtMicroseconds > 1_500_000_000_000_000)
     }
 }

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -869,3 +870,63 @@ def test_tail_shows_control_characters_visibly(serve, tmp_path):
     assert raw.rstrip("\n") == hostile
     bad = run_tail(url, "--no-follow", "--control-characters", "nope")
     assert bad.returncode == 2 and "--control-characters" in bad.stderr
+
+
+# --- 7. the journal: no replay on an early reopen, own entries told apart ------
+
+def journalctl_count(directory):
+    out = subprocess.run(["journalctl", "--directory", str(directory), "-o", "cat", "--no-pager"], capture_output=True, text=True)
+    return len(out.stdout.splitlines()) if out.returncode == 0 else 0
+
+
+def test_a_reopen_before_the_first_new_entry_does_not_replay_the_journal(tmp_path):
+    from journal_support import JournalWriter
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    writer = JournalWriter(journal_dir)
+    try:
+        writer.write(*({"MESSAGE": f"old {i}", "PRIORITY": 6} for i in range(30)))
+        wait_for(lambda: journalctl_count(journal_dir) >= 1, message="the entries in the journal")
+        server = Server(["--journal-directory", str(journal_dir), "--initial-lines", "0"], cwd=tmp_path).start()
+        try:
+            s = Stream(server.ws_url + "?backlog=0")
+            assert s.next()["type"] == "hello"
+            server.proc.send_signal(signal.SIGHUP)
+            assert s.next_of("source")["event"] == "reopened"
+            writer.write({"MESSAGE": "new entry", "PRIORITY": 6})
+            assert [line["msg"] for line in s.lines(1)] == ["new entry"]
+            assert server.health()["last_seq"] == 1
+            s.close()
+        finally:
+            server.stop()
+    finally:
+        writer.close()
+
+
+def test_as_pid_1_the_hosts_pid_1_entries_are_streamed(tmp_path):
+    from journal_support import THIS_BOOT_ID, JournalWriter
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    writer = JournalWriter(journal_dir)
+    try:
+        writer.write({"MESSAGE": "before", "PRIORITY": 6})
+        wait_for(lambda: journalctl_count(journal_dir) >= 1, message="the entries in the journal")
+        # A new PID namespace: logcast is PID 1 there, as in a container.
+        server = Server(["--journal-directory", str(journal_dir), "--initial-lines", "0"], cwd=tmp_path,
+                        wrapper=("unshare", "--pid", "--fork", "--mount-proc")).start()
+        try:
+            s = Stream(server.ws_url + "?backlog=0")
+            assert s.next()["type"] == "hello"
+            writer.write(
+                {"MESSAGE": "Started nginx.service.", "PRIORITY": 6, "_PID": 1, "_COMM": "systemd", "_BOOT_ID": THIS_BOOT_ID,
+                 "__REALTIME_TIMESTAMP": int(time.time() * 1_000_000)},
+                {"MESSAGE": "logcast's own line", "PRIORITY": 6, "_PID": 1, "_COMM": "logcast", "_BOOT_ID": THIS_BOOT_ID,
+                 "__REALTIME_TIMESTAMP": int(time.time() * 1_000_000) + 1},
+                {"MESSAGE": "marker", "PRIORITY": 6},
+            )
+            assert [line["msg"] for line in s.lines(2)] == ["Started nginx.service.", "marker"]
+            s.close()
+        finally:
+            server.stop()
+    finally:
+        writer.close()
