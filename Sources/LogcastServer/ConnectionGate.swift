@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -104,4 +105,15 @@ final class InFlightLimit: Sendable {
     }
 
     func leave() { count.subtract(1, ordering: .relaxed) }
+}
+
+/// Runs a scan of the history (a backlog, a resume, an `/api/v1/lines`
+/// read) off Swift's cooperative pool, on NIO's blocking-work thread pool.
+///
+/// The cooperative pool has one thread per core; a scan with a slow filter
+/// (up to ``Hub/scanBudget``) on one of them would hold up the writers of
+/// every other subscriber. On its own thread the scan is one more thread for
+/// the operating system to share the cores with. Suspends until it is done.
+func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    (try? await NIOThreadPool.singleton.runIfActive(body)) ?? body()
 }

@@ -55,7 +55,8 @@ extension LogcastApplication {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { slot.release() }
             let hello = StreamSession.hello(hub: app.hub, hostName: app.configuration.hostName, sources: app.registry.names, filter: matcher.filter)
-            let subscription = app.hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : [])
+            let hub = app.hub
+            let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : []) }
             slot.onTokenRevoked { subscription.close(code: StreamSession.closeTokenRevoked, reason: "token revoked") }
             // An idle stream would notice a vanished client only at its next write.
             channel.closeFuture.whenComplete { _ in subscription.close(code: 1001, reason: "peer gone") }

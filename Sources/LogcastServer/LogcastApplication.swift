@@ -63,7 +63,7 @@ public struct LogcastApplication: Sendable {
         }
         router.get(path(.health)) { request, _ in healthResponse(request) }
         router.get(path(.sources)) { _, _ in jsonResponse(.ok, sourcesJSON()) }
-        router.get(path(.lines)) { request, _ in linesResponse(request) }
+        router.get(path(.lines)) { request, _ in await linesResponse(request) }
         router.get(path(.metrics)) { _, _ in
             let text = metrics.exposition(hub: hub, registry: registry, uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds)
             return Response(
@@ -326,7 +326,7 @@ public struct LogcastApplication: Sendable {
     /// `GET /api/v1/lines`: the objects a stream with the same query would
     /// start with (gaps, then lines), as NDJSON, without following.
     /// `limit` caps the lines (default 1000 with `after`, else `backlog`).
-    func linesResponse(_ request: Request) -> Response {
+    func linesResponse(_ request: Request) async -> Response {
         var items = QueryString.parse(QueryString.query(ofTarget: request.uri.description))
         var limit: Int?
         if let index = items.lastIndex(where: { $0.key == "limit" }) {
@@ -354,7 +354,10 @@ public struct LogcastApplication: Sendable {
         if parsed.after == nil, let limit { effective.backlog = limit }
         // The scan holds references to the history's entries, not copies; the
         // body is written in chunks as it goes out.
-        let scan = hub.snapshot(request: effective, matcher: matcher, limit: limit ?? (parsed.after == nil ? parsed.backlog : 1000))
+        let hub = self.hub
+        let scanLimit = limit ?? (parsed.after == nil ? parsed.backlog : 1000)
+        let request = effective
+        let scan = await offCooperativePool { hub.snapshot(request: request, matcher: matcher, limit: scanLimit) }
         let headers: HTTPFields = [
             .contentType: parsed.format == .text ? "text/plain; charset=utf-8" : "application/x-ndjson",
             .cacheControl: "no-store",

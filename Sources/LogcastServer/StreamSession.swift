@@ -50,7 +50,8 @@ struct StreamSession {
             metrics.closed(.ws)
         }
         let prelude = request.format == .json ? [helloJSON(filter: matcher.filter)] : []
-        let subscription = hub.subscribe(matcher: matcher, request: request, prelude: prelude)
+        let hub = self.hub
+        let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: request, prelude: prelude) }
         slot.onTokenRevoked { subscription.close(code: Self.closeTokenRevoked, reason: "token revoked") }
         logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: Self.filterJSON(matcher.filter), as: UTF8.self))"])
 
@@ -181,7 +182,7 @@ struct StreamSession {
             refusedInARow = 0
             switch message {
             case .text(let text):
-                handleClientMessage(text, subscription: subscription)
+                await handleClientMessage(text, subscription: subscription)
             case .binary:
                 reply(Self.errorJSON("binary messages are not understood; send a JSON text message such as {\"type\":\"subscribe\",\"filter\":{}}"), to: subscription)
             }
@@ -198,7 +199,7 @@ struct StreamSession {
         }
     }
 
-    func handleClientMessage(_ text: String, subscription: Subscription) {
+    func handleClientMessage(_ text: String, subscription: Subscription) async {
         switch ClientMessage.parse(text, knownSources: sourceNames) {
         case .failure(let error):
             reply(Self.errorJSON("\(error.error); \(error.hint)"), to: subscription)
@@ -212,7 +213,8 @@ struct StreamSession {
                 writer.field("backlog", request.backlog)
                 writer.endObject()
                 writer.newline()
-                hub.resubscribe(subscription, matcher: matcher, backlog: request.backlog, reply: writer.bytes)
+                let (hub, reply) = (self.hub, writer.bytes)
+                await offCooperativePool { hub.resubscribe(subscription, matcher: matcher, backlog: request.backlog, reply: reply) }
             } catch {
                 reply(Self.errorJSON("\(error.error); \(error.hint)"), to: subscription)
             }
