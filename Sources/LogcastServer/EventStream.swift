@@ -22,7 +22,7 @@ extension LogcastApplication {
     /// stream. Admitted like `/ws` (limits per server and per address, counted
     /// at once); the subscription exists only while the body runs, and the
     /// stream's place is given back when it ends or its connection closes.
-    func eventStream(_ request: Request, context: LogcastRequestContext) -> Response {
+    func eventStream(_ request: Request, context: LogcastRequestContext) async -> Response {
         var attempt = StreamAttempt(request, remoteAddress: context.remoteAddress)
         if let lastEventID = request.headers[Self.lastEventID] {
             guard let position = Self.eventPosition(lastEventID) else {
@@ -43,10 +43,24 @@ extension LogcastApplication {
         }
         let slot = admission.slot
         let channel = context.channel
-        // If the client goes before the body runs, the connection's close gives the place back.
-        channel.closeFuture.whenComplete { _ in slot.release() }
         let (parsed, matcher) = (admission.stream.request, admission.stream.matcher)
         let app = self
+        // Subscribed before the response head goes out: a client that has the
+        // head misses no line published after it.
+        let hello = StreamSession.hello(hub: hub, hostName: configuration.hostName, sources: registry.names, filter: matcher.filter)
+        let hub = self.hub
+        let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : []) }
+        slot.onTokenRevoked { subscription.close(code: StreamSession.closeTokenRevoked, reason: "token revoked") }
+        // A client that goes away (even before the body runs) gives back its
+        // place and its subscription: an idle stream would notice only at its next write.
+        channel.closeFuture.whenComplete { _ in
+            hub.unsubscribe(subscription)
+            slot.release()
+        }
+        UpgradeRefusalHandler.whenInputClosed(on: channel) {
+            subscription.close(code: 1001, reason: "peer gone")
+            hub.unsubscribe(subscription)
+        }
         let headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",
             .cacheControl: "no-store",
@@ -54,13 +68,6 @@ extension LogcastApplication {
         ]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { slot.release() }
-            let hello = StreamSession.hello(hub: app.hub, hostName: app.configuration.hostName, sources: app.registry.names, filter: matcher.filter)
-            let hub = app.hub
-            let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : []) }
-            slot.onTokenRevoked { subscription.close(code: StreamSession.closeTokenRevoked, reason: "token revoked") }
-            // An idle stream would notice a vanished client only at its next write.
-            channel.closeFuture.whenComplete { _ in subscription.close(code: 1001, reason: "peer gone") }
-            UpgradeRefusalHandler.whenInputClosed(on: channel) { subscription.close(code: 1001, reason: "peer gone") }
             app.metrics.opened(.sse)
             app.logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "sse"])
             defer {

@@ -72,7 +72,7 @@ public struct LogcastApplication: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: text))
             )
         }
-        router.get(path(.events)) { request, context in eventStream(request, context: context) }
+        router.get(path(.events)) { request, context in await eventStream(request, context: context) }
         router.get(path(.stream)) { request, context in
             // The same checks as an upgrade, so `curl` (or a client that cannot
             // read a refused upgrade) learns why a stream would be refused.

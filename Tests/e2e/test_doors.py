@@ -913,7 +913,7 @@ def test_as_pid_1_the_hosts_pid_1_entries_are_streamed(tmp_path):
         wait_for(lambda: journalctl_count(journal_dir) >= 1, message="the entries in the journal")
         # A new PID namespace: logcast is PID 1 there, as in a container.
         server = Server(["--journal-directory", str(journal_dir), "--initial-lines", "0"], cwd=tmp_path,
-                        wrapper=("unshare", "--pid", "--fork", "--mount-proc")).start()
+                        wrapper=("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")).start()
         try:
             s = Stream(server.ws_url + "?backlog=0")
             assert s.next()["type"] == "hello"
