@@ -48,7 +48,7 @@ public struct ServerAddress: Sendable, Equatable {
     }
 }
 
-/// The filter of a `logcast tail`, as PROTOCOL.md query items.
+/// The filter of a `logcast tail`, as docs/PROTOCOL.md query items.
 public struct TailFilter: Sendable, Equatable {
     public var sources: [String] = []
     public var grep: [String] = []

@@ -129,7 +129,7 @@ public struct AccessRefusal: Error, Sendable, Equatable {
 }
 
 /// Who may read the stream: bearer tokens and allowed origins, as
-/// PROTOCOL.md's "Authentication and origin" describes.
+/// docs/PROTOCOL.md's "Authentication and origin" describes.
 ///
 /// The order of checks is fixed: a cross-site `Origin` is refused first
 /// (`403`), then a missing or wrong token (`401`), so that nobody learns

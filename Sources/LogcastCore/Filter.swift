@@ -1,4 +1,4 @@
-/// What a subscriber wants to see: the filter keys of PROTOCOL.md.
+/// What a subscriber wants to see: the filter keys of docs/PROTOCOL.md.
 ///
 /// All given keys must hold (AND); the values of `source`, `unit`,
 /// `identifier` and `host` are alternatives (OR) within their key; every

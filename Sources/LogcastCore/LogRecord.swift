@@ -145,7 +145,7 @@ public struct LogRecord: Sendable, Equatable {
 
 /// Something that happened to a source, delivered in order with its lines.
 public struct SourceEvent: Sendable, Equatable {
-    /// The event names of PROTOCOL.md.
+    /// The event names of docs/PROTOCOL.md.
     public enum Kind: String, Sendable, CaseIterable {
         /// The followed name now points at a new file; the old one was read to its end.
         case rotated

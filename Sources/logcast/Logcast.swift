@@ -85,7 +85,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between comment lines on an idle /sse stream, so proxies keep it open (default: 15).")
     var sseHeartbeat: Double?
 
-    @Option(help: ArgumentHelp("Require a bearer token on /ws, /sse, /api and /metrics: a file with one token per line.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Require a bearer token on every route but /healthz and the viewer's files: a file with one token per line.", valueName: "FILE"))
     var tokenFile: String?
 
     @Option(name: .customLong("allow-origin"), help: ArgumentHelp("Let pages from this origin connect, besides the server's own (e.g. https://logs.example.com; '*' allows every origin). Repeatable.", valueName: "ORIGIN"))

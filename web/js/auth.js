@@ -1,4 +1,4 @@
-// The access token, for servers started with one (PROTOCOL.md, "Authentication").
+// The access token, for servers started with one (docs/PROTOCOL.md, "Authentication and origin").
 //
 // The token lives in sessionStorage (gone when the tab closes), travels as
 // `Authorization: Bearer` on fetches and, since browsers cannot set headers

@@ -2,7 +2,7 @@
 // server as query parameters (on connect) or as a `subscribe` message (on a
 // change), and turned into highlighters for the matches in the page.
 //
-// Keys and meanings are PROTOCOL.md's. Repeatable keys are arrays; in the
+// Keys and meanings are docs/PROTOCOL.md's. Repeatable keys are arrays; in the
 // page they are typed comma-separated, split and trimmed here, and written to
 // URLs as repeated keys (`grep=a&grep=b`) so the server sees exactly the
 // terms the page shows.
