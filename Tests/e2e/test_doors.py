@@ -519,11 +519,14 @@ def test_a_client_flooding_messages_without_reading_is_closed_with_1008(serve, l
     client.close()
     assert code == 1008
     errors = [o for o in objects if o["type"] == "error"]
-    # At most one reply per refused message (merged while unsent), and the
-    # connection ends at the documented count.
-    assert 1 <= len(errors) <= 100, len(errors)
-    assert "too many messages" in errors[-1]["error"]
-    assert int(re.search(r"\((\d+) in a row", errors[-1]["error"]).group(1)) <= 99
+    # At most one reply per refused message (merged while unsent: when the
+    # writer is slower than the flood, the one merged reply may still be
+    # queued when the close drops the queue), and the connection ends at the
+    # documented count.
+    assert len(errors) <= 100, len(errors)
+    for error in errors:
+        assert "too many messages" in error["error"]
+        assert int(re.search(r"\((\d+) in a row", error["error"]).group(1)) <= 99
     # Everyone else goes on.
     s = Stream(server.ws_url + "?backlog=0")
     assert s.next()["type"] == "hello"
