@@ -59,10 +59,13 @@ public final class LineMatcher: Sendable {
     private let units: Set<String>
     private let identifiers: Set<String>
     private let hosts: Set<String>
+    /// An empty filter: every line and event passes (writers skip matching).
+    public let passesEverything: Bool
 
     /// - Throws: ``FilterError`` when a pattern does not compile.
     public init(_ filter: Filter) throws(FilterError) {
         self.filter = filter
+        passesEverything = filter == Filter()
         do {
             grep = try filter.grep.map { text throws(PatternError) in try Pattern(text, kind: .fixedString) }
             exclude = try filter.exclude.map { text throws(PatternError) in try Pattern(text, kind: .fixedString) }

@@ -163,7 +163,7 @@ public final class Subscription: Sendable {
                 if state.finished || Task.isCancelled { return (.finished, nil) }
                 return (nil, nil)
             }
-            if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher {
+            if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer's task, outside every lock.
                 let passing = items.filter { item in
                     guard case .entry(let entry) = item else { return true }

@@ -48,13 +48,7 @@ def raw_request(port, target, headers=None, method="GET", host=None):
     all_headers.update(headers or {})
     lines += [f"{name}: {value}" for name, value in all_headers.items() if value is not None]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = read_head(sock).partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split()[1])
     response_headers = {}
@@ -77,6 +71,17 @@ def raw_request(port, target, headers=None, method="GET", host=None):
         body = dechunk(body)
     sock.close()
     return status, response_headers, body
+
+
+def read_head(sock):
+    """Reads until the end of a response head (or EOF); returns all bytes read."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def dechunk(data):
@@ -486,12 +491,7 @@ def test_a_burst_of_connects_never_exceeds_the_limits(serve, log):
                    f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
         barrier.wait()
         sock.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_head(sock)
         with lock:
             results.append(int(data.split()[1]))
             socks.append(sock)
