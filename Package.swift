@@ -13,8 +13,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "logcast", targets: ["logcast"]),
-        .library(name: "LogcastCore", targets: ["LogcastCore"]),
+        .library(name: "LogcastProtocol", targets: ["LogcastProtocol"]),
+        .library(name: "LogcastHub", targets: ["LogcastHub"]),
+        .library(name: "LogcastSources", targets: ["LogcastSources"]),
         .library(name: "LogcastServer", targets: ["LogcastServer"]),
+        .library(name: "LogcastService", targets: ["LogcastService"]),
         .library(name: "LogcastClient", targets: ["LogcastClient"]),
     ],
     dependencies: [
@@ -32,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
+        // C libraries and shims.
         .systemLibrary(
             name: "CPCRE2",
             pkgConfig: "libpcre2-8",
@@ -43,23 +47,45 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
         .target(name: "CLinuxShims"),
+
+        // The wire contract: records, levels, protocol objects and their
+        // JSON, query strings. No dependencies; the client links only this.
         .target(
-            name: "LogcastCore",
+            name: "LogcastProtocol",
+            swiftSettings: swiftSettings
+        ),
+        // The broadcast hub and what runs in it: filters (PCRE2), the
+        // history, subscriptions and their queues, the source registry.
+        .target(
+            name: "LogcastHub",
             dependencies: [
+                "LogcastProtocol",
                 "CPCRE2",
                 "CLinuxShims",
-                "CSystemd",
                 .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What feeds the hub: files followed like tail -F, the journal
+        // through sd-journal, the demo writer.
+        .target(
+            name: "LogcastSources",
+            dependencies: [
+                "LogcastProtocol",
+                "LogcastHub",
+                "CLinuxShims",
+                "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
+        // HTTP, WebSocket and SSE in front of the hub (Hummingbird).
         .target(
             name: "LogcastServer",
             dependencies: [
-                "LogcastCore",
+                "LogcastProtocol",
+                "LogcastHub",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),
@@ -75,10 +101,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `logcast serve` as a library: the settings table (flags, config
+        // file, environment), sources and server wired into one service
+        // group, systemd notification, SIGHUP.
+        .target(
+            name: "LogcastService",
+            dependencies: [
+                "LogcastProtocol",
+                "LogcastHub",
+                "LogcastSources",
+                "LogcastServer",
+                "CSystemd",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `logcast tail`: a WebSocket subscriber. Knows the protocol only.
         .target(
             name: "LogcastClient",
             dependencies: [
-                "LogcastCore",
+                "LogcastProtocol",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "WSCompression", package: "swift-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -90,29 +136,38 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The executable: parses arguments and calls the libraries.
         .executableTarget(
             name: "logcast",
             dependencies: [
-                "LogcastCore",
-                "LogcastServer",
+                "LogcastProtocol",
+                "LogcastService",
                 "LogcastClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
+
         .testTarget(
-            name: "LogcastCoreTests",
-            dependencies: ["LogcastCore", "LogcastClient"],
+            name: "LogcastProtocolTests",
+            dependencies: ["LogcastProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LogcastHubTests",
+            dependencies: ["LogcastProtocol", "LogcastHub"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LogcastSourcesTests",
+            dependencies: ["LogcastProtocol", "LogcastHub", "LogcastSources"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "LogcastServerTests",
             dependencies: [
-                "LogcastCore",
+                "LogcastProtocol",
+                "LogcastHub",
                 "LogcastServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -120,6 +175,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LogcastServiceTests",
+            dependencies: ["LogcastService"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LogcastClientTests",
+            dependencies: ["LogcastClient"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,5 +1,5 @@
 import Foundation
-import LogcastCore
+import LogcastProtocol
 
 /// Where a `logcast tail` connects: the server's WebSocket URL, and the
 /// HTTP URL of the same server for plain requests.

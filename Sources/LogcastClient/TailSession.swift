@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
+import LogcastProtocol
 import Logging
-import LogcastCore
 import NIOCore
 import NIOPosix
 import NIOSSL

@@ -1,4 +1,5 @@
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import NIOCore
 import ServiceLifecycle
 import Synchronization

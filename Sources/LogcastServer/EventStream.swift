@@ -1,7 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import Logging
 import NIOCore
 import NIOHTTP1

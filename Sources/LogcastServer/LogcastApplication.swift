@@ -1,9 +1,10 @@
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import HummingbirdCore
-import HummingbirdWSCompression
 import HummingbirdWebSocket
-import LogcastCore
+import HummingbirdWSCompression
+import LogcastHub
+import LogcastProtocol
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,8 +1,9 @@
 import Foundation
-import Hummingbird
 import HTTPTypes
+import Hummingbird
 import HummingbirdCore
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import Logging
 import NIOCore
 import NIOSSL

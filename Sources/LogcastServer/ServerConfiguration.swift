@@ -1,4 +1,5 @@
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import NIOSSL
 
 /// Everything the HTTP/WebSocket side needs to know, with defaults.
@@ -55,10 +56,4 @@ public struct ServerConfiguration: Sendable {
     public init(hostName: String) {
         self.hostName = hostName
     }
-}
-
-/// The version the server reports in `hello` and `/healthz`.
-public enum LogcastVersion {
-    public static let string = "0.1.0"
-    public static let server = "logcast/\(string)"
 }

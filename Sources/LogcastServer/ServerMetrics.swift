@@ -1,5 +1,6 @@
 import Foundation
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import Synchronization
 
 /// Counters of what the server delivered, by transport, for `/metrics`.

@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdCore
+import LogcastProtocol
 import Logging
 import NIOCore
 import NIOExtras

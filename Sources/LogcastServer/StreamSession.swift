@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWebSocket
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import Logging
 import NIOCore
 import NIOWebSocket

@@ -1,6 +1,7 @@
 import HTTPTypes
-import LogcastCore
 import HummingbirdCore
+import LogcastHub
+import LogcastProtocol
 import Logging
 import NIOCore
 import NIOHTTP1

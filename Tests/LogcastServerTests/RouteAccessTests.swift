@@ -2,7 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import LogcastCore
+import LogcastHub
+import LogcastProtocol
 import NIOCore
 import NIOEmbedded
 import Testing

@@ -1,0 +1,151 @@
+import LogcastProtocol
+
+/// What a subscriber wants to see: the filter keys of docs/PROTOCOL.md.
+///
+/// All given keys must hold (AND); the values of `source`, `unit`,
+/// `identifier` and `host` are alternatives (OR) within their key; every
+/// `grep` must match and no `exclude` may. An empty filter passes everything.
+public struct Filter: Sendable, Equatable {
+    public var sources: [String] = []
+    public var grep: [String] = []
+    public var regex: String?
+    public var exclude: [String] = []
+    /// Inclusive range of syslog levels (0 = emerg ... 7 = debug).
+    public var priority: ClosedRange<Int>?
+    public var units: [String] = []
+    public var identifiers: [String] = []
+    public var hosts: [String] = []
+
+    public init() {}
+
+    /// The normalised form sent back in `hello` and `subscribed`.
+    public func encode(into writer: inout JSONWriter) {
+        writer.beginObject()
+        if !sources.isEmpty { writer.field("source", strings: sources) }
+        if !grep.isEmpty { writer.field("grep", strings: grep) }
+        writer.field("regex", regex)
+        if !exclude.isEmpty { writer.field("exclude", strings: exclude) }
+        if let priority { writer.field("priority", Filter.priorityText(priority)) }
+        if !units.isEmpty { writer.field("unit", strings: units) }
+        if !identifiers.isEmpty { writer.field("identifier", strings: identifiers) }
+        if !hosts.isEmpty { writer.field("host", strings: hosts) }
+        writer.endObject()
+    }
+
+    /// `err` for 0...3, `err..warning` for 3...4.
+    public static func priorityText(_ range: ClosedRange<Int>) -> String {
+        if range.lowerBound == 0 { return Priority.names[range.upperBound] }
+        return "\(Priority.names[range.lowerBound])..\(Priority.names[range.upperBound])"
+    }
+
+    /// `journalctl -u` rules: a name without a unit type suffix means `NAME.service`.
+    public static func normalizeUnit(_ unit: String) -> String {
+        let suffixes = [
+            ".service", ".socket", ".device", ".mount", ".automount", ".swap",
+            ".target", ".path", ".timer", ".slice", ".scope",
+        ]
+        return suffixes.contains(where: { unit.hasSuffix($0) }) ? unit : unit + ".service"
+    }
+}
+
+/// A ``Filter`` compiled for matching: its patterns built once.
+///
+/// Safe to share between threads; ``matches(_:)`` does not allocate for
+/// fixed-string filters.
+public final class LineMatcher: Sendable {
+    public let filter: Filter
+    private let grep: [Pattern]
+    private let regex: Pattern?
+    private let exclude: [Pattern]
+    private let sources: Set<String>
+    private let units: Set<String>
+    private let identifiers: Set<String>
+    private let hosts: Set<String>
+    /// An empty filter: every line and event passes (writers skip matching).
+    public let passesEverything: Bool
+
+    /// - Throws: ``FilterError`` when a pattern does not compile.
+    public init(_ filter: Filter) throws(FilterError) {
+        self.filter = filter
+        passesEverything = filter == Filter()
+        do {
+            grep = try filter.grep.map { text throws(PatternError) in try Pattern(text, kind: .fixedString) }
+            exclude = try filter.exclude.map { text throws(PatternError) in try Pattern(text, kind: .fixedString) }
+        } catch {
+            throw FilterError("bad text filter: \(error.message)", hint: "grep and exclude take plain text")
+        }
+        if let source = filter.regex {
+            do {
+                regex = try Pattern(source, kind: .regularExpression)
+            } catch {
+                throw FilterError(
+                    "bad regex: \(error.message) at offset \(error.offset)",
+                    hint: "regex takes PCRE2 syntax, e.g. regex=timeout|refused or regex=^E\\d+; escape literal ( [ { with \\"
+                )
+            }
+        } else {
+            regex = nil
+        }
+        sources = Set(filter.sources)
+        units = Set(filter.units)
+        identifiers = Set(filter.identifiers)
+        hosts = Set(filter.hosts)
+    }
+
+    /// Whether a source event is for a source this filter follows.
+    public func matches(_ event: SourceEvent) -> Bool {
+        sources.isEmpty || sources.contains(event.source)
+    }
+
+    /// Whether a line passes every key.
+    public func matches(_ record: LogRecord) -> Bool {
+        if !sources.isEmpty, !sources.contains(record.source) { return false }
+        if let range = filter.priority {
+            guard let level = record.priority, range.contains(level) else { return false }
+        }
+        if !units.isEmpty {
+            // Like journalctl -u: the entry's own unit, or the unit it is about.
+            let own = record.unit.map(units.contains) ?? false
+            guard own || (record.relatedUnit.map(units.contains) ?? false) else { return false }
+        }
+        if !identifiers.isEmpty {
+            guard let identifier = record.identifier, identifiers.contains(identifier) else { return false }
+        }
+        if !hosts.isEmpty {
+            guard let host = record.host, hosts.contains(host) else { return false }
+        }
+        if grep.isEmpty && regex == nil && exclude.isEmpty { return true }
+        var message = record.message
+        return message.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            for pattern in grep where !pattern.matches(utf8: bytes) { return false }
+            if let regex, !regex.matches(utf8: bytes) { return false }
+            for pattern in exclude where pattern.matches(utf8: bytes) { return false }
+            return true
+        }
+    }
+}
+
+/// A refused filter or subscription: the `error` and `hint` of a `400` body
+/// or an `error` event.
+public struct FilterError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var error: String
+    public var hint: String
+
+    public init(_ error: String, hint: String) {
+        self.error = error
+        self.hint = hint
+    }
+
+    public var description: String { "\(error) (\(hint))" }
+
+    /// `{"error":"...","hint":"..."}`
+    public var json: [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("error", error)
+        writer.field("hint", hint)
+        writer.endObject()
+        return writer.bytes
+    }
+}

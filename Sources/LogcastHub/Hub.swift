@@ -1,0 +1,377 @@
+import DequeModule
+import LogcastProtocol
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The broadcast hub: every line from every source goes through here once.
+///
+/// Guarantees:
+/// - `seq` starts at 1, rises by one per line in publishing order and never
+///   repeats within an ``epoch`` (a random value per hub, i.e. per server start).
+/// - Each line is encoded to JSON once; history and queues share the bytes.
+/// - History keeps the newest lines within both ``Configuration/historyLines``
+///   and ``Configuration/historyBytes``.
+/// - Publishing never waits for a subscriber: a full queue applies its own
+///   drop policy. Publishers are serialised by the fan-out lock, so every
+///   subscriber sees lines in `seq` order, with source events in place.
+/// - No filter runs under a hub lock: publishing only stamps, appends to
+///   history and hands each subscriber the shared entries; each writer
+///   matches its own filter when it drains (``Subscription/nextBatch(maxBytes:)``);
+///   backlog, resume and `/api/v1/lines` scans copy the history's references
+///   under the lock and match outside it, within a time budget
+///   (``scanBudget``) after which they stop and say so (``ScanResult``).
+/// - Subscribing (backlog or resume, then live lines) is atomic with
+///   publishing: no line is lost or repeated at the seam (live entries that
+///   arrive while the start is computed are held, then queued after it).
+public final class Hub: Sendable {
+    public struct Configuration: Sendable {
+        public var historyLines = 10_000
+        public var historyBytes = 64 * 1024 * 1024
+        public var queueLines = 16_384
+        public var queueBytes = 32 * 1024 * 1024
+        public var slowConsumerPolicy: SlowConsumerPolicy = .drop
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    /// 16 hex digits, random per hub.
+    public let epoch: String
+
+    struct State: ~Copyable {
+        var history: Deque<HubEntry> = []
+        var historyBytes = 0
+        var nextSeq: UInt64 = 1
+        var subscriptions: [Int: Subscription] = [:]
+        var nextSubscriptionID = 1
+        var linesPublished: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    /// Serialises publishers (stamping, appending and offering), so chunks
+    /// reach every subscriber in `seq` order. Readers never take it.
+    private let fanout = Mutex(())
+
+    /// How long one scan (a backlog, a resume, a `/api/v1/lines` read) may
+    /// spend matching before it stops and reports itself incomplete.
+    public static let scanBudget: Duration = .milliseconds(250)
+
+    public init(configuration: Configuration = Configuration(), epoch: String? = nil) {
+        self.configuration = configuration
+        self.epoch = epoch ?? Hub.randomEpoch()
+    }
+
+    static func randomEpoch() -> String {
+        let value = UInt64.random(in: 1...UInt64.max)
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    // MARK: Publishing
+
+    /// Publishes lines in order. Called from source threads; never suspends,
+    /// and never waits for a subscriber's filter.
+    public func publish(_ records: [LogRecord]) {
+        guard !records.isEmpty else { return }
+        fanout.withLock { _ in
+            // Only publishers (holding `fanout`) move `nextSeq`, so the numbers
+            // can be encoded outside the state lock.
+            let first = state.withLock { $0.nextSeq }
+            var entries: [HubEntry] = []
+            entries.reserveCapacity(records.count)
+            for (index, record) in records.enumerated() {
+                let seq = first + UInt64(index)
+                entries.append(HubEntry(position: seq, payload: .line(record), json: HubEntry.encodeLine(record, seq: seq)))
+            }
+            let subscribers = state.withLock { state -> [Subscription] in
+                state.nextSeq += UInt64(entries.count)
+                state.linesPublished += UInt64(entries.count)
+                for entry in entries {
+                    state.history.append(entry)
+                    state.historyBytes += entry.byteCount
+                }
+                while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
+                    let old = state.history.popFirst()
+                {
+                    state.historyBytes -= old.byteCount
+                }
+                return Array(state.subscriptions.values)
+            }
+            // One short lock and at most one wake-up per subscriber for the whole chunk.
+            for subscription in subscribers { subscription.offer(entries) }
+        }
+    }
+
+    public func publish(_ record: LogRecord) { publish([record]) }
+
+    /// Publishes a source event among the lines. Events are delivered live
+    /// and are not kept in history.
+    public func publish(_ event: SourceEvent) {
+        fanout.withLock { _ in
+            let (position, subscribers) = state.withLock { ($0.nextSeq, Array($0.subscriptions.values)) }
+            let entry = HubEntry(position: position, payload: .event(event), json: HubEntry.encodeEvent(event))
+            for subscription in subscribers { subscription.offer(CollectionOfOne(entry)) }
+        }
+    }
+
+    // MARK: Subscribing
+
+    /// What a scan of the history sees: its entries and the last `seq`, as of one moment.
+    struct HistorySnapshot {
+        var entries: [HubEntry]
+        var lastSeq: UInt64
+        var nextSeq: UInt64
+
+        /// The index of the first entry with a position above `seq` (binary search: positions rise).
+        func firstIndex(after seq: UInt64) -> Int {
+            var low = 0
+            var high = entries.count
+            while low < high {
+                let middle = (low + high) / 2
+                if entries[middle].position > seq { high = middle } else { low = middle + 1 }
+            }
+            return low
+        }
+    }
+
+    /// Registers a subscriber and queues, in this order: `prelude` (e.g. `hello`),
+    /// then a resume `gap` if one is due, then the backlog or the missed
+    /// lines, then every live line that passes its filter.
+    ///
+    /// The history is scanned outside the hub's lock (in the caller's task,
+    /// within ``scanBudget``); live lines published meanwhile are held and
+    /// queued after the scan's lines.
+    public func subscribe(matcher: LineMatcher, request: SubscriptionRequest, prelude: [[UInt8]] = []) -> Subscription {
+        let queue = SubscriberQueue(
+            maxLines: configuration.queueLines,
+            maxBytes: configuration.queueBytes,
+            policy: configuration.slowConsumerPolicy
+        )
+        let (subscription, snapshot) = state.withLock { state -> (Subscription, HistorySnapshot) in
+            let subscription = Subscription(id: state.nextSubscriptionID, matcher: matcher, format: request.format, queue: queue, prelude: prelude)
+            state.nextSubscriptionID += 1
+            state.subscriptions[subscription.id] = subscription
+            return (subscription, Self.snapshot(of: state))
+        }
+        let plan = Self.startPlan(request: request, matcher: matcher, history: snapshot, epoch: epoch, limit: Int.max)
+        subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
+        return subscription
+    }
+
+    /// Replaces a subscriber's filter (a `subscribe` message): drops the
+    /// lines still queued (control replies stay), queues `reply`
+    /// (`subscribed`), the backlog under the new filter, then live lines.
+    public func resubscribe(_ subscription: Subscription, matcher: LineMatcher, backlog: Int, reply: [UInt8]) {
+        let snapshot = state.withLock { state -> HistorySnapshot in
+            subscription.restart(matcher: matcher, reply: reply)
+            return Self.snapshot(of: state)
+        }
+        let plan = Self.startPlan(request: SubscriptionRequest(backlog: backlog), matcher: matcher, history: snapshot, epoch: epoch, limit: Int.max)
+        subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
+    }
+
+    /// Removes a subscriber; its writer gets what is queued, then the end.
+    public func unsubscribe(_ subscription: Subscription) {
+        _ = state.withLock { $0.subscriptions.removeValue(forKey: subscription.id) }
+        subscription.finish()
+    }
+
+    /// Ends every subscription (shutdown): writers flush what is queued, then stop.
+    public func finishAll() {
+        let all = state.withLock { state -> [Subscription] in
+            defer { state.subscriptions.removeAll() }
+            return Array(state.subscriptions.values)
+        }
+        for subscription in all { subscription.finish() }
+    }
+
+    private static func snapshot(of state: borrowing State) -> HistorySnapshot {
+        HistorySnapshot(entries: Array(state.history), lastSeq: state.nextSeq - 1, nextSeq: state.nextSeq)
+    }
+
+    /// What a start plan found.
+    struct StartPlan {
+        var items: [SubscriberQueue.Item]
+        var deliveredUpTo: UInt64?
+        var complete: Bool
+        var examined: Int
+    }
+
+    /// Matches `entry`, and tells whether the scan must stop (its time is up).
+    private struct ScanClock {
+        let deadline = ContinuousClock.now + Hub.scanBudget
+        var examined = 0
+        var cutShort = false
+
+        mutating func tick() -> Bool {
+            examined += 1
+            if examined % 64 == 0, ContinuousClock.now > deadline { cutShort = true }
+            return !cutShort
+        }
+    }
+
+    /// What a stream starting with `request` gets first: for a resume in this
+    /// epoch, an `evicted` gap if needed and every retained matching line
+    /// after `after`; otherwise a `restart` gap if the epoch changed, then the
+    /// `backlog`. At most `limit` lines. A scan that runs out of time ends
+    /// with an `incomplete` object.
+    static func startPlan(
+        request: SubscriptionRequest,
+        matcher: LineMatcher,
+        history: HistorySnapshot,
+        epoch: String,
+        limit: Int
+    ) -> StartPlan {
+        var items: [SubscriberQueue.Item] = []
+        var clock = ScanClock()
+        let lastSeq = history.lastSeq
+        let oldest = history.entries.first?.position ?? history.nextSeq
+        if let after = request.after, request.epoch == nil || request.epoch == epoch {
+            var from = after
+            if after < lastSeq, after + 1 < oldest {
+                items.append(.control(Self.gapJSON(after: after, next: oldest, missed: Int(oldest - after - 1), reason: "evicted")))
+                from = oldest - 1
+            }
+            var resumeAfter = from
+            if from < lastSeq {
+                var count = 0
+                let start = history.firstIndex(after: from)
+                for entry in history.entries[start...] {
+                    guard clock.tick() else { break }
+                    resumeAfter = entry.position
+                    if case .line(let record) = entry.payload, matcher.matches(record) {
+                        items.append(.entry(entry))
+                        count += 1
+                        if count == limit { break }
+                    }
+                }
+            }
+            if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: resumeAfter))) }
+            return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: !clock.cutShort, examined: clock.examined)
+        }
+        var backlog: [HubEntry] = []
+        let wanted = min(request.backlog, limit)
+        if wanted > 0 {
+            for entry in history.entries.reversed() {
+                guard clock.tick() else { break }
+                if case .line(let record) = entry.payload, matcher.matches(record) {
+                    backlog.append(entry)
+                    if backlog.count == wanted { break }
+                }
+            }
+        }
+        if let after = request.after {
+            // The client's epoch is not ours: the server restarted.
+            let next = backlog.last?.position ?? history.nextSeq
+            items.append(.control(Self.gapJSON(after: after, next: next, missed: nil, reason: "restart")))
+        }
+        if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: nil))) }
+        for entry in backlog.reversed() { items.append(.entry(entry)) }
+        return StartPlan(items: items, deliveredUpTo: nil, complete: !clock.cutShort, examined: clock.examined)
+    }
+
+    /// `{"type":"incomplete",...}`: a scan of the history stopped at its time budget.
+    static func incompleteJSON(examined: Int, resumeAfter: UInt64?) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("type", "incomplete")
+        writer.field("reason", "scan-budget")
+        writer.field("examined", examined)
+        writer.field("resume_after", resumeAfter)
+        writer.field("hint", "the filter took longer than \(Hub.scanBudget.components.seconds * 1000 + Hub.scanBudget.components.attoseconds / 1_000_000_000_000_000) ms over the history; narrow it, or read on with after=")
+        writer.endObject()
+        writer.newline()
+        return writer.bytes
+    }
+
+    /// The result of a one-shot read (``snapshot(request:matcher:limit:)``).
+    public struct ScanResult: Sendable {
+        public var items: [SubscriberQueue.Item]
+        /// The `seq` of the newest line in the hub when the read began.
+        public var lastSeq: UInt64
+        /// False when the scan stopped at ``Hub/scanBudget``.
+        public var complete: Bool
+    }
+
+    /// A one-shot read with a stream's start rules (for `/api/v1/lines`):
+    /// what a new stream with `request` would get first (gaps, then lines),
+    /// at most `limit` lines. Scans outside the hub's lock.
+    public func snapshot(request: SubscriptionRequest, matcher: LineMatcher, limit: Int) -> ScanResult {
+        let history = state.withLock { Self.snapshot(of: $0) }
+        let plan = Self.startPlan(request: request, matcher: matcher, history: history, epoch: epoch, limit: limit)
+        return ScanResult(items: plan.items, lastSeq: history.lastSeq, complete: plan.complete)
+    }
+
+    /// `{"type":"gap","after":A,"next":N,"missed":M,"reason":R}` plus newline.
+    public static func gapJSON(after: UInt64, next: UInt64, missed: Int?, reason: String) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("type", "gap")
+        writer.field("after", after)
+        writer.field("next", next)
+        writer.field("missed", missed)
+        writer.field("reason", reason)
+        writer.endObject()
+        writer.newline()
+        return writer.bytes
+    }
+
+    // MARK: Reading
+
+    /// Retained lines that pass `matcher`: those after `after` (oldest first,
+    /// at most `limit`), or the newest `limit` when `after` is nil.
+    public func retainedLines(matching matcher: LineMatcher, after: UInt64?, limit: Int) -> [HubEntry] {
+        let history = state.withLock { Array($0.history) }
+        do {
+            var out: [HubEntry] = []
+            if let after {
+                for entry in history where entry.position > after {
+                    if case .line(let record) = entry.payload, matcher.matches(record) {
+                        out.append(entry)
+                        if out.count == limit { break }
+                    }
+                }
+                return out
+            }
+            for entry in history.reversed() {
+                if case .line(let record) = entry.payload, matcher.matches(record) {
+                    out.append(entry)
+                    if out.count == limit { break }
+                }
+            }
+            return out.reversed()
+        }
+    }
+
+    /// Counters for `/healthz` and metrics.
+    public struct Statistics: Sendable {
+        public var linesPublished: UInt64
+        public var lastSeq: UInt64
+        public var historyLines: Int
+        public var historyBytes: Int
+        public var subscribers: Int
+    }
+
+    /// Items waiting in all subscriber queues (a gauge for `/metrics`).
+    public var queuedItems: Int {
+        let subscriptions = state.withLock { Array($0.subscriptions.values) }
+        return subscriptions.reduce(0) { total, subscription in
+            total + subscription.state.withLock { $0.queue.count }
+        }
+    }
+
+    public var statistics: Statistics {
+        state.withLock { state in
+            Statistics(
+                linesPublished: state.linesPublished,
+                lastSeq: state.nextSeq - 1,
+                historyLines: state.history.count,
+                historyBytes: state.historyBytes,
+                subscribers: state.subscriptions.count
+            )
+        }
+    }
+}

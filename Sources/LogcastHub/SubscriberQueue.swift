@@ -1,0 +1,162 @@
+import DequeModule
+import LogcastProtocol
+
+/// What a subscriber does when its queue is full.
+public enum SlowConsumerPolicy: String, Sendable, CaseIterable {
+    /// Drop the oldest queued lines and tell the subscriber with a `gap` (`slow-consumer`).
+    case drop
+    /// Close the connection (WebSocket code 1013).
+    case disconnect
+}
+
+/// One subscriber's bounded queue of outgoing items, and its drop policy.
+///
+/// A plain value type that makes decisions and does no I/O: the hub pushes,
+/// the connection's writer drains. Guarantees:
+/// - Never holds more than `maxLines` lines or (beyond the first) `maxBytes` bytes.
+/// - Under ``SlowConsumerPolicy/drop`` the oldest items go first, and the
+///   next drain starts with a `gap` naming the last `seq` handed out, the
+///   first `seq` after the hole and how many matching lines were dropped.
+/// - Under ``SlowConsumerPolicy/disconnect`` an overflow marks the queue
+///   ``isOverflowed`` and it accepts nothing more.
+/// - Lines come out in the order they went in.
+public struct SubscriberQueue: Sendable {
+    public enum Item: Sendable {
+        case entry(HubEntry)
+        /// A pre-encoded control object (`hello`, `subscribed`, `error`, a resume `gap`).
+        case control([UInt8])
+    }
+
+    /// A `gap` caused by dropping queued lines.
+    public struct Gap: Sendable, Equatable {
+        public var after: UInt64
+        public var next: UInt64
+        public var missed: Int
+    }
+
+    public let maxLines: Int
+    public let maxBytes: Int
+    public let policy: SlowConsumerPolicy
+
+    private var items: Deque<Item> = []
+    private var lineCount = 0
+    /// Control objects queued (never dropped, so bounded by their sender).
+    public private(set) var controlCount = 0
+    private var byteCount = 0
+    private var droppedLines = 0
+    /// `seq` of the last line handed to the writer.
+    public private(set) var lastDeliveredSeq: UInt64 = 0
+    public private(set) var isOverflowed = false
+
+    public init(maxLines: Int, maxBytes: Int, policy: SlowConsumerPolicy) {
+        precondition(maxLines > 0 && maxBytes > 0)
+        self.maxLines = maxLines
+        self.maxBytes = maxBytes
+        self.policy = policy
+    }
+
+    public var isEmpty: Bool { items.isEmpty && droppedLines == 0 }
+    public var count: Int { items.count }
+    public var queuedBytes: Int { byteCount }
+
+    /// Result of offering an item.
+    public enum PushResult: Equatable, Sendable {
+        case queued
+        /// Queued after dropping this many old lines.
+        case queuedAfterDropping(Int)
+        /// The disconnect policy tripped; the item was not queued.
+        case overflowed
+    }
+
+    @discardableResult
+    public mutating func push(_ item: Item) -> PushResult {
+        if isOverflowed { return .overflowed }
+        let size = Self.size(of: item)
+        let isLine: Bool
+        if case .entry(let entry) = item { isLine = entry.isLine } else { isLine = false }
+        var dropped = 0
+        while !items.isEmpty, (isLine && lineCount + 1 > maxLines) || byteCount + size > maxBytes {
+            if policy == .disconnect {
+                isOverflowed = true
+                return .overflowed
+            }
+            // Control objects (hello, subscribed) are never dropped: drop the oldest entry.
+            guard let index = items.firstIndex(where: { if case .entry = $0 { true } else { false } }) else { break }
+            let old = items.remove(at: index)
+            byteCount -= Self.size(of: old)
+            if case .entry(let entry) = old, entry.isLine {
+                lineCount -= 1
+                dropped += 1
+            }
+        }
+        droppedLines += dropped
+        items.append(item)
+        byteCount += size
+        if isLine { lineCount += 1 }
+        if case .control = item { controlCount += 1 }
+        return dropped > 0 ? .queuedAfterDropping(dropped) : .queued
+    }
+
+    /// Removes everything up to about `maxBytes` for one frame, oldest first.
+    /// At least one item is returned when any is queued.
+    /// - Returns: the gap to announce first (when lines were dropped since the
+    ///   last drain), and the items.
+    public mutating func drain(maxBytes budget: Int) -> (gap: Gap?, items: [Item]) {
+        var gap: Gap?
+        if droppedLines > 0 {
+            let next = items.lazy.compactMap { item -> UInt64? in
+                if case .entry(let entry) = item { return entry.position }
+                return nil
+            }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
+            gap = Gap(after: lastDeliveredSeq, next: next, missed: droppedLines)
+            droppedLines = 0
+        }
+        var out: [Item] = []
+        var taken = 0
+        while let first = items.first {
+            let size = Self.size(of: first)
+            if !out.isEmpty, taken + size > budget { break }
+            items.removeFirst()
+            byteCount -= size
+            taken += size
+            if case .entry(let entry) = first, entry.isLine {
+                lineCount -= 1
+                lastDeliveredSeq = entry.position
+            }
+            if case .control = first { controlCount -= 1 }
+            out.append(first)
+        }
+        return (gap, out)
+    }
+
+    /// Replaces the newest item with `json` when it is a control object that
+    /// `matches`; returns whether it did.
+    public mutating func replaceLastControl(where matches: ([UInt8]) -> Bool, with json: [UInt8]) -> Bool {
+        guard case .control(let old) = items.last, matches(old) else { return false }
+        items[items.count - 1] = .control(json)
+        byteCount += json.count - old.count
+        return true
+    }
+
+    /// Forgets every queued line and event (a new filter replaces the
+    /// stream). Control objects stay, in order: a client must still learn why
+    /// an earlier message was refused.
+    public mutating func removeEntries() {
+        items.removeAll { if case .entry = $0 { true } else { false } }
+        lineCount = 0
+        byteCount = items.reduce(0) { $0 + Self.size(of: $1) }
+        droppedLines = 0
+    }
+
+    /// Records that the client has seen lines up to `seq` (a resume point).
+    public mutating func markDelivered(upTo seq: UInt64) {
+        lastDeliveredSeq = max(lastDeliveredSeq, seq)
+    }
+
+    static func size(of item: Item) -> Int {
+        switch item {
+        case .entry(let entry): entry.byteCount
+        case .control(let bytes): bytes.count
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import LogcastProtocol
+import Synchronization
+
+/// One subscriber's end of the hub: its filter, its bounded queue, and the
+/// wake-up of its writer.
+///
+/// The hub pushes from publishing threads without ever waiting; the writer
+/// (one task per connection) awaits ``nextBatch(maxBytes:)``. Items come out
+/// in the order the hub pushed them.
+public final class Subscription: Sendable {
+    public let id: Int
+    public let format: SubscriptionRequest.Format
+
+    struct State: ~Copyable {
+        var matcher: LineMatcher
+        var queue: SubscriberQueue
+        var waiter: CheckedContinuation<Void, Never>?
+        var finished = false
+        /// Set by ``close(code:reason:)``: the writer closes with it at once.
+        var closeRequest: CloseRequest?
+        /// While the hub computes a start (backlog or resume), live entries wait here.
+        var starting = true
+        var held: [HubEntry] = []
+    }
+
+    /// A request to end the stream now, with a WebSocket close code.
+    public struct CloseRequest: Sendable, Equatable {
+        public var code: UInt16
+        public var reason: String
+    }
+
+    let state: Mutex<State>
+
+    init(id: Int, matcher: LineMatcher, format: SubscriptionRequest.Format, queue: SubscriberQueue, prelude: [[UInt8]] = []) {
+        self.id = id
+        self.format = format
+        var queue = queue
+        for control in prelude { queue.push(.control(control)) }
+        self.state = Mutex(State(matcher: matcher, queue: queue))
+    }
+
+    /// Ends a start (see ``Hub/subscribe(matcher:request:prelude:)``): queues
+    /// `items` (gap, backlog), then the live entries held meanwhile that are
+    /// newer than `after` (the last `seq` the start saw), and lets live
+    /// entries flow.
+    func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            for item in items { state.queue.push(item) }
+            if let deliveredUpTo { state.queue.markDelivered(upTo: deliveredUpTo) }
+            for entry in state.held where entry.position > after {
+                state.queue.push(.entry(entry))
+            }
+            state.held = []
+            state.starting = false
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Begins a new start with a new filter (a `subscribe` message): drops
+    /// the queued lines (control replies stay), queues `reply`, and holds
+    /// live entries until ``start(_:after:deliveredUpTo:)``.
+    func restart(matcher: LineMatcher, reply: [UInt8]) {
+        state.withLock { state in
+            state.matcher = matcher
+            state.queue.removeEntries()
+            state.queue.push(.control(reply))
+            state.held = []
+            state.starting = true
+        }
+    }
+
+    /// The filter currently applied.
+    public var filter: Filter { state.withLock { $0.matcher.filter } }
+
+    /// Offers entries in order. They are queued as they are (the writer
+    /// applies the filter when it drains), so the publisher never runs a
+    /// subscriber's filter; it is woken at most once. Never blocks beyond the
+    /// subscriber's own short lock.
+    func offer(_ entries: some Collection<HubEntry>) {
+        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+            guard !state.finished else { return nil }
+            if state.starting {
+                state.held.append(contentsOf: entries)
+                return nil
+            }
+            for entry in entries {
+                guard !state.queue.isOverflowed else { break }
+                state.queue.push(.entry(entry))
+            }
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Control objects a subscriber may leave unread; a client that lets
+    /// more pile up is not reading its replies.
+    public static let maxPendingControls = 64
+
+    /// Queues a pre-encoded control object (an `error` reply, say).
+    /// - Returns: false, queuing nothing, when ``maxPendingControls`` are
+    ///   already waiting (or the stream has finished).
+    /// - Parameter replacingUnsent: when the newest queued item is a control
+    ///   object for which this holds, `json` replaces it instead of queuing
+    ///   another (repeated errors are merged while the client has not read them).
+    @discardableResult
+    public func sendControl(_ json: [UInt8], replacingUnsent: (([UInt8]) -> Bool)? = nil) -> Bool {
+        let (queued, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.finished else { return (false, nil) }
+            if let replacingUnsent, state.queue.replaceLastControl(where: replacingUnsent, with: json) { return (true, nil) }
+            guard state.queue.controlCount < Self.maxPendingControls else { return (false, nil) }
+            state.queue.push(.control(json))
+            return (true, state.take())
+        }
+        waiter?.resume()
+        return queued
+    }
+
+    /// Ends the stream: the writer gets what is still queued, then `nil`.
+    public func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Ends the stream at once, without flushing what is queued: the writer
+    /// gets ``Batch/close(_:)`` next (a revoked token, a client that does
+    /// not read its replies).
+    public func close(code: UInt16, reason: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.closeRequest == nil { state.closeRequest = CloseRequest(code: code, reason: reason) }
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// What the writer gets: items for one frame, or the reason to stop.
+    public enum Batch: Sendable {
+        case items(gap: SubscriberQueue.Gap?, [SubscriberQueue.Item])
+        /// The queue overflowed under the disconnect policy.
+        case overflowed
+        /// ``finish()`` was called and everything queued was handed out.
+        case finished
+        /// ``close(code:reason:)`` was called.
+        case close(CloseRequest)
+    }
+
+    /// Waits until something is queued, then takes up to about `maxBytes` of it.
+    ///
+    /// Suspends while the queue is empty; returns at once otherwise, so a
+    /// line that arrives while the writer is idle goes out immediately.
+    /// Cancellation makes it return ``Batch/finished``.
+    public func nextBatch(maxBytes: Int) async -> Batch {
+        while true {
+            let drained: (batch: Batch?, matcher: LineMatcher?) = state.withLock { state in
+                if let request = state.closeRequest { return (.close(request), nil) }
+                if state.queue.isOverflowed { return (.overflowed, nil) }
+                if !state.queue.isEmpty {
+                    let (gap, items) = state.queue.drain(maxBytes: maxBytes)
+                    return (.items(gap: gap, items), state.matcher)
+                }
+                if state.finished || Task.isCancelled { return (.finished, nil) }
+                return (nil, nil)
+            }
+            if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
+                // The filter runs here, in the writer's task, outside every lock.
+                let passing = items.filter { item in
+                    guard case .entry(let entry) = item else { return true }
+                    switch entry.payload {
+                    case .line(let record): return matcher.matches(record)
+                    case .event(let event): return matcher.matches(event)
+                    }
+                }
+                if passing.isEmpty && gap == nil { continue }
+                return .items(gap: gap, passing)
+            }
+            if let batch = drained.batch { return batch }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || state.closeRequest != nil || Task.isCancelled {
+                            return true
+                        }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.take() }
+                waiter?.resume()
+            }
+        }
+    }
+
+    /// Lines and bytes waiting in the queue, for metrics.
+    public var queueDepth: (items: Int, bytes: Int) {
+        state.withLock { ($0.queue.count, $0.queue.queuedBytes) }
+    }
+}
+
+extension Subscription.State {
+    mutating func take() -> CheckedContinuation<Void, Never>? {
+        defer { waiter = nil }
+        return waiter
+    }
+}

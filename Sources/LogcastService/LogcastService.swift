@@ -1,0 +1,156 @@
+import Foundation
+import LogcastHub
+import LogcastProtocol
+import LogcastServer
+import LogcastSources
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `logcast serve` as a library: the hub, the sources feeding it and the
+/// server in front of it, wired into one `ServiceGroup`.
+///
+/// The executable parses its arguments into ``ServeArguments`` and calls
+/// ``main(arguments:environment:)``; tests and embedders can build a
+/// ``ServeConfiguration`` and call ``makeServiceGroup(_:logger:)``.
+public enum LogcastService {
+    /// Runs `logcast serve` with these arguments to the end, printing
+    /// problems on stderr.
+    /// - Returns: the exit code: 0, or ``ConfigurationError/exitCode``.
+    public static func main(arguments: [String], environment: [String: String]) async throws -> Int32 {
+        do {
+            let arguments = try ServeArguments(parsing: arguments)
+            if arguments.help {
+                print(ServeArguments.helpText(), terminator: "")
+                return 0
+            }
+            let configuration = try ServeConfiguration(arguments: arguments, environment: environment)
+            if arguments.checkConfig {
+                let app = LogcastApplication(
+                    configuration: configuration.server,
+                    hub: Hub(configuration: configuration.hub),
+                    registry: SourceRegistry([]),
+                    logger: Logger(label: "logcast")
+                )
+                print(configuration.report(routes: app.routes))
+                return 0
+            }
+            let level = configuration.logLevel
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            try await makeServiceGroup(configuration, logger: Logger(label: "logcast")).run()
+            return 0
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("logcast: \(error.description)\n".utf8))
+            return ConfigurationError.exitCode
+        }
+    }
+
+    /// The running service: every source, the server, SIGHUP handling and
+    /// systemd notification, in shutdown order.
+    ///
+    /// `ServiceGroup` shuts services down in reverse order, one at a time,
+    /// so the list runs from what must stop last to what must stop first:
+    /// the sources (they feed everyone), the reloader, the HTTP server, the
+    /// drainer (which ends every stream and waits for the writers to
+    /// flush), and the systemd notifier, which says `STOPPING=1` the moment
+    /// shutdown begins.
+    /// - Throws: ``ConfigurationError`` when the demo directory or a socket
+    ///   passed by systemd cannot be used.
+    public static func makeServiceGroup(_ configuration: ServeConfiguration, logger: Logger) throws(ConfigurationError) -> ServiceGroup {
+        var server = configuration.server
+        do {
+            server.activatedSocket = try SocketActivation.listeningSocket()
+        } catch {
+            throw ConfigurationError("socket activation: \(error.description)")
+        }
+        if let root = server.webRoot {
+            logger.notice("serving the viewer", metadata: ["web-root": "\(root)"])
+        } else {
+            logger.notice("no viewer to serve: none is installed beside the binary; give --web-root DIR")
+        }
+
+        let hub = Hub(configuration: configuration.hub)
+        var sourceServices: [any Service] = []
+        var statuses: [SourceStatus] = []
+        var tailers: [(name: String, tailer: FileTailer.Configuration)] = []
+        var journals: [JournalTailer.Configuration] = []
+        for spec in configuration.sources {
+            switch spec.kind {
+            case .file(let pattern):
+                tailers.append((spec.name, FileTailer.Configuration(name: spec.name, pattern: pattern)))
+                statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: pattern))
+            case .demo:
+                let path = try makeDemoDirectory() + "/demo.log"
+                sourceServices.append(DemoLogWriter(path: path))
+                tailers.append((spec.name, FileTailer.Configuration(name: spec.name, pattern: path)))
+                statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: path))
+            case .journal(let location):
+                var journal = JournalTailer.Configuration(name: spec.name, location: location)
+                journal.initialLines = configuration.initialLines
+                journal.units = configuration.journalUnits
+                journals.append(journal)
+                statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: spec.pattern))
+            }
+        }
+        let registry = SourceRegistry(statuses)
+        let fileTailers = tailers.map { name, tailer in
+            var tailer = tailer
+            tailer.initialLines = configuration.initialLines
+            tailer.hostName = server.hostName
+            return FileTailer(configuration: tailer, sink: .hub(hub, registry: registry, name: name), logger: logger)
+        }
+        let journalTailers = journals.map {
+            JournalTailer(configuration: $0, sink: .hub(hub, registry: registry, name: $0.name), logger: logger)
+        }
+        sourceServices += fileTailers as [any Service]
+        sourceServices += journalTailers as [any Service]
+
+        let app = LogcastApplication(configuration: server, hub: hub, registry: registry, logger: logger)
+        let sourceCount = configuration.sources.count
+        let host = server.host
+        let (application, drainer) = app.build(onListening: { port in
+            SystemdNotifier.ready(status: "listening on \(host):\(port), following \(sourceCount) source(s)")
+        })
+        let reloader = Reloader(
+            tokens: configuration.tokens,
+            connections: app.connections,
+            fileTailers: fileTailers,
+            journalTailers: journalTailers,
+            logger: logger
+        )
+        // Watchdog pings prove the hub is not wedged: taking its lock must succeed.
+        let notifier = SystemdNotifier(isHealthy: { _ = hub.statistics; return true })
+        logger.info(
+            "starting",
+            metadata: ["epoch": "\(hub.epoch)", "sources": "\(statuses.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"]
+        )
+        let services: [any Service] = sourceServices + [reloader, application, drainer, notifier]
+        return ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+    }
+
+    /// A private directory for the demo log (mkdtemp: mode 0700, an
+    /// unpredictable name), never one that exists already.
+    static func makeDemoDirectory() throws(ConfigurationError) -> String {
+        var template = Array((NSTemporaryDirectory() + "logcast-demo-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ConfigurationError(
+                "--demo: cannot create a temporary directory in \(NSTemporaryDirectory()): \(String(cString: strerror(errno)))"
+            )
+        }
+        return String(cString: made)
+    }
+}

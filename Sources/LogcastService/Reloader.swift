@@ -1,0 +1,43 @@
+import LogcastHub
+import LogcastServer
+import LogcastSources
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Handles SIGHUP without dropping subscribers: rereads the token file
+/// (keeping the old tokens if the new file is bad), closes the streams whose
+/// token is no longer in it (WebSocket close code 4401), and asks every
+/// source to check or reopen its files.
+struct Reloader: Service {
+    let tokens: TokenStore?
+    let connections: ConnectionTracker
+    let fileTailers: [FileTailer]
+    let journalTailers: [JournalTailer]
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                reload()
+            }
+        }
+    }
+
+    func reload() {
+        logger.notice("SIGHUP: reloading the token file and reopening sources")
+        if let tokens {
+            do {
+                try tokens.reload()
+                logger.notice("token file reloaded", metadata: ["path": "\(tokens.path)", "tokens": "\(tokens.count)"])
+                let revoked = connections.revokeStreams(unless: { tokens.accepts($0) })
+                if revoked > 0 { logger.notice("closed streams whose token was revoked", metadata: ["streams": "\(revoked)"]) }
+            } catch {
+                logger.error("token file not reloaded; the previous tokens stay in force", metadata: ["error": "\(error.description)"])
+            }
+        }
+        fileTailers.forEach { $0.reopen() }
+        journalTailers.forEach { $0.reopen() }
+    }
+}

@@ -1,0 +1,682 @@
+import CLinuxShims
+import Foundation
+import LogcastHub
+import LogcastProtocol
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Follows one file source, a path or a glob, like GNU `tail -F`, and
+/// publishes its lines and events.
+///
+/// Runs on a dedicated thread for its whole life: it blocks in `poll(2)` on
+/// an inotify descriptor watching the file's *directory* (so rename rotation,
+/// deletion and re-creation are seen), wakes at least every
+/// ``Configuration/pollInterval`` to `stat` the files anyway (NFS and FUSE
+/// send no events; an inotify queue overflow loses some), and hands each
+/// chunk of lines to `publish` in file order. Rotation and truncation
+/// decisions are ``FollowState``'s; line cutting is ``LineSplitter``'s.
+///
+/// A glob (`/var/log/nginx/*.log`) may have wildcards in its last component
+/// only; every matching file, including ones created later, is followed and
+/// its lines carry their `path`.
+public final class FileTailer: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var name: String
+        /// A path, or a glob with wildcards in the file name.
+        public var pattern: String
+        /// Existing lines of each file loaded at start (`tail -n`).
+        public var initialLines = 10
+        /// How often files are checked without an event.
+        public var pollInterval: Duration = .seconds(1)
+        /// A partial last line is published after this long without new bytes.
+        public var partialLineTimeout: Duration = .milliseconds(500)
+        public var maxLineBytes = 64 * 1024
+        public var hostName: String?
+
+        public init(name: String, pattern: String) {
+            self.name = name
+            self.pattern = pattern
+        }
+
+        /// The directory and the file-name pattern.
+        var directory: String { (pattern as NSString).deletingLastPathComponent }
+        var namePattern: String { (pattern as NSString).lastPathComponent }
+        var isGlob: Bool { namePattern.contains(where: { "*?[".contains($0) }) }
+    }
+
+    public let configuration: Configuration
+    private let sink: SourceSink
+    private let logger: Logger
+    private let wake = WakeSignal()
+    private let recheck = WakeSignal()
+
+    /// Checks a pattern before anything starts: wildcards only in the file name.
+    public static func validate(pattern: String) -> String? {
+        let directory = (pattern as NSString).deletingLastPathComponent
+        if directory.contains(where: { "*?[".contains($0) }) {
+            return "'\(pattern)': wildcards are supported in the file name only, not in directories"
+        }
+        if pattern.hasSuffix("/") { return "'\(pattern)' names a directory; give a file or a glob such as \(pattern)*.log" }
+        return nil
+    }
+
+    public init(configuration: Configuration, sink: SourceSink, logger: Logger) {
+        self.configuration = configuration
+        self.sink = sink
+        self.logger = logger
+    }
+
+    /// Runs until graceful shutdown or cancellation; the thread stops within one poll.
+    public func run() async throws {
+        await runOnDedicatedThread(named: "logcast-file-\(configuration.name)", wake: wake) { [self] in
+            var loop = FileTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd, recheck: recheck)
+            loop.run()
+        }
+    }
+
+    /// Wakes the thread and makes it exit.
+    public func stop() {
+        wake.signal()
+    }
+
+    /// Checks every file now, as the periodic poll does (SIGHUP): re-adds
+    /// the directory watch, finds new glob members, and notices rotation,
+    /// truncation or deletion at once.
+    public func reopen() {
+        recheck.signal()
+    }
+}
+
+/// One followed file: descriptor, follow state, partial line.
+struct FollowedFile {
+    let path: String
+    var fd: Int32 = -1
+    /// The identity of the file open on `fd` (the state may already name the next one).
+    var openIdentity: FileIdentity?
+    var state: FollowState
+    var splitter: LineSplitter
+    var lastData: ContinuousClock.Instant = .now
+    /// Set for glob members that vanished: forget them after the next check.
+    var retired = false
+}
+
+/// The loop of ``FileTailer``'s thread. Not Sendable: it lives on that thread.
+struct FileTailLoop {
+    let configuration: FileTailer.Configuration
+    let sink: SourceSink
+    let logger: Logger
+    let wakeFD: Int32
+    let recheck: WakeSignal
+
+    var files: [String: FollowedFile] = [:]
+    var inotifyFD: Int32 = -1
+    var watch: Int32 = -1
+    var lastError: String?
+    var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    /// Where reading stopped in files that are no longer open under their
+    /// old name: a glob member renamed to another matching name (rotation
+    /// to `app.log.1` under `*.log*`) continues there instead of being read
+    /// again from the start. Bounded; the oldest are forgotten first.
+    var knownOffsets: [FileIdentity: Int64] = [:]
+    var knownOrder: [FileIdentity] = []
+    static let maxKnownOffsets = 4096
+    /// Glob members not followed, and why (each reported once).
+    var skipped: [String: String] = [:]
+    /// Set by inotify events that may change which files match.
+    var membershipChanged = false
+    /// For each followed path, the names it was renamed to since it was last
+    /// opened, in order (from inotify's paired move events): the generations
+    /// of a file rotated more than once between two checks.
+    var renamedAway: [String: [String]] = [:]
+    /// The identity of the file each path had open until it was last closed.
+    var lastClosed: [String: FileIdentity] = [:]
+    /// Move events whose other half has not been read yet (cookie → old path).
+    var movedFrom: [UInt32: String] = [:]
+
+    init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, recheck: WakeSignal) {
+        self.configuration = configuration
+        self.sink = sink
+        self.logger = logger
+        self.wakeFD = wakeFD
+        self.recheck = recheck
+    }
+
+    mutating func run() {
+        inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        if inotifyFD < 0 {
+            logger.warning("inotify unavailable, polling only", metadata: ["source": "\(configuration.name)", "errno": "\(errno)"])
+        }
+        addWatch()
+        start()
+        publishStatus()
+
+        var lastFullCheck = ContinuousClock.now
+        while true {
+            let timeout = pollTimeoutMilliseconds(since: lastFullCheck)
+            var fds = [
+                pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: recheck.fd, events: Int16(POLLIN), revents: 0),
+            ]
+            if inotifyFD >= 0 { fds.append(pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR { break }
+            if fds[0].revents != 0 { break }
+
+            if fds.count > 2, fds[2].revents != 0 {
+                drainInotify()
+            }
+            var rescan = membershipChanged
+            membershipChanged = false
+            let forced = fds[1].revents != 0
+            if forced {
+                recheck.drain()
+                logger.info("checking files again (reload)", metadata: ["source": "\(configuration.name)"])
+            }
+            let now = ContinuousClock.now
+            if forced || now - lastFullCheck >= configuration.pollInterval {
+                lastFullCheck = now
+                rescan = true
+                if watch < 0 { addWatch() }
+            }
+            if rescan && configuration.isGlob { discover(initial: false) }
+            checkAll()
+            flushStalePartials()
+            publishStatus()
+        }
+        for path in files.keys { closeFile(path) }
+        if inotifyFD >= 0 { close(inotifyFD) }
+        sink.status { $0.state = .stopped }
+    }
+
+    // MARK: Start-up
+
+    mutating func start() {
+        if configuration.isGlob {
+            discover(initial: true)
+            return
+        }
+        let path = configuration.pattern
+        files[path] = FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        if !openAtTail(path) {
+            // Not there (yet): the first check emits `missing` and waits.
+            checkAll()
+        }
+    }
+
+    /// Opens an existing file positioned `initialLines` lines before its end, and reads from there.
+    @discardableResult
+    mutating func openAtTail(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            if errno != ENOENT { recordError("cannot open \(path): \(String(cString: strerror(errno)))") }
+            return false
+        }
+        guard let status = Self.fileStatus(fd: fd) else {
+            close(fd)
+            return false
+        }
+        if let problem = refusal(fd: fd, status: status, path: path) {
+            close(fd)
+            refuse(path, problem)
+            return false
+        }
+        let start = Self.offsetOfLastLines(fd: fd, size: status.size, count: configuration.initialLines)
+        lseek(fd, off_t(start), SEEK_SET)
+        var file = files[path] ?? FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        file.fd = fd
+        file.openIdentity = status.identity
+        file.state = .following(status.identity, at: start)
+        files[path] = file
+        readToEnd(path)
+        return true
+    }
+
+    /// Finds glob members. At start they are read from their tail; later ones from offset 0.
+    mutating func discover(initial: Bool) {
+        let directory = configuration.directory
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        // A skipped name that is gone may come back as a file worth following.
+        let present = Set(names)
+        skipped = skipped.filter { present.contains(($0.key as NSString).lastPathComponent) }
+        for name in names.sorted() where fnmatch(configuration.namePattern, name, 0) == 0 {
+            let path = directory == "" ? name : directory + "/" + name
+            guard files[path] == nil, skipped[path] == nil else { continue }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                let status = Self.fileStatus(path: path)
+            else { continue }
+            if initial {
+                openAtTail(path)
+                continue
+            }
+            // The same file under a new name (renamed by rotation): not a new member
+            // while another name still has it open; afterwards, continue where it stopped.
+            if files.values.contains(where: { $0.openIdentity == status.identity }) { continue }
+            if let offset = knownOffsets[status.identity] {
+                continueRenamed(path, identity: status.identity, at: offset)
+                continue
+            }
+            files[path] = FollowedFile(path: path, state: .waiting(announced: true), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        }
+    }
+
+    // MARK: Following
+
+    mutating func checkAll() {
+        for path in files.keys.sorted() { check(path) }
+        files = files.filter { !$0.value.retired }
+    }
+
+    mutating func check(_ path: String) {
+        guard var file = files[path] else { return }
+        let pathStatus = Self.fileStatus(path: path)
+        let openStatus = file.fd >= 0 ? Self.fileStatus(fd: file.fd) : nil
+        let steps = file.state.check(path: pathStatus, open: openStatus)
+        files[path] = file
+        for step in steps {
+            switch step {
+            case .read:
+                readToEnd(path)
+            case .emit(let kind):
+                emit(kind, path: path)
+                if kind == .missing, configuration.isGlob {
+                    // A glob member that is gone is forgotten; a new one is found by the next scan.
+                    files[path]?.retired = true
+                }
+            case .close:
+                closeFile(path)
+            case .rewind:
+                if let fd = files[path]?.fd, fd >= 0 { lseek(fd, 0, SEEK_SET) }
+                files[path]?.splitter.reset()
+                files[path]?.state.didRewind()
+            case .open:
+                let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+                if fd < 0 {
+                    let reason = String(cString: strerror(errno))
+                    files[path]?.state.openFailed()
+                    if errno != ENOENT { recordError("cannot open \(path): \(reason)") }
+                    return
+                }
+                guard let opened = Self.fileStatus(fd: fd) else {
+                    close(fd)
+                    files[path]?.state.openFailed()
+                    return
+                }
+                if let problem = refusal(fd: fd, status: opened, path: path) {
+                    close(fd)
+                    files[path]?.state.openFailed()
+                    refuse(path, problem)
+                    return
+                }
+                readSkippedGenerations(of: path, expected: files[path]?.state.phase, opened: opened.identity)
+                files[path]?.fd = fd
+                files[path]?.openIdentity = opened.identity
+                files[path]?.state.didOpen(opened.identity)
+                lastError = nil
+            }
+        }
+    }
+
+    /// Reads the open file to its end and publishes complete lines in chunks.
+    mutating func readToEnd(_ path: String) {
+        guard var file = files[path], file.fd >= 0 else { return }
+        var total = 0
+        while true {
+            let count = readBuffer.withUnsafeMutableBytes { read(file.fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno != EAGAIN { recordError("cannot read \(path): \(String(cString: strerror(errno)))") }
+                break
+            }
+            if count == 0 { break }
+            total += count
+            file.state.didRead(count)
+            let timestamp = Timestamp.now()
+            var records: [LogRecord] = []
+            readBuffer.withUnsafeBytes { bytes in
+                file.splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line in
+                    records.append(record(line, path: path, at: timestamp))
+                }
+            }
+            publish(records, bytes: count)
+        }
+        if total > 0 { file.lastData = .now }
+        files[path] = file
+    }
+
+    mutating func closeFile(_ path: String) {
+        guard var file = files[path], file.fd >= 0 else { return }
+        var records: [LogRecord] = []
+        file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
+        publish(records, bytes: 0)
+        if let identity = file.openIdentity {
+            let end = lseek(file.fd, 0, SEEK_CUR)
+            if end >= 0 { remember(identity, offset: Int64(end)) }
+            lastClosed[path] = identity
+        }
+        close(file.fd)
+        file.fd = -1
+        file.openIdentity = nil
+        files[path] = file
+    }
+
+    // MARK: Identity
+
+    mutating func remember(_ identity: FileIdentity, offset: Int64) {
+        if knownOffsets.updateValue(offset, forKey: identity) == nil { knownOrder.append(identity) }
+        if knownOrder.count > Self.maxKnownOffsets {
+            knownOffsets[knownOrder.removeFirst()] = nil
+        }
+    }
+
+    /// A glob member that is a file already read under another name: follow
+    /// it from where that stopped, without reading it again.
+    mutating func continueRenamed(_ path: String, identity: FileIdentity, at offset: Int64) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0, let status = Self.fileStatus(fd: fd), status.identity == identity else {
+            if fd >= 0 { close(fd) }
+            return
+        }
+        let start = min(offset, status.size)
+        lseek(fd, off_t(start), SEEK_SET)
+        var file = FollowedFile(path: path, state: .following(identity, at: start), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        file.fd = fd
+        file.openIdentity = identity
+        files[path] = file
+        logger.debug("renamed file followed on", metadata: ["source": "\(configuration.name)", "path": "\(path)", "offset": "\(start)"])
+        readToEnd(path)
+    }
+
+    /// Before the newest file of `path` is read: reads, from the start, the
+    /// generations that were rotated away before they were ever opened (two
+    /// rotations between checks), each followed by `rotated`. They are found
+    /// by the names inotify saw `path` renamed to, and by the identity the
+    /// last check saw if the file opened is yet another one. A generation
+    /// renamed and removed before it could be read is lost, and the log says so.
+    mutating func readSkippedGenerations(of path: String, expected: FollowState.Phase?, opened: FileIdentity) {
+        drainInotify()  // the renames up to now, not only up to the last poll
+        var done: Set<FileIdentity> = [opened]
+        if let last = lastClosed[path] { done.insert(last) }
+        var candidates: [(path: String, identity: FileIdentity)] = []
+        for name in renamedAway.removeValue(forKey: path) ?? [] {
+            if let identity = Self.fileStatus(path: name)?.identity, !done.contains(identity) {
+                candidates.append((name, identity))
+                done.insert(identity)
+            }
+        }
+        if case .following(let seen)? = expected, !done.contains(seen) {
+            if let found = Self.find(seen, near: path) {
+                candidates.append((found, seen))
+            } else {
+                logger.warning("a generation of the file was rotated away and removed before it could be read; its lines are lost", metadata: ["source": "\(configuration.name)", "path": "\(path)"])
+            }
+        }
+        for candidate in candidates where knownOffsets[candidate.identity] == nil {
+            readWhole(candidate.path, identity: candidate.identity, as: path)
+        }
+    }
+
+    /// The file in `path`'s directory with this identity.
+    static func find(_ identity: FileIdentity, near path: String) -> String? {
+        let directory = (path as NSString).deletingLastPathComponent
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
+        return names.sorted().map { directory.isEmpty ? $0 : directory + "/" + $0 }.first { fileStatus(path: $0)?.identity == identity }
+    }
+
+    /// Reads a whole earlier generation of `path` (now named `candidate`),
+    /// publishing its lines as `path`'s, then `rotated`.
+    mutating func readWhole(_ candidate: String, identity: FileIdentity, as path: String) {
+        let fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard let status = Self.fileStatus(fd: fd), status.identity == identity, refusal(fd: fd, status: status, path: candidate) == nil else { return }
+        var splitter = LineSplitter(maxLineBytes: configuration.maxLineBytes)
+        var total: Int64 = 0
+        while true {
+            let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            total += Int64(count)
+            let timestamp = Timestamp.now()
+            var records: [LogRecord] = []
+            readBuffer.withUnsafeBytes { bytes in
+                splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { records.append(record($0, path: path, at: timestamp)) }
+            }
+            publish(records, bytes: count)
+        }
+        var rest: [LogRecord] = []
+        splitter.flushPartial { rest.append(record($0, path: path, at: .now())) }
+        publish(rest, bytes: 0)
+        remember(identity, offset: total)
+        emit(.rotated, path: path)
+        logger.info("read a generation rotated away before it was opened", metadata: ["source": "\(configuration.name)", "path": "\(candidate)"])
+    }
+
+    // MARK: Files that are not followed
+
+    /// Why an open file is not followed: not a regular file (a FIFO or a
+    /// device would be read for ever), or compressed (a rotated `.gz`).
+    func refusal(fd: Int32, status: FileStatus, path: String) -> String? {
+        if !status.isRegular {
+            return "\(path) is not a regular file (\(Self.fileKind(fd: fd))); logcast follows regular files only"
+        }
+        if let format = Self.compression(fd: fd, path: path) {
+            return "\(path) is \(format)-compressed; compressed files are not streamed"
+        }
+        return nil
+    }
+
+    /// A file that is not followed: for a glob member, a `skipped` event
+    /// (once) and the others go on; for the one file of a source, the
+    /// source is failing with the reason.
+    mutating func refuse(_ path: String, _ problem: String) {
+        if configuration.isGlob {
+            guard skipped[path] == nil else { return }
+            skipped[path] = problem
+            files[path] = nil
+            sink.event(SourceEvent(source: configuration.name, kind: .skipped, path: path, reason: problem))
+            sink.status { $0.events[SourceEvent.Kind.skipped.rawValue, default: 0] += 1 }
+            logger.notice("file not followed", metadata: ["source": "\(configuration.name)", "path": "\(path)", "reason": "\(problem)"])
+        } else {
+            recordError(problem)
+        }
+    }
+
+    static let compressedSuffixes = [".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4", ".zip": "zip", ".lzma": "lzma", ".z": "compress"]
+
+    /// The compression format of a file, by its first bytes or its name.
+    static func compression(fd: Int32, path: String) -> String? {
+        var magic = [UInt8](repeating: 0, count: 6)
+        let got = magic.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 6, 0) }
+        if got >= 2, magic[0] == 0x1F, magic[1] == 0x8B { return "gzip" }
+        if got >= 3, magic[0...2] == [0x42, 0x5A, 0x68] { return "bzip2" }
+        if got >= 6, magic == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] { return "xz" }
+        if got >= 4, magic[0...3] == [0x28, 0xB5, 0x2F, 0xFD] { return "zstd" }
+        if got >= 4, magic[0...3] == [0x04, 0x22, 0x4D, 0x18] { return "lz4" }
+        let lowered = path.lowercased()
+        return compressedSuffixes.first { lowered.hasSuffix($0.key) }?.value
+    }
+
+    static func fileKind(fd: Int32) -> String {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return "unknown kind" }
+        switch info.st_mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFDIR: return "a directory"
+        default: return "not a regular file"
+        }
+    }
+
+    mutating func flushStalePartials() {
+        let now = ContinuousClock.now
+        for (path, var file) in files where file.splitter.hasPartialLine && now - file.lastData >= configuration.partialLineTimeout {
+            var records: [LogRecord] = []
+            file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
+            files[path] = file
+            publish(records, bytes: 0)
+        }
+    }
+
+    /// A line of this source, read from `path`, with its level detected from the text.
+    func record(_ line: String, path: String, at timestamp: Timestamp) -> LogRecord {
+        LogRecord(
+            timestamp: timestamp,
+            source: configuration.name,
+            message: line,
+            host: configuration.hostName,
+            path: path,
+            priority: PriorityDetector.detect(line)
+        )
+    }
+
+    func publish(_ records: [LogRecord], bytes: Int) {
+        guard !records.isEmpty || bytes > 0 else { return }
+        sink.lines(records)
+        sink.status { status in
+            status.linesRead += UInt64(records.count)
+            status.bytesRead += UInt64(bytes)
+        }
+    }
+
+    func emit(_ kind: SourceEvent.Kind, path: String) {
+        sink.event(SourceEvent(source: configuration.name, kind: kind, path: path))
+        sink.status { $0.events[kind.rawValue, default: 0] += 1 }
+        logger.info("source event", metadata: ["source": "\(configuration.name)", "event": "\(kind.rawValue)", "path": "\(path)"])
+    }
+
+    mutating func recordError(_ message: String) {
+        if lastError != message {
+            logger.error("\(message)", metadata: ["source": "\(configuration.name)"])
+        }
+        lastError = message
+    }
+
+    func publishStatus() {
+        let open = files.values.filter { $0.fd >= 0 }.map(\.path).sorted()
+        let error = lastError
+        sink.status { status in
+            status.paths = open
+            status.lastError = error
+            status.state = error != nil ? .failing : (open.isEmpty ? .waiting : .following)
+        }
+    }
+
+    // MARK: inotify
+
+    mutating func addWatch() {
+        guard inotifyFD >= 0 else { return }
+        let mask = UInt32(IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
+        let directory = configuration.directory.isEmpty ? "." : configuration.directory
+        watch = inotify_add_watch(inotifyFD, directory, mask)
+    }
+
+    /// Reads pending events: notes whether the directory's membership may
+    /// have changed (``membershipChanged``) and which followed files were
+    /// renamed to which names (``renamedAway``).
+    mutating func drainInotify() {
+        guard inotifyFD >= 0 else { return }
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        let directory = configuration.directory
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            var offset = 0
+            while offset + 16 <= count {
+                let (mask, cookie, nameLength) = buffer.withUnsafeBytes { raw in
+                    (raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                     raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self),
+                     Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+                }
+                let nameBytes = buffer[(offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
+                let name = String(decoding: nameBytes, as: UTF8.self)
+                let path = directory.isEmpty ? name : directory + "/" + name
+                if mask & UInt32(IN_Q_OVERFLOW) != 0 { membershipChanged = true }
+                if mask & UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) != 0 { membershipChanged = true }
+                if mask & UInt32(IN_MOVED_FROM) != 0, files[path] != nil {
+                    movedFrom[cookie] = path
+                }
+                if mask & UInt32(IN_MOVED_TO) != 0, let old = movedFrom.removeValue(forKey: cookie) {
+                    renamedAway[old, default: []].append(path)
+                }
+                if mask & UInt32(IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) != 0 {
+                    // The directory itself went away: watch again on the next poll tick.
+                    watch = -1
+                    membershipChanged = true
+                }
+                offset += 16 + nameLength
+            }
+        }
+        if movedFrom.count > 1024 { movedFrom.removeAll() }
+    }
+
+    func pollTimeoutMilliseconds(since lastFullCheck: ContinuousClock.Instant) -> Int32 {
+        var wait = configuration.pollInterval - (ContinuousClock.now - lastFullCheck)
+        for file in files.values where file.splitter.hasPartialLine {
+            wait = min(wait, configuration.partialLineTimeout - (ContinuousClock.now - file.lastData))
+        }
+        let ms = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+        return Int32(max(0, min(ms, 60_000)) + 1)
+    }
+
+    // MARK: stat helpers
+
+    static func fileStatus(path: String) -> FileStatus? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return status(info)
+    }
+
+    static func fileStatus(fd: Int32) -> FileStatus? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        return status(info)
+    }
+
+    static func status(_ info: stat) -> FileStatus {
+        FileStatus(
+            identity: FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)),
+            size: Int64(info.st_size),
+            linkCount: Int(info.st_nlink),
+            isRegular: info.st_mode & S_IFMT == S_IFREG
+        )
+    }
+
+    /// The offset where the last `count` lines begin (a final unterminated line counts as one).
+    static func offsetOfLastLines(fd: Int32, size: Int64, count: Int) -> Int64 {
+        guard count > 0, size > 0 else { return size }
+        let chunk: Int64 = 64 * 1024
+        var buffer = [UInt8](repeating: 0, count: Int(chunk))
+        var end = size
+        var newlinesNeeded = count
+        var first = true
+        while end > 0 {
+            let start = max(0, end - chunk)
+            let length = Int(end - start)
+            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(start)) }
+            guard got == length else { return size }
+            var index = length - 1
+            if first {
+                first = false
+                // A terminated last line: its own newline does not start a line.
+                if buffer[index] == 0x0A { index -= 1 }
+            }
+            while index >= 0 {
+                if buffer[index] == 0x0A {
+                    newlinesNeeded -= 1
+                    if newlinesNeeded == 0 { return start + Int64(index) + 1 }
+                }
+                index -= 1
+            }
+            end = start
+        }
+        return 0
+    }
+}

@@ -1,0 +1,483 @@
+import CSystemd
+import Foundation
+import LogcastHub
+import LogcastProtocol
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Follows a systemd journal through libsystemd's sd-journal API, like
+/// `journalctl -f`, and publishes one line per entry.
+///
+/// The `sd_journal` handle is owned by one dedicated thread for its whole
+/// life (sd-journal is not thread-safe, and Swift tasks hop threads). That
+/// thread blocks in `poll(2)` on the journal's inotify descriptor and a
+/// ``WakeSignal``, so shutdown wakes it at once; it also wakes every
+/// ``Configuration/pollInterval`` to retry a journal that is missing or
+/// unreadable and to read entries that came without a notification.
+///
+/// Entries are published in journal order, each once: after an error or a
+/// journal that went away, reading resumes from the cursor of the last
+/// entry read. Journal file rotation and vacuuming are handled by sd-journal
+/// (`SD_JOURNAL_INVALIDATE`) and are invisible to subscribers.
+///
+/// The service's own log output reaches the local journal too; entries
+/// written by this process (``OwnEntryRule``: same boot, `_PID`, `_COMM`,
+/// after its start) are skipped so they never loop back into the stream.
+public final class JournalTailer: Service, Sendable {
+    /// Which journal to read.
+    public enum Location: Sendable, Equatable {
+        /// The local system journal (and the current user's), as `journalctl`.
+        case local
+        /// The journal files in a directory, as `journalctl --directory`.
+        case directory(String)
+        /// These journal files, as `journalctl --file`.
+        case files([String])
+
+        /// How it appears in `/api/v1/sources` and logs.
+        public var description: String {
+            switch self {
+            case .local: "system journal"
+            case .directory(let path): path
+            case .files(let paths): paths.joined(separator: " ")
+            }
+        }
+
+        /// The places read, for `/api/v1/sources`.
+        public var paths: [String] {
+            switch self {
+            case .local: JournalTailer.localJournalRoots
+            case .directory(let path): [path]
+            case .files(let paths): paths
+            }
+        }
+    }
+
+    public struct Configuration: Sendable {
+        public var name: String
+        public var location: Location
+        /// Read only entries of these units (normalised, `nginx.service`),
+        /// matched as `journalctl -u` matches them. Empty: every entry.
+        public var units: [String] = []
+        /// Entries already in the journal loaded at start (`journalctl -n`).
+        public var initialLines = 10
+        /// How often a missing or unreadable journal is retried, and the
+        /// longest wait between reads.
+        public var pollInterval: Duration = .seconds(1)
+        /// Longer `MESSAGE` fields are cut to this many bytes.
+        public var maxMessageBytes = 64 * 1024
+        /// Entries handed to the hub at once while catching up.
+        public var batchSize = 512
+
+        public init(name: String, location: Location) {
+            self.name = name
+            self.location = location
+        }
+    }
+
+    /// Where journald keeps the system journal (volatile, then persistent).
+    public static let localJournalRoots = ["/run/log/journal", "/var/log/journal"]
+
+    public let configuration: Configuration
+    private let sink: SourceSink
+    private let logger: Logger
+    private let wake = WakeSignal()
+    private let reopenRequest = WakeSignal()
+
+    public init(configuration: Configuration, sink: SourceSink, logger: Logger) {
+        self.configuration = configuration
+        self.sink = sink
+        self.logger = logger
+    }
+
+    /// Runs until graceful shutdown or cancellation; the thread stops within one poll.
+    public func run() async throws {
+        await runOnDedicatedThread(named: "logcast-journal-\(configuration.name)", wake: wake) { [self] in
+            var loop = JournalTailLoop(configuration: configuration, sink: sink, logger: logger, wakeFD: wake.fd, reopenRequest: reopenRequest)
+            loop.run()
+        }
+    }
+
+    /// Wakes the thread and makes it exit.
+    public func stop() {
+        wake.signal()
+    }
+
+    /// Closes and reopens the journal (SIGHUP), continuing after the last
+    /// entry read; subscribers get a `reopened` event.
+    public func reopen() {
+        reopenRequest.signal()
+    }
+
+    /// Why the local system journal cannot be read by this process, or nil
+    /// when at least one system journal file is readable.
+    public static func localJournalProblem() -> (message: String, isMissing: Bool)? {
+        var found: [String] = []
+        for root in localJournalRoots {
+            let machines = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            for machine in machines {
+                let directory = root + "/" + machine
+                let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+                for file in files where file.hasPrefix("system") && file.hasSuffix(".journal") {
+                    let path = directory + "/" + file
+                    if access(path, R_OK) == 0 { return nil }
+                    found.append(path)
+                }
+            }
+        }
+        if found.isEmpty {
+            return ("no system journal under \(localJournalRoots.joined(separator: " or ")) (is systemd-journald running?)", true)
+        }
+        return ("the system journal (\(found[0])) is not readable by uid \(getuid()): \(groupHint)", false)
+    }
+
+    static let groupHint =
+        "run logcast as a member of the systemd-journal (or adm) group, e.g. 'usermod -aG systemd-journal USER' or SupplementaryGroups=systemd-journal in its unit"
+}
+
+/// The loop of ``JournalTailer``'s thread. Not Sendable: it and its
+/// `sd_journal` handle live on that thread.
+struct JournalTailLoop {
+    let configuration: JournalTailer.Configuration
+    let sink: SourceSink
+    let logger: Logger
+    let wakeFD: Int32
+    let reopenRequest: WakeSignal
+
+    var journal: OpaquePointer?
+    /// The cursor of the last entry read (published or skipped as our own).
+    var lastCursor: String?
+    /// The current entry is the first to read (after `previous_skip`).
+    var currentIsPending = false
+    /// Skip the entry at this cursor: it was read before a reopen.
+    var skipCursor: String?
+    var hasStarted = false
+    var state: SourceStatus.State = .waiting
+    var lastError: String?
+    var linesRead: UInt64 = 0
+    var bytesRead: UInt64 = 0
+    var events: [String: UInt64] = [:]
+
+    let own = OwnEntryRule.current
+
+    init(configuration: JournalTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, reopenRequest: WakeSignal) {
+        self.configuration = configuration
+        self.sink = sink
+        self.logger = logger
+        self.wakeFD = wakeFD
+        self.reopenRequest = reopenRequest
+    }
+
+    var metadata: Logger.Metadata { ["source": "\(configuration.name)", "journal": "\(configuration.location.description)"] }
+
+    mutating func run() {
+        while true {
+            if journal == nil { open() }
+            if journal != nil { readAvailable() }
+            publishStatus()
+            if !waitForChange() { break }
+        }
+        closeJournal()
+        state = .stopped
+        publishStatus()
+    }
+
+    // MARK: Opening
+
+    mutating func open() {
+        if let problem = accessProblem() {
+            if problem.isMissing {
+                setState(.waiting, error: problem.message)
+            } else {
+                setState(.failing, error: problem.message)
+            }
+            hasStarted = true
+            return
+        }
+        var handle: OpaquePointer?
+        let result: Int32
+        switch configuration.location {
+        case .local:
+            result = sd_journal_open(&handle, Int32(SD_JOURNAL_LOCAL_ONLY))
+        case .directory(let path):
+            result = sd_journal_open_directory(&handle, path, 0)
+        case .files(let paths):
+            var cStrings = paths.map { strdup($0) } + [nil]
+            defer { cStrings.forEach { free($0) } }
+            result = cStrings.withUnsafeMutableBufferPointer { buffer in
+                buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
+                    sd_journal_open_files(&handle, $0, 0)
+                }
+            }
+        }
+        guard result >= 0, let handle else {
+            setState(.failing, error: "cannot open the journal \(configuration.location.description): \(Self.errorText(result))")
+            hasStarted = true
+            return
+        }
+        _ = sd_journal_set_data_threshold(handle, configuration.maxMessageBytes)
+        addUnitMatches(handle)
+        position(handle)
+        journal = handle
+
+        let previous = state
+        if hasStarted {
+            let kind: SourceEvent.Kind = previous == .waiting ? .created : .reopened
+            events[kind.rawValue, default: 0] += 1
+            sink.event(SourceEvent(source: configuration.name, kind: kind, path: configuration.location.paths.first))
+            logger.info("journal \(kind.rawValue)", metadata: metadata)
+        }
+        hasStarted = true
+        setState(.following, error: nil)
+    }
+
+    /// Checks what sd-journal would silently skip: a missing or unreadable
+    /// directory or file, and a system journal this user may not read.
+    func accessProblem() -> (message: String, isMissing: Bool)? {
+        switch configuration.location {
+        case .local:
+            return JournalTailer.localJournalProblem()
+        case .directory(let path):
+            var info = stat()
+            if stat(path, &info) != 0 {
+                let code = errno
+                if code == ENOENT { return ("journal directory \(path) does not exist (yet); waiting for it", true) }
+                let hint = code == EACCES ? "; \(JournalTailer.groupHint)" : ""
+                return ("cannot read journal directory \(path): \(Self.errorText(-code))\(hint)", false)
+            }
+            if (info.st_mode & S_IFMT) != S_IFDIR {
+                return ("\(path) is not a directory; give a journal file with --journal-file", false)
+            }
+            if access(path, R_OK | X_OK) != 0 {
+                return ("cannot read journal directory \(path): \(Self.errorText(-errno)); \(JournalTailer.groupHint)", false)
+            }
+            return nil
+        case .files(let paths):
+            for path in paths {
+                if access(path, F_OK) != 0 { return ("journal file \(path) does not exist (yet); waiting for it", true) }
+                if access(path, R_OK) != 0 {
+                    return ("cannot read journal file \(path): \(Self.errorText(-errno)); \(JournalTailer.groupHint)", false)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// `journalctl -u` rules: the unit's own entries, PID 1's entries about
+    /// it, and root daemons' and core dumps' entries about it.
+    func addUnitMatches(_ journal: OpaquePointer) {
+        func match(_ text: String) { _ = sd_journal_add_match(journal, text, 0) }
+        var first = true
+        for unit in configuration.units {
+            let terms = [
+                ["_SYSTEMD_UNIT=\(unit)"],
+                ["_PID=1", "UNIT=\(unit)"],
+                ["_UID=0", "OBJECT_SYSTEMD_UNIT=\(unit)"],
+                ["_UID=0", "COREDUMP_UNIT=\(unit)"],
+            ]
+            for term in terms {
+                if !first { _ = sd_journal_add_disjunction(journal) }
+                first = false
+                term.forEach(match)
+            }
+        }
+    }
+
+    /// Where reading starts: after the last entry read (a reopen); the last
+    /// `initialLines` entries (start); or the beginning (a journal that
+    /// appeared after start: all of it is new).
+    mutating func position(_ journal: OpaquePointer) {
+        currentIsPending = false
+        skipCursor = nil
+        if let lastCursor {
+            if sd_journal_seek_cursor(journal, lastCursor) >= 0 {
+                skipCursor = lastCursor
+                return
+            }
+        }
+        if hasStarted {
+            _ = sd_journal_seek_head(journal)
+            return
+        }
+        _ = sd_journal_seek_tail(journal)
+        if configuration.initialLines > 0 {
+            if sd_journal_previous_skip(journal, UInt64(configuration.initialLines)) > 0 {
+                currentIsPending = true
+                return
+            }
+        } else if sd_journal_previous(journal) > 0 {
+            // On the last entry: next() returns only entries that come later.
+            // It counts as read, so a reopen before the first new entry
+            // continues from here instead of replaying the journal from its head.
+            var cursor: UnsafeMutablePointer<CChar>?
+            if sd_journal_get_cursor(journal, &cursor) >= 0, let cursor {
+                lastCursor = String(cString: cursor)
+                free(cursor)
+            }
+            return
+        }
+        // An empty journal: everything that arrives is new.
+        _ = sd_journal_seek_head(journal)
+    }
+
+    mutating func closeJournal() {
+        if let journal { sd_journal_close(journal) }
+        journal = nil
+    }
+
+    // MARK: Reading
+
+    /// Reads every entry available now, publishing in batches.
+    mutating func readAvailable() {
+        guard let journal else { return }
+        var batch: [LogRecord] = []
+        batch.reserveCapacity(min(configuration.batchSize, 64))
+        func flush() {
+            if !batch.isEmpty {
+                sink.lines(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        if currentIsPending {
+            currentIsPending = false
+            if let record = readCurrent(journal) { batch.append(record) }
+        }
+        while true {
+            let result = sd_journal_next(journal)
+            if result == 0 { break }
+            if result < 0 {
+                flush()
+                fail("reading the journal failed: \(Self.errorText(result)); reopening after the last entry read")
+                return
+            }
+            if let skip = skipCursor {
+                skipCursor = nil
+                if sd_journal_test_cursor(journal, skip) > 0 { continue }
+            }
+            if let record = readCurrent(journal) { batch.append(record) }
+            if batch.count >= configuration.batchSize {
+                flush()
+                publishStatus()
+            }
+        }
+        flush()
+    }
+
+    /// The entry under the read pointer as a line, or nil when it is logcast's own.
+    mutating func readCurrent(_ journal: OpaquePointer) -> LogRecord? {
+        var entry = JournalEntry()
+        sd_journal_restart_data(journal)
+        var data: UnsafeRawPointer?
+        var length = 0
+        while sd_journal_enumerate_available_data(journal, &data, &length) > 0 {
+            if let data { entry.add(UnsafeRawBufferPointer(start: data, count: length)) }
+        }
+        var realtime: UInt64 = 0
+        let hasRealtime = sd_journal_get_realtime_usec(journal, &realtime) >= 0
+        let timestamp = hasRealtime ? Timestamp(microseconds: Int64(clamping: realtime)) : Timestamp.now()
+        var cursor: String?
+        var cursorPointer: UnsafeMutablePointer<CChar>?
+        if sd_journal_get_cursor(journal, &cursorPointer) >= 0, let cursorPointer {
+            cursor = String(cString: cursorPointer)
+            free(cursorPointer)
+        }
+        if let cursor { lastCursor = cursor }
+        if own.isOwn(entry, realtime: hasRealtime ? Int64(clamping: realtime) : Int64.max) { return nil }
+        let record = entry.record(source: configuration.name, timestamp: timestamp, cursor: cursor)
+        linesRead += 1
+        bytesRead += UInt64(entry.message?.count ?? 0)
+        return record
+    }
+
+    // MARK: Waiting
+
+    /// Blocks until the journal changes, the poll interval passes, or the
+    /// wake signal fires (then returns false).
+    mutating func waitForChange() -> Bool {
+        var fds = [
+            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: reopenRequest.fd, events: Int16(POLLIN), revents: 0),
+        ]
+        var timeout = Int32(configuration.pollInterval.components.seconds * 1000
+            + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000)
+        if let journal {
+            let fd = sd_journal_get_fd(journal)
+            if fd >= 0 {
+                fds.append(pollfd(fd: fd, events: Int16(truncatingIfNeeded: sd_journal_get_events(journal)), revents: 0))
+            }
+            var deadline: UInt64 = 0
+            if sd_journal_get_timeout(journal, &deadline) >= 0, deadline != UInt64.max {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let nowMicros = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+                let wait = deadline > nowMicros ? (deadline - nowMicros + 999) / 1000 : 0
+                timeout = min(timeout, Int32(clamping: wait))
+            }
+        }
+        let ready = poll(&fds, nfds_t(fds.count), timeout)
+        if ready < 0 && errno != EINTR { return false }
+        if fds[0].revents != 0 { return false }
+        if fds[1].revents != 0 {
+            reopenRequest.drain()
+            if journal != nil {
+                // Read what is there, then reopen after the last entry read.
+                readAvailable()
+                closeJournal()
+                logger.info("reopening the journal (reload)", metadata: metadata)
+                // open() reports `reopened`: the source was following before.
+            }
+            return true
+        }
+        if let journal {
+            let change = sd_journal_process(journal)
+            if change < 0 {
+                fail("watching the journal failed: \(Self.errorText(change))")
+            } else if change == Int32(SD_JOURNAL_INVALIDATE) {
+                logger.debug("journal files changed", metadata: metadata)
+            }
+        }
+        return true
+    }
+
+    // MARK: Status
+
+    /// Closes the journal after an error; the next turn reopens it after
+    /// the last entry read.
+    mutating func fail(_ message: String) {
+        logger.warning("\(message)", metadata: metadata)
+        closeJournal()
+        setState(.failing, error: message)
+    }
+
+    mutating func setState(_ newState: SourceStatus.State, error: String?) {
+        if newState != .following, let error, error != lastError {
+            logger.warning("\(error)", metadata: metadata)
+        }
+        state = newState
+        if let error { lastError = error } else if newState == .following { lastError = nil }
+    }
+
+    func publishStatus() {
+        let state = self.state
+        let lastError = self.lastError
+        let linesRead = self.linesRead
+        let bytesRead = self.bytesRead
+        let events = self.events
+        let paths = configuration.location.paths
+        sink.status { status in
+            status.state = state
+            status.lastError = lastError
+            status.linesRead = linesRead
+            status.bytesRead = bytesRead
+            status.events = events
+            status.paths = paths
+        }
+    }
+
+    static func errorText(_ negativeErrno: Int32) -> String {
+        String(cString: strerror(-negativeErrno))
+    }
+}

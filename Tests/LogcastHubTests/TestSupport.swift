@@ -1,0 +1,65 @@
+@testable import LogcastHub
+import LogcastProtocol
+
+/// Small builders shared by the LogcastCore tests.
+enum TestSupport {
+    static func record(
+        _ message: String,
+        source: String = "app",
+        micros: Int64 = 0,
+        host: String? = nil,
+        path: String? = nil,
+        priority: Int? = nil,
+        unit: String? = nil,
+        identifier: String? = nil,
+        pid: Int? = nil,
+        cursor: String? = nil
+    ) -> LogRecord {
+        LogRecord(
+            timestamp: Timestamp(microseconds: micros), source: source, message: message,
+            host: host, path: path, priority: priority, unit: unit, identifier: identifier,
+            pid: pid, cursor: cursor
+        )
+    }
+
+    /// A line entry whose `byteCount` is exactly `size` (json is `size - 64` bytes).
+    static func lineEntry(_ seq: UInt64, size: Int = 100) -> HubEntry {
+        precondition(size >= 64)
+        return HubEntry(
+            position: seq,
+            payload: .line(record("line \(seq)")),
+            json: [UInt8](repeating: UInt8(ascii: "x"), count: size - 64)
+        )
+    }
+
+    static func eventEntry(_ position: UInt64, size: Int = 100) -> HubEntry {
+        HubEntry(
+            position: position,
+            payload: .event(SourceEvent(source: "app", kind: .rotated)),
+            json: [UInt8](repeating: UInt8(ascii: "e"), count: size - 64)
+        )
+    }
+
+    static func string(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+}
+
+extension SubscriberQueue.Item {
+    /// `seq` of a line entry, nil otherwise.
+    var lineSeq: UInt64? {
+        if case .entry(let entry) = self, entry.isLine { return entry.position }
+        return nil
+    }
+
+    var isControl: Bool {
+        if case .control = self { return true }
+        return false
+    }
+
+    /// The JSON bytes as text (control or entry).
+    var text: String {
+        switch self {
+        case .control(let bytes): TestSupport.string(bytes)
+        case .entry(let entry): TestSupport.string(entry.json)
+        }
+    }
+}
