@@ -18,6 +18,13 @@ public struct Filter: Sendable, Equatable {
 
     public init() {}
 
+    /// The normalised form sent back in `hello` and `subscribed`, encoded.
+    public var json: [UInt8] {
+        var writer = JSONWriter()
+        encode(into: &writer)
+        return writer.bytes
+    }
+
     /// The normalised form sent back in `hello` and `subscribed`.
     public func encode(into writer: inout JSONWriter) {
         writer.beginObject()
@@ -141,11 +148,6 @@ public struct FilterError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// `{"error":"...","hint":"..."}`
     public var json: [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.field("error", error)
-        writer.field("hint", hint)
-        writer.endObject()
-        return writer.bytes
+        ProtocolObject.refusalBody(error: error, hint: hint)
     }
 }

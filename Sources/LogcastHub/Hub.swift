@@ -84,7 +84,7 @@ public final class Hub: Sendable {
             entries.reserveCapacity(records.count)
             for (index, record) in records.enumerated() {
                 let seq = first + UInt64(index)
-                entries.append(HubEntry(position: seq, payload: .line(record), json: HubEntry.encodeLine(record, seq: seq)))
+                entries.append(HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded()))
             }
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq += UInt64(entries.count)
@@ -112,7 +112,7 @@ public final class Hub: Sendable {
     public func publish(_ event: SourceEvent) {
         fanout.withLock { _ in
             let (position, subscribers) = state.withLock { ($0.nextSeq, Array($0.subscriptions.values)) }
-            let entry = HubEntry(position: position, payload: .event(event), json: HubEntry.encodeEvent(event))
+            let entry = HubEntry(position: position, payload: .event(event), json: ProtocolObject.source(event).encoded())
             for subscription in subscribers { subscription.offer(CollectionOfOne(entry)) }
         }
     }
@@ -232,7 +232,7 @@ public final class Hub: Sendable {
         if let after = request.after, request.epoch == nil || request.epoch == epoch {
             var from = after
             if after < lastSeq, after + 1 < oldest {
-                items.append(.control(Self.gapJSON(after: after, next: oldest, missed: Int(oldest - after - 1), reason: "evicted")))
+                items.append(.control(ProtocolObject.gap(after: after, next: oldest, missed: Int(oldest - after - 1), reason: .evicted).encoded()))
                 from = oldest - 1
             }
             var resumeAfter = from
@@ -266,7 +266,7 @@ public final class Hub: Sendable {
         if let after = request.after {
             // The client's epoch is not ours: the server restarted.
             let next = backlog.last?.position ?? history.nextSeq
-            items.append(.control(Self.gapJSON(after: after, next: next, missed: nil, reason: "restart")))
+            items.append(.control(ProtocolObject.gap(after: after, next: next, missed: nil, reason: .restart).encoded()))
         }
         if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: nil))) }
         for entry in backlog.reversed() { items.append(.entry(entry)) }
@@ -275,16 +275,8 @@ public final class Hub: Sendable {
 
     /// `{"type":"incomplete",...}`: a scan of the history stopped at its time budget.
     static func incompleteJSON(examined: Int, resumeAfter: UInt64?) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.field("type", "incomplete")
-        writer.field("reason", "scan-budget")
-        writer.field("examined", examined)
-        writer.field("resume_after", resumeAfter)
-        writer.field("hint", "the filter took longer than \(Hub.scanBudget.components.seconds * 1000 + Hub.scanBudget.components.attoseconds / 1_000_000_000_000_000) ms over the history; narrow it, or read on with after=")
-        writer.endObject()
-        writer.newline()
-        return writer.bytes
+        let budget = Int(scanBudget.components.seconds * 1000 + scanBudget.components.attoseconds / 1_000_000_000_000_000)
+        return ProtocolObject.incomplete(examined: examined, resumeAfter: resumeAfter, budgetMilliseconds: budget).encoded()
     }
 
     /// The result of a one-shot read (``snapshot(request:matcher:limit:)``).
@@ -303,20 +295,6 @@ public final class Hub: Sendable {
         let history = state.withLock { Self.snapshot(of: $0) }
         let plan = Self.startPlan(request: request, matcher: matcher, history: history, epoch: epoch, limit: limit)
         return ScanResult(items: plan.items, lastSeq: history.lastSeq, complete: plan.complete)
-    }
-
-    /// `{"type":"gap","after":A,"next":N,"missed":M,"reason":R}` plus newline.
-    public static func gapJSON(after: UInt64, next: UInt64, missed: Int?, reason: String) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.field("type", "gap")
-        writer.field("after", after)
-        writer.field("next", next)
-        writer.field("missed", missed)
-        writer.field("reason", reason)
-        writer.endObject()
-        writer.newline()
-        return writer.bytes
     }
 
     // MARK: Reading

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Synchronization
 import LogcastHub
 import LogcastProtocol
@@ -117,19 +118,6 @@ public struct AccessRequest: Sendable {
     }
 }
 
-/// A refusal before any data is served: status, headers and the JSON body.
-public struct AccessRefusal: Error, Sendable, Equatable {
-    public var status: Int
-    public var error: FilterError
-    public var headers: [String: String]
-
-    public init(status: Int, error: FilterError, headers: [String: String] = [:]) {
-        self.status = status
-        self.error = error
-        self.headers = headers
-    }
-}
-
 /// Who may read the stream: bearer tokens and allowed origins, as
 /// docs/PROTOCOL.md's "Authentication and origin" describes.
 ///
@@ -160,13 +148,13 @@ public struct AccessPolicy: Sendable {
 
     /// Checks origin, then token. On success returns the subprotocol to
     /// select (`logcast.v1` when the client offered it).
-    public func check(_ request: AccessRequest) -> Result<String?, AccessRefusal> {
+    public func check(_ request: AccessRequest) -> Result<String?, Refusal> {
         if let refusal = checkOrigin(request) { return .failure(refusal) }
         if let refusal = checkToken(request) { return .failure(refusal) }
         return .success(request.webSocketProtocols.contains(Self.subprotocol) ? Self.subprotocol : nil)
     }
 
-    func checkOrigin(_ request: AccessRequest) -> AccessRefusal? {
+    func checkOrigin(_ request: AccessRequest) -> Refusal? {
         guard let origin = request.origin else { return nil }
         // Browsers send http(s) origins (or "null"); a ws:// or wss:// origin
         // comes from a non-browser client (some libraries send one), which
@@ -179,12 +167,10 @@ public struct AccessPolicy: Sendable {
             if allowedOrigins.contains(normalized) { return nil }
             if let host = request.host, Self.authority(ofOrigin: normalized) == Self.normalizedHost(host) { return nil }
         }
-        return AccessRefusal(
-            status: 403,
-            error: FilterError(
-                "origin '\(origin)' is not allowed",
-                hint: "pages are served streams only from this server's own origin; allow another with --allow-origin ORIGIN (e.g. --allow-origin https://logs.example.com)"
-            )
+        return Refusal(
+            .forbidden,
+            "origin '\(origin)' is not allowed",
+            hint: "pages are served streams only from this server's own origin; allow another with --allow-origin ORIGIN (e.g. --allow-origin https://logs.example.com)"
         )
     }
 
@@ -202,7 +188,7 @@ public struct AccessPolicy: Sendable {
         return nil
     }
 
-    func checkToken(_ request: AccessRequest) -> AccessRefusal? {
+    func checkToken(_ request: AccessRequest) -> Refusal? {
         guard let tokens else { return nil }
         var presented: [UInt8]?
         if let authorization = request.authorization {
@@ -244,11 +230,12 @@ public struct AccessPolicy: Sendable {
         return unauthorized("token not accepted", hint: "check the token against the server's token file", invalid: true)
     }
 
-    func unauthorized(_ message: String, hint: String, invalid: Bool) -> AccessRefusal {
-        AccessRefusal(
-            status: 401,
-            error: FilterError(message, hint: hint),
-            headers: ["WWW-Authenticate": invalid ? "Bearer realm=\"logcast\", error=\"invalid_token\"" : "Bearer realm=\"logcast\""]
+    func unauthorized(_ message: String, hint: String, invalid: Bool) -> Refusal {
+        Refusal(
+            .unauthorized,
+            message,
+            hint: hint,
+            headers: [.wwwAuthenticate: invalid ? "Bearer realm=\"logcast\", error=\"invalid_token\"" : "Bearer realm=\"logcast\""]
         )
     }
 

@@ -20,12 +20,12 @@ public final class ConnectionTracker: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
         var slots: [Int: Slot] = [:]
         var nextSlot = 0
-        /// Slots admitted on a connection whose upgrade has not run yet.
-        var pending: [ObjectIdentifier: Slot] = [:]
+        /// Streams admitted on a connection whose upgrade has not run yet.
+        var pending: [ObjectIdentifier: PendingUpgrade] = [:]
     }
 
     /// Why a stream was not admitted.
-    public enum Refusal: Error, Equatable, Sendable {
+    public enum Denial: Error, Equatable, Sendable {
         case draining
         case tooMany(limit: Int)
         case tooManyFromAddress(String, limit: Int)
@@ -74,7 +74,7 @@ public final class ConnectionTracker: Sendable {
     }
 
     /// Admits and counts one stream, or says which limit refuses it.
-    public func admit(from address: String?, token: [UInt8]? = nil, maxTotal: Int, maxPerAddress: Int) -> Result<Slot, Refusal> {
+    public func admit(from address: String?, token: [UInt8]? = nil, maxTotal: Int, maxPerAddress: Int) -> Result<Slot, Denial> {
         state.withLock { state in
             if state.draining { return .failure(.draining) }
             if state.count >= maxTotal { return .failure(.tooMany(limit: maxTotal)) }
@@ -119,13 +119,21 @@ public final class ConnectionTracker: Sendable {
         return revoked
     }
 
-    /// Keeps the slot admitted for an upgrade until its session takes it.
-    func setPending(_ slot: Slot, for channel: any Channel) {
-        state.withLock { $0.pending[ObjectIdentifier(channel)] = slot }
+    /// A stream admitted before its WebSocket upgrade: its place, and its
+    /// request as parsed (and compiled) once, by the admission.
+    struct PendingUpgrade: Sendable {
+        var slot: Slot
+        var request: SubscriptionRequest
+        var matcher: LineMatcher
     }
 
-    /// The slot admitted for this connection's upgrade, once.
-    func takePending(for channel: any Channel) -> Slot? {
+    /// Keeps what the admission of an upgrade found until its session takes it.
+    func setPending(_ upgrade: PendingUpgrade, for channel: any Channel) {
+        state.withLock { $0.pending[ObjectIdentifier(channel)] = upgrade }
+    }
+
+    /// What the admission of this connection's upgrade found, once.
+    func takePending(for channel: any Channel) -> PendingUpgrade? {
         state.withLock { $0.pending.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 

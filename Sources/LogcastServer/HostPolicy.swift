@@ -1,3 +1,4 @@
+import HTTPTypes
 import LogcastHub
 import LogcastProtocol
 
@@ -50,15 +51,13 @@ public struct HostPolicy: Sendable, Equatable {
     }
 
     /// The refusal for a `Host` that is not accepted: `421 Misdirected Request`.
-    public func refusal(for host: String) -> AccessRefusal {
+    public func refusal(for host: String) -> Refusal {
         let shown = String(host.unicodeScalars.prefix(200).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
         let suggestion = Self.name(ofHostHeader: host).map { "--allow-host \($0)" } ?? "--allow-host NAME"
-        return AccessRefusal(
-            status: 421,
-            error: FilterError(
-                "host '\(shown)' is not a name of this server",
-                hint: "a request for a name this server does not know may come from a DNS rebinding attack; if clients really reach this server by that name, start it with \(suggestion)"
-            )
+        return Refusal(
+            .misdirectedRequest,
+            "host '\(shown)' is not a name of this server",
+            hint: "a request for a name this server does not know may come from a DNS rebinding attack; if clients really reach this server by that name, start it with \(suggestion)"
         )
     }
 
@@ -93,9 +92,9 @@ public struct HostPolicy: Sendable, Equatable {
 
     /// Whether `name` is an IPv4 or IPv6 address.
     static func isAddressLiteral(_ name: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, name, &v4) == 1 || inet_pton(AF_INET6, name, &v6) == 1
+        // Room for either address (4 or 16 bytes); inet_pton only writes into it.
+        var buffer = [UInt8](repeating: 0, count: 16)
+        return inet_pton(AF_INET, name, &buffer) == 1 || inet_pton(AF_INET6, name, &buffer) == 1
     }
 }
 

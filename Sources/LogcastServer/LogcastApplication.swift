@@ -64,7 +64,7 @@ public struct LogcastApplication: Sendable {
         }
         router.get(path(.health)) { request, _ in healthResponse(request) }
         router.get(path(.sources)) { _, _ in jsonResponse(.ok, sourcesJSON()) }
-        router.get(path(.lines)) { request, _ in await linesResponse(request) }
+        router.get(path(.lines)) { request, _ in try await linesResponse(request) }
         router.get(path(.metrics)) { _, _ in
             let text = metrics.exposition(hub: hub, registry: registry, uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds)
             return Response(
@@ -73,20 +73,21 @@ public struct LogcastApplication: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: text))
             )
         }
-        router.get(path(.events)) { request, context in await eventStream(request, context: context) }
-        router.get(path(.stream)) { request, context in
+        router.get(path(.events)) { request, context in try await eventStream(request, context: context) }
+        router.get(path(.stream)) { request, context -> Response in
             // The same checks as an upgrade, so `curl` (or a client that cannot
             // read a refused upgrade) learns why a stream would be refused.
             switch admit(StreamAttempt(request, remoteAddress: context.remoteAddress), at: .stream) {
             case .failure(let refusal):
-                return jsonResponse(HTTPResponse.Status(code: Int(refusal.status.code)), refusal.body, extra: refusal.httpFields)
+                throw refusal
             case .success(let admission):
                 admission.slot.release()
             }
-            return jsonResponse(
+            throw Refusal(
                 .upgradeRequired,
-                FilterError("this endpoint speaks WebSocket only", hint: "connect with a WebSocket client, e.g. wscat -c 'ws://HOST:PORT/ws?grep=error'").json,
-                extra: [.upgrade: "websocket", .connection: "Upgrade"]
+                "this endpoint speaks WebSocket only",
+                hint: "connect with a WebSocket client, e.g. wscat -c 'ws://HOST:PORT/ws?grep=error'",
+                headers: [.upgrade: "websocket", .connection: "Upgrade"]
             )
         }
         if serveFiles, let webRoot = configuration.webRoot {
@@ -129,11 +130,9 @@ public struct LogcastApplication: Sendable {
                             ws: wsConfiguration
                         ),
                         shouldUpgrade: { request, channel, _ in
-                            // Access, limits and the filter were checked by UpgradeRefusalHandler, which
-                            // counted the stream; this parses again for the session and picks the subprotocol.
-                            guard let target = request.path, case .success(let parsed) = app.streamRequest(target: target),
-                                let slot = app.connections.takePending(for: channel)
-                            else {
+                            // Access, limits and the filter were checked (and the filter compiled) by
+                            // the admission in `decide`, which counted the stream; this picks the subprotocol.
+                            guard let admitted = app.connections.takePending(for: channel) else {
                                 return .dontUpgrade
                             }
                             let offered = AccessRequest.protocols(fromHeaderValues: request.headerFields[values: .secWebSocketProtocol])
@@ -142,7 +141,12 @@ public struct LogcastApplication: Sendable {
                             let remote = channel.remoteAddress?.ipAddress
                             return .upgrade(headers) { inbound, outbound, _ in
                                 try await session.run(
-                                    request: parsed.request, matcher: parsed.matcher, slot: slot, remoteAddress: remote, inbound: inbound, outbound: outbound
+                                    request: admitted.request,
+                                    matcher: admitted.matcher,
+                                    slot: admitted.slot,
+                                    remoteAddress: remote,
+                                    inbound: inbound,
+                                    outbound: outbound
                                 )
                             }
                         }
@@ -153,7 +157,10 @@ public struct LogcastApplication: Sendable {
                             return refusal
                         case .success(let admission):
                             // Counted from now until the connection closes, whatever happens to the upgrade.
-                            app.connections.setPending(admission.slot, for: channel)
+                            app.connections.setPending(
+                                .init(slot: admission.slot, request: admission.stream.request, matcher: admission.stream.matcher),
+                                for: channel
+                            )
                             channel.closeFuture.whenComplete { _ in
                                 _ = app.connections.takePending(for: channel)
                                 admission.slot.release()
@@ -202,10 +209,6 @@ public struct LogcastApplication: Sendable {
     struct ParsedStream: Sendable {
         var request: SubscriptionRequest
         var matcher: LineMatcher
-    }
-
-    func streamRequest(target: String) -> Result<ParsedStream, FilterError> {
-        streamRequest(items: QueryString.parse(QueryString.query(ofTarget: target)))
     }
 
     /// Parses query items into a request and its compiled filter (the same
@@ -266,22 +269,23 @@ public struct LogcastApplication: Sendable {
     ///   - endpoint: the endpoint the request reaches (the router's choice,
     ///     or ``Endpoint/resolve(target:)`` for an upgrade).
     ///   - transport: the streaming endpoint being asked for.
-    func admit(_ attempt: StreamAttempt, at endpoint: Endpoint?, as transport: Endpoint = .stream) -> Result<Admission, UpgradeRefusal> {
+    func admit(_ attempt: StreamAttempt, at endpoint: Endpoint?, as transport: Endpoint = .stream) -> Result<Admission, Refusal> {
         if let host = attempt.access.host, !hosts.accepts(host) {
-            return .failure(UpgradeRefusal(hosts.refusal(for: host)))
+            return .failure(hosts.refusal(for: host))
         }
         guard endpoint == transport else {
             let path = QueryString.path(ofTarget: attempt.target)
-            return .failure(UpgradeRefusal(status: .notFound, body: FilterError("no WebSocket endpoint at \(path)", hint: "connect to /ws").json))
+            return .failure(Refusal(.notFound, "no WebSocket endpoint at \(path)", hint: "connect to /ws"))
         }
         if attempt.target.utf8.count > configuration.maxRequestTargetBytes {
-            return .failure(UpgradeRefusal(
-                status: .uriTooLong,
-                body: FilterError("request target longer than \(configuration.maxRequestTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each").json
+            return .failure(Refusal(
+                .uriTooLong,
+                "request target longer than \(configuration.maxRequestTargetBytes) bytes",
+                hint: "shorten the query; filter values are at most 1024 bytes each"
             ))
         }
         if case .failure(let refusal) = configuration.access.check(attempt.access) {
-            return .failure(UpgradeRefusal(refusal))
+            return .failure(refusal)
         }
         let token = configuration.access.requiresToken ? configuration.access.presentedToken(attempt.access) : nil
         let slot: ConnectionTracker.Slot
@@ -289,22 +293,20 @@ public struct LogcastApplication: Sendable {
         case .success(let admitted):
             slot = admitted
         case .failure(.draining):
-            return .failure(UpgradeRefusal(
-                status: .serviceUnavailable,
-                headers: [("Retry-After", "5")],
-                body: FilterError("server is shutting down", hint: "reconnect in a few seconds").json
-            ))
+            return .failure(Refusal(.serviceUnavailable, "server is shutting down", hint: "reconnect in a few seconds", headers: [.retryAfter: "5"]))
         case .failure(.tooMany(let limit)):
-            return .failure(UpgradeRefusal(
-                status: .serviceUnavailable,
-                headers: [("Retry-After", "10")],
-                body: FilterError("too many subscribers (\(limit))", hint: "try again later; the limit is --max-subscribers").json
+            return .failure(Refusal(
+                .serviceUnavailable,
+                "too many subscribers (\(limit))",
+                hint: "try again later; the limit is --max-subscribers",
+                headers: [.retryAfter: "10"]
             ))
         case .failure(.tooManyFromAddress(let address, let limit)):
-            return .failure(UpgradeRefusal(
-                status: .tooManyRequests,
-                headers: [("Retry-After", "10")],
-                body: FilterError("too many streams from \(address) (\(limit))", hint: "close some; the limit is --max-connections-per-address").json
+            return .failure(Refusal(
+                .tooManyRequests,
+                "too many streams from \(address) (\(limit))",
+                hint: "close some; the limit is --max-connections-per-address",
+                headers: [.retryAfter: "10"]
             ))
         }
         switch streamRequest(items: attempt.items) {
@@ -312,7 +314,7 @@ public struct LogcastApplication: Sendable {
             return .success(Admission(slot: slot, stream: stream))
         case .failure(let error):
             slot.release()
-            return .failure(UpgradeRefusal(status: .badRequest, body: error.json))
+            return .failure(Refusal(.badRequest, error))
         }
     }
 
@@ -327,12 +329,12 @@ public struct LogcastApplication: Sendable {
     /// `GET /api/v1/lines`: the objects a stream with the same query would
     /// start with (gaps, then lines), as NDJSON, without following.
     /// `limit` caps the lines (default 1000 with `after`, else `backlog`).
-    func linesResponse(_ request: Request) async -> Response {
+    func linesResponse(_ request: Request) async throws(Refusal) -> Response {
         var items = QueryString.parse(QueryString.query(ofTarget: request.uri.description))
         var limit: Int?
         if let index = items.lastIndex(where: { $0.key == "limit" }) {
             guard let value = Int(items[index].value), (1...Self.maxPollLimit).contains(value) else {
-                return jsonResponse(.badRequest, FilterError("bad limit '\(items[index].value)'", hint: "limit takes a number from 1 to \(Self.maxPollLimit)").json)
+                throw Refusal(.badRequest, "bad limit '\(items[index].value)'", hint: "limit takes a number from 1 to \(Self.maxPollLimit)")
             }
             limit = value
             items.removeAll { $0.key == "limit" }
@@ -341,13 +343,14 @@ public struct LogcastApplication: Sendable {
         let matcher: LineMatcher
         switch streamRequest(items: items) {
         case .success(let stream): (parsed, matcher) = (stream.request, stream.matcher)
-        case .failure(let error): return jsonResponse(.badRequest, error.json)
+        case .failure(let error): throw Refusal(.badRequest, error)
         }
         guard pollsInFlight.tryEnter() else {
-            return jsonResponse(
+            throw Refusal(
                 .serviceUnavailable,
-                FilterError("too many /api/v1/lines reads at once (\(Self.maxConcurrentPolls))", hint: "retry in a second, or follow the stream on /ws or /sse").json,
-                extra: [.retryAfter: "1"]
+                "too many /api/v1/lines reads at once (\(Self.maxConcurrentPolls))",
+                hint: "retry in a second, or follow the stream on /ws or /sse",
+                headers: [.retryAfter: "1"]
             )
         }
         defer { pollsInFlight.leave() }
@@ -366,23 +369,11 @@ public struct LogcastApplication: Sendable {
             HTTPField.Name("Logcast-Last-Seq")!: String(scan.lastSeq),
             HTTPField.Name("Logcast-Scan")!: scan.complete ? "complete" : "incomplete",
         ]
-        let format = parsed.format
+        let framing = StreamFraming(kind: .ndjson, format: parsed.format)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var buffer = ByteBuffer()
             for item in scan.items {
-                switch (item, format) {
-                case (.entry(let entry), .json):
-                    buffer.writeBytes(entry.json)
-                case (.entry(let entry), .text):
-                    if case .line(let record) = entry.payload {
-                        buffer.writeString(record.message)
-                        buffer.writeInteger(UInt8(ascii: "\n"))
-                    }
-                case (.control(let json), .json):
-                    buffer.writeBytes(json)
-                case (.control, .text):
-                    break
-                }
+                _ = framing.append(item, to: &buffer)
                 if buffer.readableBytes >= 64 * 1024 {
                     try await writer.write(buffer)
                     buffer.clear()
@@ -401,6 +392,11 @@ public struct LogcastApplication: Sendable {
     }
 
     // MARK: JSON endpoints
+
+    /// The `hello` object a stream starts with.
+    func helloObject(filter: Filter) -> [UInt8] {
+        ProtocolObject.hello(epoch: hub.epoch, host: configuration.hostName, sources: registry.names, filter: filter.json).encoded()
+    }
 
     func sourcesJSON() -> [UInt8] {
         var writer = JSONWriter()
@@ -455,10 +451,4 @@ public struct LogcastApplication: Sendable {
         writer.endObject()
         return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
     }
-}
-
-func jsonResponse(_ status: HTTPResponse.Status, _ body: [UInt8], extra: HTTPFields = [:]) -> Response {
-    var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
-    headers.append(contentsOf: extra)
-    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }

@@ -80,8 +80,11 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
         var response: Response
         do {
             response = try await next(request, context)
+        } catch let refusal as Refusal {
+            response = refusal.response
         } catch let error as any HTTPResponseError {
-            response = jsonResponse(error.status, FilterError("\(error.status.reasonPhrase.lowercased())", hint: "see the README for the endpoints").json)
+            // Hummingbird's own errors (404 for no route, 405 ...), in the same JSON shape.
+            response = Refusal(error.status, error.status.reasonPhrase.lowercased(), hint: "see the README for the endpoints").response
         }
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         response.headers[.xContentTypeOptions] = "nosniff"
@@ -101,13 +104,10 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.description.utf8.count > maxTargetBytes {
-            return jsonResponse(
-                .uriTooLong,
-                FilterError("request target longer than \(maxTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each").json
-            )
+            throw Refusal(.uriTooLong, "request target longer than \(maxTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each")
         }
         if let webRoot, !isInside(webRoot: webRoot, path: request.uri.path) {
-            return jsonResponse(.notFound, FilterError("not found", hint: "the viewer is at /").json)
+            throw Refusal(.notFound, "not found", hint: "the viewer is at /")
         }
         return try await next(request, context)
     }
@@ -134,7 +134,7 @@ struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let host = request.head.authority, !hosts.accepts(host) else { return try await next(request, context) }
-        return jsonResponse(refusal: hosts.refusal(for: host))
+        return hosts.refusal(for: host).response
     }
 }
 
@@ -155,7 +155,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         case .success:
             return try await next(request, context)
         case .failure(let refusal):
-            return jsonResponse(refusal: refusal)
+            return refusal.response
         }
     }
 }
@@ -171,13 +171,4 @@ extension AccessRequest {
             queryKeys: QueryString.parse(QueryString.query(ofTarget: request.uri.description)).map(\.key)
         )
     }
-}
-
-/// The JSON response of an access refusal, with its status and headers.
-func jsonResponse(refusal: AccessRefusal) -> Response {
-    var headers = HTTPFields()
-    for (name, value) in refusal.headers.sorted(by: { $0.key < $1.key }) {
-        if let field = HTTPField.Name(name) { headers[field] = value }
-    }
-    return jsonResponse(HTTPResponse.Status(code: refusal.status), refusal.error.json, extra: headers)
 }

@@ -50,11 +50,11 @@ struct StreamSession {
             slot.release()
             metrics.closed(.ws)
         }
-        let prelude = request.format == .json ? [helloJSON(filter: matcher.filter)] : []
+        let prelude = request.format == .json ? [hello(filter: matcher.filter)] : []
         let hub = self.hub
         let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: request, prelude: prelude) }
         slot.onTokenRevoked { subscription.close(code: Self.closeTokenRevoked, reason: "token revoked") }
-        logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: Self.filterJSON(matcher.filter), as: UTF8.self))"])
+        logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: matcher.filter.json, as: UTF8.self))"])
 
         let readerError: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
             group.addTask { await writeLoop(subscription, outbound: outbound) }
@@ -89,35 +89,14 @@ struct StreamSession {
 
     func writeLoop(_ subscription: Subscription, outbound: WebSocketOutboundWriter) async -> Outcome {
         let allocator = ByteBufferAllocator()
+        let framing = StreamFraming(kind: .ndjson, format: subscription.format)
         while true {
             switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes) {
             case .items(let gap, let items):
                 var buffer = allocator.buffer(capacity: configuration.maxBatchBytes / 4)
-                var lines = 0
-                if let gap {
-                    // Counted in both formats; only JSON streams carry control objects.
-                    metrics.slowConsumerGap(missed: gap.missed)
-                    if subscription.format == .json {
-                        buffer.writeBytes(Hub.gapJSON(after: gap.after, next: gap.next, missed: gap.missed, reason: "slow-consumer"))
-                    }
-                }
-                for item in items {
-                    switch (item, subscription.format) {
-                    case (.entry(let entry), .json):
-                        buffer.writeBytes(entry.json)
-                        if entry.isLine { lines += 1 }
-                    case (.entry(let entry), .text):
-                        if case .line(let record) = entry.payload {
-                            buffer.writeString(record.message)
-                            buffer.writeInteger(UInt8(ascii: "\n"))
-                            lines += 1
-                        }
-                    case (.control(let json), .json):
-                        buffer.writeBytes(json)
-                    case (.control, .text):
-                        break
-                    }
-                }
+                // Counted in both formats; only JSON streams carry control objects.
+                if let gap { metrics.slowConsumerGap(missed: gap.missed) }
+                let lines = framing.append(gap: gap, items: items, to: &buffer)
                 guard buffer.readableBytes > 0 else { continue }
                 do {
                     let bytes = buffer.readableBytes
@@ -207,14 +186,8 @@ struct StreamSession {
         case .success(.subscribe(let request)):
             do {
                 let matcher = try LineMatcher(request.filter)
-                var writer = JSONWriter()
-                writer.beginObject()
-                writer.field("type", "subscribed")
-                writer.rawField("filter", Self.filterJSON(matcher.filter))
-                writer.field("backlog", request.backlog)
-                writer.endObject()
-                writer.newline()
-                let (hub, reply) = (self.hub, writer.bytes)
+                let reply = ProtocolObject.subscribed(filter: matcher.filter.json, backlog: request.backlog).encoded()
+                let hub = self.hub
                 await offCooperativePool { hub.resubscribe(subscription, matcher: matcher, backlog: request.backlog, reply: reply) }
             } catch {
                 reply(Self.errorJSON("\(error.error); \(error.hint)"), to: subscription)
@@ -224,39 +197,11 @@ struct StreamSession {
 
     // MARK: Encoding
 
-    func helloJSON(filter: Filter) -> [UInt8] {
-        Self.hello(hub: hub, hostName: configuration.hostName, sources: sourceNames, filter: filter)
-    }
-
-    /// The `hello` object every stream (WebSocket or SSE) starts with.
-    static func hello(hub: Hub, hostName: String, sources: [String], filter: Filter) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.field("type", "hello")
-        writer.field("version", 1)
-        writer.field("epoch", hub.epoch)
-        writer.field("server", LogcastVersion.server)
-        writer.field("host", hostName)
-        writer.field("sources", strings: sources)
-        writer.rawField("filter", filterJSON(filter))
-        writer.endObject()
-        writer.newline()
-        return writer.bytes
-    }
-
-    static func filterJSON(_ filter: Filter) -> [UInt8] {
-        var writer = JSONWriter()
-        filter.encode(into: &writer)
-        return writer.bytes
+    func hello(filter: Filter) -> [UInt8] {
+        ProtocolObject.hello(epoch: hub.epoch, host: configuration.hostName, sources: sourceNames, filter: filter.json).encoded()
     }
 
     static func errorJSON(_ message: String) -> [UInt8] {
-        var writer = JSONWriter()
-        writer.beginObject()
-        writer.field("type", "error")
-        writer.field("error", message)
-        writer.endObject()
-        writer.newline()
-        return writer.bytes
+        ProtocolObject.error(message).encoded()
     }
 }

@@ -6,37 +6,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// A refusal of a WebSocket upgrade: status, extra headers and a JSON body.
-public struct UpgradeRefusal: Error, Sendable {
-    public var status: HTTPResponseStatus
-    public var headers: [(String, String)]
-    public var body: [UInt8]
-
-    public init(status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8]) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-    }
-
-    /// An access or host refusal, as an upgrade refusal.
-    init(_ refusal: AccessRefusal) {
-        self.init(
-            status: HTTPResponseStatus(statusCode: refusal.status),
-            headers: refusal.headers.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) },
-            body: refusal.error.json
-        )
-    }
-
-    /// The extra headers as HTTP fields, for an ordinary response.
-    var httpFields: HTTPFields {
-        var fields = HTTPFields()
-        for (name, value) in headers {
-            if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
-        }
-        return fields
-    }
-}
-
 /// Answers refused WebSocket upgrade requests, and requests the HTTP
 /// decoder cannot parse, with the right HTTP status.
 ///
@@ -52,8 +21,8 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let decide: @Sendable (HTTPRequestHead, any Channel) -> UpgradeRefusal?
-    private var refusing: UpgradeRefusal?
+    let decide: @Sendable (HTTPRequestHead, any Channel) -> Refusal?
+    private var refusing: Refusal?
     private var passingUpgrade = false
     private var answeredParseError = false
     /// Called once, when the first request head arrives (the head timeout ends).
@@ -89,7 +58,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    init(decide: @escaping @Sendable (HTTPRequestHead, any Channel) -> UpgradeRefusal?) {
+    init(decide: @escaping @Sendable (HTTPRequestHead, any Channel) -> Refusal?) {
         self.decide = decide
     }
 
@@ -138,9 +107,10 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
         answeredParseError = true
         respond(
             context: context,
-            with: UpgradeRefusal(
-                status: .badRequest,
-                body: FilterError("malformed HTTP request (\(error))", hint: "send an HTTP/1.1 request such as 'GET /healthz HTTP/1.1' with a Host header").json
+            with: Refusal(
+                .badRequest,
+                "malformed HTTP request (\(error))",
+                hint: "send an HTTP/1.1 request such as 'GET /healthz HTTP/1.1' with a Host header"
             )
         )
     }
@@ -151,15 +121,17 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     /// connection and could destroy the answer before the client reads it),
     /// then the whole connection when the client closes or after
     /// ``lingerTime``.
-    private func respond(context: ChannelHandlerContext, with refusal: UpgradeRefusal) {
+    private func respond(context: ChannelHandlerContext, with refusal: Refusal) {
+        let body = refusal.body
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(refusal.body.count))
+        headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Connection", value: "close")
-        for (name, value) in refusal.headers { headers.add(name: name, value: value) }
-        let head = HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers)
+        for field in refusal.headers { headers.add(name: field.name.rawName, value: field.value) }
+        let status = HTTPResponseStatus(statusCode: refusal.status.code, reasonPhrase: refusal.status.reasonPhrase)
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: refusal.body)))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             let context = loopBound.value
@@ -182,7 +154,7 @@ struct RefusingChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
 
     let inner: Inner
-    let decide: @Sendable (HTTPRequestHead, any Channel) -> UpgradeRefusal?
+    let decide: @Sendable (HTTPRequestHead, any Channel) -> Refusal?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         inner.setup(channel: channel, logger: logger).flatMapThrowing { value in

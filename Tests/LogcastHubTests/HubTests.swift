@@ -73,7 +73,7 @@ import LogcastProtocol
 
     @Test func historyIsBoundedByBytes() throws {
         // Measure one line's cost, then allow room for three.
-        let probe = HubEntry(position: 1, payload: .line(TestSupport.record("line 0")), json: HubEntry.encodeLine(TestSupport.record("line 0"), seq: 1))
+        let probe = HubEntry(position: 1, payload: .line(TestSupport.record("line 0")), json: ProtocolObject.line(TestSupport.record("line 0"), seq: 1).encoded())
         let cost = probe.byteCount
         let hub = makeHub(historyBytes: cost * 3 + cost / 2)
         publish(hub, 9) // seq 1...9, all the same length
@@ -359,7 +359,7 @@ import LogcastProtocol
 
     @Test func lineJSONOmitsNilFields() {
         let record = TestSupport.record("hello", source: "app", micros: 0)
-        let json = TestSupport.string(HubEntry.encodeLine(record, seq: 7))
+        let json = TestSupport.string(ProtocolObject.line(record, seq: 7).encoded())
         #expect(json == #"{"type":"line","seq":7,"ts":"1970-01-01T00:00:00.000000Z","source":"app","msg":"hello"}"# + "\n")
     }
 
@@ -368,21 +368,21 @@ import LogcastProtocol
             "m", source: "journal", micros: 1_709_210_096_000_001, host: "h", path: "/p", priority: 3,
             unit: "u.service", identifier: "id", pid: 42, cursor: "s=1"
         )
-        let json = TestSupport.string(HubEntry.encodeLine(record, seq: 1))
+        let json = TestSupport.string(ProtocolObject.line(record, seq: 1).encoded())
         #expect(json == #"{"type":"line","seq":1,"ts":"2024-02-29T12:34:56.000001Z","source":"journal","host":"h","path":"/p","msg":"m","priority":3,"unit":"u.service","identifier":"id","pid":42,"cursor":"s=1"}"# + "\n")
     }
 
     @Test func lineJSONEscapesQuotesBackslashesAndControlCharacters() {
         let record = TestSupport.record("say \"hi\"\\ \n\r\t\u{1B}[31mred\u{0}\u{7F} é😀")
-        let json = TestSupport.string(HubEntry.encodeLine(record, seq: 1))
+        let json = TestSupport.string(ProtocolObject.line(record, seq: 1).encoded())
         #expect(json.contains(#""msg":"say \"hi\"\\ \n\r\t\u001b[31mred\u0000"# + "\u{7F} é😀\""))
         #expect(json.hasSuffix("}\n"))
         #expect(json.dropLast().allSatisfy { $0 != "\n" && $0 != "\u{1B}" })
     }
 
     @Test func gapJSONOmitsNilMissed() {
-        #expect(TestSupport.string(Hub.gapJSON(after: 1, next: 2, missed: nil, reason: "restart")) == #"{"type":"gap","after":1,"next":2,"reason":"restart"}"# + "\n")
-        #expect(TestSupport.string(Hub.gapJSON(after: 1, next: 5, missed: 3, reason: "evicted")) == #"{"type":"gap","after":1,"next":5,"missed":3,"reason":"evicted"}"# + "\n")
+        #expect(TestSupport.string(ProtocolObject.gap(after: 1, next: 2, missed: nil, reason: .restart).encoded()) == #"{"type":"gap","after":1,"next":2,"reason":"restart"}"# + "\n")
+        #expect(TestSupport.string(ProtocolObject.gap(after: 1, next: 5, missed: 3, reason: .evicted).encoded()) == #"{"type":"gap","after":1,"next":5,"missed":3,"reason":"evicted"}"# + "\n")
     }
 
     @Test func randomEpochIsSixteenLowerHexDigits() {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Testing
 @testable import LogcastServer
 import LogcastHub
@@ -10,7 +11,7 @@ import LogcastProtocol
     private func status(_ request: AccessRequest, _ policy: AccessPolicy? = nil) -> Int? {
         switch (policy ?? self.policy).check(request) {
         case .success: nil
-        case .failure(let refusal): refusal.status
+        case .failure(let refusal): refusal.status.code
         }
     }
 
@@ -27,7 +28,7 @@ import LogcastProtocol
                 continue
             }
             #expect(refusal.status == 401)
-            #expect(refusal.headers["WWW-Authenticate"]?.hasPrefix("Bearer realm=\"logcast\"") == true)
+            #expect(refusal.headers[.wwwAuthenticate]?.hasPrefix("Bearer realm=\"logcast\"") == true)
         }
         guard case .failure(let missing) = policy.check(AccessRequest()) else { return }
         #expect(missing.error.error == "token required")

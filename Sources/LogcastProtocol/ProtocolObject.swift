@@ -1,0 +1,140 @@
+/// Every object of the stream protocol (docs/PROTOCOL.md, "Objects"), and
+/// its encoding: the one place that writes them.
+///
+/// ``encoded()`` gives the NDJSON form: one JSON object and a newline. The
+/// transports only frame these bytes: a WebSocket text frame holds whole
+/// lines of them, `/api/v1/lines` is a sequence of them, and `/sse` puts
+/// each into a `data:` field.
+public enum ProtocolObject: Sendable {
+    /// A line; `seq` is its place in the stream.
+    case line(LogRecord, seq: UInt64)
+    /// A source event (`rotated`, `truncated`, `skipped` ...).
+    case source(SourceEvent)
+    /// The first object of every JSON stream. `filter` is the encoded filter
+    /// object (see `Filter.encode(into:)`).
+    case hello(epoch: String, host: String, sources: [String], filter: [UInt8])
+    /// Lines the subscriber will not get: `missed` is nil when unknown.
+    case gap(after: UInt64, next: UInt64, missed: Int?, reason: GapReason)
+    /// The answer to a `subscribe` message.
+    case subscribed(filter: [UInt8], backlog: Int)
+    /// A scan of the history stopped at its time budget.
+    case incomplete(examined: Int, resumeAfter: UInt64?, budgetMilliseconds: Int)
+    /// A client message that was refused; the stream goes on unchanged.
+    case error(String)
+
+    /// Why lines are missing (`gap.reason`).
+    public enum GapReason: String, Sendable {
+        /// The lines were evicted from the history before the client resumed.
+        case evicted
+        /// The server restarted (another epoch): what came before is unknown.
+        case restart
+        /// The subscriber's queue overflowed and its oldest lines were dropped.
+        case slowConsumer = "slow-consumer"
+    }
+
+    /// The protocol version `hello` announces.
+    public static let version = 1
+
+    /// The object's `type` field.
+    public var type: String {
+        switch self {
+        case .line: "line"
+        case .source: "source"
+        case .hello: "hello"
+        case .gap: "gap"
+        case .subscribed: "subscribed"
+        case .incomplete: "incomplete"
+        case .error: "error"
+        }
+    }
+
+    /// The object as one NDJSON line (ending in `\n`).
+    public func encoded() -> [UInt8] {
+        var writer: JSONWriter
+        if case .line(let record, _) = self {
+            writer = JSONWriter(capacity: record.message.utf8.count + 160)
+        } else {
+            writer = JSONWriter()
+        }
+        writer.beginObject()
+        writer.field("type", type)
+        switch self {
+        case .line(let record, let seq):
+            writer.field("seq", seq)
+            writer.key("ts")
+            writer.appendRawQuoted { record.timestamp.appendRFC3339(to: &$0) }
+            writer.field("source", record.source)
+            writer.field("host", record.host)
+            writer.field("path", record.path)
+            writer.field("msg", record.message)
+            writer.field("priority", record.priority)
+            writer.field("unit", record.unit)
+            writer.field("identifier", record.identifier)
+            writer.field("pid", record.pid)
+            writer.field("cursor", record.cursor)
+        case .source(let event):
+            writer.field("source", event.source)
+            writer.field("event", event.kind.rawValue)
+            writer.field("path", event.path)
+            writer.field("reason", event.reason)
+        case .hello(let epoch, let host, let sources, let filter):
+            writer.field("version", Self.version)
+            writer.field("epoch", epoch)
+            writer.field("server", LogcastVersion.server)
+            writer.field("host", host)
+            writer.field("sources", strings: sources)
+            writer.rawField("filter", filter)
+        case .gap(let after, let next, let missed, let reason):
+            writer.field("after", after)
+            writer.field("next", next)
+            writer.field("missed", missed)
+            writer.field("reason", reason.rawValue)
+        case .subscribed(let filter, let backlog):
+            writer.rawField("filter", filter)
+            writer.field("backlog", backlog)
+        case .incomplete(let examined, let resumeAfter, let budget):
+            writer.field("reason", "scan-budget")
+            writer.field("examined", examined)
+            writer.field("resume_after", resumeAfter)
+            writer.field(
+                "hint",
+                "the filter took longer than \(budget) ms over the history; narrow it, or read on with after="
+            )
+        case .error(let message):
+            writer.field("error", message)
+        }
+        writer.endObject()
+        writer.newline()
+        return writer.bytes
+    }
+
+    /// The `type` of an encoded object (`{"type":"gap",...}` → `gap`), or
+    /// nil when the bytes are not one of these objects.
+    public static func type(of encoded: [UInt8]) -> String? {
+        let prefix = #"{"type":""#.utf8
+        guard encoded.starts(with: prefix) else { return nil }
+        let start = encoded.index(encoded.startIndex, offsetBy: prefix.count)
+        guard let end = encoded[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+        return String(decoding: encoded[start..<end], as: UTF8.self)
+    }
+
+    /// The body of a refused HTTP request: `{"error":"...","hint":"..."}`.
+    public static func refusalBody(error: String, hint: String) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("error", error)
+        writer.field("hint", hint)
+        writer.endObject()
+        return writer.bytes
+    }
+}
+
+extension JSONWriter {
+    /// Writes a string value whose bytes need no escaping, produced by `body`.
+    mutating func appendRawQuoted(_ body: (inout [UInt8]) -> Void) {
+        var scratch: [UInt8] = [UInt8(ascii: "\"")]
+        body(&scratch)
+        scratch.append(UInt8(ascii: "\""))
+        appendRawValue(scratch)
+    }
+}

@@ -1,0 +1,122 @@
+import LogcastHub
+import LogcastProtocol
+import NIOCore
+
+/// Turns what a subscription hands out (encoded entries and control
+/// objects) into a transport's bytes; the one place that does, for `/ws`,
+/// `/sse` and `/api/v1/lines`.
+///
+/// The objects themselves are encoded once, by ``ProtocolObject``; a
+/// framing only places them:
+/// - ``Kind/ndjson`` (a WebSocket frame, an `/api/v1/lines` body): the
+///   objects one per line; with `format=text`, only the lines' messages,
+///   one per line, and no control objects.
+/// - ``Kind/sse``: a line is an event with `id: EPOCH-SEQ` and its object
+///   (or, with `format=text`, its message cut into `data:` lines at every
+///   CR, LF and CRLF, so no message can end a field or start another); a
+///   control object is an event named by its type (`event: gap`). A
+///   slow-consumer `gap` is sent in both formats, other controls only in
+///   JSON; an empty control is a heartbeat comment.
+struct StreamFraming: Sendable {
+    enum Kind: Sendable {
+        case ndjson
+        case sse(epoch: String)
+    }
+
+    let kind: Kind
+    let format: SubscriptionRequest.Format
+
+    /// Appends a batch, after the slow-consumer gap in front of it if any.
+    /// - Returns: the number of lines appended.
+    func append(gap: SubscriberQueue.Gap?, items: some Sequence<SubscriberQueue.Item>, to buffer: inout ByteBuffer) -> Int {
+        if let gap {
+            let object = ProtocolObject.gap(after: gap.after, next: gap.next, missed: gap.missed, reason: .slowConsumer).encoded()
+            switch kind {
+            case .ndjson where format == .json: buffer.writeBytes(object)
+            case .ndjson: break
+            case .sse: Self.writeEvent(&buffer, name: "gap", data: object)
+            }
+        }
+        var lines = 0
+        for item in items {
+            lines += append(item, to: &buffer)
+        }
+        return lines
+    }
+
+    /// Appends one item. - Returns: 1 for a line, else 0.
+    func append(_ item: SubscriberQueue.Item, to buffer: inout ByteBuffer) -> Int {
+        switch (item, kind) {
+        case (.entry(let entry), .ndjson):
+            switch (entry.payload, format) {
+            case (_, .json):
+                buffer.writeBytes(entry.json)
+            case (.line(let record), .text):
+                buffer.writeString(record.message)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+            case (.event, .text):
+                return 0
+            }
+            return entry.isLine ? 1 : 0
+        case (.control(let json), .ndjson):
+            if format == .json { buffer.writeBytes(json) }
+            return 0
+        case (.entry(let entry), .sse(let epoch)):
+            guard case .line(let record) = entry.payload else {
+                if format == .json { Self.writeEvent(&buffer, name: "source", data: entry.json) }
+                return 0
+            }
+            buffer.writeString("id: \(epoch)-\(entry.position)\n")
+            if format == .json {
+                buffer.writeString("data: ")
+                buffer.writeBytes(entry.json)  // ends with "\n"; JSON escapes CR and LF
+            } else {
+                Self.writeDataLines(&buffer, record.message)
+            }
+            buffer.writeString("\n")
+            return 1
+        case (.control(let json), .sse):
+            if json.isEmpty {
+                buffer.writeString(": heartbeat\n\n")
+            } else if format == .json {
+                Self.writeEvent(&buffer, name: ProtocolObject.type(of: json) ?? "message", data: json)
+            }
+            return 0
+        }
+    }
+
+    /// `data: ` lines for `text`, cut at every CR, LF and CRLF (the SSE
+    /// line ends), so none of its bytes can end a field or start another.
+    static func writeDataLines(_ buffer: inout ByteBuffer, _ text: String) {
+        var line: [UInt8] = []
+        var previousWasCR = false
+        func flush() {
+            buffer.writeString("data: ")
+            buffer.writeBytes(line)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            line.removeAll(keepingCapacity: true)
+        }
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\r"):
+                flush()
+                previousWasCR = true
+            case UInt8(ascii: "\n"):
+                if !previousWasCR { flush() }
+                previousWasCR = false
+            default:
+                line.append(byte)
+                previousWasCR = false
+            }
+        }
+        flush()
+    }
+
+    /// `event: NAME`, `data: JSON` (which ends with a newline), blank line.
+    static func writeEvent(_ buffer: inout ByteBuffer, name: String, data: [UInt8]) {
+        buffer.writeString("event: \(name)\ndata: ")
+        buffer.writeBytes(data)
+        if data.last != UInt8(ascii: "\n") { buffer.writeString("\n") }
+        buffer.writeString("\n")
+    }
+}
