@@ -179,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LogcastServiceTests",
-            dependencies: ["LogcastService"],
+            dependencies: ["LogcastService", "LogcastHub", "LogcastServer"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

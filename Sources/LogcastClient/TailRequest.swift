@@ -110,11 +110,11 @@ public struct StreamPosition: Sendable, Equatable {
         } else {
             items.append(("backlog", String(backlog)))
         }
-        return QueryEncoding.encode(items)
+        return QueryString.encode(items)
     }
 }
 
-/// Exponential backoff with full jitter: attempt n waits a random time in
+/// Exponential backoff with equal jitter (half fixed, half random): attempt n waits a random time in
 /// [cap/2, cap] where cap = min(maximum, base · 2ⁿ). ``reset()`` after a
 /// connection that stayed up.
 public struct Backoff: Sendable {
@@ -137,17 +137,6 @@ public struct Backoff: Sendable {
 
     public mutating func reset() {
         attempt = 0
-    }
-}
-
-/// Percent-encoding of query items (RFC 3986 unreserved characters kept).
-public enum QueryEncoding {
-    static let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
-
-    public static func encode(_ items: [(String, String)]) -> String {
-        items.map { key, value in
-            "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)"
-        }.joined(separator: "&")
     }
 }
 

@@ -145,7 +145,7 @@ public final class TailSession: Sendable {
         var items = options.filter.queryItems
         items.append(("backlog", String(options.backlog)))
         let base = options.address.path.hasSuffix("/ws") ? String(options.address.path.dropLast(3)) : ""
-        let target = options.address.httpTarget(base + "/api/v1/lines", query: QueryEncoding.encode(items))
+        let target = options.address.httpTarget(base + "/api/v1/lines", query: QueryString.encode(items))
         let response: HTTPGet.Response
         do {
             response = try await HTTPGet.fetch(host: options.address.host, port: options.address.port, target: target, headers: authorizationHeaders, tls: tls)

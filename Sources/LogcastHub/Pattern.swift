@@ -3,6 +3,10 @@ import CPCRE2
 import LogcastProtocol
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A compiled text pattern: a fixed string or a PCRE2 regular expression,
 /// matched against a line's UTF-8 bytes.
 ///
@@ -137,7 +141,3 @@ public struct PatternError: Error, Sendable, Equatable {
     public var message: String
     public var offset: Int
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,3 +1,6 @@
+import Foundation
+import LogcastProtocol
+
 /// A subscriber's request: its filter and where its stream starts.
 ///
 /// Parsed from the query of `/ws`, `/sse`, `/api/v1/lines`, or from the
@@ -151,5 +154,3 @@ public struct SubscriptionRequest: Sendable, Equatable {
     }
 }
 
-import Foundation
-import LogcastProtocol

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A point in time, as microseconds since the Unix epoch (UTC).
 ///
 /// Journal entries carry microsecond realtime stamps, and the protocol prints
@@ -85,12 +91,6 @@ public struct Timestamp: Sendable, Hashable, Comparable {
         out.append(UInt8(ascii: "Z"))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// One log line and what is known about it.
 ///

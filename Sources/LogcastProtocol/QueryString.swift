@@ -1,9 +1,33 @@
-/// Splits a URL query into decoded key/value pairs, in order.
+/// URL queries, both ways: the server parses them, clients build them.
 ///
-/// `+` is a space and `%XX` a byte, as browsers encode forms; invalid
-/// escapes are kept literally and invalid UTF-8 becomes U+FFFD, so parsing
-/// never fails (the filter parser then judges the values).
+/// Parsing splits a query into decoded key/value pairs, in order: `+` is a
+/// space and `%XX` a byte, as browsers encode forms; invalid escapes are
+/// kept literally and invalid UTF-8 becomes U+FFFD, so parsing never fails
+/// (the filter parser then judges the values).
 public enum QueryString {
+    /// `key=value&...`, every byte but RFC 3986's unreserved characters
+    /// percent-encoded (so a `+` or `&` in a value stays itself).
+    public static func encode(_ items: [(String, String)]) -> String {
+        items.map { key, value in "\(escape(key))=\(escape(value))" }.joined(separator: "&")
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".utf8)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
+                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0xF)]))
+            }
+        }
+        return out
+    }
+
     /// The query part of a request target (`/ws?a=b` → `a=b`).
     public static func query(ofTarget target: String) -> Substring {
         guard let mark = target.firstIndex(of: "?") else { return "" }

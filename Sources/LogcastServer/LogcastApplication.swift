@@ -107,7 +107,8 @@ public struct LogcastApplication: Sendable {
     func makeApplication(router: Router<LogcastRequestContext>, onListening: @escaping @Sendable (Int) async -> Void) -> (application: any Service, drainer: ShutdownDrainer) {
         let wsConfiguration = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxClientMessageBytes,
-            extensions: configuration.compression ? [.perMessageDeflate(maxDecompressedFrameSize: configuration.maxClientMessageBytes)] : [],
+            // permessage-deflate whenever the client offers it.
+            extensions: [.perMessageDeflate(maxDecompressedFrameSize: configuration.maxClientMessageBytes)],
             autoPing: .enabled(timePeriod: configuration.pingInterval)
         )
         let session = StreamSession(

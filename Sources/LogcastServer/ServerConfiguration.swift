@@ -19,8 +19,6 @@ public struct ServerConfiguration: Sendable {
     public var maxBatchBytes = 256 * 1024
     /// How long shutdown waits for connections to flush before closing anyway.
     public var shutdownDrainTimeout: Duration = .seconds(5)
-    /// Negotiate permessage-deflate when the client offers it.
-    public var compression = true
     /// Names besides the server's own (`localhost`, addresses, the listen
     /// address, ``hostName``) accepted in `Host` (`--allow-host`; `*` accepts any).
     public var allowedHosts: [String] = []

@@ -35,12 +35,6 @@ public final class WakeSignal: Sendable {
         var value: UInt64 = 0
         _ = read(fd, &value, 8)
     }
-
-    /// Whether ``signal()`` was called, without blocking.
-    public var isSignalled: Bool {
-        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&descriptor, 1, 0) > 0
-    }
 }
 
 /// Runs `body` on a new thread of its own and suspends until it returns.

@@ -65,3 +65,18 @@ import Testing
         #expect(QueryString.path(ofTarget: "?x") == "")
     }
 }
+
+@Suite struct QueryEncodingTests {
+    @Test(arguments: ["plain", "a b", "a+b&c=d", "100%", "ünï/cødé?#", "tab\tnew\nline", ""])
+    func encodedQueriesParseBackToTheirItems(_ value: String) {
+        let encoded = QueryString.encode([("grep", value), ("source", "app")])
+        let parsed = QueryString.parse(Substring(encoded))
+        #expect(parsed.map(\.key) == ["grep", "source"])
+        #expect(parsed.map(\.value) == [value, "app"])
+    }
+
+    @Test func onlyUnreservedCharactersStayAsTheyAre() {
+        #expect(QueryString.encode([("k", "Az09-._~")]) == "k=Az09-._~")
+        #expect(QueryString.encode([("k", "a+b c")]) == "k=a%2Bb%20c")
+    }
+}

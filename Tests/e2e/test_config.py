@@ -220,3 +220,22 @@ def test_sighup_reopens_the_journal_without_losing_or_repeating_entries(files):
             server.stop()
     finally:
         writer.close()
+
+
+def test_a_flag_turns_off_a_switch_the_file_turns_on(files):
+    config = files / "config.yaml"
+    config.write_text(f"file: {files}/a.log\ndemo: yes\njournal: yes\n")
+    got = settings_of(check("--config", str(config), "--no-demo", "--no-journal"))
+    assert got["demo"] is False and got["journal"] is False
+    assert settings_of(check("--config", str(config), "--no-journal"))["demo"] is True
+
+
+def test_help_lists_every_setting_check_config_prints(files):
+    help_text = subprocess.run([str(BINARY), "serve", "--help"], capture_output=True, text=True, timeout=DEADLINE)
+    assert help_text.returncode == 0, help_text.stderr
+    keys = settings_of(check("--file", f"{files}/a.log"))
+    for key in keys:
+        assert f"  --{key}" in help_text.stdout, key
+    # --key=value is the same as --key value, for every kind of setting.
+    assert settings_of(check(f"--file={files}/a.log", "--history=77", "--ping-interval=2.5", "--journal=false")) == {
+        **keys, "history": 77, "ping-interval": 2.5}

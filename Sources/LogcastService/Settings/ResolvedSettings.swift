@@ -29,11 +29,6 @@ public struct ResolvedSettings: Sendable {
         settings.entries[key]?.value ?? key.definition.defaultValue
     }
 
-    /// Whether the value was given (file, environment or flag).
-    public func isGiven(_ key: SettingKey) -> Bool {
-        settings.entries[key] != nil
-    }
-
     public func integer(_ key: SettingKey) -> Int {
         precondition(key.definition.kind == .integer, "\(key) is not an integer setting")
         guard case .integer(let value)? = value(key) else { preconditionFailure("\(key) has no integer value") }

@@ -1,3 +1,5 @@
+import LogcastProtocol
+
 /// A setting's value, as the config file, the environment or a flag gives it.
 public enum SettingValue: Sendable, Equatable {
     case text(String)
@@ -27,21 +29,7 @@ public enum SettingValue: Sendable, Equatable {
     }
 
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        String(decoding: JSONWriter.quotedString(text), as: UTF8.self)
     }
 }
 

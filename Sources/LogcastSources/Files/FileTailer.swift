@@ -79,11 +79,6 @@ public final class FileTailer: Service, Sendable {
         }
     }
 
-    /// Wakes the thread and makes it exit.
-    public func stop() {
-        wake.signal()
-    }
-
     /// Checks every file now, as the periodic poll does (SIGHUP): re-adds
     /// the directory watch, finds new glob members, and notices rotation,
     /// truncation or deletion at once.

@@ -1,6 +1,12 @@
 import LogcastHub
 import LogcastProtocol
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Cuts a byte stream into log lines.
 ///
 /// Guarantees:
@@ -110,9 +116,3 @@ public struct LineSplitter: Sendable {
         return cut > 0 && bytes[base + cut] & 0xC0 != 0x80 ? cut : limit
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -101,11 +101,6 @@ public final class JournalTailer: Service, Sendable {
         }
     }
 
-    /// Wakes the thread and makes it exit.
-    public func stop() {
-        wake.signal()
-    }
-
     /// Closes and reopens the journal (SIGHUP), continuing after the last
     /// entry read; subscribers get a `reopened` event.
     public func reopen() {
