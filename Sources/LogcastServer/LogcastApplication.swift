@@ -19,6 +19,9 @@ import ServiceLifecycle
 /// ``ServerConfiguration/webRoot``. Refused upgrades are answered by
 /// ``UpgradeRefusalHandler`` with their real status and a JSON body.
 public struct LogcastApplication: Sendable {
+    /// The child channel of every connection.
+    typealias ServerChildChannel = GuardedChildChannel<OptionalTLSChannel<RefusingChildChannel<HTTP1WebSocketUpgradeChannel>>>
+
     public let configuration: ServerConfiguration
     public let hub: Hub
     public let registry: SourceRegistry
@@ -105,6 +108,25 @@ public struct LogcastApplication: Sendable {
     /// The HTTP application, and the drainer that must follow it in the service group.
     /// - Parameter onListening: called with the bound port once the server listens.
     func makeApplication(router: Router<LogcastRequestContext>, onListening: @escaping @Sendable (Int) async -> Void) -> (application: any Service, drainer: ShutdownDrainer) {
+        let makeChildChannel = childChannelFactory()
+        let announce = announcer(onListening: onListening)
+        let drainer = ShutdownDrainer(hub: hub, connections: connections, timeout: configuration.shutdownDrainTimeout)
+        if let socket = configuration.activatedSocket {
+            let child = makeChildChannel(makeHTTPResponder(router: router, logger: logger))
+            let server = ActivatedServer(socket: socket, child: child, logger: logger) { port, address in
+                logger.notice("adopted the listening socket passed by systemd", metadata: ["fd": "\(socket)"])
+                await announce(port, address)
+            }
+            return (server, drainer)
+        }
+        return (makeHTTPApplication(router: router, childChannel: makeChildChannel, announce: announce), drainer)
+    }
+
+    /// What every connection runs: the connection cap and head timeout,
+    /// TLS when configured, the refusal of upgrades (and of unparsable
+    /// requests) with their real status, then HTTP/1.1 with WebSocket upgrades.
+    func childChannelFactory() -> @Sendable (@escaping HTTPChannelHandler.Responder) -> ServerChildChannel {
+        let configuration = self.configuration
         let wsConfiguration = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxClientMessageBytes,
             // permessage-deflate whenever the client offers it.
@@ -121,7 +143,7 @@ public struct LogcastApplication: Sendable {
         )
         let app = self
         let gate = self.gate
-        let makeChildChannel = { @Sendable (responder: @escaping HTTPChannelHandler.Responder) in
+        return { @Sendable (responder: @escaping HTTPChannelHandler.Responder) in
             GuardedChildChannel(base: OptionalTLSChannel(
                 base: RefusingChildChannel(
                     inner: HTTP1WebSocketUpgradeChannel(
@@ -173,7 +195,13 @@ public struct LogcastApplication: Sendable {
                 context: configuration.tlsContext
             ), gate: gate, headTimeout: TimeAmount(configuration.requestHeadTimeout))
         }
-        let announce = { @Sendable (port: Int, address: String) in
+    }
+
+    /// Logs where the server listens (and warns when it is open to the
+    /// network without a token), then calls `onListening`.
+    func announcer(onListening: @escaping @Sendable (Int) async -> Void) -> @Sendable (Int, String) async -> Void {
+        let (configuration, logger) = (self.configuration, self.logger)
+        return { port, address in
             let scheme = configuration.tlsContext == nil ? "http" : "https"
             logger.notice("listening", metadata: ["address": "\(scheme)://\(address):\(port)"])
             if !configuration.access.requiresToken, !Self.isLoopback(address) {
@@ -183,27 +211,30 @@ public struct LogcastApplication: Sendable {
             }
             await onListening(port)
         }
-        let drainer = ShutdownDrainer(hub: hub, connections: connections, timeout: configuration.shutdownDrainTimeout)
-        if let socket = configuration.activatedSocket {
-            let child = makeChildChannel(makeHTTPResponder(router: router, logger: logger))
-            let server = ActivatedServer(socket: socket, child: child, logger: logger) { port, address in
-                logger.notice("adopted the listening socket passed by systemd", metadata: ["fd": "\(socket)"])
-                await announce(port, address)
-            }
-            return (server, drainer)
-        }
-        let application = Application(
+    }
+
+    /// The whole server as a Hummingbird application (what runs when no
+    /// socket was passed by systemd); the in-process tests run it too.
+    func makeHTTPApplication(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> Application<RouterResponder<LogcastRequestContext>> {
+        makeHTTPApplication(router: makeRouter(), childChannel: childChannelFactory(), announce: announcer(onListening: onListening))
+    }
+
+    /// The Hummingbird application on `host:port` (when no socket was passed by systemd).
+    func makeHTTPApplication(
+        router: Router<LogcastRequestContext>,
+        childChannel: @escaping @Sendable (@escaping HTTPChannelHandler.Responder) -> ServerChildChannel,
+        announce: @escaping @Sendable (Int, String) async -> Void
+    ) -> Application<RouterResponder<LogcastRequestContext>> {
+        Application(
             router: router,
-            server: HTTPServerBuilder { responder in makeChildChannel(responder) },
+            server: HTTPServerBuilder { responder in childChannel(responder) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: LogcastVersion.server),
             onServerRunning: { channel in
                 await announce(channel.localAddress?.port ?? configuration.port, configuration.host)
             },
             logger: logger
         )
-        return (application, drainer)
     }
-
 
     // MARK: Upgrade decisions
 
