@@ -110,8 +110,8 @@ public struct LineFormatter: Sendable {
     /// Interprets one NDJSON object (`raw` is its exact text).
     public func format(raw: Substring) -> Output {
         guard let data = raw.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let type = object["type"] as? String
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let type = object["type"] as? String
         else { return .notice("logcast: the server sent something that is not a JSON object: \(raw.prefix(200))") }
         switch type {
         case "line":

@@ -16,7 +16,7 @@ public struct ServerAddress: Sendable, Equatable {
     public init(parsing text: String) throws(TailError) {
         let problem = TailError.usage("bad URL '\(text)': use ws://HOST:PORT or wss://HOST:PORT (e.g. ws://127.0.0.1:8080)")
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              let host = components.host, !host.isEmpty
+            let host = components.host, !host.isEmpty
         else { throw problem }
         switch scheme {
         case "ws", "http": secure = false

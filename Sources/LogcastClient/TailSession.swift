@@ -93,7 +93,9 @@ public final class TailSession: Sendable {
                 }
                 let wasConnected = everConnected
                 let close = try await WebSocketClient.connect(url: url, configuration: configuration, tlsConfiguration: tls, logger: logger) {
-                    inbound, _, _ in
+                    inbound,
+                    _,
+                    _ in
                     connectedAt.withLock { $0 = .now }
                     if wasConnected {
                         let seq = self.position.withLock { $0.lastSeq }
@@ -129,7 +131,10 @@ public final class TailSession: Sendable {
                 if ContinuousClock.now - since > .seconds(5) { backoff.reset() }
             }
             if !everConnected, ContinuousClock.now - started >= options.connectTimeout {
-                throw .unreachable("logcast: cannot connect to \(options.address.webSocketURL(query: "")): \(failure) (retried for \(options.connectTimeout.components.seconds)s; see --connect-timeout)")
+                throw .unreachable(
+                    "logcast: cannot connect to \(options.address.webSocketURL(query: "")): \(failure) (retried for "
+                        + "\(options.connectTimeout.components.seconds)s; see --connect-timeout)"
+                )
             }
             let wait = backoff.next()
             if !announcedOutage {
@@ -148,7 +153,13 @@ public final class TailSession: Sendable {
         let target = options.address.httpTarget(base + "/api/v1/lines", query: QueryString.encode(items))
         let response: HTTPGet.Response
         do {
-            response = try await HTTPGet.fetch(host: options.address.host, port: options.address.port, target: target, headers: authorizationHeaders, tls: tls)
+            response = try await HTTPGet.fetch(
+                host: options.address.host,
+                port: options.address.port,
+                target: target,
+                headers: authorizationHeaders,
+                tls: tls
+            )
         } catch {
             throw .unreachable("logcast: cannot connect to \(options.address.webSocketURL(query: "")): \(Self.describe(error))")
         }
@@ -200,9 +211,15 @@ public final class TailSession: Sendable {
     /// Asks the server why the upgrade failed; nil when it cannot be reached.
     func diagnose(query: String) async throws(TailError) -> Refusal? {
         let target = options.address.httpTarget(options.address.path, query: query)
-        guard let response = try? await HTTPGet.fetch(
-            host: options.address.host, port: options.address.port, target: target, headers: authorizationHeaders, tls: tls
-        ) else { return nil }
+        guard
+            let response = try? await HTTPGet.fetch(
+                host: options.address.host,
+                port: options.address.port,
+                target: target,
+                headers: authorizationHeaders,
+                tls: tls
+            )
+        else { return nil }
         return Self.refusal(status: response.status, body: response.body, headers: response.headers)
     }
 

@@ -104,10 +104,11 @@ public struct SubscriberQueue: Sendable {
     public mutating func drain(maxBytes budget: Int) -> (gap: Gap?, items: [Item]) {
         var gap: Gap?
         if droppedLines > 0 {
-            let next = items.lazy.compactMap { item -> UInt64? in
-                if case .entry(let entry) = item { return entry.position }
-                return nil
-            }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
+            let next =
+                items.lazy.compactMap { item -> UInt64? in
+                    if case .entry(let entry) = item { return entry.position }
+                    return nil
+                }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
             gap = Gap(after: lastDeliveredSeq, next: next, missed: droppedLines)
             droppedLines = 0
         }

@@ -22,7 +22,13 @@ public struct SubscriptionRequest: Sendable, Equatable {
     public var epoch: String?
     public var format: Format = .json
 
-    public init(filter: Filter = Filter(), backlog: Int = SubscriptionRequest.defaultBacklog, after: UInt64? = nil, epoch: String? = nil, format: Format = .json) {
+    public init(
+        filter: Filter = Filter(),
+        backlog: Int = SubscriptionRequest.defaultBacklog,
+        after: UInt64? = nil,
+        epoch: String? = nil,
+        format: Format = .json
+    ) {
         self.filter = filter
         self.backlog = backlog
         self.after = after
@@ -50,7 +56,9 @@ public struct SubscriptionRequest: Sendable, Equatable {
 
     /// Keys that may be given more than once (or comma-separated).
     public static let repeatableKeys: Set<String> = ["source", "grep", "exclude", "unit", "identifier", "host"]
-    public static let allKeys = ["source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "backlog", "after", "epoch", "format"]
+    public static let allKeys = [
+        "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "backlog", "after", "epoch", "format",
+    ]
 
     /// Parses query items in order. Repeated keys add values; repeatable keys also split on
     /// commas when `splitCommas` is set (query strings; JSON arrays are already split).
@@ -71,14 +79,22 @@ public struct SubscriptionRequest: Sendable, Equatable {
             if rawValue.utf8.count > limit {
                 throw FilterError("\(key) is \(rawValue.utf8.count) bytes long; at most \(limit) are allowed", hint: "shorten the \(key) value")
             }
-            let values = splitCommas && repeatableKeys.contains(key) ? rawValue.split(separator: ",", omittingEmptySubsequences: true).map(String.init) : [rawValue]
+            let values =
+                splitCommas && repeatableKeys.contains(key)
+                ? rawValue.split(separator: ",", omittingEmptySubsequences: true).map(String.init) : [rawValue]
             for value in values where !value.isEmpty {
                 seen[key, default: 0] += 1
                 if seen[key]! > (repeatableKeys.contains(key) ? limits.maxValuesPerKey : 1) {
                     if repeatableKeys.contains(key) {
-                        throw FilterError("too many \(key) values (more than \(limits.maxValuesPerKey))", hint: "give at most \(limits.maxValuesPerKey) \(key) values")
+                        throw FilterError(
+                            "too many \(key) values (more than \(limits.maxValuesPerKey))",
+                            hint: "give at most \(limits.maxValuesPerKey) \(key) values"
+                        )
                     }
-                    throw FilterError("\(key) given more than once", hint: key == "regex" ? "combine the patterns into one, e.g. regex=a|b" : "give \(key) once")
+                    throw FilterError(
+                        "\(key) given more than once",
+                        hint: key == "regex" ? "combine the patterns into one, e.g. regex=a|b" : "give \(key) once"
+                    )
                 }
                 try request.apply(key: key, value: value, limits: limits)
             }
@@ -110,7 +126,10 @@ public struct SubscriptionRequest: Sendable, Equatable {
             if !filter.hosts.contains(value) { filter.hosts.append(value) }
         case "backlog":
             guard let number = Int(value), number >= 0, number <= limits.maxBacklog else {
-                throw FilterError("backlog '\(value)' is not a whole number from 0 to \(limits.maxBacklog)", hint: "e.g. backlog=100, or backlog=0 for live lines only")
+                throw FilterError(
+                    "backlog '\(value)' is not a whole number from 0 to \(limits.maxBacklog)",
+                    hint: "e.g. backlog=100, or backlog=0 for live lines only"
+                )
             }
             backlog = number
         case "after":
@@ -120,7 +139,10 @@ public struct SubscriptionRequest: Sendable, Equatable {
             after = number
         case "epoch":
             guard value.utf8.count <= 64, value.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
-                throw FilterError("epoch '\(value)' is not an epoch", hint: "epoch takes the hex string from the hello message, e.g. epoch=5f0c2a9e41d7b3aa")
+                throw FilterError(
+                    "epoch '\(value)' is not an epoch",
+                    hint: "epoch takes the hex string from the hello message, e.g. epoch=5f0c2a9e41d7b3aa"
+                )
             }
             epoch = value
         case "format":
@@ -135,7 +157,9 @@ public struct SubscriptionRequest: Sendable, Equatable {
 
     /// `err` = 0...3; `warning..err` or `err..warning` = 3...4; names, aliases or digits.
     public static func parsePriority(_ text: String) throws(FilterError) -> ClosedRange<Int> {
-        let hint = "priority takes a level (emerg alert crit err warning notice info debug, or 0-7) meaning that level or more severe, or a range like warning..err"
+        let hint =
+            "priority takes a level (emerg alert crit err warning notice info debug, or 0-7) meaning that level or more severe, or a range "
+            + "like warning..err"
         let parts = text.components(separatedBy: "..")
         switch parts.count {
         case 1:
@@ -153,4 +177,3 @@ public struct SubscriptionRequest: Sendable, Equatable {
         }
     }
 }
-

@@ -19,4 +19,3 @@ public enum Priority {
         return nil
     }
 }
-

@@ -1,8 +1,8 @@
 import Foundation
 import HTTPTypes
-import Synchronization
 import LogcastHub
 import LogcastProtocol
+import Synchronization
 
 /// The bearer tokens a server accepts, loaded from a token file.
 ///
@@ -104,7 +104,8 @@ public struct AccessRequest: Sendable {
     /// The query string's keys (to refuse tokens put in the URL).
     public var queryKeys: [String] = []
 
-    public init(authorization: String? = nil, webSocketProtocols: [String] = [], origin: String? = nil, host: String? = nil, queryKeys: [String] = []) {
+    public init(authorization: String? = nil, webSocketProtocols: [String] = [], origin: String? = nil, host: String? = nil, queryKeys: [String] = [])
+    {
         self.authorization = authorization
         self.webSocketProtocols = webSocketProtocols
         self.origin = origin
@@ -170,7 +171,9 @@ public struct AccessPolicy: Sendable {
         return Refusal(
             .forbidden,
             "origin '\(origin)' is not allowed",
-            hint: "pages are served streams only from this server's own origin; allow another with --allow-origin ORIGIN (e.g. --allow-origin https://logs.example.com)"
+            hint:
+                "pages are served streams only from this server's own origin; allow another with --allow-origin ORIGIN (e.g. "
+                + "--allow-origin https://logs.example.com)"
         )
     }
 
@@ -216,7 +219,9 @@ public struct AccessPolicy: Sendable {
             if request.queryKeys.contains(where: { Self.tokenQueryKeys.contains($0.lowercased()) }) {
                 return unauthorized(
                     "token required; tokens in the URL are not accepted",
-                    hint: "URLs end up in logs and browser history: send 'Authorization: Bearer TOKEN' (or, from a browser, the subprotocols 'logcast.v1, logcast.token.<base64url token>')",
+                    hint:
+                        "URLs end up in logs and browser history: send 'Authorization: Bearer TOKEN' (or, from a browser, the subprotocols "
+                        + "'logcast.v1, logcast.token.<base64url token>')",
                     invalid: false
                 )
             }
@@ -285,7 +290,7 @@ public enum Base64URL {
     /// Nil for characters outside the alphabet or an impossible length.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
         guard !text.isEmpty, text.utf8.count % 4 != 1,
-              text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
         else { return nil }
         var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         standard += String(repeating: "=", count: (4 - standard.utf8.count % 4) % 4)

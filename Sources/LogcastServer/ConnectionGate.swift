@@ -66,7 +66,10 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
         let gate = self.gate
         channel.closeFuture.whenComplete { _ in gate.leave() }
         let timeout = channel.eventLoop.scheduleTask(in: headTimeout) {
-            logger.debug("closing a connection that sent no complete request head", metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"])
+            logger.debug(
+                "closing a connection that sent no complete request head",
+                metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"]
+            )
             channel.close(promise: nil)
         }
         return base.setup(channel: channel, logger: logger).flatMapThrowing { value in

@@ -24,10 +24,13 @@ extension LogcastApplication {
         var attempt = StreamAttempt(request, remoteAddress: context.remoteAddress)
         if let lastEventID = request.headers[Self.lastEventID] {
             guard let position = Self.eventPosition(lastEventID) else {
-                throw Refusal(.badRequest, FilterError(
-                    "Last-Event-ID '\(String(lastEventID.prefix(100)))' is not an id this server sent",
-                    hint: "ids look like EPOCH-SEQ (e.g. 5f0c2a9e41d7b3aa-1042); omit the header to start from the backlog"
-                ))
+                throw Refusal(
+                    .badRequest,
+                    FilterError(
+                        "Last-Event-ID '\(String(lastEventID.prefix(100)))' is not an id this server sent",
+                        hint: "ids look like EPOCH-SEQ (e.g. 5f0c2a9e41d7b3aa-1042); omit the header to start from the backlog"
+                    )
+                )
             }
             attempt.items.removeAll { $0.key == "after" || $0.key == "epoch" }
             attempt.items.append((key: "after", value: String(position.seq)))
@@ -47,7 +50,9 @@ extension LogcastApplication {
         // head misses no line published after it.
         let hello = helloObject(filter: matcher.filter)
         let hub = self.hub
-        let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : []) }
+        let subscription = await offCooperativePool {
+            hub.subscribe(matcher: matcher, request: parsed, prelude: parsed.format == .json ? [hello] : [])
+        }
         slot.onTokenRevoked { subscription.close(code: StreamSession.closeTokenRevoked, reason: "token revoked") }
         // A client that goes away (even before the body runs) gives back its
         // place and its subscription: an idle stream would notice only at its next write.
@@ -64,52 +69,56 @@ extension LogcastApplication {
             .cacheControl: "no-store",
             HTTPField.Name("X-Accel-Buffering")!: "no",
         ]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            defer { slot.release() }
-            app.metrics.opened(.sse)
-            app.logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "sse"])
-            defer {
-                app.hub.unsubscribe(subscription)
-                app.metrics.closed(.sse)
-            }
-            let heartbeat = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: app.configuration.sseHeartbeat)
-                    if !Task.isCancelled { subscription.sendControl([], replacingUnsent: { $0.isEmpty }) }
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: ResponseBody { writer in
+                defer { slot.release() }
+                app.metrics.opened(.sse)
+                app.logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "sse"])
+                defer {
+                    app.hub.unsubscribe(subscription)
+                    app.metrics.closed(.sse)
                 }
-            }
-            defer { heartbeat.cancel() }
-            let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format)
-            var reason = "closed"
-            loop: while true {
-                switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {
-                case .items(let gap, let batch):
-                    var buffer = ByteBuffer()
-                    if let gap { app.metrics.slowConsumerGap(missed: gap.missed) }
-                    let lines = framing.append(gap: gap, items: batch, to: &buffer)
-                    let bytes = buffer.readableBytes
-                    do {
-                        try await writer.write(buffer)
-                    } catch {
-                        reason = "peer gone"
+                let heartbeat = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: app.configuration.sseHeartbeat)
+                        if !Task.isCancelled { subscription.sendControl([], replacingUnsent: { $0.isEmpty }) }
+                    }
+                }
+                defer { heartbeat.cancel() }
+                let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format)
+                var reason = "closed"
+                loop: while true {
+                    switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {
+                    case .items(let gap, let batch):
+                        var buffer = ByteBuffer()
+                        if let gap { app.metrics.slowConsumerGap(missed: gap.missed) }
+                        let lines = framing.append(gap: gap, items: batch, to: &buffer)
+                        let bytes = buffer.readableBytes
+                        do {
+                            try await writer.write(buffer)
+                        } catch {
+                            reason = "peer gone"
+                            break loop
+                        }
+                        app.metrics.sent(.sse, lines: lines, bytes: bytes)
+                    case .overflowed:
+                        app.metrics.slowDisconnect()
+                        reason = "slow consumer: queue overflowed"
+                        break loop
+                    case .finished:
+                        reason = app.connections.isDraining ? "server shutting down" : "finished"
+                        break loop
+                    case .close(let request):
+                        reason = request.reason
                         break loop
                     }
-                    app.metrics.sent(.sse, lines: lines, bytes: bytes)
-                case .overflowed:
-                    app.metrics.slowDisconnect()
-                    reason = "slow consumer: queue overflowed"
-                    break loop
-                case .finished:
-                    reason = app.connections.isDraining ? "server shutting down" : "finished"
-                    break loop
-                case .close(let request):
-                    reason = request.reason
-                    break loop
                 }
+                app.logger.info("subscriber disconnected", metadata: ["subscriber": "\(subscription.id)", "transport": "sse", "reason": "\(reason)"])
+                try? await writer.finish(nil)
             }
-            app.logger.info("subscriber disconnected", metadata: ["subscriber": "\(subscription.id)", "transport": "sse", "reason": "\(reason)"])
-            try? await writer.finish(nil)
-        })
+        )
     }
 
     /// The position in an SSE id: `EPOCH-SEQ`, or a bare `SEQ` (no epoch).

@@ -57,7 +57,9 @@ public struct HostPolicy: Sendable, Equatable {
         return Refusal(
             .misdirectedRequest,
             "host '\(shown)' is not a name of this server",
-            hint: "a request for a name this server does not know may come from a DNS rebinding attack; if clients really reach this server by that name, start it with \(suggestion)"
+            hint:
+                "a request for a name this server does not know may come from a DNS rebinding attack; if clients really reach this server "
+                + "by that name, start it with \(suggestion)"
         )
     }
 

@@ -1,15 +1,14 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import HummingbirdWSCompression
+import HummingbirdWebSocket
 import LogcastHub
 import LogcastProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
-
 
 /// Builds the logcast HTTP/WebSocket application. The executable and the
 /// tests call the same function.
@@ -41,7 +40,8 @@ public struct LogcastApplication: Sendable {
         self.registry = registry
         self.logger = logger
         self.gate = ConnectionGate(maxConnections: configuration.maxConnections)
-        self.hosts = configuration.allowedHosts.contains("*")
+        self.hosts =
+            configuration.allowedHosts.contains("*")
             ? .any
             : HostPolicy(listenHost: configuration.host, hostName: configuration.hostName, allowed: configuration.allowedHosts)
     }
@@ -107,7 +107,10 @@ public struct LogcastApplication: Sendable {
 
     /// The HTTP application, and the drainer that must follow it in the service group.
     /// - Parameter onListening: called with the bound port once the server listens.
-    func makeApplication(router: Router<LogcastRequestContext>, onListening: @escaping @Sendable (Int) async -> Void) -> (application: any Service, drainer: ShutdownDrainer) {
+    func makeApplication(
+        router: Router<LogcastRequestContext>,
+        onListening: @escaping @Sendable (Int) async -> Void
+    ) -> (application: any Service, drainer: ShutdownDrainer) {
         let makeChildChannel = childChannelFactory()
         let announce = announcer(onListening: onListening)
         let drainer = ShutdownDrainer(hub: hub, connections: connections, timeout: configuration.shutdownDrainTimeout)
@@ -144,56 +147,60 @@ public struct LogcastApplication: Sendable {
         let app = self
         let gate = self.gate
         return { @Sendable (responder: @escaping HTTPChannelHandler.Responder) in
-            GuardedChildChannel(base: OptionalTLSChannel(
-                base: RefusingChildChannel(
-                    inner: HTTP1WebSocketUpgradeChannel(
-                        responder: responder,
-                        configuration: .init(
-                            http1: .init(idleTimeout: TimeAmount(configuration.idleTimeout)),
-                            ws: wsConfiguration
-                        ),
-                        shouldUpgrade: { request, channel, _ in
-                            // Access, limits and the filter were checked (and the filter compiled) by
-                            // the admission in `decide`, which counted the stream; this picks the subprotocol.
-                            guard let admitted = app.connections.takePending(for: channel) else {
-                                return .dontUpgrade
+            GuardedChildChannel(
+                base: OptionalTLSChannel(
+                    base: RefusingChildChannel(
+                        inner: HTTP1WebSocketUpgradeChannel(
+                            responder: responder,
+                            configuration: .init(
+                                http1: .init(idleTimeout: TimeAmount(configuration.idleTimeout)),
+                                ws: wsConfiguration
+                            ),
+                            shouldUpgrade: { request, channel, _ in
+                                // Access, limits and the filter were checked (and the filter compiled) by
+                                // the admission in `decide`, which counted the stream; this picks the subprotocol.
+                                guard let admitted = app.connections.takePending(for: channel) else {
+                                    return .dontUpgrade
+                                }
+                                let offered = AccessRequest.protocols(fromHeaderValues: request.headerFields[values: .secWebSocketProtocol])
+                                var headers = HTTPFields()
+                                if offered.contains(AccessPolicy.subprotocol) { headers[.secWebSocketProtocol] = AccessPolicy.subprotocol }
+                                let remote = channel.remoteAddress?.ipAddress
+                                return .upgrade(headers) { inbound, outbound, _ in
+                                    try await session.run(
+                                        request: admitted.request,
+                                        matcher: admitted.matcher,
+                                        slot: admitted.slot,
+                                        remoteAddress: remote,
+                                        inbound: inbound,
+                                        outbound: outbound
+                                    )
+                                }
                             }
-                            let offered = AccessRequest.protocols(fromHeaderValues: request.headerFields[values: .secWebSocketProtocol])
-                            var headers = HTTPFields()
-                            if offered.contains(AccessPolicy.subprotocol) { headers[.secWebSocketProtocol] = AccessPolicy.subprotocol }
-                            let remote = channel.remoteAddress?.ipAddress
-                            return .upgrade(headers) { inbound, outbound, _ in
-                                try await session.run(
-                                    request: admitted.request,
-                                    matcher: admitted.matcher,
-                                    slot: admitted.slot,
-                                    remoteAddress: remote,
-                                    inbound: inbound,
-                                    outbound: outbound
+                        ),
+                        decide: { head, channel in
+                            switch app.admit(StreamAttempt(head, remoteAddress: channel.remoteAddress), at: Endpoint.resolve(target: head.uri)) {
+                            case .failure(let refusal):
+                                return refusal
+                            case .success(let admission):
+                                // Counted from now until the connection closes, whatever happens to the upgrade.
+                                app.connections.setPending(
+                                    .init(slot: admission.slot, request: admission.stream.request, matcher: admission.stream.matcher),
+                                    for: channel
                                 )
+                                channel.closeFuture.whenComplete { _ in
+                                    _ = app.connections.takePending(for: channel)
+                                    admission.slot.release()
+                                }
+                                return nil
                             }
                         }
                     ),
-                    decide: { head, channel in
-                        switch app.admit(StreamAttempt(head, remoteAddress: channel.remoteAddress), at: Endpoint.resolve(target: head.uri)) {
-                        case .failure(let refusal):
-                            return refusal
-                        case .success(let admission):
-                            // Counted from now until the connection closes, whatever happens to the upgrade.
-                            app.connections.setPending(
-                                .init(slot: admission.slot, request: admission.stream.request, matcher: admission.stream.matcher),
-                                for: channel
-                            )
-                            channel.closeFuture.whenComplete { _ in
-                                _ = app.connections.takePending(for: channel)
-                                admission.slot.release()
-                            }
-                            return nil
-                        }
-                    }
+                    context: configuration.tlsContext
                 ),
-                context: configuration.tlsContext
-            ), gate: gate, headTimeout: TimeAmount(configuration.requestHeadTimeout))
+                gate: gate,
+                headTimeout: TimeAmount(configuration.requestHeadTimeout)
+            )
         }
     }
 
@@ -205,9 +212,10 @@ public struct LogcastApplication: Sendable {
             let scheme = configuration.tlsContext == nil ? "http" : "https"
             logger.notice("listening", metadata: ["address": "\(scheme)://\(address):\(port)"])
             if !configuration.access.requiresToken, !Self.isLoopback(address) {
-                logger.warning(
-                    "listening on \(address) without --token-file: anyone who can reach this port can read these logs; set a token, or listen on 127.0.0.1 behind a proxy"
-                )
+                let warning =
+                    "listening on \(address) without --token-file: anyone who can reach this port can read these logs; "
+                    + "set a token, or listen on 127.0.0.1 behind a proxy"
+                logger.warning("\(warning)")
             }
             await onListening(port)
         }
@@ -310,36 +318,47 @@ public struct LogcastApplication: Sendable {
             return .failure(Refusal(.notFound, "no WebSocket endpoint at \(path)", hint: "connect to /ws"))
         }
         if attempt.target.utf8.count > configuration.maxRequestTargetBytes {
-            return .failure(Refusal(
-                .uriTooLong,
-                "request target longer than \(configuration.maxRequestTargetBytes) bytes",
-                hint: "shorten the query; filter values are at most 1024 bytes each"
-            ))
+            return .failure(
+                Refusal(
+                    .uriTooLong,
+                    "request target longer than \(configuration.maxRequestTargetBytes) bytes",
+                    hint: "shorten the query; filter values are at most 1024 bytes each"
+                )
+            )
         }
         if case .failure(let refusal) = configuration.access.check(attempt.access) {
             return .failure(refusal)
         }
         let token = configuration.access.requiresToken ? configuration.access.presentedToken(attempt.access) : nil
         let slot: ConnectionTracker.Slot
-        switch connections.admit(from: attempt.remoteAddress, token: token, maxTotal: configuration.maxSubscribers, maxPerAddress: configuration.maxConnectionsPerAddress) {
+        switch connections.admit(
+            from: attempt.remoteAddress,
+            token: token,
+            maxTotal: configuration.maxSubscribers,
+            maxPerAddress: configuration.maxConnectionsPerAddress
+        ) {
         case .success(let admitted):
             slot = admitted
         case .failure(.draining):
             return .failure(Refusal(.serviceUnavailable, "server is shutting down", hint: "reconnect in a few seconds", headers: [.retryAfter: "5"]))
         case .failure(.tooMany(let limit)):
-            return .failure(Refusal(
-                .serviceUnavailable,
-                "too many subscribers (\(limit))",
-                hint: "try again later; the limit is --max-subscribers",
-                headers: [.retryAfter: "10"]
-            ))
+            return .failure(
+                Refusal(
+                    .serviceUnavailable,
+                    "too many subscribers (\(limit))",
+                    hint: "try again later; the limit is --max-subscribers",
+                    headers: [.retryAfter: "10"]
+                )
+            )
         case .failure(.tooManyFromAddress(let address, let limit)):
-            return .failure(Refusal(
-                .tooManyRequests,
-                "too many streams from \(address) (\(limit))",
-                hint: "close some; the limit is --max-connections-per-address",
-                headers: [.retryAfter: "10"]
-            ))
+            return .failure(
+                Refusal(
+                    .tooManyRequests,
+                    "too many streams from \(address) (\(limit))",
+                    hint: "close some; the limit is --max-connections-per-address",
+                    headers: [.retryAfter: "10"]
+                )
+            )
         }
         switch streamRequest(items: attempt.items) {
         case .success(let stream):
@@ -402,18 +421,22 @@ public struct LogcastApplication: Sendable {
             HTTPField.Name("Logcast-Scan")!: scan.complete ? "complete" : "incomplete",
         ]
         let framing = StreamFraming(kind: .ndjson, format: parsed.format)
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var buffer = ByteBuffer()
-            for item in scan.items {
-                _ = framing.append(item, to: &buffer)
-                if buffer.readableBytes >= 64 * 1024 {
-                    try await writer.write(buffer)
-                    buffer.clear()
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: ResponseBody { writer in
+                var buffer = ByteBuffer()
+                for item in scan.items {
+                    _ = framing.append(item, to: &buffer)
+                    if buffer.readableBytes >= 64 * 1024 {
+                        try await writer.write(buffer)
+                        buffer.clear()
+                    }
                 }
+                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                try await writer.finish(nil)
             }
-            if buffer.readableBytes > 0 { try await writer.write(buffer) }
-            try await writer.finish(nil)
-        })
+        )
     }
 
     /// `/api/v1/lines` reads served at once (each scans the history); more get `503`.

@@ -70,7 +70,8 @@ struct OptionalTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
 /// its own origin), no MIME sniffing, no referrer, no framing.
 struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     static var contentSecurityPolicy: String {
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src "
+            + "'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     }
 
     static var referrerPolicy: HTTPField.Name { HTTPField.Name("Referrer-Policy")! }
@@ -104,7 +105,11 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.description.utf8.count > maxTargetBytes {
-            throw Refusal(.uriTooLong, "request target longer than \(maxTargetBytes) bytes", hint: "shorten the query; filter values are at most 1024 bytes each")
+            throw Refusal(
+                .uriTooLong,
+                "request target longer than \(maxTargetBytes) bytes",
+                hint: "shorten the query; filter values are at most 1024 bytes each"
+            )
         }
         if let webRoot, !isInside(webRoot: webRoot, path: request.uri.path) {
             throw Refusal(.notFound, "not found", hint: "the viewer is at /")

@@ -30,7 +30,10 @@ public final class ServerMetrics: Sendable {
     public init() {}
 
     func opened(_ transport: Transport) {
-        counters(transport) { $0.connections.add(1, ordering: .relaxed); $0.open.add(1, ordering: .relaxed) }
+        counters(transport) {
+            $0.connections.add(1, ordering: .relaxed)
+            $0.open.add(1, ordering: .relaxed)
+        }
     }
 
     func closed(_ transport: Transport) {
@@ -63,8 +66,10 @@ public final class ServerMetrics: Sendable {
     func snapshot(_ transport: Transport) -> (lines: UInt64, bytes: UInt64, connections: UInt64, open: Int) {
         var result: (UInt64, UInt64, UInt64, Int) = (0, 0, 0, 0)
         counters(transport) {
-            result = ($0.linesSent.load(ordering: .relaxed), $0.bytesSent.load(ordering: .relaxed),
-                      $0.connections.load(ordering: .relaxed), $0.open.load(ordering: .relaxed))
+            result = (
+                $0.linesSent.load(ordering: .relaxed), $0.bytesSent.load(ordering: .relaxed),
+                $0.connections.load(ordering: .relaxed), $0.open.load(ordering: .relaxed)
+            )
         }
         return result
     }
@@ -106,11 +111,17 @@ public final class ServerMetrics: Sendable {
         out.metric("logcast_subscribers", help: "Open streams, by transport.", type: "gauge")
         for transport in Transport.allCases { out.sample("logcast_subscribers", ["transport": transport.rawValue], Double(snapshot(transport).open)) }
         out.metric("logcast_connections_total", help: "Streams opened, by transport.", type: "counter")
-        for transport in Transport.allCases { out.sample("logcast_connections_total", ["transport": transport.rawValue], Double(snapshot(transport).connections)) }
+        for transport in Transport.allCases {
+            out.sample("logcast_connections_total", ["transport": transport.rawValue], Double(snapshot(transport).connections))
+        }
         out.metric("logcast_lines_delivered_total", help: "Lines sent to subscribers, by transport.", type: "counter")
-        for transport in Transport.allCases { out.sample("logcast_lines_delivered_total", ["transport": transport.rawValue], Double(snapshot(transport).lines)) }
+        for transport in Transport.allCases {
+            out.sample("logcast_lines_delivered_total", ["transport": transport.rawValue], Double(snapshot(transport).lines))
+        }
         out.metric("logcast_bytes_sent_total", help: "Bytes of stream payload sent, by transport (before compression).", type: "counter")
-        for transport in Transport.allCases { out.sample("logcast_bytes_sent_total", ["transport": transport.rawValue], Double(snapshot(transport).bytes)) }
+        for transport in Transport.allCases {
+            out.sample("logcast_bytes_sent_total", ["transport": transport.rawValue], Double(snapshot(transport).bytes))
+        }
         out.metric("logcast_gaps_total", help: "Gap events sent because a subscriber fell behind, by reason.", type: "counter")
         out.sample("logcast_gaps_total", ["reason": "slow-consumer"], Double(slowConsumerGaps.load(ordering: .relaxed)))
         out.metric("logcast_lines_dropped_total", help: "Matching lines dropped from subscriber queues, by reason.", type: "counter")

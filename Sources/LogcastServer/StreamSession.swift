@@ -54,7 +54,13 @@ struct StreamSession {
         let hub = self.hub
         let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: request, prelude: prelude) }
         slot.onTokenRevoked { subscription.close(code: Self.closeTokenRevoked, reason: "token revoked") }
-        logger.info("subscriber connected", metadata: ["subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")", "filter": "\(String(decoding: matcher.filter.json, as: UTF8.self))"])
+        logger.info(
+            "subscriber connected",
+            metadata: [
+                "subscriber": "\(subscription.id)", "transport": "ws", "remote": "\(remoteAddress ?? "-")",
+                "filter": "\(String(decoding: matcher.filter.json, as: UTF8.self))",
+            ]
+        )
 
         let readerError: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
             group.addTask { await writeLoop(subscription, outbound: outbound) }
@@ -81,7 +87,10 @@ struct StreamSession {
             }
             return readerError
         }
-        logger.info("subscriber disconnected", metadata: ["subscriber": "\(subscription.id)", "reason": "\(readerError.map { "\($0)" } ?? "closed")"])
+        logger.info(
+            "subscriber disconnected",
+            metadata: ["subscriber": "\(subscription.id)", "reason": "\(readerError.map { "\($0)" } ?? "closed")"]
+        )
         if let readerError { throw readerError }
     }
 
@@ -152,7 +161,9 @@ struct StreamSession {
                     return
                 }
                 let error = Self.errorJSON(
-                    "\(Self.rateLimitError): at most \(Int(configuration.clientMessagesPerSecond)) per second (bursts of \(configuration.clientMessageBurst)); ignored, the filter is unchanged (\(refusedInARow) in a row; at \(Self.maxRefusedMessages) the connection is closed)"
+                    "\(Self.rateLimitError): at most \(Int(configuration.clientMessagesPerSecond)) per second (bursts of "
+                        + "\(configuration.clientMessageBurst)); ignored, the filter is unchanged (\(refusedInARow) in a row; at "
+                        + "\(Self.maxRefusedMessages) the connection is closed)"
                 )
                 if !subscription.sendControl(error, replacingUnsent: { $0.starts(with: Self.rateLimitPrefix) }) {
                     subscription.close(code: Self.closePolicyViolation, reason: "replies not read")
@@ -164,7 +175,10 @@ struct StreamSession {
             case .text(let text):
                 await handleClientMessage(text, subscription: subscription)
             case .binary:
-                reply(Self.errorJSON("binary messages are not understood; send a JSON text message such as {\"type\":\"subscribe\",\"filter\":{}}"), to: subscription)
+                reply(
+                    Self.errorJSON("binary messages are not understood; send a JSON text message such as {\"type\":\"subscribe\",\"filter\":{}}"),
+                    to: subscription
+                )
             }
         }
     }

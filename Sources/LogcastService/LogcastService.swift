@@ -127,7 +127,10 @@ public enum LogcastService {
             logger: logger
         )
         // Watchdog pings prove the hub is not wedged: taking its lock must succeed.
-        let notifier = SystemdNotifier(isHealthy: { _ = hub.statistics; return true })
+        let notifier = SystemdNotifier(isHealthy: {
+            _ = hub.statistics
+            return true
+        })
         logger.info(
             "starting",
             metadata: ["epoch": "\(hub.epoch)", "sources": "\(statuses.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"]

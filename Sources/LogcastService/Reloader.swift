@@ -37,7 +37,7 @@ struct Reloader: Service {
                 logger.error("token file not reloaded; the previous tokens stay in force", metadata: ["error": "\(error.description)"])
             }
         }
-        fileTailers.forEach { $0.reopen() }
-        journalTailers.forEach { $0.reopen() }
+        for tailer in fileTailers { tailer.reopen() }
+        for tailer in journalTailers { tailer.reopen() }
     }
 }

@@ -99,7 +99,8 @@ public struct ServeConfiguration: Sendable {
             sources = SourceSpec.defaultSources()
             guard !sources.isEmpty else {
                 throw ConfigurationError(
-                    "nothing to follow: the system journal and /var/log/syslog and /var/log/messages are not readable here; give --file [NAME=]PATH, --journal, --journal-directory DIR (all repeatable) or --demo"
+                    "nothing to follow: the system journal and /var/log/syslog and /var/log/messages are not readable here; give --file "
+                        + "[NAME=]PATH, --journal, --journal-directory DIR (all repeatable) or --demo"
                 )
             }
         }

@@ -71,11 +71,15 @@ public enum SocketActivation {
         if count < 0 { throw SocketActivationError(description: "LISTEN_FDS is set but unusable: \(String(cString: strerror(-count)))") }
         if count == 0 { return nil }
         guard count == 1 else {
-            throw SocketActivationError(description: "systemd passed \(count) sockets; logcast listens on one (use a single ListenStream= in logcast.socket)")
+            throw SocketActivationError(
+                description: "systemd passed \(count) sockets; logcast listens on one (use a single ListenStream= in logcast.socket)"
+            )
         }
         let fd = firstDescriptor
         guard sd_is_socket(fd, AF_UNSPEC, Int32(SOCK_STREAM.rawValue), 1) > 0 else {
-            throw SocketActivationError(description: "the socket systemd passed is not a listening stream socket (ListenStream= is needed, not ListenDatagram=)")
+            throw SocketActivationError(
+                description: "the socket systemd passed is not a listening stream socket (ListenStream= is needed, not ListenDatagram=)"
+            )
         }
         return fd
     }

@@ -8,7 +8,8 @@ import LogcastService
 struct Logcast: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logcast",
-        abstract: "Real-time log tailing over WebSocket: follows files like tail -F and the journal like journalctl -f, and streams them to subscribers.",
+        abstract:
+            "Real-time log tailing over WebSocket: follows files like tail -F and the journal like journalctl -f, and streams them to subscribers.",
         version: LogcastVersion.string,
         subcommands: [Serve.self, Tail.self]
     )

@@ -28,13 +28,19 @@ struct Tail: AsyncParsableCommand {
     @Option(name: [.short, .long], help: ArgumentHelp("Message contains this text (repeatable: all must match; smart case).", valueName: "TEXT"))
     var grep: [String] = []
 
-    @Option(name: [.customShort("e"), .customLong("regex")], help: ArgumentHelp("Message matches this PCRE2 regular expression.", valueName: "REGEX"))
+    @Option(
+        name: [.customShort("e"), .customLong("regex")],
+        help: ArgumentHelp("Message matches this PCRE2 regular expression.", valueName: "REGEX")
+    )
     var regex: String?
 
     @Option(name: [.customShort("x"), .long], help: ArgumentHelp("Drop lines containing this text (repeatable).", valueName: "TEXT"))
     var exclude: [String] = []
 
-    @Option(name: [.short, .long], help: ArgumentHelp("This level or more severe (err, warning, 0-7), or a range like warning..err.", valueName: "LEVEL"))
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp("This level or more severe (err, warning, 0-7), or a range like warning..err.", valueName: "LEVEL")
+    )
     var priority: String?
 
     @Option(name: [.short, .customLong("unit")], help: ArgumentHelp("systemd unit (repeatable; 'nginx' means nginx.service).", valueName: "UNIT"))
@@ -52,10 +58,19 @@ struct Tail: AsyncParsableCommand {
     @Flag(help: "Print the history lines and exit instead of following.")
     var noFollow = false
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("short (time, host, source, message), json (the server's objects) or cat (message only).", valueName: "short|json|cat"))
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp("short (time, host, source, message), json (the server's objects) or cat (message only).", valueName: "short|json|cat")
+    )
     var output = "short"
 
-    @Option(help: ArgumentHelp("Control characters in messages, hosts and paths: escape (shown as \\x1b, \\r...; the default, so a log line cannot rewrite the terminal), color (escape all but SGR colour sequences in messages), raw (pass every byte through).", valueName: "escape|color|raw"))
+    @Option(
+        help: ArgumentHelp(
+            "Control characters in messages, hosts and paths: escape (shown as \\x1b, \\r...; the default, so a log line cannot rewrite "
+                + "the terminal), color (escape all but SGR colour sequences in messages), raw (pass every byte through).",
+            valueName: "escape|color|raw"
+        )
+    )
     var controlCharacters: String = "escape"
 
     @Option(help: ArgumentHelp("Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.", valueName: "auto|always|never"))
@@ -78,7 +93,10 @@ struct Tail: AsyncParsableCommand {
             let options = try makeOptions()
             signal(SIGPIPE, SIG_IGN)
             signal(SIGINT) { _ in _exit(0) }
-            let session = TailSession(options: options, output: TailOutput(stdout: { Terminal.write($0, to: STDOUT_FILENO) }, stderr: { Terminal.write($0, to: STDERR_FILENO) }))
+            let session = TailSession(
+                options: options,
+                output: TailOutput(stdout: { Terminal.write($0, to: STDOUT_FILENO) }, stderr: { Terminal.write($0, to: STDERR_FILENO) })
+            )
             if noFollow {
                 try await session.printBacklog()
             } else {
@@ -125,8 +143,9 @@ struct Tail: AsyncParsableCommand {
             guard let contents = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
                 throw .usage("--token-file \(tokenFile) cannot be read")
             }
-            guard let token = contents.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) })
-                .first(where: { !$0.isEmpty && !$0.hasPrefix("#") })
+            guard
+                let token = contents.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) })
+                    .first(where: { !$0.isEmpty && !$0.hasPrefix("#") })
             else { throw .usage("--token-file \(tokenFile) holds no token") }
             options.token = token
         } else if let token = environment["LOGCAST_TOKEN"], !token.isEmpty {

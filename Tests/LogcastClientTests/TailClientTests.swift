@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LogcastClient
 
 @Suite struct ServerAddressTests {
@@ -74,13 +75,18 @@ extension ServerAddress {
 }
 
 @Suite struct LineFormatterTests {
-    let line = #"{"type":"line","seq":7,"ts":"2026-11-25T09:05:29.123456Z","source":"journal","host":"web1","msg":"disk full","priority":3,"identifier":"kernel","pid":1}"#
+    let line =
+        #"{"type":"line","seq":7,"ts":"2026-11-25T09:05:29.123456Z","source":"journal","host":"web1","msg":"disk full","#
+        + #""priority":3,"identifier":"kernel","pid":1}"#
 
     @Test func shortModeIsReadableAndColouredOnlyWhenAsked() {
         let plain = LineFormatter(mode: .short, color: false).format(raw: Substring(line))
         #expect(plain == .line(seq: 7, text: "2026-11-25T09:05:29.123Z web1 journal kernel[1]: disk full"))
         let coloured = LineFormatter(mode: .short, color: true).format(raw: Substring(line))
-        guard case .line(_, let text) = coloured else { Issue.record("not a line"); return }
+        guard case .line(_, let text) = coloured else {
+            Issue.record("not a line")
+            return
+        }
         #expect(text.contains("\u{1B}[1;31mdisk full\u{1B}[0m"))
     }
 
@@ -92,17 +98,24 @@ extension ServerAddress {
     @Test func controlObjectsBecomeNotices() {
         let formatter = LineFormatter(mode: .cat, color: false)
         #expect(formatter.format(raw: #"{"type":"hello","epoch":"ab"}"#) == .hello(epoch: "ab"))
-        #expect(formatter.format(raw: #"{"type":"gap","after":1,"next":9,"missed":7,"reason":"slow-consumer"}"#)
-            == .notice("logcast: 7 lines skipped: this connection was too slow (the server dropped them)"))
+        #expect(
+            formatter.format(raw: #"{"type":"gap","after":1,"next":9,"missed":7,"reason":"slow-consumer"}"#)
+                == .notice("logcast: 7 lines skipped: this connection was too slow (the server dropped them)")
+        )
         guard case .restart(let next, _) = formatter.format(raw: #"{"type":"gap","after":5,"next":1,"reason":"restart"}"#) else {
             Issue.record("restart not recognised")
             return
         }
         #expect(next == 1)
-        #expect(formatter.format(raw: #"{"type":"source","source":"app","event":"rotated","path":"/var/log/app.log"}"#)
-            == .notice("logcast: — app rotated (/var/log/app.log) —"))
+        #expect(
+            formatter.format(raw: #"{"type":"source","source":"app","event":"rotated","path":"/var/log/app.log"}"#)
+                == .notice("logcast: — app rotated (/var/log/app.log) —")
+        )
         #expect(formatter.format(raw: #"{"type":"subscribed","filter":{}}"#) == .ignored)
-        guard case .notice(let text) = formatter.format(raw: "not json") else { Issue.record("garbage accepted"); return }
+        guard case .notice(let text) = formatter.format(raw: "not json") else {
+            Issue.record("garbage accepted")
+            return
+        }
         #expect(text.contains("not a JSON object"))
     }
 }
@@ -110,7 +123,10 @@ extension ServerAddress {
 @Suite struct RefusalTests {
     @Test func statusesMapToExitCodesAndRetries() {
         let body = Array(#"{"error":"unknown source 'x'","hint":"known sources: a, b"}"#.utf8)
-        guard case .stop(let refused) = TailSession.refusal(status: 400, body: body, headers: []) else { Issue.record("400 retried"); return }
+        guard case .stop(let refused) = TailSession.refusal(status: 400, body: body, headers: []) else {
+            Issue.record("400 retried")
+            return
+        }
         #expect(refused.exitCode == 3)
         #expect(refused.description.contains("400 unknown source 'x' (known sources: a, b)"))
         guard case .stop(let unauthorized) = TailSession.refusal(status: 401, body: Array(#"{"error":"token required"}"#.utf8), headers: []) else {

@@ -1,6 +1,7 @@
-import Testing
-@testable import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastHub
 
 @Suite struct ClientMessageTests {
     private func subscribe(_ text: String, knownSources: [String] = []) throws -> SubscriptionRequest {
@@ -23,7 +24,8 @@ import LogcastProtocol
 
     @Test func subscribeWithArraysStringsAndBacklog() throws {
         let request = try subscribe(
-            #"{"type":"subscribe","filter":{"grep":["timeout","refused"],"source":"syslog","priority":"warning..err","unit":["nginx"]},"backlog":100}"#,
+            #"{"type":"subscribe","filter":{"grep":["timeout","refused"],"source":"syslog","#
+                + #""priority":"warning..err","unit":["nginx"]},"backlog":100}"#,
             knownSources: ["syslog", "journal"]
         )
         #expect(request.filter.grep == ["timeout", "refused"])

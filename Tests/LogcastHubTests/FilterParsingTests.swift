@@ -1,6 +1,7 @@
-import Testing
-@testable import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastHub
 
 @Suite struct FilterParsingTests {
     private func parse(_ items: [(String, String)], knownSources: [String] = []) throws(FilterError) -> SubscriptionRequest {
@@ -210,7 +211,7 @@ import LogcastProtocol
     }
 
     @Test func valueLengthIsCountedInBytesNotCharacters() throws {
-        let value = String(repeating: "é", count: 513) // 1026 bytes, 513 characters
+        let value = String(repeating: "é", count: 513)  // 1026 bytes, 513 characters
         let error = try #require(failure([("grep", value)]))
         #expect(error.error.contains("1026 bytes"))
     }

@@ -1,6 +1,7 @@
-import Testing
-@testable import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastHub
 
 @Suite struct HubTests {
     static let epoch = "00000000000000aa"
@@ -73,10 +74,14 @@ import LogcastProtocol
 
     @Test func historyIsBoundedByBytes() throws {
         // Measure one line's cost, then allow room for three.
-        let probe = HubEntry(position: 1, payload: .line(TestSupport.record("line 0")), json: ProtocolObject.line(TestSupport.record("line 0"), seq: 1).encoded())
+        let probe = HubEntry(
+            position: 1,
+            payload: .line(TestSupport.record("line 0")),
+            json: ProtocolObject.line(TestSupport.record("line 0"), seq: 1).encoded()
+        )
         let cost = probe.byteCount
         let hub = makeHub(historyBytes: cost * 3 + cost / 2)
-        publish(hub, 9) // seq 1...9, all the same length
+        publish(hub, 9)  // seq 1...9, all the same length
         let stats = hub.statistics
         #expect(stats.historyLines == 3)
         #expect(stats.historyBytes <= cost * 3 + cost / 2)
@@ -150,7 +155,7 @@ import LogcastProtocol
 
     @Test func resumeOlderThanHistoryGivesEvictedGap() async throws {
         let hub = makeHub(historyLines: 3)
-        publish(hub, 10) // history keeps 8, 9, 10
+        publish(hub, 10)  // history keeps 8, 9, 10
         let subscription = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(after: 2, epoch: Self.epoch))
         let (gap, items) = await batch(subscription)
         #expect(gap == nil)
@@ -334,7 +339,7 @@ import LogcastProtocol
             return
         }
         #expect(!event.isLine)
-        #expect(event.position == 3) // the seq the next line gets
+        #expect(event.position == 3)  // the seq the next line gets
         #expect(items[1].lineSeq == 3)
 
         #expect(hub.statistics.historyLines == 3)
@@ -365,11 +370,23 @@ import LogcastProtocol
 
     @Test func lineJSONHasEveryKnownField() {
         let record = TestSupport.record(
-            "m", source: "journal", micros: 1_709_210_096_000_001, host: "h", path: "/p", priority: 3,
-            unit: "u.service", identifier: "id", pid: 42, cursor: "s=1"
+            "m",
+            source: "journal",
+            micros: 1_709_210_096_000_001,
+            host: "h",
+            path: "/p",
+            priority: 3,
+            unit: "u.service",
+            identifier: "id",
+            pid: 42,
+            cursor: "s=1"
         )
         let json = TestSupport.string(ProtocolObject.line(record, seq: 1).encoded())
-        #expect(json == #"{"type":"line","seq":1,"ts":"2024-02-29T12:34:56.000001Z","source":"journal","host":"h","path":"/p","msg":"m","priority":3,"unit":"u.service","identifier":"id","pid":42,"cursor":"s=1"}"# + "\n")
+        #expect(
+            json
+                == #"{"type":"line","seq":1,"ts":"2024-02-29T12:34:56.000001Z","source":"journal","host":"h","path":"/p","msg":"m","#
+                + #""priority":3,"unit":"u.service","identifier":"id","pid":42,"cursor":"s=1"}"# + "\n"
+        )
     }
 
     @Test func lineJSONEscapesQuotesBackslashesAndControlCharacters() {
@@ -381,8 +398,14 @@ import LogcastProtocol
     }
 
     @Test func gapJSONOmitsNilMissed() {
-        #expect(TestSupport.string(ProtocolObject.gap(after: 1, next: 2, missed: nil, reason: .restart).encoded()) == #"{"type":"gap","after":1,"next":2,"reason":"restart"}"# + "\n")
-        #expect(TestSupport.string(ProtocolObject.gap(after: 1, next: 5, missed: 3, reason: .evicted).encoded()) == #"{"type":"gap","after":1,"next":5,"missed":3,"reason":"evicted"}"# + "\n")
+        #expect(
+            TestSupport.string(ProtocolObject.gap(after: 1, next: 2, missed: nil, reason: .restart).encoded())
+                == #"{"type":"gap","after":1,"next":2,"reason":"restart"}"# + "\n"
+        )
+        #expect(
+            TestSupport.string(ProtocolObject.gap(after: 1, next: 5, missed: 3, reason: .evicted).encoded())
+                == #"{"type":"gap","after":1,"next":5,"missed":3,"reason":"evicted"}"# + "\n"
+        )
     }
 
     @Test func randomEpochIsSixteenLowerHexDigits() {

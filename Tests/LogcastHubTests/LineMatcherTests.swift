@@ -1,6 +1,7 @@
-import Testing
-@testable import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastHub
 
 @Suite struct LineMatcherTests {
     private func matcher(_ configure: (inout Filter) -> Void) throws -> LineMatcher {

@@ -1,6 +1,7 @@
-import Testing
-@testable import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastHub
 
 @Suite struct PatternTests {
     // MARK: smart case, fixed strings

@@ -1,6 +1,7 @@
-import Testing
-@testable import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastHub
 
 @Suite struct SubscriberQueueTests {
     private func line(_ seq: UInt64, _ size: Int) -> HubEntry { TestSupport.lineEntry(seq, size: size) }

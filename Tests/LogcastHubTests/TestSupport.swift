@@ -1,5 +1,6 @@
-@testable import LogcastHub
 import LogcastProtocol
+
+@testable import LogcastHub
 
 /// Small builders shared by the LogcastCore tests.
 enum TestSupport {
@@ -16,9 +17,16 @@ enum TestSupport {
         cursor: String? = nil
     ) -> LogRecord {
         LogRecord(
-            timestamp: Timestamp(microseconds: micros), source: source, message: message,
-            host: host, path: path, priority: priority, unit: unit, identifier: identifier,
-            pid: pid, cursor: cursor
+            timestamp: Timestamp(microseconds: micros),
+            source: source,
+            message: message,
+            host: host,
+            path: path,
+            priority: priority,
+            unit: unit,
+            identifier: identifier,
+            pid: pid,
+            cursor: cursor
         )
     }
 

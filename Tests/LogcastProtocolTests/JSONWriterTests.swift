@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LogcastProtocol
 
 @Suite struct JSONWriterTests {
@@ -51,8 +52,12 @@ import Testing
 
     @Test func newlineSeparatesObjectsWithoutComma() {
         let json = encode {
-            $0.beginObject(); $0.endObject(); $0.newline()
-            $0.beginObject(); $0.endObject(); $0.newline()
+            $0.beginObject()
+            $0.endObject()
+            $0.newline()
+            $0.beginObject()
+            $0.endObject()
+            $0.newline()
         }
         #expect(json == "{}\n{}\n")
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LogcastProtocol
 
 @Suite struct TimestampTests {

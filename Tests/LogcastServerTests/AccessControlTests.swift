@@ -1,9 +1,10 @@
 import Foundation
 import HTTPTypes
-import Testing
-@testable import LogcastServer
 import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastServer
 
 @Suite struct AccessPolicyTests {
     let policy = AccessPolicy(tokens: TokenStore(tokens: ["s3cret-token", "second"]), allowedOrigins: ["https://Logs.Example.com:443/"])
@@ -21,8 +22,10 @@ import LogcastProtocol
     }
 
     @Test func missingOrWrongTokensAre401WithChallenge() throws {
-        for request in [AccessRequest(), AccessRequest(authorization: "Bearer nope"), AccessRequest(authorization: "Bearer s3cret-toke"),
-                        AccessRequest(authorization: "Basic dXNlcjpwYXNz")] {
+        for request in [
+            AccessRequest(), AccessRequest(authorization: "Bearer nope"), AccessRequest(authorization: "Bearer s3cret-toke"),
+            AccessRequest(authorization: "Basic dXNlcjpwYXNz"),
+        ] {
             guard case .failure(let refusal) = policy.check(request) else {
                 Issue.record("accepted \(request)")
                 continue
@@ -87,7 +90,9 @@ import LogcastProtocol
     }
 
     @Test func subprotocolHeaderValuesAreSplit() {
-        #expect(AccessRequest.protocols(fromHeaderValues: ["logcast.v1, logcast.token.YQ", " other "]) == ["logcast.v1", "logcast.token.YQ", "other"])
+        #expect(
+            AccessRequest.protocols(fromHeaderValues: ["logcast.v1, logcast.token.YQ", " other "]) == ["logcast.v1", "logcast.token.YQ", "other"]
+        )
     }
 }
 

@@ -1,8 +1,9 @@
 import HTTPTypes
-import Testing
-@testable import LogcastServer
 import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastServer
 
 @Suite struct HostPolicyTests {
     let policy = HostPolicy(listenHost: "127.0.0.1", hostName: "Web1.Example.COM.", allowed: ["logs.example.com"])

@@ -1,12 +1,13 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
 import LogcastHub
 import LogcastProtocol
+import Logging
 import NIOCore
 import NIOEmbedded
 import Testing
+
 @testable import LogcastServer
 
 /// Access is decided by the route the router picks, whatever the spelling:
@@ -62,7 +63,8 @@ import Testing
         for endpoint in Endpoint.allCases {
             for target in [endpoint.rawValue] + Self.spellings(of: endpoint.rawValue) {
                 let response = try await respond(probe, target)
-                let routed: String? = response.status == .ok
+                let routed: String? =
+                    response.status == .ok
                     ? String(decoding: try await collect(response.body), as: UTF8.self) : nil
                 #expect(routed == Endpoint.resolve(target: target)?.rawValue, "\(target)")
             }
@@ -119,7 +121,10 @@ import Testing
             let channel = EmbeddedChannel()
             let context = LogcastRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "test")))
             let head = HTTPRequest(method: .get, scheme: nil, authority: "evil.example:8080", path: endpoint.rawValue)
-            let response = try await router.buildResponder().respond(to: Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context)
+            let response = try await router.buildResponder().respond(
+                to: Request(head: head, body: RequestBody(buffer: ByteBuffer())),
+                context: context
+            )
             #expect(response.status.code == 421, "\(endpoint)")
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LogcastService
 
 @Suite struct SettingsTests {

@@ -1,7 +1,8 @@
-import Testing
-@testable import LogcastSources
 import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastSources
 
 @Suite struct FollowStateTests {
     private let fileA = FileIdentity(device: 1, inode: 100)
@@ -15,7 +16,9 @@ import LogcastProtocol
     /// `.rewind` calls `didRewind()`, and each `.read` reads the next count of `reads`
     /// (0 once they run out) and reports it with `didRead`.
     private func perform(
-        _ steps: [FollowState.Step], on state: inout FollowState, reads: [Int] = [],
+        _ steps: [FollowState.Step],
+        on state: inout FollowState,
+        reads: [Int] = [],
         sourceLocation: SourceLocation = #_sourceLocation
     ) {
         var pending = reads[...]
@@ -117,7 +120,9 @@ import LogcastProtocol
         let newSize = 12
         var state = FollowState.following(fileA, at: 50)
         let steps = state.check(
-            path: status(fileB, size: Int64(newSize)), open: status(fileA, size: 80, links: 1))
+            path: status(fileB, size: Int64(newSize)),
+            open: status(fileA, size: 80, links: 1)
+        )
         #expect(steps == [.read, .close, .emit(.rotated), .open, .read])
         // The I/O layer, in step order: drain the old file's 30 bytes, open, read the new file.
         state.didRead(30)
@@ -128,7 +133,9 @@ import LogcastProtocol
         #expect(state.offset == Int64(newSize))
 
         let next = state.check(
-            path: status(fileB, size: Int64(newSize)), open: status(fileB, size: Int64(newSize)))
+            path: status(fileB, size: Int64(newSize)),
+            open: status(fileB, size: Int64(newSize))
+        )
         #expect(next == [.read])
         #expect(!next.contains(.emit(.truncated)))
         #expect(state.offset == Int64(newSize))

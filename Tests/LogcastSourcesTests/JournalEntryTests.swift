@@ -1,20 +1,28 @@
 import Foundation
-import Testing
-@testable import LogcastSources
 import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastSources
 
 @Suite struct JournalEntryTests {
     private func entry(_ items: String...) -> JournalEntry {
         var entry = JournalEntry()
-        items.forEach { entry.add($0) }
+        for item in items { entry.add(item) }
         return entry
     }
 
     @Test func collectsTheProtocolFields() {
         let e = entry(
-            "MESSAGE=Started nginx", "PRIORITY=6", "_SYSTEMD_UNIT=nginx.service", "SYSLOG_IDENTIFIER=nginx",
-            "_PID=42", "_HOSTNAME=web1", "_UID=33", "_BOOT_ID=abc", "_SYSTEMD_INVOCATION_ID=inv",
+            "MESSAGE=Started nginx",
+            "PRIORITY=6",
+            "_SYSTEMD_UNIT=nginx.service",
+            "SYSLOG_IDENTIFIER=nginx",
+            "_PID=42",
+            "_HOSTNAME=web1",
+            "_UID=33",
+            "_BOOT_ID=abc",
+            "_SYSTEMD_INVOCATION_ID=inv",
             "CODE_FILE=ignored.c"
         )
         let record = e.record(source: "journal", timestamp: Timestamp(microseconds: 5), cursor: "s=1")

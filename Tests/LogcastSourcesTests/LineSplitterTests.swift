@@ -1,7 +1,8 @@
-import Testing
-@testable import LogcastSources
 import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastSources
 
 @Suite struct LineSplitterTests {
     /// Feeds each chunk in order and collects the emitted lines.
@@ -77,7 +78,7 @@ import LogcastProtocol
     }
 
     @Test func overLongLineIsSplitIntoCappedPiecesWithoutLoss() {
-        let line = String(repeating: "abcdefghij", count: 5) // 50 bytes
+        let line = String(repeating: "abcdefghij", count: 5)  // 50 bytes
         let pieces = split([bytes(line + "\n")], maxLineBytes: 16)
         #expect(pieces.count == 4)
         #expect(pieces.allSatisfy { $0.utf8.count <= 16 })

@@ -1,7 +1,8 @@
-import Testing
-@testable import LogcastSources
 import LogcastHub
 import LogcastProtocol
+import Testing
+
+@testable import LogcastSources
 
 @Suite struct PriorityDetectorTests {
     // MARK: 1. <N> syslog prefix
@@ -10,7 +11,7 @@ import LogcastProtocol
         ("<3>disk failed", 3),
         ("<0>kernel panic", 0),
         ("<7>debugging", 7),
-        ("<13>user notice", 5), // facility 1, severity 5
+        ("<13>user notice", 5),  // facility 1, severity 5
         ("<191>x", 7),
     ])
     func syslogPrefix(line: String, level: Int) {
@@ -147,7 +148,7 @@ import LogcastProtocol
     }
 
     @Test func onlyTheFirst256BytesAreLookedAt() {
-        let padding = String(repeating: "x ", count: 200) // 400 bytes
+        let padding = String(repeating: "x ", count: 200)  // 400 bytes
         #expect(PriorityDetector.detect(padding + "ERROR late") == nil)
         #expect(PriorityDetector.detect("ERROR " + padding) == 3)
     }

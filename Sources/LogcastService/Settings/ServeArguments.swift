@@ -1,4 +1,5 @@
 import Foundation
+
 /// The command line of `logcast serve`, parsed from the settings table.
 ///
 /// Every ``SettingKey`` is a long flag: `--key VALUE` or `--key=VALUE`; a
@@ -135,7 +136,8 @@ public struct ServeArguments: Sendable, Equatable {
         )
         entry(
             "--check-config",
-            "Check the configuration (file, environment and flags, sources, TLS files, token file), print the effective settings and exit: 0 when valid, 2 otherwise."
+            "Check the configuration (file, environment and flags, sources, TLS files, token file), print the effective settings and exit: "
+                + "0 when valid, 2 otherwise."
         )
         entry("-h, --help", "Show this help.")
         return out

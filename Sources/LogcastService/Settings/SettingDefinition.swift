@@ -82,7 +82,11 @@ public struct SettingDefinition: Sendable {
         check: @escaping @Sendable (String) -> String? = { _ in nil }
     ) -> SettingDefinition {
         SettingDefinition(
-            kind: .text, defaultValue: defaultValue.map(SettingValue.text), emptyMeans: emptyMeans, valueName: valueName, help: help
+            kind: .text,
+            defaultValue: defaultValue.map(SettingValue.text),
+            emptyMeans: emptyMeans,
+            valueName: valueName,
+            help: help
         ) { value in
             guard case .text(let text) = value else { return nil }
             return check(text)

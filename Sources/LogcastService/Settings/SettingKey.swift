@@ -70,11 +70,14 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
         case .file:
             return .list(
                 "[NAME=]PATH",
-                "A file to follow; PATH may be a glob like '/var/log/nginx/*.log'. NAME defaults to the file's base name (for a glob, its directory's). Repeatable.",
+                "A file to follow; PATH may be a glob like '/var/log/nginx/*.log'. NAME defaults to the file's base name (for a glob, its "
+                    + "directory's). Repeatable.",
                 emptyMeans: "none; with no source at all, the journal if readable, else /var/log/syslog or /var/log/messages"
             )
         case .journal:
-            return .flag("Follow the local systemd journal (source 'journal'), like journalctl -f. Needs membership in the systemd-journal or adm group.")
+            return .flag(
+                "Follow the local systemd journal (source 'journal'), like journalctl -f. Needs membership in the systemd-journal or adm group."
+            )
         case .journalDirectory:
             return .list(
                 "[NAME=]DIR",
@@ -130,7 +133,8 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
             return .path(
                 "DIR",
                 "Directory of the browser viewer.",
-                emptyMeans: "the installed ../share/logcast/web beside the binary, or the source tree's web/ for a build; never the working directory",
+                emptyMeans:
+                    "the installed ../share/logcast/web beside the binary, or the source tree's web/ for a build; never the working directory",
                 check: { WebRoot.hasViewer($0) ? nil : "\($0) has no index.html" }
             )
         case .tokenFile:
@@ -152,7 +156,8 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
         case .allowHost:
             return .list(
                 "NAME",
-                "Answer requests whose Host header is this name, besides the server's own (localhost, IP addresses, the listen address, --host-name); others get 421, against DNS rebinding. '*' accepts any. Repeatable.",
+                "Answer requests whose Host header is this name, besides the server's own (localhost, IP addresses, the listen address, "
+                    + "--host-name); others get 421, against DNS rebinding. '*' accepts any. Repeatable.",
                 emptyMeans: "the server's own names",
                 checkEach: {
                     $0 == "*" || HostPolicy.name(ofHostHeader: $0) != nil
@@ -171,7 +176,8 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
         case .maxConnections:
             return .integer(
                 "N",
-                "Connections of any kind open at once, also capped at the descriptor limit less 128 kept for the sources; more are closed when accepted.",
+                "Connections of any kind open at once, also capped at the descriptor limit less 128 kept for the sources; more are closed "
+                    + "when accepted.",
                 default: server.maxConnections,
                 atLeast: 1
             )

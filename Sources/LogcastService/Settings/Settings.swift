@@ -48,7 +48,8 @@ public struct Settings: Sendable, Equatable {
             let origin = "\(path):\(line(keyNode)): \(key)"
             guard let settingKey = SettingKey(rawValue: key) else {
                 throw SettingsError(
-                    "\(path):\(line(keyNode)): unknown setting '\(key)'\(suggestion(for: key)); settings are the long flags of 'logcast serve': \(SettingKey.allCases.map(\.rawValue).sorted().joined(separator: ", "))"
+                    "\(path):\(line(keyNode)): unknown setting '\(key)'\(suggestion(for: key)); settings are the long flags of 'logcast "
+                        + "serve': \(SettingKey.allCases.map(\.rawValue).sorted().joined(separator: ", "))"
                 )
             }
             let kind = settingKey.definition.kind
@@ -181,7 +182,8 @@ public struct Settings: Sendable, Equatable {
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         var previous = Array(0...b.count)
         for (i, x) in a.enumerated() {
             var current = [i + 1]

@@ -222,7 +222,9 @@ struct FileTailLoop {
         }
         let start = Self.offsetOfLastLines(fd: fd, size: status.size, count: configuration.initialLines)
         lseek(fd, off_t(start), SEEK_SET)
-        var file = files[path] ?? FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        var file =
+            files[path]
+            ?? FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
         file.fd = fd
         file.openIdentity = status.identity
         file.state = .following(status.identity, at: start)
@@ -408,7 +410,10 @@ struct FileTailLoop {
             if let found = Self.find(seen, near: path) {
                 candidates.append((found, seen))
             } else {
-                logger.warning("a generation of the file was rotated away and removed before it could be read; its lines are lost", metadata: ["source": "\(configuration.name)", "path": "\(path)"])
+                logger.warning(
+                    "a generation of the file was rotated away and removed before it could be read; its lines are lost",
+                    metadata: ["source": "\(configuration.name)", "path": "\(path)"]
+                )
             }
         }
         for candidate in candidates where knownOffsets[candidate.identity] == nil {
@@ -429,7 +434,9 @@ struct FileTailLoop {
         let fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return }
         defer { close(fd) }
-        guard let status = Self.fileStatus(fd: fd), status.identity == identity, refusal(fd: fd, status: status, path: candidate) == nil else { return }
+        guard let status = Self.fileStatus(fd: fd), status.identity == identity, refusal(fd: fd, status: status, path: candidate) == nil else {
+            return
+        }
         var splitter = LineSplitter(maxLineBytes: configuration.maxLineBytes)
         var total: Int64 = 0
         while true {
@@ -482,7 +489,9 @@ struct FileTailLoop {
         }
     }
 
-    static let compressedSuffixes = [".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4", ".zip": "zip", ".lzma": "lzma", ".z": "compress"]
+    static let compressedSuffixes = [
+        ".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd", ".lz4": "lz4", ".zip": "zip", ".lzma": "lzma", ".z": "compress",
+    ]
 
     /// The compression format of a file, by its first bytes or its name.
     static func compression(fd: Int32, path: String) -> String? {
@@ -568,7 +577,9 @@ struct FileTailLoop {
 
     mutating func addWatch() {
         guard inotifyFD >= 0 else { return }
-        let mask = UInt32(IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
+        let mask = UInt32(
+            IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
+        )
         let directory = configuration.directory.isEmpty ? "." : configuration.directory
         watch = inotify_add_watch(inotifyFD, directory, mask)
     }
@@ -586,9 +597,11 @@ struct FileTailLoop {
             var offset = 0
             while offset + 16 <= count {
                 let (mask, cookie, nameLength) = buffer.withUnsafeBytes { raw in
-                    (raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
-                     raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self),
-                     Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+                    (
+                        raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                        raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self),
+                        Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+                    )
                 }
                 let nameBytes = buffer[(offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
                 let name = String(decoding: nameBytes, as: UTF8.self)

@@ -72,7 +72,7 @@ public struct JournalEntry: Sendable, Equatable {
     /// Takes one `FIELD=value` item; items without `=` are ignored.
     public mutating func add(_ item: UnsafeRawBufferPointer) {
         guard let equals = item.firstIndex(of: UInt8(ascii: "=")),
-              let candidates = Self.fieldsByLength[equals]
+            let candidates = Self.fieldsByLength[equals]
         else { return }
         let name = UnsafeRawBufferPointer(rebasing: item[..<equals])
         guard let field = candidates.first(where: { $0.1.elementsEqual(name) })?.0 else { return }

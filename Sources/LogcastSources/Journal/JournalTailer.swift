@@ -130,7 +130,8 @@ public final class JournalTailer: Service, Sendable {
     }
 
     static let groupHint =
-        "run logcast as a member of the systemd-journal (or adm) group, e.g. 'usermod -aG systemd-journal USER' or SupplementaryGroups=systemd-journal in its unit"
+        "run logcast as a member of the systemd-journal (or adm) group, e.g. 'usermod -aG systemd-journal USER' or "
+        + "SupplementaryGroups=systemd-journal in its unit"
 }
 
 /// The loop of ``JournalTailer``'s thread. Not Sendable: it and its
@@ -201,7 +202,7 @@ struct JournalTailLoop {
             result = sd_journal_open_directory(&handle, path, 0)
         case .files(let paths):
             var cStrings = paths.map { strdup($0) } + [nil]
-            defer { cStrings.forEach { free($0) } }
+            defer { for string in cStrings { free(string) } }
             result = cStrings.withUnsafeMutableBufferPointer { buffer in
                 buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
                     sd_journal_open_files(&handle, $0, 0)
@@ -396,8 +397,10 @@ struct JournalTailLoop {
             pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
             pollfd(fd: reopenRequest.fd, events: Int16(POLLIN), revents: 0),
         ]
-        var timeout = Int32(configuration.pollInterval.components.seconds * 1000
-            + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000)
+        var timeout = Int32(
+            configuration.pollInterval.components.seconds * 1000
+                + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000
+        )
         if let journal {
             let fd = sd_journal_get_fd(journal)
             if fd >= 0 {
