@@ -22,7 +22,7 @@ public struct ServerConfiguration: Sendable {
     /// Names besides the server's own (`localhost`, addresses, the listen
     /// address, ``hostName``) accepted in `Host` (`--allow-host`; `*` accepts any).
     public var allowedHosts: [String] = []
-    /// Tokens and allowed origins for `/ws`, `/sse`, `/api/*` and `/metrics`.
+    /// Tokens and allowed origins, for every route but `/healthz` (see ``Endpoint``).
     public var access = AccessPolicy()
     /// A listening socket passed by systemd (socket activation); when set,
     /// `host` and `port` are not bound.

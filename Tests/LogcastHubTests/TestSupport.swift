@@ -2,7 +2,7 @@ import LogcastProtocol
 
 @testable import LogcastHub
 
-/// Small builders shared by the LogcastCore tests.
+/// Small builders shared by the LogcastHub tests.
 enum TestSupport {
     static func record(
         _ message: String,
