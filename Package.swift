@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LogcastProtocol", targets: ["LogcastProtocol"]),
         .library(name: "LogcastHub", targets: ["LogcastHub"]),
         .library(name: "LogcastSources", targets: ["LogcastSources"]),
+        .library(name: "LogcastStore", targets: ["LogcastStore"]),
         .library(name: "LogcastServer", targets: ["LogcastServer"]),
         .library(name: "LogcastService", targets: ["LogcastService"]),
         .library(name: "LogcastClient", targets: ["LogcastClient"]),
@@ -80,6 +81,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What outlives the process: the state directory, and the durable
+        // history (a segment log of lines and source positions).
+        .target(
+            name: "LogcastStore",
+            dependencies: [
+                "LogcastProtocol",
+                "LogcastHub",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP, WebSocket and SSE in front of the hub (Hummingbird).
         .target(
             name: "LogcastServer",
@@ -110,6 +122,7 @@ let package = Package(
                 "LogcastProtocol",
                 "LogcastHub",
                 "LogcastSources",
+                "LogcastStore",
                 "LogcastServer",
                 "CSystemd",
                 .product(name: "Yams", package: "Yams"),
@@ -161,6 +174,11 @@ let package = Package(
         .testTarget(
             name: "LogcastSourcesTests",
             dependencies: ["LogcastProtocol", "LogcastHub", "LogcastSources"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LogcastStoreTests",
+            dependencies: ["LogcastProtocol", "LogcastHub", "LogcastStore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -59,12 +59,40 @@ public final class Hub: Sendable {
     /// spend matching before it stops and reports itself incomplete.
     public static let scanBudget: Duration = .milliseconds(250)
 
-    public init(configuration: Configuration = Configuration(), epoch: String? = nil) {
+    /// The copy of the stream beyond memory, if any.
+    let durable: (any DurableHistory)?
+
+    /// A hub; with `durable`, every line is stored there as it is published.
+    /// - Parameters:
+    ///   - epoch: the stream's epoch (a new random one when nil).
+    ///   - restored: lines already stored (oldest first, ending with the last
+    ///     line stored): the newest fill the history, and `seq` continues
+    ///     after the last.
+    ///   - lastSeq: the last `seq` stored, when `restored` is empty but lines were stored.
+    public init(
+        configuration: Configuration = Configuration(),
+        epoch: String? = nil,
+        durable: (any DurableHistory)? = nil,
+        restored: [HubEntry] = [],
+        lastSeq: UInt64 = 0
+    ) {
         self.configuration = configuration
         self.epoch = epoch ?? Hub.randomEpoch()
+        self.durable = durable
+        state.withLock { state in
+            state.nextSeq = max(lastSeq, restored.last?.position ?? 0) + 1
+            for entry in restored.suffix(configuration.historyLines) {
+                state.history.append(entry)
+                state.historyBytes += entry.byteCount
+            }
+            while state.historyBytes > configuration.historyBytes, let old = state.history.popFirst() {
+                state.historyBytes -= old.byteCount
+            }
+        }
     }
 
-    static func randomEpoch() -> String {
+    /// A 16-hex-digit random epoch.
+    public static func randomEpoch() -> String {
         let value = UInt64.random(in: 1...UInt64.max)
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
@@ -74,7 +102,9 @@ public final class Hub: Sendable {
 
     /// Publishes lines in order. Called from source threads; never suspends,
     /// and never waits for a subscriber's filter.
-    public func publish(_ records: [LogRecord]) {
+    /// With a ``DurableHistory``, the lines (and `position`, the source's
+    /// position after them) are stored before any subscriber is offered them.
+    public func publish(_ records: [LogRecord], source: String? = nil, position: SourcePosition? = nil) {
         guard !records.isEmpty else { return }
         fanout.withLock { _ in
             // Only publishers (holding `fanout`) move `nextSeq`, so the numbers
@@ -86,6 +116,7 @@ public final class Hub: Sendable {
                 let seq = first + UInt64(index)
                 entries.append(HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded()))
             }
+            durable?.append(entries, source: source, position: position)
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq += UInt64(entries.count)
                 state.linesPublished += UInt64(entries.count)
@@ -156,7 +187,15 @@ public final class Hub: Sendable {
             state.subscriptions[subscription.id] = subscription
             return (subscription, Self.snapshot(of: state))
         }
-        let plan = Self.startPlan(request: request, matcher: matcher, history: snapshot, epoch: epoch, limit: Int.max)
+        let plan = Self.startPlan(
+            request: request,
+            matcher: matcher,
+            history: snapshot,
+            epoch: epoch,
+            limit: Int.max,
+            durable: durable,
+            durableLimit: configuration.queueLines
+        )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
         return subscription
     }
@@ -169,7 +208,15 @@ public final class Hub: Sendable {
             subscription.restart(matcher: matcher, reply: reply)
             return Self.snapshot(of: state)
         }
-        let plan = Self.startPlan(request: SubscriptionRequest(backlog: backlog), matcher: matcher, history: snapshot, epoch: epoch, limit: Int.max)
+        let plan = Self.startPlan(
+            request: SubscriptionRequest(backlog: backlog),
+            matcher: matcher,
+            history: snapshot,
+            epoch: epoch,
+            limit: Int.max,
+            durable: durable,
+            durableLimit: configuration.queueLines
+        )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
     }
 
@@ -223,7 +270,9 @@ public final class Hub: Sendable {
         matcher: LineMatcher,
         history: HistorySnapshot,
         epoch: String,
-        limit: Int
+        limit: Int,
+        durable: (any DurableHistory)? = nil,
+        durableLimit: Int = 0
     ) -> StartPlan {
         var items: [SubscriberQueue.Item] = []
         var clock = ScanClock()
@@ -232,7 +281,30 @@ public final class Hub: Sendable {
         if let after = request.after, request.epoch == nil || request.epoch == epoch {
             var from = after
             if after < lastSeq, after + 1 < oldest {
-                items.append(.control(ProtocolObject.gap(after: after, next: oldest, missed: Int(oldest - after - 1), reason: .evicted).encoded()))
+                // Older than memory: from the durable history, as far as it reaches.
+                var reached = after  // the last seq delivered or covered by a gap
+                if let durable {
+                    let stored = durable.lines(after: after, before: oldest, limit: durableLimit)
+                    if let first = stored.first?.position, first > after + 1 {
+                        items.append(
+                            .control(ProtocolObject.gap(after: after, next: first, missed: Int(first - after - 1), reason: .evicted).encoded())
+                        )
+                    }
+                    for entry in stored {
+                        guard clock.tick() else { break }
+                        reached = entry.position
+                        if case .line(let record) = entry.payload, matcher.matches(record) { items.append(.entry(entry)) }
+                    }
+                    if clock.cutShort {
+                        items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
+                        return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: false, examined: clock.examined)
+                    }
+                }
+                if reached + 1 < oldest {
+                    items.append(
+                        .control(ProtocolObject.gap(after: reached, next: oldest, missed: Int(oldest - reached - 1), reason: .evicted).encoded())
+                    )
+                }
                 from = oldest - 1
             }
             var resumeAfter = from
@@ -293,7 +365,15 @@ public final class Hub: Sendable {
     /// at most `limit` lines. Scans outside the hub's lock.
     public func snapshot(request: SubscriptionRequest, matcher: LineMatcher, limit: Int) -> ScanResult {
         let history = state.withLock { Self.snapshot(of: $0) }
-        let plan = Self.startPlan(request: request, matcher: matcher, history: history, epoch: epoch, limit: limit)
+        let plan = Self.startPlan(
+            request: request,
+            matcher: matcher,
+            history: history,
+            epoch: epoch,
+            limit: limit,
+            durable: durable,
+            durableLimit: limit
+        )
         return ScanResult(items: plan.items, lastSeq: history.lastSeq, complete: plan.complete)
     }
 

@@ -6,12 +6,13 @@ import LogcastProtocol
 /// Sources call these from their own thread, in the order things happened
 /// in the source; the closures must not block for long.
 public struct SourceSink: Sendable {
-    public var lines: @Sendable ([LogRecord]) -> Void
+    /// Lines in order, and the source's position after the last of them.
+    public var lines: @Sendable ([LogRecord], SourcePosition?) -> Void
     public var event: @Sendable (SourceEvent) -> Void
     public var status: @Sendable ((inout SourceStatus) -> Void) -> Void
 
     public init(
-        lines: @escaping @Sendable ([LogRecord]) -> Void,
+        lines: @escaping @Sendable ([LogRecord], SourcePosition?) -> Void,
         event: @escaping @Sendable (SourceEvent) -> Void,
         status: @escaping @Sendable ((inout SourceStatus) -> Void) -> Void
     ) {
@@ -23,7 +24,7 @@ public struct SourceSink: Sendable {
     /// Publishes into `hub` and records status in `registry`.
     public static func hub(_ hub: Hub, registry: SourceRegistry, name: String) -> SourceSink {
         SourceSink(
-            lines: { hub.publish($0) },
+            lines: { hub.publish($0, source: name, position: $1) },
             event: { hub.publish($0) },
             status: { body in registry.update(name, body) }
         )

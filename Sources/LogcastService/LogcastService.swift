@@ -3,6 +3,7 @@ import LogcastHub
 import LogcastProtocol
 import LogcastServer
 import LogcastSources
+import LogcastStore
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -77,15 +78,18 @@ public enum LogcastService {
             logger.notice("no viewer to serve: none is installed beside the binary; give --web-root DIR")
         }
 
-        let hub = Hub(configuration: configuration.hub)
-        var sourceServices: [any Service] = []
+        let (hub, store) = try openHub(configuration, logger: logger)
+        let positions = store?.log.recovery.positions ?? [:]
+        var sourceServices: [any Service] = store.map { [$0] } ?? []
         var statuses: [SourceStatus] = []
         var tailers: [(name: String, tailer: FileTailer.Configuration)] = []
         var journals: [JournalTailer.Configuration] = []
         for spec in configuration.sources {
             switch spec.kind {
             case .file(let pattern):
-                tailers.append((spec.name, FileTailer.Configuration(name: spec.name, pattern: pattern)))
+                var tailer = FileTailer.Configuration(name: spec.name, pattern: pattern)
+                if case .file(let saved)? = positions[spec.name], !tailer.isGlob { tailer.resumeFrom = saved }
+                tailers.append((spec.name, tailer))
                 statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: pattern))
             case .demo:
                 let path = try makeDemoDirectory() + "/demo.log"
@@ -96,6 +100,7 @@ public enum LogcastService {
                 var journal = JournalTailer.Configuration(name: spec.name, location: location)
                 journal.initialLines = configuration.initialLines
                 journal.units = configuration.journalUnits
+                if case .journal(let cursor)? = positions[spec.name] { journal.resumeCursor = cursor }
                 journals.append(journal)
                 statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: spec.pattern))
             }
@@ -143,6 +148,47 @@ public enum LogcastService {
                 logger: logger
             )
         )
+    }
+
+    /// The hub, continuing the stored history when there is a state directory.
+    static func openHub(_ configuration: ServeConfiguration, logger: Logger) throws(ConfigurationError) -> (Hub, HistoryKeeper?) {
+        guard let path = configuration.stateDirectory else {
+            return (Hub(configuration: configuration.hub), nil)
+        }
+        do {
+            let state = try StateDirectory(path: path, reset: configuration.resetState)
+            var logConfiguration = configuration.log
+            logConfiguration.directory = state.historyPath
+            let started = ContinuousClock.now
+            let log = try SegmentLog(
+                configuration: logConfiguration,
+                tailLines: configuration.hub.historyLines,
+                tailBytes: configuration.hub.historyBytes
+            )
+            let recovery = log.recovery
+            logger.notice(
+                "state directory opened",
+                metadata: [
+                    "path": "\(path)", "epoch": "\(state.epoch)", "last-seq": "\(recovery.lastSeq)",
+                    "stored-bytes": "\(recovery.storedBytes)", "sources": "\(recovery.positions.count)",
+                    "seconds":
+                        "\(Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds))",
+                ]
+            )
+            if recovery.tornBytes > 0 {
+                logger.warning(
+                    "cut a torn record off the end of the history (the last run ended mid-write)",
+                    metadata: ["bytes": "\(recovery.tornBytes)"]
+                )
+            }
+            for segment in recovery.damagedSegments {
+                logger.error("a history segment is damaged; the lines after the damage in it are skipped", metadata: ["segment": "\(segment)"])
+            }
+            let hub = Hub(configuration: configuration.hub, epoch: state.epoch, durable: log, restored: recovery.tail, lastSeq: recovery.lastSeq)
+            return (hub, HistoryKeeper(state: state, log: log, logger: logger))
+        } catch {
+            throw ConfigurationError(error.description)
+        }
     }
 
     /// A private directory for the demo log (mkdtemp: mode 0700, an

@@ -2,6 +2,7 @@ import Foundation
 import LogcastHub
 import LogcastServer
 import LogcastSources
+import LogcastStore
 import Logging
 import NIOSSL
 
@@ -24,6 +25,12 @@ public struct ServeConfiguration: Sendable {
     public var journalUnits: [String]
     /// The token file, also reread on SIGHUP.
     public var tokens: TokenStore?
+    /// The state directory; nil keeps everything in memory (`none`).
+    public var stateDirectory: String?
+    /// The durable history's limits.
+    public var log = SegmentLog.Configuration(directory: "")
+    /// `--reset-state`.
+    public var resetState: Bool
 
     /// The default config file, read when present and no `--config` is given.
     public static let defaultConfigPath = "/etc/logcast/config.yaml"
@@ -49,12 +56,17 @@ public struct ServeConfiguration: Sendable {
         } catch {
             throw ConfigurationError(error.description)
         }
-        try self.init(settings: ResolvedSettings(merged.overridden(by: arguments.settings)))
+        try self.init(settings: ResolvedSettings(merged.overridden(by: arguments.settings)), environment: environment)
     }
 
     /// Turns checked settings into the parts' configurations.
-    public init(settings: ResolvedSettings) throws(ConfigurationError) {
+    public init(settings: ResolvedSettings, environment: [String: String] = [:]) throws(ConfigurationError) {
         self.settings = settings
+        let state = settings.text(.stateDirectory) ?? StateDirectory.defaultPath(environment: environment)
+        stateDirectory = state == "none" ? nil : state
+        log.maxBytes = Int64(settings.integer(.historyDiskBytes))
+        log.maxAge = .seconds(settings.integer(.historyMaxAge))
+        resetState = settings.flag(.resetState)
         logLevel = Logger.Level(rawValue: settings.text(.logLevel)!)!
 
         hub = Hub.Configuration()
@@ -132,6 +144,7 @@ public struct ServeConfiguration: Sendable {
                 switch key {
                 case .webRoot: server.webRoot.map(SettingValue.text)
                 case .hostName: .text(server.hostName)
+                case .stateDirectory: .text(stateDirectory ?? "none")
                 default: settings.value(key)
                 }
             lines.append("\(key.rawValue): \(value?.json ?? "null")")

@@ -53,8 +53,17 @@ class Server:
         self.proc = None
 
     def start(self):
+        args = list(self.args)
+        if not any(a == "--state-directory" or a.startswith("--state-directory=") for a in args):
+            # A state directory of its own; a test that restarts a server on the
+            # same state passes --state-directory itself.
+            import tempfile
+            state = tempfile.mkdtemp(prefix="logcast-state-")
+            if self.wrapper:
+                os.chmod(state, 0o777)  # the wrapper may run logcast as another user
+            args = ["--state-directory", state, *args]
         self.proc = subprocess.Popen(
-            [*self.wrapper, str(BINARY), "serve", "--listen", "127.0.0.1:0", *self.args],
+            [*self.wrapper, str(BINARY), "serve", "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=self.cwd,
@@ -113,6 +122,14 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
+
+
+@pytest.fixture(autouse=True)
+def own_state_home(tmp_path_factory, monkeypatch):
+    """Each test is a new user: logcast's default state directory
+    ($XDG_STATE_HOME/logcast) is the test's own, never the machine's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
 
 
 @pytest.fixture

@@ -69,6 +69,10 @@ def every_key(tmp_path):
         "web-root": f"{tmp_path}/web",
         "host-name": "configured-host",
         "log-level": "debug",
+        "state-directory": f"{tmp_path}/state",
+        "history-disk-bytes": 2097152,
+        "history-max-age": 3600,
+        "reset-state": True,
     }
 
 

@@ -277,7 +277,7 @@ def test_polling_lines_after_a_seq_with_limit(serve, log):
 
 
 def test_polling_reports_eviction_and_restart_gaps(serve, log):
-    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "10")
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "10", "--state-directory", "none")  # memory only: the history ends at --history
     append(log, "".join(f"l {i}\n" for i in range(1, 41)))
     wait_for(lambda: server.health()["last_seq"] == 40, message="lines published")
     _, headers, objects = poll(server, "?after=5&limit=3")

@@ -27,7 +27,7 @@ def test_reconnect_with_after_gets_exactly_the_missed_lines(serve, stream, tmp_p
 def test_after_older_than_history_gets_evicted_gap(serve, stream, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
-    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "5")
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "5", "--state-directory", "none")  # memory only: the history ends at --history
     s = stream(server.ws_url)
     epoch = s.next()["epoch"]
     append(log, "".join(f"n{i}\n" for i in range(1, 21)))

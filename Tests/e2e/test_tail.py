@@ -155,7 +155,7 @@ def test_resume_after_cut_connections_loses_and_repeats_nothing(app, tails):
 def test_lines_evicted_while_disconnected_are_reported_on_stderr(serve, tails, tmp_path):
     log = tmp_path / "app.log"
     log.write_text("")
-    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "20")
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "20", "--state-directory", "none")  # memory only: the history ends at --history
     proxy = Proxy(server.port).start()
     try:
         t = tails(f"ws://127.0.0.1:{proxy.port}", "-n", "0", "-o", "cat")

@@ -2,6 +2,7 @@ import Foundation
 import LogcastHub
 import LogcastServer
 import LogcastSources
+import LogcastStore
 
 /// Every setting of `logcast serve`: the one table the flag parser, the
 /// `LOGCAST_*` environment, the config file, `--check-config`, `--help` and
@@ -43,6 +44,10 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
     case tlsKey = "tls-key"
     case hostName = "host-name"
     case logLevel = "log-level"
+    case stateDirectory = "state-directory"
+    case historyDiskBytes = "history-disk-bytes"
+    case historyMaxAge = "history-max-age"
+    case resetState = "reset-state"
 
     public static func < (lhs: SettingKey, rhs: SettingKey) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -61,6 +66,7 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
     private static let server = ServerConfiguration(hostName: "")
     private static let hub = Hub.Configuration()
     private static let tailer = FileTailer.Configuration(name: "", pattern: "")
+    private static let log = SegmentLog.Configuration(directory: "")
 
     /// The key's type, default, help and check.
     public var definition: SettingDefinition {
@@ -192,6 +198,23 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
             return .path("FILE", "The PEM private key of --tls-cert.", emptyMeans: "plain HTTP")
         case .hostName:
             return .text("NAME", "Host name reported in lines and hello.", emptyMeans: "this machine's")
+        case .stateDirectory:
+            return .path(
+                "DIR",
+                "Where the history, the epoch and the sources' positions are kept across restarts; 'none' keeps them in memory only.",
+                emptyMeans: "$STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME/logcast or ~/.local/state/logcast"
+            )
+        case .historyDiskBytes:
+            return .integer("N", "Bytes of history kept in the state directory at most.", default: Int(Self.log.maxBytes), atLeast: 1 << 20)
+        case .historyMaxAge:
+            return .integer(
+                "SECONDS",
+                "Lines older than this are deleted from the state directory's history.",
+                default: Int(Self.log.maxAge.components.seconds),
+                atLeast: 60
+            )
+        case .resetState:
+            return .flag("Start over: delete the stored history and take a new epoch (subscribers get a restart gap).")
         case .logLevel:
             return .choice(
                 "Log level of logcast's own log on stderr.",

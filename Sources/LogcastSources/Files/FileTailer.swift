@@ -37,6 +37,10 @@ public final class FileTailer: Service, Sendable {
         public var partialLineTimeout: Duration = .milliseconds(500)
         public var maxLineBytes = 64 * 1024
         public var hostName: String?
+        /// Where the last run stopped (from the state directory): the file
+        /// continues there instead of at its last `initialLines`. Single
+        /// files only; a glob starts from its members' tails.
+        public var resumeFrom: FilePosition?
 
         public init(name: String, pattern: String) {
             self.name = name
@@ -46,7 +50,7 @@ public final class FileTailer: Service, Sendable {
         /// The directory and the file-name pattern.
         var directory: String { (pattern as NSString).deletingLastPathComponent }
         var namePattern: String { (pattern as NSString).lastPathComponent }
-        var isGlob: Bool { namePattern.contains(where: { "*?[".contains($0) }) }
+        public var isGlob: Bool { namePattern.contains(where: { "*?[".contains($0) }) }
     }
 
     public let configuration: Configuration
@@ -95,6 +99,8 @@ struct FollowedFile {
     var openIdentity: FileIdentity?
     var state: FollowState
     var splitter: LineSplitter
+    /// A hash of the open file's first bytes, and how many (see ``FilePosition``).
+    var fingerprint: (hash: UInt64, length: Int) = (0, 0)
     var lastData: ContinuousClock.Instant = .now
     /// Set for glob members that vanished: forget them after the next check.
     var retired = false
@@ -197,6 +203,10 @@ struct FileTailLoop {
         }
         let path = configuration.pattern
         files[path] = FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
+        if let saved = configuration.resumeFrom {
+            resume(path, from: saved)
+            return
+        }
         if !openAtTail(path) {
             // Not there (yet): the first check emits `missing` and waits.
             checkAll()
@@ -221,16 +231,75 @@ struct FileTailLoop {
             return false
         }
         let start = Self.offsetOfLastLines(fd: fd, size: status.size, count: configuration.initialLines)
+        follow(path, fd: fd, status: status, at: start)
+        return true
+    }
+
+    /// Follows the open `fd` as `path` from `start`, and reads to its end.
+    mutating func follow(_ path: String, fd: Int32, status: FileStatus, at start: Int64) {
         lseek(fd, off_t(start), SEEK_SET)
         var file =
             files[path]
             ?? FollowedFile(path: path, state: .waiting(announced: false), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
         file.fd = fd
         file.openIdentity = status.identity
+        file.fingerprint = Self.fingerprint(fd: fd)
         file.state = .following(status.identity, at: start)
         files[path] = file
         readToEnd(path)
-        return true
+    }
+
+    /// Continues from where the last run stopped (`saved`):
+    /// - the same file (device, inode and first bytes): from the saved
+    ///   offset, or from 0 with `truncated` when it is shorter now;
+    /// - a file rotated away while logcast was down (found beside `path` by
+    ///   its identity): the rest of it first, then the new file from 0;
+    /// - no file is the saved one any more: `missing`, then the file now at
+    ///   `path` (if any) from 0, since it began while logcast was down.
+    mutating func resume(_ path: String, from saved: FilePosition) {
+        let identity = FileIdentity(device: saved.device, inode: saved.inode)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        if fd >= 0, let status = Self.fileStatus(fd: fd), refusal(fd: fd, status: status, path: path) == nil {
+            if status.identity == identity, Self.fingerprintMatches(fd: fd, saved) {
+                if status.size < saved.offset {
+                    emit(.truncated, path: path)
+                    follow(path, fd: fd, status: status, at: 0)
+                } else {
+                    follow(path, fd: fd, status: status, at: saved.offset)
+                }
+                return
+            }
+            resumeRotated(path, identity: identity, saved: saved)
+            follow(path, fd: fd, status: status, at: 0)
+            return
+        }
+        if fd >= 0 { close(fd) }
+        resumeRotated(path, identity: identity, saved: saved)
+        checkAll()
+    }
+
+    /// Reads the rest of the saved generation if it is still beside `path`
+    /// under another name; emits `missing` when it is nowhere.
+    mutating func resumeRotated(_ path: String, identity: FileIdentity, saved: FilePosition) {
+        if let found = Self.find(identity, near: path), found != path {
+            readWhole(found, identity: identity, as: path, from: saved.offset, fingerprint: saved)
+        } else {
+            emit(.missing, path: path)
+        }
+    }
+
+    /// FNV-1a of the first bytes of the file (at most 256).
+    static func fingerprint(fd: Int32, length: Int = 256) -> (hash: UInt64, length: Int) {
+        var bytes = [UInt8](repeating: 0, count: length)
+        let count = max(0, pread(fd, &bytes, length, 0))
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes.prefix(count) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return (hash, count)
+    }
+
+    static func fingerprintMatches(fd: Int32, _ saved: FilePosition) -> Bool {
+        let now = fingerprint(fd: fd, length: saved.fingerprintLength)
+        return now.length == saved.fingerprintLength && now.hash == saved.fingerprint
     }
 
     /// Finds glob members. At start they are read from their tail; later ones from offset 0.
@@ -340,7 +409,8 @@ struct FileTailLoop {
                     records.append(record(line, path: path, at: timestamp))
                 }
             }
-            publish(records, bytes: count)
+            if file.fingerprint.length < 256 { file.fingerprint = Self.fingerprint(fd: file.fd) }
+            publish(records, bytes: count, position: position(of: file))
         }
         if total > 0 { file.lastData = .now }
         files[path] = file
@@ -350,7 +420,7 @@ struct FileTailLoop {
         guard var file = files[path], file.fd >= 0 else { return }
         var records: [LogRecord] = []
         file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
-        publish(records, bytes: 0)
+        publish(records, bytes: 0, position: position(of: file))
         if let identity = file.openIdentity {
             let end = lseek(file.fd, 0, SEEK_CUR)
             if end >= 0 { remember(identity, offset: Int64(end)) }
@@ -430,15 +500,26 @@ struct FileTailLoop {
 
     /// Reads a whole earlier generation of `path` (now named `candidate`),
     /// publishing its lines as `path`'s, then `rotated`.
-    mutating func readWhole(_ candidate: String, identity: FileIdentity, as path: String) {
+    ///
+    /// With `fingerprint` (a resume), only if its first bytes are the saved
+    /// file's, and from `start`.
+    mutating func readWhole(_ candidate: String, identity: FileIdentity, as path: String, from start: Int64 = 0, fingerprint: FilePosition? = nil) {
         let fd = open(candidate, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return }
         defer { close(fd) }
         guard let status = Self.fileStatus(fd: fd), status.identity == identity, refusal(fd: fd, status: status, path: candidate) == nil else {
             return
         }
+        if let saved = fingerprint {
+            guard Self.fingerprintMatches(fd: fd, saved) else {
+                emit(.missing, path: path)
+                return
+            }
+            lseek(fd, off_t(min(start, status.size)), SEEK_SET)
+        }
+        let hash = Self.fingerprint(fd: fd)
         var splitter = LineSplitter(maxLineBytes: configuration.maxLineBytes)
-        var total: Int64 = 0
+        var total: Int64 = fingerprint == nil ? 0 : min(start, status.size)
         while true {
             let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
@@ -449,11 +530,27 @@ struct FileTailLoop {
             readBuffer.withUnsafeBytes { bytes in
                 splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { records.append(record($0, path: path, at: timestamp)) }
             }
-            publish(records, bytes: count)
+            let position = FilePosition(
+                path: candidate,
+                device: identity.device,
+                inode: identity.inode,
+                offset: total - Int64(splitter.pendingByteCount),
+                fingerprint: hash.hash,
+                fingerprintLength: hash.length
+            )
+            publish(records, bytes: count, position: .file(position))
         }
         var rest: [LogRecord] = []
         splitter.flushPartial { rest.append(record($0, path: path, at: .now())) }
-        publish(rest, bytes: 0)
+        let end = FilePosition(
+            path: candidate,
+            device: identity.device,
+            inode: identity.inode,
+            offset: total,
+            fingerprint: hash.hash,
+            fingerprintLength: hash.length
+        )
+        publish(rest, bytes: 0, position: .file(end))
         remember(identity, offset: total)
         emit(.rotated, path: path)
         logger.info("read a generation rotated away before it was opened", metadata: ["source": "\(configuration.name)", "path": "\(candidate)"])
@@ -541,9 +638,28 @@ struct FileTailLoop {
         )
     }
 
-    func publish(_ records: [LogRecord], bytes: Int) {
+    /// Where the lines published from `file` so far end: its read offset
+    /// less the partial line not yet published.
+    func position(of file: FollowedFile) -> SourcePosition? {
+        guard let identity = file.openIdentity, file.fd >= 0 else { return nil }
+        let offset = lseek(file.fd, 0, SEEK_CUR)
+        guard offset >= 0 else { return nil }
+        return .file(
+            FilePosition(
+                path: file.path,
+                device: identity.device,
+                inode: identity.inode,
+                offset: Int64(offset) - Int64(file.splitter.pendingByteCount),
+                fingerprint: file.fingerprint.hash,
+                fingerprintLength: file.fingerprint.length
+            )
+        )
+    }
+
+    func publish(_ records: [LogRecord], bytes: Int, position: SourcePosition? = nil) {
         guard !records.isEmpty || bytes > 0 else { return }
-        sink.lines(records)
+        // Glob members share one source name; only single files keep a position.
+        sink.lines(records, configuration.isGlob ? nil : position)
         sink.status { status in
             status.linesRead += UInt64(records.count)
             status.bytesRead += UInt64(bytes)

@@ -29,6 +29,9 @@ public struct LineSplitter: Sendable {
     /// Whether bytes of an unfinished line are held.
     public var hasPartialLine: Bool { !pending.isEmpty }
 
+    /// Bytes taken in but not yet given out as a line (the partial line).
+    public var pendingByteCount: Int { pending.count }
+
     /// Feeds bytes; calls `emit` for each complete line, in order.
     public mutating func append(_ chunk: UnsafeRawBufferPointer, emit: (String) -> Void) {
         guard let base = chunk.baseAddress, chunk.count > 0 else { return }

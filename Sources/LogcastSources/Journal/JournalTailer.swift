@@ -69,6 +69,10 @@ public final class JournalTailer: Service, Sendable {
         public var pollInterval: Duration = .seconds(1)
         /// Longer `MESSAGE` fields are cut to this many bytes.
         public var maxMessageBytes = 64 * 1024
+        /// The cursor of the last entry published by the last run (from the
+        /// state directory): reading continues after it instead of at the
+        /// last `initialLines` entries.
+        public var resumeCursor: String?
         /// Entries handed to the hub at once while catching up.
         public var batchSize = 512
 
@@ -165,6 +169,7 @@ struct JournalTailLoop {
         self.logger = logger
         self.wakeFD = wakeFD
         self.reopenRequest = reopenRequest
+        self.lastCursor = configuration.resumeCursor
     }
 
     var metadata: Logger.Metadata { ["source": "\(configuration.name)", "journal": "\(configuration.location.description)"] }
@@ -333,7 +338,7 @@ struct JournalTailLoop {
         batch.reserveCapacity(min(configuration.batchSize, 64))
         func flush() {
             if !batch.isEmpty {
-                sink.lines(batch)
+                sink.lines(batch, batch.last?.cursor.map { .journal(cursor: $0) })
                 batch.removeAll(keepingCapacity: true)
             }
         }

@@ -1,0 +1,45 @@
+/// How far a source has read: saved with the lines it produced, so that
+/// after a restart the source continues where its last stored line ended.
+public enum SourcePosition: Sendable, Equatable {
+    case file(FilePosition)
+    /// The cursor of the last journal entry published.
+    case journal(cursor: String)
+}
+
+/// A place in one file, and what identifies the file: device and inode
+/// (which are reused once a file is deleted), and a fingerprint of its
+/// first bytes (which are not).
+public struct FilePosition: Sendable, Equatable {
+    public var path: String
+    public var device: UInt64
+    public var inode: UInt64
+    /// Bytes of the file read and published (a partial last line excluded).
+    public var offset: Int64
+    /// A hash of the file's first ``fingerprintLength`` bytes.
+    public var fingerprint: UInt64
+    public var fingerprintLength: Int
+
+    public init(path: String, device: UInt64, inode: UInt64, offset: Int64, fingerprint: UInt64, fingerprintLength: Int) {
+        self.path = path
+        self.device = device
+        self.inode = inode
+        self.offset = offset
+        self.fingerprint = fingerprint
+        self.fingerprintLength = fingerprintLength
+    }
+}
+
+/// Where the hub's lines are kept beyond memory (the state directory's
+/// segment log): every line, in `seq` order, with the source positions it
+/// reaches, and reads of lines the in-memory history no longer holds.
+public protocol DurableHistory: Sendable {
+    /// Appends lines just stamped, and the position of `source` after them.
+    /// Called by publishers one at a time, in `seq` order, before the lines
+    /// are offered to subscribers; never throws (a write that fails is the
+    /// store's to report, and the stream goes on from memory).
+    func append(_ entries: [HubEntry], source: String?, position: SourcePosition?)
+
+    /// Stored lines with `seq` above `after` and below `before`, oldest
+    /// first, at most `limit` (the first ones).
+    func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry]
+}

@@ -1,0 +1,207 @@
+import LogcastHub
+import LogcastProtocol
+
+/// CRC-32 (IEEE 802.3, as zlib computes it) of a record's payload.
+enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { index in
+        var value = UInt32(index)
+        for _ in 0..<8 { value = value & 1 == 1 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
+        return value
+    }
+
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        table.withUnsafeBufferPointer { table in
+            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0) }
+    }
+}
+
+/// The records of the segment log, and their bytes.
+///
+/// On disk a record is its payload's length (`UInt32`, little-endian), the
+/// payload's CRC-32, then the payload; the payload's first byte is its kind.
+/// A record whose length runs past the end of the file, or whose checksum
+/// does not match, ends what can be trusted of a segment.
+enum StoredRecord: Equatable {
+    /// A line, with its `seq`.
+    case line(seq: UInt64, LogRecord)
+    /// A source's position after the lines before it.
+    case position(source: String, SourcePosition)
+
+    static let headerBytes = 8
+    /// The largest payload accepted when reading (a line is at most 64 KiB of
+    /// message plus its fields; anything near this is damage).
+    static let maxPayloadBytes = 4 * 1024 * 1024
+
+    enum Kind: UInt8 {
+        case line = 1
+        case position = 2
+    }
+
+    /// Appends the framed record to `out`.
+    func append(to out: inout [UInt8]) {
+        var payload = RecordWriter()
+        switch self {
+        case .line(let seq, let record):
+            payload.byte(Kind.line.rawValue)
+            payload.u64(seq)
+            payload.u64(UInt64(bitPattern: record.timestamp.microseconds))
+            payload.string(record.source)
+            payload.string(record.message)
+            var flags: UInt8 = 0
+            if record.host != nil { flags |= 1 }
+            if record.path != nil { flags |= 2 }
+            if record.priority != nil { flags |= 4 }
+            if record.unit != nil { flags |= 8 }
+            if record.identifier != nil { flags |= 16 }
+            if record.pid != nil { flags |= 32 }
+            if record.cursor != nil { flags |= 64 }
+            if record.relatedUnit != nil { flags |= 128 }
+            payload.byte(flags)
+            if let host = record.host { payload.string(host) }
+            if let path = record.path { payload.string(path) }
+            if let priority = record.priority { payload.byte(UInt8(clamping: priority)) }
+            if let unit = record.unit { payload.string(unit) }
+            if let identifier = record.identifier { payload.string(identifier) }
+            if let pid = record.pid { payload.u64(UInt64(bitPattern: Int64(pid))) }
+            if let cursor = record.cursor { payload.string(cursor) }
+            if let relatedUnit = record.relatedUnit { payload.string(relatedUnit) }
+        case .position(let source, let position):
+            payload.byte(Kind.position.rawValue)
+            payload.string(source)
+            switch position {
+            case .file(let file):
+                payload.byte(1)
+                payload.string(file.path)
+                payload.u64(file.device)
+                payload.u64(file.inode)
+                payload.u64(UInt64(bitPattern: file.offset))
+                payload.u64(file.fingerprint)
+                payload.u64(UInt64(file.fingerprintLength))
+            case .journal(let cursor):
+                payload.byte(2)
+                payload.string(cursor)
+            }
+        }
+        var header = RecordWriter()
+        header.u32(UInt32(payload.bytes.count))
+        header.u32(CRC32.checksum(payload.bytes))
+        out += header.bytes
+        out += payload.bytes
+    }
+
+    /// Decodes a payload (already checked against its checksum); nil for a
+    /// kind this version does not know or a payload that does not parse.
+    static func decode(_ payload: UnsafeRawBufferPointer) -> StoredRecord? {
+        var reader = RecordReader(payload)
+        guard let kind = reader.byte().flatMap(Kind.init(rawValue:)) else { return nil }
+        switch kind {
+        case .line:
+            guard let seq = reader.u64(), let micros = reader.u64(), let source = reader.string(), let message = reader.string(),
+                let flags = reader.byte()
+            else { return nil }
+            var record = LogRecord(timestamp: Timestamp(microseconds: Int64(bitPattern: micros)), source: source, message: message)
+            if flags & 1 != 0 { record.host = reader.string() }
+            if flags & 2 != 0 { record.path = reader.string() }
+            if flags & 4 != 0 { record.priority = reader.byte().map(Int.init) }
+            if flags & 8 != 0 { record.unit = reader.string() }
+            if flags & 16 != 0 { record.identifier = reader.string() }
+            if flags & 32 != 0 { record.pid = reader.u64().map { Int(Int64(bitPattern: $0)) } }
+            if flags & 64 != 0 { record.cursor = reader.string() }
+            if flags & 128 != 0 { record.relatedUnit = reader.string() }
+            guard !reader.failed else { return nil }
+            return .line(seq: seq, record)
+        case .position:
+            guard let source = reader.string(), let form = reader.byte() else { return nil }
+            switch form {
+            case 1:
+                guard let path = reader.string(), let device = reader.u64(), let inode = reader.u64(), let offset = reader.u64(),
+                    let fingerprint = reader.u64(), let length = reader.u64()
+                else { return nil }
+                let position = FilePosition(
+                    path: path,
+                    device: device,
+                    inode: inode,
+                    offset: Int64(bitPattern: offset),
+                    fingerprint: fingerprint,
+                    fingerprintLength: Int(clamping: length)
+                )
+                return .position(source: source, .file(position))
+            case 2:
+                guard let cursor = reader.string() else { return nil }
+                return .position(source: source, .journal(cursor: cursor))
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// The `seq` of a line payload, read without decoding the rest.
+    static func lineSeq(_ payload: UnsafeRawBufferPointer) -> UInt64? {
+        guard payload.count >= 9, payload[0] == Kind.line.rawValue else { return nil }
+        var reader = RecordReader(UnsafeRawBufferPointer(rebasing: payload[1...]))
+        return reader.u64()
+    }
+}
+
+struct RecordWriter {
+    var bytes: [UInt8] = []
+
+    mutating func byte(_ value: UInt8) { bytes.append(value) }
+
+    mutating func u32(_ value: UInt32) {
+        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+
+    mutating func u64(_ value: UInt64) {
+        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    mutating func string(_ text: String) {
+        let utf8 = Array(text.utf8)
+        u32(UInt32(utf8.count))
+        bytes += utf8
+    }
+}
+
+struct RecordReader {
+    let buffer: UnsafeRawBufferPointer
+    var offset = 0
+    var failed = false
+
+    init(_ buffer: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+    }
+
+    mutating func take(_ count: Int) -> UnsafeRawBufferPointer? {
+        guard !failed, count >= 0, buffer.count - offset >= count else {
+            failed = true
+            return nil
+        }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count])
+    }
+
+    mutating func byte() -> UInt8? { take(1)?[0] }
+
+    mutating func u32() -> UInt32? {
+        guard let bytes = take(4) else { return nil }
+        return bytes.reversed().reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    mutating func u64() -> UInt64? {
+        guard let bytes = take(8) else { return nil }
+        return bytes.reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func string() -> String? {
+        guard let count = u32(), let bytes = take(Int(count)) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

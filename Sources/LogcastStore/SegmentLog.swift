@@ -1,0 +1,400 @@
+import DequeModule
+import Foundation
+import LogcastHub
+import LogcastProtocol
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The durable history: an append-only log of every line the hub stamps,
+/// with the source positions those lines reach, in numbered segment files.
+///
+/// Guarantees:
+/// - Lines are appended in `seq` order before subscribers are offered them,
+///   each followed (in the same write) by the position of its source after
+///   it, so a stored position never runs ahead of the stored lines.
+/// - A write reaches the kernel (`write(2)`) before ``append`` returns, so a
+///   crash of the process (`kill -9`) loses nothing appended; ``sync()``
+///   (`fdatasync`, once a second from the service) bounds what a power loss
+///   can cost.
+/// - On open, a torn record at the end of the newest segment is cut off; a
+///   damaged record in an older segment ends what is read of that segment,
+///   is logged and counted, and is never a crash.
+/// - A write that fails (a full disk) is undone (`ftruncate` to where it
+///   began), reported by ``problem`` and counted; the stream goes on from
+///   memory, and writing resumes with the next append that succeeds.
+/// - Segments are deleted oldest first once the log is over
+///   ``Configuration/maxBytes``, or once their newest line is older than
+///   ``Configuration/maxAge``; the segment being written is never deleted.
+public final class SegmentLog: DurableHistory, Sendable {
+    public struct Configuration: Sendable {
+        /// The folder of the segment files.
+        public var directory: String
+        public var maxBytes: Int64 = 1 << 30
+        public var maxAge: Duration = .seconds(7 * 24 * 3600)
+        /// A segment is closed and a new one begun past this size.
+        public var segmentBytes: Int64 = 64 << 20
+
+        public init(directory: String) {
+            self.directory = directory
+        }
+    }
+
+    /// What the log held when it was opened.
+    public struct Recovery: Sendable {
+        /// The last `seq` stored (0 when none).
+        public var lastSeq: UInt64 = 0
+        /// The newest lines, oldest first: what the in-memory history starts with.
+        public var tail: [HubEntry] = []
+        /// Each source's last stored position.
+        public var positions: [String: SourcePosition] = [:]
+        /// Bytes of a torn last record cut off the newest segment.
+        public var tornBytes = 0
+        /// Segments whose damaged records were skipped.
+        public var damagedSegments: [String] = []
+        public var storedBytes: Int64 = 0
+    }
+
+    struct Segment {
+        var firstSeq: UInt64
+        var path: String
+        var bytes: Int64
+        var lastWrite: ContinuousClock.Instant?
+    }
+
+    struct State {
+        var segments: [Segment] = []
+        var descriptor: Int32 = -1
+        var nextSeq: UInt64 = 1
+        var positions: [String: SourcePosition] = [:]
+        var dirty = false
+        var problem: String?
+        var writeErrors = 0
+        var damagedRecords = 0
+    }
+
+    public let configuration: Configuration
+    public let recovery: Recovery
+    private let state: Mutex<State>
+
+    /// Opens (or creates) the log and reads what it holds.
+    /// - Parameters:
+    ///   - tailLines: how many of the newest lines to keep for the in-memory history.
+    ///   - tailBytes: and at most this many bytes of them.
+    public init(configuration: Configuration, tailLines: Int, tailBytes: Int) throws(StoreError) {
+        self.configuration = configuration
+        let directory = configuration.directory
+        if mkdir(directory, 0o700) != 0, errno != EEXIST {
+            throw StoreError("cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        var recovery = Recovery()
+        var segments: [Segment] = []
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".seg") }.sorted()
+        var tail = Deque<(seq: UInt64, record: LogRecord, bytes: Int)>()
+        var tailTotal = 0
+        for (index, name) in names.enumerated() {
+            guard let firstSeq = UInt64(name.dropLast(4)) else { continue }
+            let path = directory + "/" + name
+            let isNewest = index == names.count - 1
+            let scan = try Self.scan(path: path) { record, size in
+                switch record {
+                case .line(let seq, let line):
+                    recovery.lastSeq = max(recovery.lastSeq, seq)
+                    tail.append((seq, line, size))
+                    tailTotal += size
+                    while tail.count > tailLines || tailTotal > tailBytes, let old = tail.popFirst() { tailTotal -= old.bytes }
+                case .position(let source, let position):
+                    recovery.positions[source] = position
+                }
+            }
+            if scan.validBytes < scan.fileBytes {
+                if isNewest {
+                    // A torn last record (the process died mid-write): cut it off.
+                    guard truncate(path, off_t(scan.validBytes)) == 0 else {
+                        throw StoreError("cannot cut the torn end off \(path): \(String(cString: strerror(errno)))")
+                    }
+                    recovery.tornBytes = Int(scan.fileBytes - scan.validBytes)
+                } else {
+                    recovery.damagedSegments.append(path)
+                }
+            }
+            segments.append(Segment(firstSeq: firstSeq, path: path, bytes: scan.validBytes, lastWrite: nil))
+            recovery.storedBytes += scan.validBytes
+        }
+        recovery.tail = tail.map {
+            HubEntry(position: $0.seq, payload: .line($0.record), json: ProtocolObject.line($0.record, seq: $0.seq).encoded())
+        }
+        self.recovery = recovery
+        var initial = State()
+        initial.segments = segments
+        initial.nextSeq = recovery.lastSeq + 1
+        initial.positions = recovery.positions
+        initial.damagedRecords = recovery.damagedSegments.count
+        state = Mutex(initial)
+        try state.withLock { state throws(StoreError) in
+            if let newest = state.segments.last, newest.bytes < configuration.segmentBytes {
+                let fd = open(newest.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+                guard fd >= 0 else { throw StoreError("cannot open \(newest.path): \(String(cString: strerror(errno)))") }
+                state.descriptor = fd
+            } else {
+                try Self.startSegment(&state, configuration: configuration)
+            }
+        }
+    }
+
+    deinit {
+        state.withLock { state in
+            if state.descriptor >= 0 {
+                _ = fdatasync(state.descriptor)
+                close(state.descriptor)
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    public func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(entries.reduce(0) { $0 + $1.json.count } + 64)
+        for entry in entries {
+            guard case .line(let record) = entry.payload else { continue }
+            StoredRecord.line(seq: entry.position, record).append(to: &bytes)
+        }
+        if let source, let position { StoredRecord.position(source: source, position).append(to: &bytes) }
+        guard !bytes.isEmpty else { return }
+        state.withLock { state in
+            if let last = state.segments.last, last.bytes >= configuration.segmentBytes, let first = entries.first?.position {
+                state.nextSeq = first
+                do {
+                    try Self.startSegment(&state, configuration: configuration)
+                } catch {
+                    state.problem = "\(error)"
+                    state.writeErrors += 1
+                    return
+                }
+            }
+            guard state.descriptor >= 0, !state.segments.isEmpty else { return }
+            let before = state.segments[state.segments.count - 1].bytes
+            if let problem = Self.writeAll(state.descriptor, bytes) {
+                // Undo a part written, so the file ends with a whole record.
+                _ = ftruncate(state.descriptor, off_t(before))
+                state.problem = "cannot write the history to \(configuration.directory): \(problem); serving from memory"
+                state.writeErrors += 1
+                return
+            }
+            state.problem = nil
+            state.segments[state.segments.count - 1].bytes += Int64(bytes.count)
+            state.segments[state.segments.count - 1].lastWrite = .now
+            state.dirty = true
+            if let last = entries.last { state.nextSeq = last.position + 1 }
+            if let source, let position { state.positions[source] = position }
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBytes { buffer -> String? in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                offset += written
+            }
+            return nil
+        }
+    }
+
+    /// Closes the segment being written and begins one named after the next
+    /// `seq`, which starts with every source's position (so deleting older
+    /// segments never loses a position); then applies the retention.
+    private static func startSegment(_ state: inout State, configuration: Configuration) throws(StoreError) {
+        if state.descriptor >= 0 {
+            _ = fdatasync(state.descriptor)
+            close(state.descriptor)
+            state.descriptor = -1
+        }
+        let name = String(state.nextSeq)
+        let path = configuration.directory + "/" + String(repeating: "0", count: max(0, 20 - name.count)) + name + ".seg"
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        var checkpoint: [UInt8] = []
+        for (source, position) in state.positions.sorted(by: { $0.key < $1.key }) {
+            StoredRecord.position(source: source, position).append(to: &checkpoint)
+        }
+        if !checkpoint.isEmpty, writeAll(fd, checkpoint) != nil { _ = ftruncate(fd, 0) }
+        let bytes = Int64(lseek(fd, 0, SEEK_END))
+        if let index = state.segments.firstIndex(where: { $0.path == path }) {
+            state.segments[index].bytes = bytes
+        } else {
+            state.segments.append(Segment(firstSeq: state.nextSeq, path: path, bytes: bytes, lastWrite: .now))
+        }
+        state.descriptor = fd
+        applyRetention(&state, configuration: configuration)
+    }
+
+    private static func applyRetention(_ state: inout State, configuration: Configuration) {
+        func total() -> Int64 { state.segments.reduce(0) { $0 + $1.bytes } }
+        while state.segments.count > 1 {
+            let oldest = state.segments[0]
+            let tooOld = Self.age(of: oldest) > configuration.maxAge
+            guard total() > configuration.maxBytes || tooOld else { break }
+            unlink(oldest.path)
+            state.segments.removeFirst()
+        }
+    }
+
+    /// How long ago a segment was last written (its file's time, for segments of an earlier run).
+    private static func age(of segment: Segment) -> Duration {
+        if let lastWrite = segment.lastWrite { return .now - lastWrite }
+        var info = stat()
+        guard stat(segment.path, &info) == 0 else { return .zero }
+        let seconds = Date().timeIntervalSince1970 - (Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+        return .milliseconds(Int64(max(0, seconds) * 1000))
+    }
+
+    /// Flushes what was written to the disk (`fdatasync`), and applies the
+    /// age limit. The service calls it once a second and at shutdown.
+    public func sync() {
+        state.withLock { state in
+            if state.dirty, state.descriptor >= 0 {
+                _ = fdatasync(state.descriptor)
+                state.dirty = false
+            }
+            Self.applyRetention(&state, configuration: configuration)
+        }
+    }
+
+    /// The descriptor of the segment being written (for tests that make writes fail).
+    var activeDescriptor: Int32 { state.withLock { $0.descriptor } }
+
+    /// Why the history is not being written, when it is not.
+    public var problem: String? { state.withLock { $0.problem } }
+
+    public struct Statistics: Sendable {
+        public var segments: Int
+        public var bytes: Int64
+        public var writeErrors: Int
+        public var damagedSegments: Int
+    }
+
+    public var statistics: Statistics {
+        state.withLock { state in
+            Statistics(
+                segments: state.segments.count,
+                bytes: state.segments.reduce(0) { $0 + $1.bytes },
+                writeErrors: state.writeErrors,
+                damagedSegments: state.damagedRecords
+            )
+        }
+    }
+
+    // MARK: Reading
+
+    public func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
+        guard limit > 0, after + 1 < before else { return [] }
+        let segments = state.withLock { $0.segments }
+        // The last segment that begins at or before the first seq wanted.
+        let start = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) ?? 0
+        var out: [HubEntry] = []
+        for segment in segments[start...] {
+            if segment.firstSeq >= before { break }
+            var done = false
+            _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, _ in
+                guard !done, case .line(let seq, let line) = record else { return }
+                if seq >= before {
+                    done = true
+                } else if seq > after {
+                    out.append(HubEntry(position: seq, payload: .line(line), json: ProtocolObject.line(line, seq: seq).encoded()))
+                    if out.count == limit { done = true }
+                }
+            }
+            if done { break }
+        }
+        return out
+    }
+
+    struct ScanResult {
+        var fileBytes: Int64
+        var validBytes: Int64
+    }
+
+    /// Reads a segment's records in order until its end or its first damaged
+    /// record (a bad length or checksum), and says how far it was whole.
+    static func scan(
+        path: String,
+        upTo limit: Int64 = .max,
+        _ body: (StoredRecord, Int) -> Void
+    ) throws(StoreError) -> ScanResult {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        fstat(fd, &info)
+        let fileBytes = min(Int64(info.st_size), limit)
+        var valid: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var filled = 0
+        var consumed = 0
+        var readOffset: Int64 = 0
+        while true {
+            // Parse every whole record in the buffer.
+            var stop = false
+            while filled - consumed >= StoredRecord.headerBytes {
+                let (length, checksum) = buffer.withUnsafeBytes { raw -> (Int, UInt32) in
+                    var reader = RecordReader(UnsafeRawBufferPointer(rebasing: raw[consumed..<consumed + 8]))
+                    return (Int(reader.u32()!), reader.u32()!)
+                }
+                guard length > 0, length <= StoredRecord.maxPayloadBytes else {
+                    stop = true
+                    break
+                }
+                if filled - consumed < StoredRecord.headerBytes + length {
+                    if buffer.count < StoredRecord.headerBytes + length { buffer += [UInt8](repeating: 0, count: length) }
+                    break
+                }
+                let ok = buffer.withUnsafeBytes { raw -> Bool in
+                    let payload = UnsafeRawBufferPointer(rebasing: raw[consumed + 8..<consumed + 8 + length])
+                    guard CRC32.checksum(payload) == checksum, let record = StoredRecord.decode(payload) else { return false }
+                    body(record, length + 64)
+                    return true
+                }
+                guard ok else {
+                    stop = true
+                    break
+                }
+                consumed += StoredRecord.headerBytes + length
+                valid += Int64(StoredRecord.headerBytes + length)
+            }
+            if stop || readOffset >= fileBytes { break }
+            // Keep the unparsed rest, then read more after it.
+            if consumed > 0 {
+                buffer.withUnsafeMutableBytes { raw in
+                    let rest = filled - consumed
+                    if rest > 0 { memmove(raw.baseAddress!, raw.baseAddress! + consumed, rest) }
+                }
+                filled -= consumed
+                consumed = 0
+            }
+            let wanted = min(Int64(buffer.count - filled), fileBytes - readOffset)
+            guard wanted > 0 else { break }
+            let got = buffer.withUnsafeMutableBytes { raw in pread(fd, raw.baseAddress! + filled, Int(wanted), off_t(readOffset)) }
+            if got <= 0 { break }
+            filled += got
+            readOffset += Int64(got)
+        }
+        return ScanResult(fileBytes: fileBytes, validBytes: valid)
+    }
+}
+
+/// The state directory or the history cannot be used.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}

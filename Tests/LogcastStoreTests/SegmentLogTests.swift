@@ -1,0 +1,197 @@
+import Foundation
+import LogcastHub
+import LogcastProtocol
+import Testing
+
+@testable import LogcastStore
+
+/// A fresh directory under the temporary directory, removed by the caller.
+func temporaryDirectory() -> String {
+    var template = Array((NSTemporaryDirectory() + "logcast-store-XXXXXX").utf8CString)
+    return String(cString: mkdtemp(&template)!)
+}
+
+func line(_ seq: UInt64, _ message: String = "") -> HubEntry {
+    var record = LogRecord(timestamp: Timestamp(microseconds: Int64(seq) * 1000), source: "app", message: message.isEmpty ? "line \(seq)" : message)
+    record.host = "h"
+    record.priority = Int(seq % 8)
+    record.cursor = seq % 2 == 0 ? "c\(seq)" : nil
+    return HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded())
+}
+
+func position(_ offset: Int64) -> SourcePosition {
+    .file(FilePosition(path: "/var/log/app.log", device: 1, inode: 2, offset: offset, fingerprint: 3, fingerprintLength: 256))
+}
+
+func messages(_ entries: [HubEntry]) -> [String] {
+    entries.map { if case .line(let record) = $0.payload { record.message } else { "?" } }
+}
+
+@Suite struct SegmentLogTests {
+    func open(_ directory: String, segmentBytes: Int64 = 64 << 20, maxBytes: Int64 = 1 << 30, tail: Int = 100) throws -> SegmentLog {
+        var configuration = SegmentLog.Configuration(directory: directory)
+        configuration.segmentBytes = segmentBytes
+        configuration.maxBytes = maxBytes
+        return try SegmentLog(configuration: configuration, tailLines: tail, tailBytes: 1 << 30)
+    }
+
+    @Test func linesAndPositionsSurviveAReopen() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let log = try open(directory)
+            log.append([line(1), line(2)], source: "app", position: position(20))
+            log.append([line(3, "ünïcødé \"quoted\"\n")], source: "app", position: position(40))
+            log.append([line(4)], source: "journal", position: .journal(cursor: "s=abc;i=4"))
+        }
+        let log = try open(directory, tail: 3)
+        #expect(log.recovery.lastSeq == 4)
+        #expect(log.recovery.tail.map(\.position) == [2, 3, 4], "the newest lines, at most the tail's size")
+        #expect(messages(log.recovery.tail) == ["line 2", "ünïcødé \"quoted\"\n", "line 4"])
+        #expect(
+            log.recovery.tail.map { String(decoding: $0.json, as: UTF8.self) }
+                == [2, 3, 4].map {
+                    String(decoding: line($0, $0 == 3 ? "ünïcødé \"quoted\"\n" : "").json, as: UTF8.self)
+                },
+            "the same bytes as when they were published"
+        )
+        #expect(log.recovery.positions == ["app": position(40), "journal": .journal(cursor: "s=abc;i=4")])
+        #expect(log.recovery.tornBytes == 0 && log.recovery.damagedSegments.isEmpty)
+    }
+
+    @Test func aTornLastRecordIsCutAndWritingGoesOn() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let log = try open(directory)
+            log.append([line(1)], source: "app", position: position(10))
+            log.append([line(2)], source: "app", position: position(20))
+        }
+        let segment = directory + "/" + (try FileManager.default.contentsOfDirectory(atPath: directory).first!)
+        let size = try FileManager.default.attributesOfItem(atPath: segment)[.size] as! Int
+        for cut in [1, 5, 30] {
+            // Every size of tear: within the position record, or into the line.
+            let copy = temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: copy) }
+            let target = copy + "/" + (segment as NSString).lastPathComponent
+            try FileManager.default.copyItem(atPath: segment, toPath: target)
+            #expect(truncate(target, off_t(size - cut)) == 0)
+            do {
+                let log = try open(copy)
+                #expect(log.recovery.tornBytes > 0, "cut \(cut)")
+                #expect(log.recovery.lastSeq >= 1)
+                log.append([line(log.recovery.lastSeq + 1)], source: "app", position: position(99))
+            }
+            let again = try open(copy)
+            #expect(again.recovery.tornBytes == 0, "the tear was cut, cut \(cut)")
+            #expect(again.recovery.positions["app"] == position(99))
+        }
+    }
+
+    @Test func aDamagedSegmentIsSkippedNotFatal() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let log = try open(directory, segmentBytes: 200)
+            for seq in UInt64(1)...20 { log.append([line(seq)], source: "app", position: position(Int64(seq))) }
+            #expect(log.statistics.segments > 3)
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        let first = directory + "/" + names[0]
+        let handle = try #require(FileHandle(forUpdatingAtPath: first))
+        try handle.seek(toOffset: 12)
+        handle.write(Data([0xFF, 0xFE]))
+        try handle.close()
+        let log = try open(directory, segmentBytes: 200)
+        #expect(log.recovery.damagedSegments == [first])
+        #expect(log.recovery.lastSeq == 20)
+        #expect(log.recovery.positions["app"] == position(20))
+        let read = log.lines(after: 0, before: 100, limit: 100)
+        #expect(!read.isEmpty && read.last?.position == 20, "the other segments are read")
+    }
+
+    @Test func readsAreByRangeAndLimit() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try open(directory, segmentBytes: 300)
+        for seq in UInt64(1)...50 { log.append([line(seq)], source: nil, position: nil) }
+        #expect(log.lines(after: 10, before: 15, limit: 100).map(\.position) == [11, 12, 13, 14])
+        #expect(log.lines(after: 0, before: 51, limit: 3).map(\.position) == [1, 2, 3])
+        #expect(log.lines(after: 45, before: 1000, limit: 100).map(\.position) == [46, 47, 48, 49, 50])
+        #expect(log.lines(after: 50, before: 1000, limit: 100).isEmpty)
+    }
+
+    @Test func retentionDeletesTheOldestSegmentsButKeepsPositions() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let log = try open(directory, segmentBytes: 300, maxBytes: 1000)
+            log.append([line(1)], source: "quiet", position: .journal(cursor: "only-once"))
+            for seq in UInt64(2)...100 { log.append([line(seq)], source: "app", position: position(Int64(seq))) }
+            #expect(log.statistics.bytes <= 1000 + 300)
+            #expect(log.lines(after: 0, before: 1000, limit: 1000).first!.position > 1, "the oldest lines are gone")
+        }
+        let log = try open(directory, segmentBytes: 300, maxBytes: 1000)
+        #expect(log.recovery.positions["quiet"] == .journal(cursor: "only-once"), "each segment starts with every position")
+        #expect(log.recovery.lastSeq == 100)
+    }
+
+    @Test func aFailedWriteIsUndoneAndReported() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try open(directory)
+        log.append([line(1)], source: "app", position: position(1))
+        // Make writes fail: the segment's descriptor now reads /dev/null's, opened read-only.
+        let readOnly = Glibc.open("/dev/null", O_RDONLY)
+        #expect(dup2(readOnly, log.activeDescriptor) >= 0)
+        close(readOnly)
+        log.append([line(2)], source: "app", position: position(2))
+        #expect(log.problem?.contains("cannot write the history") == true)
+        #expect(log.statistics.writeErrors == 1)
+    }
+}
+
+@Suite struct StateDirectoryTests {
+    @Test func theEpochStaysUntilReset() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "/a/b"
+        let epoch = try StateDirectory(path: path).epoch
+        #expect(try StateDirectory(path: path).epoch == epoch)
+        #expect(try StateDirectory(path: path, reset: true).epoch != epoch)
+    }
+
+    @Test func oneProcessPerDirectory() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        do {
+            let first = try StateDirectory(path: root)
+            #expect {
+                try StateDirectory(path: root)
+            } throws: { error in
+                (error as? StoreError)?.description.contains("in use by another logcast (pid \(getpid()))") == true
+            }
+            withExtendedLifetime(first) {}
+        }
+        _ = try StateDirectory(path: root)  // free again once the first is closed
+    }
+
+    @Test func refusesAFileANewerFormatAndNoAccess() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        FileManager.default.createFile(atPath: root + "/file", contents: Data())
+        #expect(throws: StoreError.self) { try StateDirectory(path: root + "/file") }
+        try "9\n".write(toFile: root + "/VERSION", atomically: true, encoding: .utf8)
+        #expect {
+            try StateDirectory(path: root)
+        } throws: { error in
+            (error as? StoreError)?.description.contains("newer logcast (format 9") == true
+        }
+    }
+
+    @Test func theDefaultFollowsSystemdThenXDG() {
+        #expect(StateDirectory.defaultPath(environment: ["STATE_DIRECTORY": "/var/lib/logcast", "HOME": "/h"]) == "/var/lib/logcast")
+        #expect(StateDirectory.defaultPath(environment: ["XDG_STATE_HOME": "/x", "HOME": "/h"]) == "/x/logcast")
+        #expect(StateDirectory.defaultPath(environment: ["HOME": "/h"]) == "/h/.local/state/logcast")
+    }
+}
