@@ -171,8 +171,7 @@ public enum LogcastService {
                 metadata: [
                     "path": "\(path)", "epoch": "\(state.epoch)", "last-seq": "\(recovery.lastSeq)",
                     "stored-bytes": "\(recovery.storedBytes)", "sources": "\(recovery.positions.count)",
-                    "seconds":
-                        "\(Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds))",
+                    "took": "\(ContinuousClock.now - started)",
                 ]
             )
             if recovery.tornBytes > 0 {
