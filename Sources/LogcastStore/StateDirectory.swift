@@ -89,16 +89,22 @@ public final class StateDirectory: Sendable {
     /// The folder of the history's segments.
     public var historyPath: String { path + "/history" }
 
+    /// `mkdir -p`, touching the parents only when the directory is missing.
     static func makeDirectories(_ path: String) throws(StoreError) {
-        var built = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            built += "/" + component
-            if mkdir(built, 0o700) != 0, errno != EEXIST {
-                throw StoreError(
-                    "cannot create the state directory \(path) (\(built): \(String(cString: strerror(errno)))); "
-                        + "create it for logcast's user, or give --state-directory DIR (none keeps no state)"
-                )
-            }
+        if mkdir(path, 0o700) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT else {
+            throw StoreError(
+                "cannot create the state directory \(path) (\(String(cString: strerror(errno)))); "
+                    + "create it for logcast's user, or give --state-directory DIR (none keeps no state)"
+            )
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectories(parent) }
+        if mkdir(path, 0o700) != 0, errno != EEXIST {
+            throw StoreError(
+                "cannot create the state directory \(path) (\(String(cString: strerror(errno)))); "
+                    + "create it for logcast's user, or give --state-directory DIR (none keeps no state)"
+            )
         }
     }
 

@@ -302,3 +302,31 @@ def test_journal_file_sources_group_by_name_and_shutdown_is_prompt(serve, stream
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=DEADLINE) == 0
     assert time.monotonic() - started < DEADLINE
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM])
+def test_entries_written_while_logcast_is_down_arrive_after_a_restart(journal_dir, tmp_path, stop_signal):
+    from conftest import Stream
+    writer = writer_for(journal_dir)
+    writer.write(*({"MESSAGE": f"up {i}", "PRIORITY": 6} for i in range(5)))
+    wait_for(lambda: len(journalctl(journal_dir)) == 5, message="journal-remote to write 5 entries")
+    args = ["--journal-directory", f"sys={journal_dir}", "--initial-lines", "5", "--state-directory", str(tmp_path / "state")]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: lines_read(first, "sys") == 5, message="the first entries")
+        epoch = first.health()["epoch"]
+    finally:
+        first.stop(stop_signal)
+    writer.write(*({"MESSAGE": f"down {i}", "PRIORITY": 6} for i in range(7)))
+    wait_for(lambda: len(journalctl(journal_dir)) == 12, message="entries written while logcast is down")
+    second = Server(args).start()
+    try:
+        s = Stream(f"{second.ws_url}?after=5&epoch={epoch}")
+        assert s.next()["epoch"] == epoch
+        got = s.lines(7)
+        assert [line["msg"] for line in got] == [f"down {i}" for i in range(7)]
+        assert [line["seq"] for line in got] == list(range(6, 13))
+        assert not [o for o in s.until_barrier() if o["type"] != "line"], "no gap, nothing twice"
+        s.close()
+    finally:
+        second.stop()

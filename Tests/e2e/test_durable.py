@@ -1,0 +1,253 @@
+"""A restart loses nothing: the state directory keeps the history, the epoch
+and the sources' positions (real binary, real files, real signals)."""
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, DEADLINE, Server, Stream, append, wait_for
+
+
+class Writer(threading.Thread):
+    """Appends numbered lines to a file until stopped, a few per millisecond."""
+
+    def __init__(self, path, prefix="w"):
+        super().__init__(daemon=True)
+        self.path = path
+        self.prefix = prefix
+        self.count = 0
+        self.running = True
+
+    def run(self):
+        while self.running:
+            with open(self.path, "a") as f:
+                for _ in range(5):
+                    f.write(f"{self.prefix} {self.count}\n")
+                    self.count += 1
+            time.sleep(0.002)
+
+    def stop(self):
+        self.running = False
+        self.join()
+        return [f"{self.prefix} {i}" for i in range(self.count)]
+
+
+def collect(url, want, seen, timeout=DEADLINE):
+    """Reads a stream until `want` lines are in `seen` (dicts of the objects); returns every other object."""
+    stream = Stream(url)
+    others = []
+    try:
+        hello = stream.next()
+        assert hello["type"] == "hello"
+        end = time.monotonic() + timeout
+        while len(seen) < want:
+            obj = stream.next(max(0.01, end - time.monotonic()))
+            if obj["type"] == "line":
+                seen.append(obj)
+            else:
+                others.append(obj)
+    finally:
+        stream.close()
+    return hello, others
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM])
+def test_a_client_resumes_across_a_restart_with_every_line_exactly_once(tmp_path, stop_signal):
+    log = tmp_path / "app.log"
+    log.touch()
+    state = tmp_path / "state"
+    args = ["--file", f"app={log}", "--initial-lines", "0", "--state-directory", str(state)]
+    writer = Writer(log)
+    first = Server(args).start()
+    seen = []
+    try:
+        stream = Stream(first.ws_url)
+        epoch = stream.next()["epoch"]
+        writer.start()
+        while len(seen) < 200:
+            obj = stream.next()
+            if obj["type"] == "line":
+                seen.append(obj)
+        first.stop(stop_signal)
+    finally:
+        first.stop()
+    time.sleep(0)  # the writer goes on while logcast is down
+    wait_for(lambda: writer.count > len(seen) + 500, message="lines written while logcast is down")
+    second = Server(args).start()
+    try:
+        lines = writer.stop()
+        last = seen[-1]["seq"]
+        hello, others = collect(f"{second.ws_url}?after={last}&epoch={epoch}", len(lines), seen)
+        assert hello["epoch"] == epoch, "the epoch survives the restart"
+        assert [o for o in others if o["type"] == "gap"] == [], "no gap"
+        assert [l["msg"] for l in seen] == lines, "every line, once, in order"
+        assert [l["seq"] for l in seen] == list(range(seen[0]["seq"], seen[0]["seq"] + len(lines))), "seq continues"
+    finally:
+        writer.running = False
+        second.stop()
+
+
+def test_lines_rotated_away_while_down_are_read_from_the_old_file(tmp_path):
+    log = tmp_path / "app.log"
+    append(log, "before 0\nbefore 1\n")
+    state = tmp_path / "state"
+    args = ["--file", f"app={log}", "--initial-lines", "10", "--state-directory", str(state)]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] == 2, message="the first lines")
+        epoch = first.health()["epoch"]
+    finally:
+        first.stop(signal.SIGKILL)
+    append(log, "down 0\ndown 1\n")
+    os.rename(log, tmp_path / "app.log.1")
+    append(log, "new 0\nnew 1\n")
+    second = Server(args).start()
+    try:
+        seen = []
+        hello, others = collect(f"{second.ws_url}?after=2&epoch={epoch}", 4, seen)
+        assert [l["msg"] for l in seen] == ["down 0", "down 1", "new 0", "new 1"]
+        assert [l["seq"] for l in seen] == [3, 4, 5, 6]
+        assert not [o for o in others if o["type"] == "gap"]
+    finally:
+        second.stop()
+
+
+def test_a_file_truncated_while_down_is_read_from_its_start(tmp_path):
+    log = tmp_path / "app.log"
+    append(log, "old line that is long enough 0\nold line that is long enough 1\n")
+    state = tmp_path / "state"
+    args = ["--file", f"app={log}", "--initial-lines", "10", "--state-directory", str(state)]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] == 2, message="the first lines")
+    finally:
+        first.stop()
+    # copytruncate while down: the same file (inode), emptied, then written again.
+    shutil.copy(log, tmp_path / "app.log.1")
+    with open(log, "r+") as f:
+        f.truncate(0)
+    append(log, "after 0\n")
+    second = Server(args).start()
+    try:
+        stream = Stream(f"{second.ws_url}?backlog=10")
+        stream.next()
+        got = [stream.next()["msg"] for _ in range(3)]
+        assert got == ["old line that is long enough 0", "old line that is long enough 1", "after 0"]
+    finally:
+        second.stop()
+
+
+def test_memory_evicted_lines_come_from_the_state_directory(serve, stream, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "5")
+    s = stream(server.ws_url)
+    epoch = s.next()["epoch"]
+    append(log, "".join(f"n{i}\n" for i in range(1, 21)))
+    assert s.lines(20)[-1]["seq"] == 20
+    r = stream(f"{server.ws_url}?after=2&epoch={epoch}")
+    assert r.next()["type"] == "hello"
+    items = r.until_barrier()
+    assert [o["type"] for o in items] == ["line"] * 18, "no evicted gap: the stored history reaches back"
+    assert [o["msg"] for o in items] == [f"n{i}" for i in range(3, 21)]
+
+
+def test_a_torn_last_record_is_cut_and_the_rest_served(tmp_path):
+    log = tmp_path / "app.log"
+    append(log, "".join(f"l{i}\n" for i in range(10)))
+    state = tmp_path / "state"
+    args = ["--file", f"app={log}", "--initial-lines", "10", "--state-directory", str(state)]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] == 10, message="the lines")
+    finally:
+        first.stop(signal.SIGKILL)
+    segment = sorted((state / "history").iterdir())[-1]
+    with open(segment, "r+b") as f:
+        f.truncate(segment.stat().st_size - 7)  # tear the last record
+    second = Server(args).start()
+    try:
+        assert any("torn record" in line for line in second.stderr_lines)
+        r = Stream(f"{second.ws_url}?backlog=20")
+        r.next()
+        msgs = [o["msg"] for o in r.until_barrier() if o["type"] == "line"]
+        assert msgs[:8] == [f"l{i}" for i in range(8)], msgs
+        append(log, "more\n")
+        wait_for(lambda: second.health()["last_seq"] >= 10, message="lines after the cut")
+    finally:
+        second.stop()
+
+
+def test_reset_state_starts_a_new_epoch(tmp_path):
+    log = tmp_path / "app.log"
+    append(log, "x\n")
+    state = tmp_path / "state"
+    args = ["--file", f"app={log}", "--state-directory", str(state)]
+    first = Server(args).start()
+    epoch = first.health()["epoch"]
+    first.stop()
+    again = Server(args).start()
+    assert again.health()["epoch"] == epoch
+    again.stop()
+    reset = Server([*args, "--reset-state"]).start()
+    try:
+        assert reset.health()["epoch"] != epoch
+    finally:
+        reset.stop()
+
+
+def run_serve(*args, env=None):
+    return subprocess.run([str(BINARY), "serve", "--listen", "127.0.0.1:0", *args], capture_output=True, text=True,
+                          timeout=DEADLINE, env={**os.environ, **(env or {})})
+
+
+def test_state_directory_problems_exit_2_and_say_what_to_do(tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "VERSION").write_text("99\n")
+    locked = tmp_path / "locked"
+    holder = Server(["--file", f"app={log}", "--state-directory", str(locked)]).start()
+    try:
+        cases = [
+            (a_file, "is not a directory"),
+            (newer, "newer logcast (format 99"),
+            (locked, "in use by another logcast (pid"),
+        ]
+        for path, words in cases:
+            result = run_serve("--file", f"app={log}", "--state-directory", str(path))
+            assert result.returncode == 2, (path, result.stderr)
+            assert words in result.stderr and str(path) in result.stderr, result.stderr
+        if os.geteuid() == 0:
+            # A directory logcast's user may not write (as another user: root ignores the mode).
+            import tempfile
+            unwritable = tempfile.mkdtemp(prefix="logcast-unwritable-")  # in /tmp, which anyone may enter
+            os.chmod(unwritable, 0o555)
+            result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(BINARY), "serve",
+                                     "--listen", "127.0.0.1:0", "--file", "app=/dev/null/x", "--state-directory", str(unwritable)],
+                                    capture_output=True, text=True, timeout=DEADLINE)
+            assert result.returncode == 2 and "is not writable" in result.stderr and unwritable in result.stderr, result.stderr
+            os.rmdir(unwritable)
+    finally:
+        holder.stop()
+
+
+def test_the_default_state_directory_is_the_xdg_one_and_none_turns_it_off(tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    out = subprocess.run([str(BINARY), "serve", "--check-config", "--file", str(log)], capture_output=True, text=True,
+                         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg")}, timeout=DEADLINE)
+    assert f'state-directory: "{tmp_path}/xdg/logcast"' in out.stdout
+    out = subprocess.run([str(BINARY), "serve", "--check-config", "--file", str(log)], capture_output=True, text=True,
+                         env={**os.environ, "STATE_DIRECTORY": "/var/lib/logcast"}, timeout=DEADLINE)
+    assert 'state-directory: "/var/lib/logcast"' in out.stdout
+    server = Server(["--file", f"app={log}", "--state-directory", "none"], cwd=tmp_path).start()
+    server.stop()
+    assert not (tmp_path / "xdg").exists()
