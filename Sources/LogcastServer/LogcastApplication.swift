@@ -34,8 +34,19 @@ public struct LogcastApplication: Sendable {
     let hosts: HostPolicy
     let startedAt = ContinuousClock.now
 
-    public init(configuration: ServerConfiguration, hub: Hub, registry: SourceRegistry, logger: Logger) {
+    /// What keeps the server from being whole while it still serves (the
+    /// durable history cannot be written): `/healthz` says `degraded`.
+    let degradation: @Sendable () -> [String]
+
+    public init(
+        configuration: ServerConfiguration,
+        hub: Hub,
+        registry: SourceRegistry,
+        logger: Logger,
+        degradation: @escaping @Sendable () -> [String] = { [] }
+    ) {
         self.configuration = configuration
+        self.degradation = degradation
         self.hub = hub
         self.registry = registry
         self.logger = logger
@@ -484,9 +495,10 @@ public struct LogcastApplication: Sendable {
         let sources = registry.all
         let failing = sources.filter { $0.state == .failing }
         let statistics = hub.statistics
+        let degraded = degradation()
         var writer = JSONWriter()
         writer.beginObject()
-        writer.field("status", failing.isEmpty ? "ok" : "failing")
+        writer.field("status", !failing.isEmpty ? "failing" : degraded.isEmpty ? "ok" : "degraded")
         guard case .success = configuration.access.check(AccessRequest(request)) else {
             writer.endObject()
             return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
@@ -503,6 +515,7 @@ public struct LogcastApplication: Sendable {
         if !failing.isEmpty {
             writer.field("failing", strings: failing.map { "\($0.name): \($0.lastError ?? "failing")" })
         }
+        if !degraded.isEmpty { writer.field("degraded", strings: degraded) }
         writer.endObject()
         return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
     }

@@ -118,7 +118,10 @@ public enum LogcastService {
         sourceServices += fileTailers as [any Service]
         sourceServices += journalTailers as [any Service]
 
-        let app = LogcastApplication(configuration: server, hub: hub, registry: registry, logger: logger)
+        let log = store?.log
+        let app = LogcastApplication(configuration: server, hub: hub, registry: registry, logger: logger) {
+            log?.problem.map { [$0] } ?? []
+        }
         let sourceCount = configuration.sources.count
         let host = server.host
         let (application, drainer) = app.build(onListening: { port in

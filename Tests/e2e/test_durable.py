@@ -251,3 +251,34 @@ def test_the_default_state_directory_is_the_xdg_one_and_none_turns_it_off(tmp_pa
     server = Server(["--file", f"app={log}", "--state-directory", "none"], cwd=tmp_path).start()
     server.stop()
     assert not (tmp_path / "xdg").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+def test_a_full_disk_degrades_to_memory_and_writing_resumes(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        log = tmp_path / "app.log"
+        log.touch()
+        state = mount / "state"
+        server = Server(["--file", f"app={log}", "--initial-lines", "0", "--state-directory", str(state)]).start()
+        try:
+            stream = Stream(server.ws_url)
+            stream.next()
+            # Fill the disk: a file takes what the history has not.
+            filler = mount / "filler"
+            subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=1000"], capture_output=True)
+            append(log, "".join(f"full {i} {'x' * 200}\n" for i in range(200)))
+            got = [line["msg"].split(" ")[1] for line in stream.lines(200)]
+            assert got == [str(i) for i in range(200)], "everything is still streamed, from memory"
+            wait_for(lambda: server.health()["status"] == "degraded", message="/healthz to say degraded")
+            assert "cannot write the history" in server.health()["degraded"][0]
+            filler.unlink()
+            append(log, "room again\n")
+            assert stream.lines(1)[0]["msg"] == "room again"
+            wait_for(lambda: server.health()["status"] == "ok", message="writing to resume")
+        finally:
+            server.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
