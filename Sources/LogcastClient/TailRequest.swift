@@ -58,6 +58,10 @@ public struct TailFilter: Sendable, Equatable {
     public var units: [String] = []
     public var identifiers: [String] = []
     public var hosts: [String] = []
+    /// `-S`: from this time (sent as RFC 3339, so a reconnect asks for the same range).
+    public var since: Timestamp?
+    /// `-U`: up to this time.
+    public var until: Timestamp?
 
     public init() {}
 
@@ -71,6 +75,8 @@ public struct TailFilter: Sendable, Equatable {
         items += units.map { ("unit", $0) }
         items += identifiers.map { ("identifier", $0) }
         items += hosts.map { ("host", $0) }
+        if let since { items.append(("since", since.rfc3339)) }
+        if let until { items.append(("until", until.rfc3339)) }
         return items
     }
 }

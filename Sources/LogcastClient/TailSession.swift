@@ -148,7 +148,11 @@ public final class TailSession: Sendable {
     /// Prints the backlog once, through `/api/v1/lines`, and returns.
     public func printBacklog() async throws(TailError) {
         var items = options.filter.queryItems
-        items.append(("backlog", String(options.backlog)))
+        if options.filter.since != nil {
+            items.append(("limit", "10000"))  // every line of the range, up to the server's most
+        } else {
+            items.append(("backlog", String(options.backlog)))
+        }
         let base = options.address.path.hasSuffix("/ws") ? String(options.address.path.dropLast(3)) : ""
         let target = options.address.httpTarget(base + "/api/v1/lines", query: QueryString.encode(items))
         let response: HTTPGet.Response

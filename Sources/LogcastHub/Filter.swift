@@ -15,6 +15,10 @@ public struct Filter: Sendable, Equatable {
     public var units: [String] = []
     public var identifiers: [String] = []
     public var hosts: [String] = []
+    /// Lines stamped at or after this time (`since`).
+    public var since: Timestamp?
+    /// Lines stamped at or before this time (`until`).
+    public var until: Timestamp?
 
     public init() {}
 
@@ -36,6 +40,8 @@ public struct Filter: Sendable, Equatable {
         if !units.isEmpty { writer.field("unit", strings: units) }
         if !identifiers.isEmpty { writer.field("identifier", strings: identifiers) }
         if !hosts.isEmpty { writer.field("host", strings: hosts) }
+        if let since { writer.field("since", since.rfc3339) }
+        if let until { writer.field("until", until.rfc3339) }
         writer.endObject()
     }
 
@@ -107,6 +113,8 @@ public final class LineMatcher: Sendable {
     /// Whether a line passes every key.
     public func matches(_ record: LogRecord) -> Bool {
         if !sources.isEmpty, !sources.contains(record.source) { return false }
+        if let since = filter.since, record.timestamp < since { return false }
+        if let until = filter.until, until < record.timestamp { return false }
         if let range = filter.priority {
             guard let level = record.priority, range.contains(level) else { return false }
         }

@@ -194,7 +194,7 @@ public final class Hub: Sendable {
             epoch: epoch,
             limit: Int.max,
             durable: durable,
-            durableLimit: configuration.queueLines
+            durableLimit: max(0, configuration.queueLines - snapshot.entries.count)
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
         return subscription
@@ -215,7 +215,7 @@ public final class Hub: Sendable {
             epoch: epoch,
             limit: Int.max,
             durable: durable,
-            durableLimit: configuration.queueLines
+            durableLimit: max(0, configuration.queueLines - snapshot.entries.count)
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
     }
@@ -324,6 +324,9 @@ public final class Hub: Sendable {
             if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: resumeAfter))) }
             return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: !clock.cutShort, examined: clock.examined)
         }
+        if request.after == nil, let since = matcher.filter.since {
+            return sincePlan(since: since, matcher: matcher, history: history, limit: limit, durable: durable, durableLimit: durableLimit)
+        }
         var backlog: [HubEntry] = []
         let wanted = min(request.backlog, limit)
         if wanted > 0 {
@@ -349,6 +352,68 @@ public final class Hub: Sendable {
     static func incompleteJSON(examined: Int, resumeAfter: UInt64?) -> [UInt8] {
         let budget = Int(scanBudget.components.seconds * 1000 + scanBudget.components.attoseconds / 1_000_000_000_000_000)
         return ProtocolObject.incomplete(examined: examined, resumeAfter: resumeAfter, budgetMilliseconds: budget).encoded()
+    }
+
+    /// A stream or read that starts at a time (`since`, without `after`):
+    /// every matching line stamped since then, from the durable history and
+    /// then from memory, oldest first, at most `limit` lines (`durableLimit`
+    /// of them from disk). When there are more, it ends with an `incomplete`
+    /// object whose `resume_after` reads on.
+    static func sincePlan(
+        since: Timestamp,
+        matcher: LineMatcher,
+        history: HistorySnapshot,
+        limit: Int,
+        durable: (any DurableHistory)?,
+        durableLimit: Int
+    ) -> StartPlan {
+        var items: [SubscriberQueue.Item] = []
+        var clock = ScanClock()
+        var count = 0
+        var lastExamined: UInt64?
+        let oldest = history.entries.first?.position ?? history.nextSeq
+        let cap = min(limit, durableLimit)
+        var full = false
+        if let durable, oldest > 1, cap > 0 {
+            for entry in durable.lines(since: since, before: oldest, limit: cap) {
+                guard clock.tick() else { break }
+                lastExamined = entry.position
+                if case .line(let record) = entry.payload, matcher.matches(record) {
+                    items.append(.entry(entry))
+                    count += 1
+                    if count == cap {
+                        full = true
+                        break
+                    }
+                }
+            }
+        }
+        if !full, !clock.cutShort {
+            for entry in history.entries {
+                guard case .line(let record) = entry.payload, since <= record.timestamp else { continue }
+                guard clock.tick() else { break }
+                lastExamined = entry.position
+                if matcher.matches(record) {
+                    items.append(.entry(entry))
+                    count += 1
+                    if count == limit {
+                        full = entry.position < history.lastSeq
+                        break
+                    }
+                }
+            }
+        }
+        if clock.cutShort {
+            items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: lastExamined)))
+        } else if full {
+            items.append(
+                .control(
+                    ProtocolObject.incomplete(examined: clock.examined, resumeAfter: lastExamined, budgetMilliseconds: 0, reason: .limit)
+                        .encoded()
+                )
+            )
+        }
+        return StartPlan(items: items, deliveredUpTo: nil, complete: !clock.cutShort && !full, examined: clock.examined)
     }
 
     /// The result of a one-shot read (``snapshot(request:matcher:limit:)``).

@@ -1,3 +1,5 @@
+import LogcastProtocol
+
 /// How far a source has read: saved with the lines it produced, so that
 /// after a restart the source continues where its last stored line ended.
 public enum SourcePosition: Sendable, Equatable {
@@ -42,4 +44,10 @@ public protocol DurableHistory: Sendable {
     /// Stored lines with `seq` above `after` and below `before`, oldest
     /// first, at most `limit` (the first ones).
     func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry]
+
+    /// Stored lines stamped at or after `since` with `seq` below `before`,
+    /// oldest first, at most `limit` (the first ones). Lines are found by
+    /// the order they were stored in, which follows their stamps for files
+    /// and nearly so for journals.
+    func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry]
 }

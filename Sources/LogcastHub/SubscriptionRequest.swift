@@ -57,7 +57,8 @@ public struct SubscriptionRequest: Sendable, Equatable {
     /// Keys that may be given more than once (or comma-separated).
     public static let repeatableKeys: Set<String> = ["source", "grep", "exclude", "unit", "identifier", "host"]
     public static let allKeys = [
-        "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "backlog", "after", "epoch", "format",
+        "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "since", "until", "backlog", "after", "epoch",
+        "format",
     ]
 
     /// Parses query items in order. Repeated keys add values; repeatable keys also split on
@@ -99,6 +100,12 @@ public struct SubscriptionRequest: Sendable, Equatable {
                 try request.apply(key: key, value: value, limits: limits)
             }
         }
+        if let since = request.filter.since, let until = request.filter.until, until < since {
+            throw FilterError(
+                "until (\(until.rfc3339)) is before since (\(since.rfc3339))",
+                hint: "until is the end of the time range, since its start"
+            )
+        }
         return request
     }
 
@@ -124,6 +131,11 @@ public struct SubscriptionRequest: Sendable, Equatable {
             if !filter.identifiers.contains(value) { filter.identifiers.append(value) }
         case "host":
             if !filter.hosts.contains(value) { filter.hosts.append(value) }
+        case "since", "until":
+            guard let time = TimeBound.parse(value) else {
+                throw FilterError("\(key) '\(value)' is not a time", hint: TimeBound.hint)
+            }
+            if key == "since" { filter.since = time } else { filter.until = time }
         case "backlog":
             guard let number = Int(value), number >= 0, number <= limits.maxBacklog else {
                 throw FilterError(

@@ -17,8 +17,9 @@ public enum ProtocolObject: Sendable {
     case gap(after: UInt64, next: UInt64, missed: Int?, reason: GapReason)
     /// The answer to a `subscribe` message.
     case subscribed(filter: [UInt8], backlog: Int)
-    /// A scan of the history stopped at its time budget.
-    case incomplete(examined: Int, resumeAfter: UInt64?, budgetMilliseconds: Int)
+    /// A read of the history stopped before its end: at its time budget
+    /// (`scan-budget`), or at the most lines it may send (`limit`).
+    case incomplete(examined: Int, resumeAfter: UInt64?, budgetMilliseconds: Int, reason: IncompleteReason = .scanBudget)
     /// A client message that was refused; the stream goes on unchanged.
     case error(String)
 
@@ -30,6 +31,12 @@ public enum ProtocolObject: Sendable {
         case restart
         /// The subscriber's queue overflowed and its oldest lines were dropped.
         case slowConsumer = "slow-consumer"
+    }
+
+    /// Why a read of the history stopped early (`incomplete.reason`).
+    public enum IncompleteReason: String, Sendable {
+        case scanBudget = "scan-budget"
+        case limit
     }
 
     /// The protocol version `hello` announces.
@@ -92,14 +99,16 @@ public enum ProtocolObject: Sendable {
         case .subscribed(let filter, let backlog):
             writer.rawField("filter", filter)
             writer.field("backlog", backlog)
-        case .incomplete(let examined, let resumeAfter, let budget):
-            writer.field("reason", "scan-budget")
+        case .incomplete(let examined, let resumeAfter, let budget, let reason):
+            writer.field("reason", reason.rawValue)
             writer.field("examined", examined)
             writer.field("resume_after", resumeAfter)
-            writer.field(
-                "hint",
-                "the filter took longer than \(budget) ms over the history; narrow it, or read on with after="
-            )
+            switch reason {
+            case .scanBudget:
+                writer.field("hint", "the filter took longer than \(budget) ms over the history; narrow it, or read on with after=")
+            case .limit:
+                writer.field("hint", "more lines match than one read sends; read on with after=resume_after")
+            }
         case .error(let message):
             writer.field("error", message)
         }

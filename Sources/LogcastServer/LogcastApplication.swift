@@ -421,7 +421,7 @@ public struct LogcastApplication: Sendable {
         // The scan holds references to the history's entries, not copies; the
         // body is written in chunks as it goes out.
         let hub = self.hub
-        let scanLimit = limit ?? (parsed.after == nil ? parsed.backlog : 1000)
+        let scanLimit = limit ?? (parsed.after == nil && parsed.filter.since == nil ? parsed.backlog : 1000)
         let request = effective
         let scan = await offCooperativePool { hub.snapshot(request: request, matcher: matcher, limit: scanLimit) }
         let headers: HTTPFields = [

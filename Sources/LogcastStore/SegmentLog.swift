@@ -317,6 +317,44 @@ public final class SegmentLog: DurableHistory, Sendable {
         return out
     }
 
+    public func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
+        guard limit > 0 else { return [] }
+        let segments = state.withLock { $0.segments }
+        // The newest segment whose first line is not after `since`: the range starts in it.
+        var start = 0
+        for index in segments.indices.reversed() {
+            if let first = Self.firstLineTime(segments[index]), first <= since {
+                start = index
+                break
+            }
+        }
+        var out: [HubEntry] = []
+        for segment in segments[start...] {
+            if segment.firstSeq >= before { break }
+            var done = false
+            _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, _ in
+                guard !done, case .line(let seq, let line) = record else { return }
+                if seq >= before {
+                    done = true
+                } else if since <= line.timestamp {
+                    out.append(HubEntry(position: seq, payload: .line(line), json: ProtocolObject.line(line, seq: seq).encoded()))
+                    if out.count == limit { done = true }
+                }
+            }
+            if done { break }
+        }
+        return out
+    }
+
+    /// The stamp of a segment's first line.
+    static func firstLineTime(_ segment: Segment) -> Timestamp? {
+        var found: Timestamp?
+        _ = try? scan(path: segment.path, upTo: segment.bytes, stopAtFirstLine: true) { record, _ in
+            if found == nil, case .line(_, let line) = record { found = line.timestamp }
+        }
+        return found
+    }
+
     struct ScanResult {
         var fileBytes: Int64
         var validBytes: Int64
@@ -327,6 +365,7 @@ public final class SegmentLog: DurableHistory, Sendable {
     static func scan(
         path: String,
         upTo limit: Int64 = .max,
+        stopAtFirstLine: Bool = false,
         _ body: (StoredRecord, Int) -> Void
     ) throws(StoreError) -> ScanResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -340,6 +379,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         var filled = 0
         var consumed = 0
         var readOffset: Int64 = 0
+        var sawLine = false
         while true {
             // Parse every whole record in the buffer.
             var stop = false
@@ -360,6 +400,7 @@ public final class SegmentLog: DurableHistory, Sendable {
                     let payload = UnsafeRawBufferPointer(rebasing: raw[consumed + 8..<consumed + 8 + length])
                     guard CRC32.checksum(payload) == checksum, let record = StoredRecord.decode(payload) else { return false }
                     body(record, length + 64)
+                    if stopAtFirstLine, case .line = record { sawLine = true }
                     return true
                 }
                 guard ok else {
@@ -368,7 +409,9 @@ public final class SegmentLog: DurableHistory, Sendable {
                 }
                 consumed += StoredRecord.headerBytes + length
                 valid += Int64(StoredRecord.headerBytes + length)
+                if sawLine { break }
             }
+            if sawLine { break }
             if stop || readOffset >= fileBytes { break }
             // Keep the unparsed rest, then read more after it.
             if consumed > 0 {

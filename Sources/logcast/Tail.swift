@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LogcastClient
+import LogcastProtocol
 import NIOSSL
 
 #if canImport(Glibc)
@@ -52,6 +53,18 @@ struct Tail: AsyncParsableCommand {
     @Option(name: .customLong("host"), help: ArgumentHelp("Host name (repeatable).", valueName: "HOST"))
     var hosts: [String] = []
 
+    @Option(
+        name: [.customShort("S"), .long],
+        help: ArgumentHelp("Lines from this time on, like journalctl -S: 2026-12-01T10:00:00Z, 2026-12-01, -10m, -2h, -1d.", valueName: "TIME")
+    )
+    var since: String?
+
+    @Option(
+        name: [.customShort("U"), .long],
+        help: ArgumentHelp("Lines up to this time (same forms as --since); prints the range and exits.", valueName: "TIME")
+    )
+    var until: String?
+
     @Option(name: [.customShort("n"), .long], help: "Lines of history to print first.")
     var lines = 10
 
@@ -97,7 +110,7 @@ struct Tail: AsyncParsableCommand {
                 options: options,
                 output: TailOutput(stdout: { Terminal.write($0, to: STDOUT_FILENO) }, stderr: { Terminal.write($0, to: STDERR_FILENO) })
             )
-            if noFollow {
+            if !options.follow {
                 try await session.printBacklog()
             } else {
                 try await session.follow()
@@ -121,10 +134,19 @@ struct Tail: AsyncParsableCommand {
         filter.units = units
         filter.identifiers = identifiers
         filter.hosts = hosts
+        let now = Timestamp.now()
+        for (flag, text, keyPath) in [("--since", since, \TailFilter.since), ("--until", until, \TailFilter.until)] {
+            guard let text else { continue }
+            guard let time = TimeBound.parse(text, now: now) else { throw .usage("\(flag) '\(text)' is not a time; \(TimeBound.hint)") }
+            filter[keyPath: keyPath] = time
+        }
+        if let since = filter.since, let until = filter.until, until < since {
+            throw .usage("--until is before --since")
+        }
         options.filter = filter
         guard lines >= 0 else { throw .usage("--lines must be 0 or more (got \(lines))") }
         options.backlog = lines
-        options.follow = !noFollow
+        options.follow = !noFollow && until == nil
         guard let mode = OutputMode(rawValue: output) else { throw .usage("--output '\(output)' is not a mode; use short, json or cat") }
         let useColor: Bool
         switch color {

@@ -282,3 +282,58 @@ def test_a_full_disk_degrades_to_memory_and_writing_resumes(tmp_path):
             server.stop()
     finally:
         subprocess.run(["umount", "-l", str(mount)])
+
+
+def utc_now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_since_and_until_read_a_time_range_from_disk_and_memory(serve, tmp_path):
+    import json
+    import urllib.parse
+    log = tmp_path / "app.log"
+    log.touch()
+    # Memory holds 2 lines: the rest of every range comes from the state directory.
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--history", "2")
+    t0 = utc_now()
+    append(log, "a 0\na 1\na 2\n")
+    wait_for(lambda: server.health()["last_seq"] == 3, message="the first lines")
+    t1 = utc_now()
+    append(log, "b 0\nb 1\nb 2\n")
+    wait_for(lambda: server.health()["last_seq"] == 6, message="the next lines")
+    t2 = utc_now()
+
+    def read(query):
+        status, headers, body = server.get("/api/v1/lines?" + urllib.parse.urlencode(query))
+        assert status == 200, body
+        return [json.loads(line)["msg"] for line in body.decode().splitlines() if json.loads(line)["type"] == "line"]
+
+    assert read({"since": t0}) == ["a 0", "a 1", "a 2", "b 0", "b 1", "b 2"]
+    assert read({"since": t1}) == ["b 0", "b 1", "b 2"]
+    assert read({"since": t0, "until": t1}) == ["a 0", "a 1", "a 2"]
+    assert read({"since": "-1h", "grep": "1"}) == ["a 1", "b 1"]
+    assert read({"since": t2}) == []
+    assert read({"since": t0, "limit": 2}) == ["a 0", "a 1"]
+    # A stream from a time: the range, then live lines.
+    s = Stream(f"{server.ws_url}?since={urllib.parse.quote(t1)}")
+    hello = s.next()
+    assert hello["filter"]["since"].startswith(t1[:19])
+    assert [o["msg"] for o in s.lines(3)] == ["b 0", "b 1", "b 2"]
+    append(log, "c 0\n")
+    assert s.lines(1)[0]["msg"] == "c 0"
+    s.close()
+    # Bad values are refused with what would be right.
+    for query, words in [({"since": "yesterday"}, "since 'yesterday' is not a time"),
+                         ({"since": t1, "until": t0}, "is before since")]:
+        status, _, body = server.get("/api/v1/lines?" + urllib.parse.urlencode(query))
+        assert status == 400 and words in json.loads(body)["error"], body
+        assert "RFC 3339" in json.loads(body)["hint"] or "until" in json.loads(body)["hint"]
+    # logcast tail -S/-U, like journalctl.
+    out = subprocess.run([str(BINARY), "tail", f"ws://127.0.0.1:{server.port}", "-S", t0, "-U", t1, "-o", "cat"],
+                         capture_output=True, text=True, timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["a 0", "a 1", "a 2"]
+    bad = subprocess.run([str(BINARY), "tail", f"ws://127.0.0.1:{server.port}", "-S", "soon"], capture_output=True, text=True,
+                         timeout=DEADLINE)
+    assert bad.returncode == 2 and "--since 'soon' is not a time" in bad.stderr

@@ -1,0 +1,126 @@
+import Foundation
+import LogcastProtocol
+import Synchronization
+import Testing
+
+@testable import LogcastHub
+
+/// A durable history in memory, keeping lines from `firstKept` on (older ones "deleted").
+final class FakeDurable: DurableHistory, Sendable {
+    let stored = Mutex<[HubEntry]>([])
+    let positions = Mutex<[String: SourcePosition]>([:])
+    let firstKept: UInt64
+
+    init(firstKept: UInt64 = 1) { self.firstKept = firstKept }
+
+    func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) {
+        stored.withLock { $0 += entries.filter { $0.position >= firstKept } }
+        if let source, let position { positions.withLock { $0[source] = position } }
+    }
+
+    func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
+        Array(stored.withLock { $0 }.filter { $0.position > after && $0.position < before }.prefix(limit))
+    }
+
+    func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
+        Array(stored.withLock { $0 }.filter { $0.position < before && $0.timestampForTest >= since }.prefix(limit))
+    }
+}
+
+extension HubEntry {
+    var timestampForTest: Timestamp {
+        if case .line(let record) = payload { return record.timestamp }
+        return Timestamp(microseconds: 0)
+    }
+}
+
+@Suite struct DurableHubTests {
+    func hub(_ durable: FakeDurable, history: Int = 5, queue: Int = 1000) -> Hub {
+        var configuration = Hub.Configuration()
+        configuration.historyLines = history
+        configuration.queueLines = queue
+        return Hub(configuration: configuration, epoch: "00000000000000bb", durable: durable)
+    }
+
+    func publish(_ hub: Hub, _ range: ClosedRange<Int>) {
+        for i in range {
+            hub.publish(
+                [TestSupport.record("n\(i)", micros: Int64(i) * 1_000_000)],
+                source: "app",
+                position: .journal(cursor: "c\(i)")
+            )
+        }
+    }
+
+    func start(_ hub: Hub, _ request: SubscriptionRequest) async throws -> [String] {
+        let subscription = hub.subscribe(matcher: try LineMatcher(request.filter), request: request)
+        defer { hub.unsubscribe(subscription) }
+        guard case .items(_, let items) = await subscription.nextBatch(maxBytes: .max) else { return [] }
+        return items.map { item in
+            switch item {
+            case .entry(let entry):
+                if case .line(let record) = entry.payload { return record.message }
+                return "event"
+            case .control(let json):
+                return String(decoding: json, as: UTF8.self).trimmingCharacters(in: .newlines)
+            }
+        }
+    }
+
+    @Test func linesAndPositionsAreStoredBeforeTheyAreOffered() {
+        let durable = FakeDurable()
+        let hub = hub(durable)
+        publish(hub, 1...3)
+        #expect(durable.stored.withLock { $0.map(\.position) } == [1, 2, 3])
+        #expect(durable.positions.withLock { $0 } == ["app": .journal(cursor: "c3")])
+    }
+
+    @Test func aResumeOlderThanMemoryIsServedFromDiskWithoutAGap() async throws {
+        let durable = FakeDurable()
+        let hub = hub(durable)
+        publish(hub, 1...20)
+        let got = try await start(hub, SubscriptionRequest(after: 2, epoch: "00000000000000bb"))
+        #expect(got == (3...20).map { "n\($0)" })
+    }
+
+    @Test func pastTheStoredHistoryTheGapIsEvicted() async throws {
+        let durable = FakeDurable(firstKept: 8)
+        let hub = hub(durable)
+        publish(hub, 1...20)
+        let got = try await start(hub, SubscriptionRequest(after: 2, epoch: "00000000000000bb"))
+        #expect(got.first == #"{"type":"gap","after":2,"next":8,"missed":5,"reason":"evicted"}"#)
+        #expect(Array(got.dropFirst()) == (8...20).map { "n\($0)" })
+    }
+
+    @Test func aDiskReadBeyondTheQueueEndsWithAGapToMemory() async throws {
+        let durable = FakeDurable()
+        // The queue holds 10: 5 from memory, so at most 5 from disk.
+        let hub = hub(durable, queue: 10)
+        publish(hub, 1...20)
+        let got = try await start(hub, SubscriptionRequest(after: 0, epoch: "00000000000000bb"))
+        #expect(Array(got.prefix(5)) == ["n1", "n2", "n3", "n4", "n5"])
+        #expect(got[5] == #"{"type":"gap","after":5,"next":16,"missed":10,"reason":"evicted"}"#)
+        #expect(Array(got.dropFirst(6)) == (16...20).map { "n\($0)" })
+    }
+
+    @Test func sinceReadsFromDiskThenMemory() async throws {
+        let durable = FakeDurable()
+        let hub = hub(durable)
+        publish(hub, 1...20)
+        var request = SubscriptionRequest()
+        request.filter.since = Timestamp(microseconds: 12_000_000)
+        request.filter.until = Timestamp(microseconds: 17_000_000)
+        #expect(try await start(hub, request) == (12...17).map { "n\($0)" })
+    }
+
+    @Test func theHistoryContinuesFromWhatWasRestored() {
+        let durable = FakeDurable()
+        let restored = (1...8).map { TestSupport.lineEntry(UInt64($0)) }
+        var configuration = Hub.Configuration()
+        configuration.historyLines = 5
+        let hub = Hub(configuration: configuration, epoch: "00000000000000cc", durable: durable, restored: restored, lastSeq: 8)
+        hub.publish(TestSupport.record("next"))
+        #expect(durable.stored.withLock { $0.map(\.position) } == [9])
+        #expect(hub.statistics.lastSeq == 9)
+    }
+}
