@@ -37,16 +37,20 @@ public struct LogcastApplication: Sendable {
     /// What keeps the server from being whole while it still serves (the
     /// durable history cannot be written): `/healthz` says `degraded`.
     let degradation: @Sendable () -> [String]
+    /// Metrics of other parts, for `/metrics`.
+    let extraMetrics: @Sendable () -> [MetricSample]
 
     public init(
         configuration: ServerConfiguration,
         hub: Hub,
         registry: SourceRegistry,
         logger: Logger,
-        degradation: @escaping @Sendable () -> [String] = { [] }
+        degradation: @escaping @Sendable () -> [String] = { [] },
+        extraMetrics: @escaping @Sendable () -> [MetricSample] = { [] }
     ) {
         self.configuration = configuration
         self.degradation = degradation
+        self.extraMetrics = extraMetrics
         self.hub = hub
         self.registry = registry
         self.logger = logger
@@ -80,7 +84,12 @@ public struct LogcastApplication: Sendable {
         router.get(path(.sources)) { _, _ in jsonResponse(.ok, sourcesJSON()) }
         router.get(path(.lines)) { request, _ in try await linesResponse(request) }
         router.get(path(.metrics)) { _, _ in
-            let text = metrics.exposition(hub: hub, registry: registry, uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds)
+            let text = metrics.exposition(
+                hub: hub,
+                registry: registry,
+                uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds,
+                extra: extraMetrics()
+            )
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],

@@ -75,7 +75,7 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The Prometheus text exposition (version 0.0.4) of everything logcast counts.
-    func exposition(hub: Hub, registry: SourceRegistry, uptimeSeconds: Int64) -> String {
+    func exposition(hub: Hub, registry: SourceRegistry, uptimeSeconds: Int64, extra: [MetricSample] = []) -> String {
         var out = PrometheusText()
         out.metric("logcast_build_info", help: "Build information; the value is always 1.", type: "gauge")
         out.sample("logcast_build_info", ["version": LogcastVersion.string], 1)
@@ -128,11 +128,31 @@ public final class ServerMetrics: Sendable {
         out.sample("logcast_lines_dropped_total", ["reason": "slow-consumer"], Double(slowConsumerDropped.load(ordering: .relaxed)))
         out.metric("logcast_slow_disconnects_total", help: "Subscribers closed with 1013 under --slow-consumer disconnect.", type: "counter")
         out.sample("logcast_slow_disconnects_total", [:], Double(disconnectedSlow.load(ordering: .relaxed)))
+        for sample in extra {
+            out.metric(sample.name, help: sample.help, type: sample.type)
+            out.sample(sample.name, [:], sample.value)
+        }
         return out.text
     }
 }
 
 /// Builds Prometheus text: `# HELP`, `# TYPE`, then samples with escaped labels.
+/// A metric a part outside the server reports (the durable history), with its help.
+public struct MetricSample: Sendable {
+    public var name: String
+    public var help: String
+    /// `counter` or `gauge`.
+    public var type: String
+    public var value: Double
+
+    public init(name: String, help: String, type: String, value: Double) {
+        self.name = name
+        self.help = help
+        self.type = type
+        self.value = value
+    }
+}
+
 struct PrometheusText {
     var text = ""
 

@@ -119,9 +119,42 @@ public enum LogcastService {
         sourceServices += journalTailers as [any Service]
 
         let log = store?.log
-        let app = LogcastApplication(configuration: server, hub: hub, registry: registry, logger: logger) {
-            log?.problem.map { [$0] } ?? []
-        }
+        let app = LogcastApplication(
+            configuration: server,
+            hub: hub,
+            registry: registry,
+            logger: logger,
+            degradation: { log?.problem.map { [$0] } ?? [] },
+            extraMetrics: {
+                guard let statistics = log?.statistics else { return [] }
+                return [
+                    MetricSample(
+                        name: "logcast_history_stored_bytes",
+                        help: "Bytes of the durable history in the state directory.",
+                        type: "gauge",
+                        value: Double(statistics.bytes)
+                    ),
+                    MetricSample(
+                        name: "logcast_history_segments",
+                        help: "Segment files of the durable history.",
+                        type: "gauge",
+                        value: Double(statistics.segments)
+                    ),
+                    MetricSample(
+                        name: "logcast_history_write_errors_total",
+                        help: "Writes of the durable history that failed (a full disk); those lines are served from memory only.",
+                        type: "counter",
+                        value: Double(statistics.writeErrors)
+                    ),
+                    MetricSample(
+                        name: "logcast_history_damaged_segments",
+                        help: "Segments found damaged at start; the records after the damage were skipped.",
+                        type: "gauge",
+                        value: Double(statistics.damagedSegments)
+                    ),
+                ]
+            }
+        )
         let sourceCount = configuration.sources.count
         let host = server.host
         let (application, drainer) = app.build(onListening: { port in

@@ -274,6 +274,9 @@ def test_a_full_disk_degrades_to_memory_and_writing_resumes(tmp_path):
             assert got == [str(i) for i in range(200)], "everything is still streamed, from memory"
             wait_for(lambda: server.health()["status"] == "degraded", message="/healthz to say degraded")
             assert "cannot write the history" in server.health()["degraded"][0]
+            metrics = server.get("/metrics")[2].decode()
+            errors = [line for line in metrics.splitlines() if line.startswith("logcast_history_write_errors_total ")]
+            assert errors and float(errors[0].split()[1]) >= 1, metrics[-1500:]
             filler.unlink()
             append(log, "room again\n")
             assert stream.lines(1)[0]["msg"] == "room again"
