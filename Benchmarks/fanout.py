@@ -509,7 +509,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
     try:
         for i in indexes:
             sock, rest = ws_connect(port, path)
-            if kind == "logcast":
+            if kind.startswith("logcast"):
                 c = LogcastConn(i, sock, total, expected, full_check=(full_every > 0 and i % full_every == 0),
                                 record_latency=record_latency)
             else:
@@ -762,8 +762,12 @@ class Server:
 
     def start(self, queue_lines, queue_bytes, subscribers):
         log = open(self.log_path, "wb")
-        if self.kind == "logcast":
+        if self.kind.startswith("logcast"):
+            # logcast: the defaults, so the durable history is on (its state
+            # directory in the work directory); logcast-memory: --state-directory none.
+            state = "none" if self.kind == "logcast-memory" else os.path.join(os.path.dirname(self.file), "state-%s" % os.path.basename(self.file))
             self.command = [self.args.logcast_bin, "serve",
+                            "--state-directory", state,
                             "--file", "bench=" + self.file,
                             "--listen", "127.0.0.1:0",
                             "--initial-lines", "0",
@@ -783,7 +787,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ScenarioError("%s exited at start (%s); its log:\n%s" % (self.kind, self.proc.returncode, self.log_tail()))
-            if self.kind == "logcast":
+            if self.kind.startswith("logcast"):
                 m = re.search(r"address=https?://127\.0\.0\.1:(\d+)", self.log_tail(20000))
                 if m:
                     self.port = int(m.group(1))
@@ -799,7 +803,7 @@ class Server:
 
     @property
     def path(self):
-        return "/ws?backlog=0" if self.kind == "logcast" else "/"
+        return "/ws?backlog=0" if self.kind.startswith("logcast") else "/"
 
     def log_tail(self, size=3000):
         try:
@@ -1081,6 +1085,7 @@ def mb(x):
 
 def report(args, bursts, lats, logcast_info):
     lc, wd = bursts.get("logcast"), bursts.get("websocketd")
+    lm = bursts.get("logcast-memory")
     ll, lw = lats.get("logcast"), lats.get("websocketd")
     w = [22, 18, 22, 10]
     rows = []
@@ -1096,6 +1101,8 @@ def report(args, bursts, lats, logcast_info):
         row("burst %dx%d" % (args.subscribers, args.lines),
             fmt_rate(lc) if lc else "-", fmt_rate(wd) if wd else "-",
             fmt_ratio(get(lc, "lines_per_second"), get(wd, "lines_per_second")))
+    if lc and lm:
+        row("  state dir vs none", fmt_rate(lc), fmt_rate(lm), fmt_ratio(get(lc, "lines_per_second"), get(lm, "lines_per_second")))
     if ll or lw:
         def lat(r):
             if not r:
@@ -1121,6 +1128,8 @@ def report(args, bursts, lats, logcast_info):
     print("\n".join(rows))
     print()
     print("ratio = logcast / websocketd: above 1 is better for lines/s; below 1 is better for latency, RSS and CPU.")
+    if lc and lm:
+        print("'state dir vs none': logcast with its durable history (the default) / logcast with --state-directory none.")
     print()
     print("details")
     for name, r in (("logcast", lc), ("websocketd", wd)):
@@ -1316,7 +1325,7 @@ def main():
     ap.add_argument("--full-check-every", type=int, default=10,
                     help="check every line of every frame on every k-th logcast subscriber (1: all)")
     ap.add_argument("--repeat", type=int, default=1, help="burst runs per server; the median is reported")
-    ap.add_argument("--only", choices=["logcast", "websocketd"], help="run one server only")
+    ap.add_argument("--only", choices=["logcast", "logcast-memory", "websocketd"], help="run one server only")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--stall-timeout", type=float, default=20.0,
@@ -1335,7 +1344,9 @@ def main():
         args.queue = max(200_000, 2 * args.lines)
     if args.queue_bytes is None:
         args.queue_bytes = max(32 * 1024 * 1024, 512 * args.lines)
-    kinds = [args.only] if args.only else ["logcast", "websocketd"]
+    # logcast-memory (--state-directory none) runs the burst only, to set the
+    # durable history's cost beside it.
+    kinds = [args.only] if args.only else ["logcast", "logcast-memory", "websocketd"]
 
     def on_signal(signum, frame):
         cleanup_all()
@@ -1366,7 +1377,7 @@ def main():
                     good.sort(key=lambda r: r["lines_per_second"])
                     bursts[kind] = good[len(good) // 2]
         if not args.skip_latency:
-            for kind in kinds:
+            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
                 print("latency: %s, %d subscribers, a line every %.0f ms, %d lines ..."
                       % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines), flush=True)
                 lats[kind] = run_latency(kind, args, workdir)

@@ -33,6 +33,8 @@ enum StoredRecord: Equatable {
     case line(seq: UInt64, LogRecord)
     /// A source's position after the lines before it.
     case position(source: String, SourcePosition)
+    /// A line whose fields were not decoded (a scan that needs only `seq`).
+    case lineSeq(UInt64)
 
     static let headerBytes = 8
     /// The largest payload accepted when reading (a line is at most 64 KiB of
@@ -72,6 +74,8 @@ enum StoredRecord: Equatable {
             if let pid = record.pid { payload.u64(UInt64(bitPattern: Int64(pid))) }
             if let cursor = record.cursor { payload.string(cursor) }
             if let relatedUnit = record.relatedUnit { payload.string(relatedUnit) }
+        case .lineSeq:
+            preconditionFailure("a line read without its fields is not written back")
         case .position(let source, let position):
             payload.byte(Kind.position.rawValue)
             payload.string(source)

@@ -92,19 +92,19 @@ public final class SegmentLog: DurableHistory, Sendable {
         var recovery = Recovery()
         var segments: [Segment] = []
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".seg") }.sorted()
-        var tail = Deque<(seq: UInt64, record: LogRecord, bytes: Int)>()
-        var tailTotal = 0
+        // Pass 1: every record's checksum, the last seq, the positions, and
+        // how many lines each segment holds (lines are not decoded).
+        var lineCounts: [Int] = []
         for (index, name) in names.enumerated() {
             guard let firstSeq = UInt64(name.dropLast(4)) else { continue }
             let path = directory + "/" + name
             let isNewest = index == names.count - 1
-            let scan = try Self.scan(path: path) { record, size in
+            var lines = 0
+            let scan = try Self.scan(path: path, decodeLines: false) { record, _ in
                 switch record {
-                case .line(let seq, let line):
+                case .lineSeq(let seq), .line(let seq, _):
                     recovery.lastSeq = max(recovery.lastSeq, seq)
-                    tail.append((seq, line, size))
-                    tailTotal += size
-                    while tail.count > tailLines || tailTotal > tailBytes, let old = tail.popFirst() { tailTotal -= old.bytes }
+                    lines += 1
                 case .position(let source, let position):
                     recovery.positions[source] = position
                 }
@@ -121,7 +121,25 @@ public final class SegmentLog: DurableHistory, Sendable {
                 }
             }
             segments.append(Segment(firstSeq: firstSeq, path: path, bytes: scan.validBytes, lastWrite: nil))
+            lineCounts.append(lines)
             recovery.storedBytes += scan.validBytes
+        }
+        // Pass 2: decode the newest lines, from the few segments that hold them.
+        var start = segments.count
+        var counted = 0
+        while start > 0, counted < tailLines {
+            start -= 1
+            counted += lineCounts[start]
+        }
+        var tail = Deque<(seq: UInt64, record: LogRecord, bytes: Int)>()
+        var tailTotal = 0
+        for segment in segments[start...] {
+            _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, size in
+                guard case .line(let seq, let line) = record else { return }
+                tail.append((seq, line, size))
+                tailTotal += size
+                while tail.count > tailLines || tailTotal > tailBytes, let old = tail.popFirst() { tailTotal -= old.bytes }
+            }
         }
         recovery.tail = tail.map {
             HubEntry(position: $0.seq, payload: .line($0.record), json: ProtocolObject.line($0.record, seq: $0.seq).encoded())
@@ -366,6 +384,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         path: String,
         upTo limit: Int64 = .max,
         stopAtFirstLine: Bool = false,
+        decodeLines: Bool = true,
         _ body: (StoredRecord, Int) -> Void
     ) throws(StoreError) -> ScanResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -398,9 +417,16 @@ public final class SegmentLog: DurableHistory, Sendable {
                 }
                 let ok = buffer.withUnsafeBytes { raw -> Bool in
                     let payload = UnsafeRawBufferPointer(rebasing: raw[consumed + 8..<consumed + 8 + length])
-                    guard CRC32.checksum(payload) == checksum, let record = StoredRecord.decode(payload) else { return false }
+                    guard CRC32.checksum(payload) == checksum else { return false }
+                    let decoded = decodeLines ? StoredRecord.decode(payload) : StoredRecord.lineSeq(payload).map(StoredRecord.lineSeq)
+                    guard let record = decoded ?? StoredRecord.decode(payload) else { return false }
                     body(record, length + 64)
-                    if stopAtFirstLine, case .line = record { sawLine = true }
+                    if stopAtFirstLine {
+                        switch record {
+                        case .line, .lineSeq: sawLine = true
+                        case .position: break
+                        }
+                    }
                     return true
                 }
                 guard ok else {
