@@ -88,7 +88,11 @@ public enum LogcastService {
             switch spec.kind {
             case .file(let pattern):
                 var tailer = FileTailer.Configuration(name: spec.name, pattern: pattern)
-                if case .file(let saved)? = positions[spec.name], !tailer.isGlob { tailer.resumeFrom = saved }
+                // Continue only a position of this file (or of a rotated generation of it, beside it): a
+                // source given another path since is a new file, started from its tail.
+                if case .file(let saved)? = positions[spec.name], !tailer.isGlob, Self.isGeneration(saved.path, of: pattern) {
+                    tailer.resumeFrom = saved
+                }
                 tailers.append((spec.name, tailer))
                 statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: pattern))
             case .demo:
@@ -224,6 +228,14 @@ public enum LogcastService {
         } catch {
             throw ConfigurationError(error.description)
         }
+    }
+
+    /// Whether `path` is `pattern` or a rotated name of it beside it (`app.log.1`, `app.log-20261201`).
+    static func isGeneration(_ path: String, of pattern: String) -> Bool {
+        let (saved, configured) = (path as NSString, pattern as NSString)
+        return path == pattern
+            || (saved.deletingLastPathComponent == configured.deletingLastPathComponent
+                && saved.lastPathComponent.hasPrefix(configured.lastPathComponent))
     }
 
     /// A private directory for the demo log (mkdtemp: mode 0700, an

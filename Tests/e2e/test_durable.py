@@ -340,3 +340,25 @@ def test_since_and_until_read_a_time_range_from_disk_and_memory(serve, tmp_path)
     bad = subprocess.run([str(BINARY), "tail", f"ws://127.0.0.1:{server.port}", "-S", "soon"], capture_output=True, text=True,
                          timeout=DEADLINE)
     assert bad.returncode == 2 and "--since 'soon' is not a time" in bad.stderr
+
+
+def test_a_source_given_another_path_starts_from_its_tail(tmp_path):
+    first_log, other_log = tmp_path / "app.log", tmp_path / "other.log"
+    append(first_log, "first\n")
+    append(other_log, "".join(f"old {i}\n" for i in range(50)))
+    state = tmp_path / "state"
+    first = Server(["--file", f"app={first_log}", "--state-directory", str(state)]).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] == 1, message="the first line")
+    finally:
+        first.stop()
+    # The same source name, now for another file: not a continuation of the first one.
+    second = Server(["--file", f"app={other_log}", "--initial-lines", "2", "--state-directory", str(state)]).start()
+    try:
+        wait_for(lambda: second.health()["last_seq"] == 3, message="the new file's tail")
+        r = Stream(f"{second.ws_url}?backlog=10")
+        r.next()
+        items = r.until_barrier()
+        assert [o.get("msg") for o in items] == ["first", "old 48", "old 49"], items
+    finally:
+        second.stop()
