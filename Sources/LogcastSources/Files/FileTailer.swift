@@ -358,6 +358,7 @@ struct FileTailLoop {
                 closeFile(path)
             case .rewind:
                 if let fd = files[path]?.fd, fd >= 0 { lseek(fd, 0, SEEK_SET) }
+                files[path]?.fingerprint = (0, 0)  // new content: taken again as it is read
                 files[path]?.splitter.reset()
                 files[path]?.state.didRewind()
             case .open:
@@ -382,6 +383,7 @@ struct FileTailLoop {
                 readSkippedGenerations(of: path, expected: files[path]?.state.phase, opened: opened.identity)
                 files[path]?.fd = fd
                 files[path]?.openIdentity = opened.identity
+                files[path]?.fingerprint = Self.fingerprint(fd: fd)
                 files[path]?.state.didOpen(opened.identity)
                 lastError = nil
             }
