@@ -396,3 +396,31 @@ def test_a_file_rotated_while_up_resumes_from_the_new_file_after_a_restart(tmp_p
         assert [o.get("msg") for o in r.until_barrier() if o["type"] == "line"] == ["gen2 0", "gen2 1"], "nothing twice"
     finally:
         second.stop()
+
+
+def test_a_file_deleted_while_down_is_missing_once_then_followed_when_it_returns(tmp_path):
+    import json
+    log = tmp_path / "app.log"
+    append(log, "before\n")
+    state = tmp_path / "state"
+    args = ["--file", f"app={log}", "--initial-lines", "10", "--state-directory", str(state)]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] == 1, message="the first line")
+        epoch = first.health()["epoch"]
+    finally:
+        first.stop()
+    log.unlink()
+    second = Server(args).start()
+    try:
+        def events():
+            return json.loads(second.get("/api/v1/sources")[2])[0]["events"]
+        wait_for(lambda: events().get("missing", 0) >= 1, message="a missing event")
+        s = Stream(f"{second.ws_url}?after=1&epoch={epoch}")
+        s.next()
+        append(log, "back\n")
+        assert s.lines(1)[0]["msg"] == "back"
+        assert events().get("missing") == 1, events()
+        s.close()
+    finally:
+        second.stop()

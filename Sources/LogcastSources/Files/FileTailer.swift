@@ -274,16 +274,17 @@ struct FileTailLoop {
             return
         }
         if fd >= 0 { close(fd) }
-        resumeRotated(path, identity: identity, saved: saved)
+        // Nothing at the path now: the check after this says `missing` (once).
+        resumeRotated(path, identity: identity, saved: saved, announceMissing: false)
         checkAll()
     }
 
     /// Reads the rest of the saved generation if it is still beside `path`
     /// under another name; emits `missing` when it is nowhere.
-    mutating func resumeRotated(_ path: String, identity: FileIdentity, saved: FilePosition) {
+    mutating func resumeRotated(_ path: String, identity: FileIdentity, saved: FilePosition, announceMissing: Bool = true) {
         if let found = Self.find(identity, near: path), found != path {
             readWhole(found, identity: identity, as: path, from: saved.offset, fingerprint: saved)
-        } else {
+        } else if announceMissing {
             emit(.missing, path: path)
         }
     }
