@@ -317,44 +317,34 @@ public final class SegmentLog: DurableHistory, Sendable {
         let segments = state.withLock { $0.segments }
         // The last segment that begins at or before the first seq wanted.
         let start = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) ?? 0
-        var out: [HubEntry] = []
-        for segment in segments[start...] {
-            if segment.firstSeq >= before { break }
-            var done = false
-            _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, _ in
-                guard !done, case .line(let seq, let line) = record else { return }
-                if seq >= before {
-                    done = true
-                } else if seq > after {
-                    out.append(HubEntry(position: seq, payload: .line(line), json: ProtocolObject.line(line, seq: seq).encoded()))
-                    if out.count == limit { done = true }
-                }
-            }
-            if done { break }
-        }
-        return out
+        return Self.collect(segments[start...], before: before, limit: limit) { seq, _ in seq > after }
     }
 
     public func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
         guard limit > 0 else { return [] }
         let segments = state.withLock { $0.segments }
         // The newest segment whose first line is not after `since`: the range starts in it.
-        var start = 0
-        for index in segments.indices.reversed() {
-            if let first = Self.firstLineTime(segments[index]), first <= since {
-                start = index
-                break
-            }
-        }
+        let start = segments.indices.reversed().first { Self.firstLineTime(segments[$0]).map { $0 <= since } ?? false } ?? 0
+        return Self.collect(segments[start...], before: before, limit: limit) { _, line in since <= line.timestamp }
+    }
+
+    /// The stored lines of `segments` below `before` that `wanted` accepts,
+    /// oldest first, at most `limit`, as hub entries.
+    private static func collect(
+        _ segments: ArraySlice<Segment>,
+        before: UInt64,
+        limit: Int,
+        wanted: (UInt64, LogRecord) -> Bool
+    ) -> [HubEntry] {
         var out: [HubEntry] = []
-        for segment in segments[start...] {
-            if segment.firstSeq >= before { break }
+        for segment in segments {
+            if segment.firstSeq >= before || out.count == limit { break }
             var done = false
-            _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, _ in
+            _ = try? scan(path: segment.path, upTo: segment.bytes) { record, _ in
                 guard !done, case .line(let seq, let line) = record else { return }
                 if seq >= before {
                     done = true
-                } else if since <= line.timestamp {
+                } else if wanted(seq, line) {
                     out.append(HubEntry(position: seq, payload: .line(line), json: ProtocolObject.line(line, seq: seq).encoded()))
                     if out.count == limit { done = true }
                 }
