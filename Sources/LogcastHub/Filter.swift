@@ -110,6 +110,14 @@ public final class LineMatcher: Sendable {
         sources.isEmpty || sources.contains(event.source)
     }
 
+    /// Whether a line or an event of the hub passes.
+    public func matches(_ entry: HubEntry) -> Bool {
+        switch entry.payload {
+        case .line(let record): matches(record)
+        case .event(let event): matches(event)
+        }
+    }
+
     /// Whether a line passes every key.
     public func matches(_ record: LogRecord) -> Bool {
         if !sources.isEmpty, !sources.contains(record.source) { return false }

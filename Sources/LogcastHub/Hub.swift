@@ -80,7 +80,7 @@ public final class Hub: Sendable {
         self.epoch = epoch ?? Hub.randomEpoch()
         self.durable = durable
         state.withLock { state in
-            state.nextSeq = max(lastSeq, restored.last?.position ?? 0) + 1
+            state.nextSeq = max(lastSeq, restored.last(where: \.isLine)?.position ?? 0) + 1
             for entry in restored.suffix(configuration.historyLines) {
                 state.history.append(entry)
                 state.historyBytes += entry.byteCount
@@ -138,12 +138,24 @@ public final class Hub: Sendable {
 
     public func publish(_ record: LogRecord) { publish([record]) }
 
-    /// Publishes a source event among the lines. Events are delivered live
-    /// and are not kept in history.
+    /// Publishes a source event among the lines. Events are kept in the
+    /// history (and the durable history) with the lines, at the `seq` the
+    /// next line gets, so a resume or a backlog carries them in place.
     public func publish(_ event: SourceEvent) {
         fanout.withLock { _ in
-            let (position, subscribers) = state.withLock { ($0.nextSeq, Array($0.subscriptions.values)) }
-            let entry = HubEntry(position: position, payload: .event(event), json: ProtocolObject.source(event).encoded())
+            let position = state.withLock { $0.nextSeq }
+            let entry = HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
+            durable?.append([entry], source: nil, position: nil)
+            let subscribers = state.withLock { state -> [Subscription] in
+                state.history.append(entry)
+                state.historyBytes += entry.byteCount
+                while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
+                    let old = state.history.popFirst()
+                {
+                    state.historyBytes -= old.byteCount
+                }
+                return Array(state.subscriptions.values)
+            }
             for subscription in subscribers { subscription.offer(CollectionOfOne(entry)) }
         }
     }
@@ -292,8 +304,8 @@ public final class Hub: Sendable {
                     }
                     for entry in stored {
                         guard clock.tick() else { break }
-                        reached = entry.position
-                        if case .line(let record) = entry.payload, matcher.matches(record) { items.append(.entry(entry)) }
+                        reached = entry.lastSeqCovered
+                        if matcher.matches(entry) { items.append(.entry(entry)) }
                     }
                     if clock.cutShort {
                         items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
@@ -313,10 +325,10 @@ public final class Hub: Sendable {
                 let start = history.firstIndex(after: from)
                 for entry in history.entries[start...] {
                     guard clock.tick() else { break }
-                    resumeAfter = entry.position
-                    if case .line(let record) = entry.payload, matcher.matches(record) {
+                    resumeAfter = entry.lastSeqCovered
+                    if matcher.matches(entry) {
                         items.append(.entry(entry))
-                        count += 1
+                        if entry.isLine { count += 1 }
                         if count == limit { break }
                     }
                 }
@@ -330,17 +342,19 @@ public final class Hub: Sendable {
         var backlog: [HubEntry] = []
         let wanted = min(request.backlog, limit)
         if wanted > 0 {
+            var lines = 0
             for entry in history.entries.reversed() {
                 guard clock.tick() else { break }
-                if case .line(let record) = entry.payload, matcher.matches(record) {
+                if matcher.matches(entry) {
                     backlog.append(entry)
-                    if backlog.count == wanted { break }
+                    if entry.isLine { lines += 1 }
+                    if lines == wanted { break }
                 }
             }
         }
         if let after = request.after {
             // The client's epoch is not ours: the server restarted.
-            let next = backlog.last?.position ?? history.nextSeq
+            let next = backlog.last(where: \.isLine)?.position ?? history.nextSeq
             items.append(.control(ProtocolObject.gap(after: after, next: next, missed: nil, reason: .restart).encoded()))
         }
         if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: nil))) }
@@ -377,9 +391,10 @@ public final class Hub: Sendable {
         if let durable, oldest > 1, cap > 0 {
             for entry in durable.lines(since: since, before: oldest, limit: cap) {
                 guard clock.tick() else { break }
-                lastExamined = entry.position
-                if case .line(let record) = entry.payload, matcher.matches(record) {
+                lastExamined = entry.lastSeqCovered
+                if matcher.matches(entry) {
                     items.append(.entry(entry))
+                    guard entry.isLine else { continue }
                     count += 1
                     if count == cap {
                         full = true
@@ -390,7 +405,12 @@ public final class Hub: Sendable {
         }
         if !full, !clock.cutShort {
             for entry in history.entries {
-                guard case .line(let record) = entry.payload, since <= record.timestamp else { continue }
+                guard case .line(let record) = entry.payload else {
+                    // An event belongs to the range once a line of it has been seen.
+                    if lastExamined != nil, matcher.matches(entry) { items.append(.entry(entry)) }
+                    continue
+                }
+                guard since <= record.timestamp else { continue }
                 guard clock.tick() else { break }
                 lastExamined = entry.position
                 if matcher.matches(record) {

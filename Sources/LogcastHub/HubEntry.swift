@@ -29,6 +29,12 @@ public final class HubEntry: Sendable {
         return false
     }
 
+    /// The last `seq` a reader has passed once it has read this entry: a
+    /// line's own, or for an event the one before the line it precedes.
+    public var lastSeqCovered: UInt64 {
+        isLine ? position : position - 1
+    }
+
     /// What the entry costs to keep, for byte caps.
     public var byteCount: Int { json.count + 64 }
 

@@ -42,11 +42,13 @@ public protocol DurableHistory: Sendable {
     func append(_ entries: [HubEntry], source: String?, position: SourcePosition?)
 
     /// Stored lines with `seq` above `after` and below `before`, oldest
-    /// first, at most `limit` (the first ones).
+    /// first, with the source events among them, at most `limit` entries
+    /// (the first ones).
     func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry]
 
     /// Stored lines stamped at or after `since` with `seq` below `before`,
-    /// oldest first, at most `limit` (the first ones). Lines are found by
+    /// oldest first, with the source events after the first of them, at
+    /// most `limit` entries (the first ones). Lines are found by
     /// the order they were stored in, which follows their stamps for files
     /// and nearly so for journals.
     func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry]

@@ -168,10 +168,7 @@ public final class Subscription: Sendable {
                 // The filter runs here, in the writer's task, outside every lock.
                 let passing = items.filter { item in
                     guard case .entry(let entry) = item else { return true }
-                    switch entry.payload {
-                    case .line(let record): return matcher.matches(record)
-                    case .event(let event): return matcher.matches(event)
-                    }
+                    return matcher.matches(entry)
                 }
                 if passing.isEmpty && gap == nil { continue }
                 return .items(gap: gap, passing)

@@ -159,6 +159,10 @@ public struct SourceEvent: Sendable, Equatable {
         case created
         /// A glob member that is not followed (compressed, not a regular file); `reason` says why.
         case skipped
+        /// More was written while logcast was down than it may catch up on
+        /// (`--max-catch-up-bytes`): `skippedBytes` were skipped. Sent as a
+        /// `gap` with reason `downtime` (see ``ProtocolObject/entry(_:position:)``).
+        case downtime
     }
 
     public var source: String
@@ -166,11 +170,14 @@ public struct SourceEvent: Sendable, Equatable {
     public var path: String?
     /// Why, for `skipped`.
     public var reason: String?
+    /// For `downtime`: how many bytes of the source were not read.
+    public var skippedBytes: Int64?
 
-    public init(source: String, kind: Kind, path: String? = nil, reason: String? = nil) {
+    public init(source: String, kind: Kind, path: String? = nil, reason: String? = nil, skippedBytes: Int64? = nil) {
         self.source = source
         self.kind = kind
         self.path = path
         self.reason = reason
+        self.skippedBytes = skippedBytes
     }
 }

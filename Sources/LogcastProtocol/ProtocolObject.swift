@@ -10,6 +10,9 @@ public enum ProtocolObject: Sendable {
     case line(LogRecord, seq: UInt64)
     /// A source event (`rotated`, `truncated`, `skipped` ...).
     case source(SourceEvent)
+    /// A source skipped what was written while logcast was down (a `gap`
+    /// with reason `downtime`): between `seq` `next - 1` and `next`.
+    case downtime(SourceEvent, next: UInt64)
     /// The first object of every JSON stream. `filter` is the encoded filter
     /// object (see `Filter.encode(into:)`).
     case hello(epoch: String, host: String, sources: [String], filter: [UInt8])
@@ -31,6 +34,8 @@ public enum ProtocolObject: Sendable {
         case restart
         /// The subscriber's queue overflowed and its oldest lines were dropped.
         case slowConsumer = "slow-consumer"
+        /// A source had more to catch up on after a restart than `--max-catch-up-bytes`.
+        case downtime
     }
 
     /// Why a read of the history stopped early (`incomplete.reason`).
@@ -47,6 +52,7 @@ public enum ProtocolObject: Sendable {
         switch self {
         case .line: "line"
         case .source: "source"
+        case .downtime: "gap"
         case .hello: "hello"
         case .gap: "gap"
         case .subscribed: "subscribed"
@@ -84,6 +90,13 @@ public enum ProtocolObject: Sendable {
             writer.field("event", event.kind.rawValue)
             writer.field("path", event.path)
             writer.field("reason", event.reason)
+        case .downtime(let event, let next):
+            writer.field("after", next - 1)
+            writer.field("next", next)
+            writer.field("reason", GapReason.downtime.rawValue)
+            writer.field("source", event.source)
+            writer.field("path", event.path)
+            writer.field("skipped_bytes", event.skippedBytes)
         case .hello(let epoch, let host, let sources, let filter):
             writer.field("version", Self.version)
             writer.field("epoch", epoch)
@@ -115,6 +128,12 @@ public enum ProtocolObject: Sendable {
         writer.endObject()
         writer.newline()
         return writer.bytes
+    }
+
+    /// The object a source event is sent as, at `position` (the `seq` the
+    /// next line gets): a `gap` for `downtime`, else a `source` object.
+    public static func entry(_ event: SourceEvent, position: UInt64) -> ProtocolObject {
+        event.kind == .downtime ? .downtime(event, next: position) : .source(event)
     }
 
     /// The `type` of an encoded object (`{"type":"gap",...}` → `gap`), or

@@ -14,9 +14,10 @@ import NIOCore
 /// - ``Kind/sse``: a line is an event with `id: EPOCH-SEQ` and its object
 ///   (or, with `format=text`, its message cut into `data:` lines at every
 ///   CR, LF and CRLF, so no message can end a field or start another); a
-///   control object is an event named by its type (`event: gap`). A
-///   slow-consumer `gap` is sent in both formats, other controls only in
-///   JSON; an empty control is a heartbeat comment.
+///   control object or source event is an event named by its type
+///   (`event: gap`). A slow-consumer or downtime `gap` is sent in both
+///   formats, other controls only in JSON; an empty control is a heartbeat
+///   comment.
 struct StreamFraming: Sendable {
     enum Kind: Sendable {
         case ndjson
@@ -63,7 +64,9 @@ struct StreamFraming: Sendable {
             return 0
         case (.entry(let entry), .sse(let epoch)):
             guard case .line(let record) = entry.payload else {
-                if format == .json { Self.writeEvent(&buffer, name: "source", data: entry.json) }
+                // A source event, or a `downtime` gap (sent in both formats, as a slow-consumer gap is).
+                let name = ProtocolObject.type(of: entry.json) ?? "source"
+                if format == .json || name == "gap" { Self.writeEvent(&buffer, name: name, data: entry.json) }
                 return 0
             }
             buffer.writeString("id: \(epoch)-\(entry.position)\n")

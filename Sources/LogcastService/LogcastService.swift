@@ -103,6 +103,7 @@ public enum LogcastService {
             case .journal(let location):
                 var journal = JournalTailer.Configuration(name: spec.name, location: location)
                 journal.initialLines = configuration.initialLines
+                journal.maxCatchUpBytes = configuration.maxCatchUpBytes
                 journal.units = configuration.journalUnits
                 if case .journal(let cursor)? = positions[spec.name] { journal.resumeCursor = cursor }
                 journals.append(journal)
@@ -113,6 +114,7 @@ public enum LogcastService {
         let fileTailers = tailers.map { name, tailer in
             var tailer = tailer
             tailer.initialLines = configuration.initialLines
+            tailer.maxCatchUpBytes = configuration.maxCatchUpBytes
             tailer.hostName = server.hostName
             return FileTailer(configuration: tailer, sink: .hub(hub, registry: registry, name: name), logger: logger)
         }

@@ -21,6 +21,8 @@ public struct ServeConfiguration: Sendable {
     public var sources: [SourceSpec]
     /// Existing lines (entries) of each source loaded at start.
     public var initialLines: Int
+    /// What a source with a saved position reads at most of what was written while down.
+    public var maxCatchUpBytes: Int64
     /// `--journal-unit`, normalised (`nginx` → `nginx.service`).
     public var journalUnits: [String]
     /// The token file, also reread on SIGHUP.
@@ -76,6 +78,7 @@ public struct ServeConfiguration: Sendable {
         hub.queueBytes = settings.integer(.queueBytes)
         hub.slowConsumerPolicy = SlowConsumerPolicy(rawValue: settings.text(.slowConsumer)!)!
         initialLines = settings.integer(.initialLines)
+        maxCatchUpBytes = Int64(settings.integer(.maxCatchUpBytes))
 
         let listen = ListenAddress(parsing: settings.text(.listen)!)!
         server = ServerConfiguration(hostName: settings.text(.hostName) ?? ProcessInfo.processInfo.hostName)

@@ -35,6 +35,8 @@ enum StoredRecord: Equatable {
     case position(source: String, SourcePosition)
     /// A line whose fields were not decoded (a scan that needs only `seq`).
     case lineSeq(UInt64)
+    /// A source event, at the `seq` of the line after it.
+    case event(position: UInt64, SourceEvent)
 
     static let headerBytes = 8
     /// The largest payload accepted when reading (a line is at most 64 KiB of
@@ -44,6 +46,7 @@ enum StoredRecord: Equatable {
     enum Kind: UInt8 {
         case line = 1
         case position = 2
+        case event = 3
     }
 
     /// Appends the framed record to `out`.
@@ -76,6 +79,19 @@ enum StoredRecord: Equatable {
             if let relatedUnit = record.relatedUnit { payload.string(relatedUnit) }
         case .lineSeq:
             preconditionFailure("a line read without its fields is not written back")
+        case .event(let position, let event):
+            payload.byte(Kind.event.rawValue)
+            payload.u64(position)
+            payload.string(event.source)
+            payload.string(event.kind.rawValue)
+            var flags: UInt8 = 0
+            if event.path != nil { flags |= 1 }
+            if event.reason != nil { flags |= 2 }
+            if event.skippedBytes != nil { flags |= 4 }
+            payload.byte(flags)
+            if let path = event.path { payload.string(path) }
+            if let reason = event.reason { payload.string(reason) }
+            if let skipped = event.skippedBytes { payload.u64(UInt64(bitPattern: skipped)) }
         case .position(let source, let position):
             payload.byte(Kind.position.rawValue)
             payload.string(source)
@@ -143,6 +159,37 @@ enum StoredRecord: Equatable {
             default:
                 return nil
             }
+        case .event:
+            guard let position = reader.u64(), let source = reader.string(), let name = reader.string(), let flags = reader.byte() else {
+                return nil
+            }
+            guard let kind = SourceEvent.Kind(rawValue: name) else { return nil }
+            var event = SourceEvent(source: source, kind: kind)
+            if flags & 1 != 0 { event.path = reader.string() }
+            if flags & 2 != 0 { event.reason = reader.string() }
+            if flags & 4 != 0 { event.skippedBytes = reader.u64().map { Int64(bitPattern: $0) } }
+            guard !reader.failed else { return nil }
+            return .event(position: position, event)
+        }
+    }
+
+    /// Whether the record is a line or an event (what the hub's history holds).
+    var isEntry: Bool {
+        switch self {
+        case .line, .event: true
+        case .position, .lineSeq: false
+        }
+    }
+
+    /// The hub's form of a line or an event.
+    var hubEntry: HubEntry? {
+        switch self {
+        case .line(let seq, let record):
+            HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded())
+        case .event(let position, let event):
+            HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
+        case .position, .lineSeq:
+            nil
         }
     }
 

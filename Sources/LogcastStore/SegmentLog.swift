@@ -107,6 +107,8 @@ public final class SegmentLog: DurableHistory, Sendable {
                     lines += 1
                 case .position(let source, let position):
                     recovery.positions[source] = position
+                case .event:
+                    break
                 }
             }
             if scan.validBytes < scan.fileBytes {
@@ -131,19 +133,17 @@ public final class SegmentLog: DurableHistory, Sendable {
             start -= 1
             counted += lineCounts[start]
         }
-        var tail = Deque<(seq: UInt64, record: LogRecord, bytes: Int)>()
+        var tail = Deque<(record: StoredRecord, bytes: Int)>()
         var tailTotal = 0
         for segment in segments[start...] {
             _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, size in
-                guard case .line(let seq, let line) = record else { return }
-                tail.append((seq, line, size))
+                guard record.isEntry else { return }
+                tail.append((record, size))
                 tailTotal += size
                 while tail.count > tailLines || tailTotal > tailBytes, let old = tail.popFirst() { tailTotal -= old.bytes }
             }
         }
-        recovery.tail = tail.map {
-            HubEntry(position: $0.seq, payload: .line($0.record), json: ProtocolObject.line($0.record, seq: $0.seq).encoded())
-        }
+        recovery.tail = tail.compactMap { $0.record.hubEntry }
         self.recovery = recovery
         var initial = State()
         initial.segments = segments
@@ -177,8 +177,10 @@ public final class SegmentLog: DurableHistory, Sendable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(entries.reduce(0) { $0 + $1.json.count } + 64)
         for entry in entries {
-            guard case .line(let record) = entry.payload else { continue }
-            StoredRecord.line(seq: entry.position, record).append(to: &bytes)
+            switch entry.payload {
+            case .line(let record): StoredRecord.line(seq: entry.position, record).append(to: &bytes)
+            case .event(let event): StoredRecord.event(position: entry.position, event).append(to: &bytes)
+            }
         }
         if let source, let position { StoredRecord.position(source: source, position).append(to: &bytes) }
         guard !bytes.isEmpty else { return }
@@ -206,7 +208,7 @@ public final class SegmentLog: DurableHistory, Sendable {
             state.segments[state.segments.count - 1].bytes += Int64(bytes.count)
             state.segments[state.segments.count - 1].lastWrite = .now
             state.dirty = true
-            if let last = entries.last { state.nextSeq = last.position + 1 }
+            if let last = entries.last(where: \.isLine) { state.nextSeq = last.position + 1 }
             if let source, let position { state.positions[source] = position }
         }
     }
@@ -317,7 +319,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         let segments = state.withLock { $0.segments }
         // The last segment that begins at or before the first seq wanted.
         let start = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) ?? 0
-        return Self.collect(segments[start...], before: before, limit: limit) { seq, _ in seq > after }
+        return Self.collect(segments[start...], before: before, limit: limit, line: { seq, _ in seq > after }, event: { position, _ in position > after })
     }
 
     public func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
@@ -325,27 +327,53 @@ public final class SegmentLog: DurableHistory, Sendable {
         let segments = state.withLock { $0.segments }
         // The newest segment whose first line is not after `since`: the range starts in it.
         let start = segments.indices.reversed().first { Self.firstLineTime(segments[$0]).map { $0 <= since } ?? false } ?? 0
-        return Self.collect(segments[start...], before: before, limit: limit) { _, line in since <= line.timestamp }
+        // Events belong to the range once one of its lines has been found.
+        return Self.collect(
+            segments[start...],
+            before: before,
+            limit: limit,
+            line: { _, line in since <= line.timestamp },
+            event: { _, inRange in inRange }
+        )
     }
 
-    /// The stored lines of `segments` below `before` that `wanted` accepts,
-    /// oldest first, at most `limit`, as hub entries.
+    /// The stored lines and events of `segments` below `before` that `line`
+    /// and `event` accept (`event` is told whether a line was accepted
+    /// yet), oldest first, at most `limit`, as hub entries.
     private static func collect(
         _ segments: ArraySlice<Segment>,
         before: UInt64,
         limit: Int,
-        wanted: (UInt64, LogRecord) -> Bool
+        line wantedLine: (UInt64, LogRecord) -> Bool,
+        event wantedEvent: (UInt64, Bool) -> Bool
     ) -> [HubEntry] {
         var out: [HubEntry] = []
+        var sawLine = false
         for segment in segments {
             if segment.firstSeq >= before || out.count == limit { break }
             var done = false
             _ = try? scan(path: segment.path, upTo: segment.bytes) { record, _ in
-                guard !done, case .line(let seq, let line) = record else { return }
-                if seq >= before {
-                    done = true
-                } else if wanted(seq, line) {
-                    out.append(HubEntry(position: seq, payload: .line(line), json: ProtocolObject.line(line, seq: seq).encoded()))
+                guard !done else { return }
+                let wanted: Bool
+                switch record {
+                case .line(let seq, let line):
+                    guard seq < before else {
+                        done = true
+                        return
+                    }
+                    wanted = wantedLine(seq, line)
+                    sawLine = sawLine || wanted
+                case .event(let position, _):
+                    guard position < before else {
+                        done = true
+                        return
+                    }
+                    wanted = wantedEvent(position, sawLine)
+                case .position, .lineSeq:
+                    return
+                }
+                if wanted, let entry = record.hubEntry {
+                    out.append(entry)
                     if out.count == limit { done = true }
                 }
             }
@@ -414,7 +442,7 @@ public final class SegmentLog: DurableHistory, Sendable {
                     if stopAtFirstLine {
                         switch record {
                         case .line, .lineSeq: sawLine = true
-                        case .position: break
+                        case .position, .event: break
                         }
                     }
                     return true

@@ -325,7 +325,7 @@ import Testing
 
     // MARK: source events
 
-    @Test func sourceEventsAreDeliveredLiveButNotKept() async throws {
+    @Test func sourceEventsAreDeliveredLiveAndKeptInPlace() async throws {
         let hub = makeHub()
         publish(hub, 2)
         let subscription = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(backlog: 0))
@@ -342,11 +342,43 @@ import Testing
         #expect(event.position == 3)  // the seq the next line gets
         #expect(items[1].lineSeq == 3)
 
-        #expect(hub.statistics.historyLines == 3)
-        let late = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(backlog: 100))
+        // A backlog counts lines, and carries the event among them.
+        let late = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(backlog: 2))
         let backlog = await self.batch(late).items
-        #expect(backlog.compactMap(\.lineSeq) == [1, 2, 3])
-        #expect(backlog.count == 3)
+        #expect(backlog.map { $0.lineSeq.map(String.init) ?? "event" } == ["2", "event", "3"])
+
+        // A resume after line 2 gets the event, then line 3; after line 3, nothing.
+        let resumed = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(after: 2, epoch: Self.epoch))
+        #expect(await self.batch(resumed).items.map { $0.lineSeq.map(String.init) ?? "event" } == ["event", "3"])
+        let current = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(after: 3, epoch: Self.epoch))
+        publish(hub, 1)
+        #expect(await self.batch(current).items.compactMap(\.lineSeq) == [4])
+    }
+
+    @Test func aResumeFilteredToAnotherSourceGetsNoneOfItsEvents() async throws {
+        let hub = makeHub()
+        publish(hub, 1, source: "b")
+        hub.publish(SourceEvent(source: "a", kind: .truncated))
+        publish(hub, 1, source: "b")
+        var filter = Filter()
+        filter.sources = ["b"]
+        let resumed = hub.subscribe(matcher: try LineMatcher(filter), request: SubscriptionRequest(after: 0, epoch: Self.epoch))
+        #expect(await batch(resumed).items.map { $0.lineSeq.map(String.init) ?? "event" } == ["1", "2"])
+    }
+
+    @Test func aDowntimeEventIsSentAsAGapBetweenTwoLines() async throws {
+        let hub = makeHub()
+        publish(hub, 1)
+        hub.publish(SourceEvent(source: "app", kind: .downtime, path: "/var/log/app.log", skippedBytes: 4096))
+        publish(hub, 1)
+        let resumed = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(after: 1, epoch: Self.epoch))
+        let items = await batch(resumed).items
+        #expect(
+            items.first?.text
+                == #"{"type":"gap","after":1,"next":2,"reason":"downtime","source":"app","path":"/var/log/app.log","skipped_bytes":4096}"#
+                + "\n"
+        )
+        #expect(items.compactMap(\.lineSeq) == [2])
     }
 
     @Test func sourceEventsFollowTheSourceFilter() async throws {

@@ -78,10 +78,12 @@ import WSClient
                 #expect(response.status == .ok)
                 #expect(response.headers[HTTPField.Name("Logcast-Epoch")!] == fixture.hub.epoch)
                 let objects = try Self.objects(response.body)
-                #expect(objects.map { $0["type"] as? String } == ["line", "line"])
-                #expect(objects.map { $0["seq"] as? Int } == [1, 2])
-                #expect(objects.map { $0["msg"] as? String } == ["one", "two \"quoted\""])
-                #expect(objects.allSatisfy { $0["ts"] as? String == "2023-11-14T22:13:20.000000Z" })
+                #expect(objects.map { $0["type"] as? String } == ["line", "line", "source"], "source events are kept in place")
+                let lines = objects.filter { $0["type"] as? String == "line" }
+                #expect(lines.map { $0["seq"] as? Int } == [1, 2])
+                #expect(lines.map { $0["msg"] as? String } == ["one", "two \"quoted\""])
+                #expect(lines.allSatisfy { $0["ts"] as? String == "2023-11-14T22:13:20.000000Z" })
+                #expect(objects[2]["event"] as? String == "rotated")
             }
             try await client.execute(uri: "/api/v1/lines?backlog=10&format=text", method: .get) { response in
                 #expect(String(buffer: response.body) == "one\ntwo \"quoted\"\n")

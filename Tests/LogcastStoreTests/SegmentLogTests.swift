@@ -121,6 +121,37 @@ func messages(_ entries: [HubEntry]) -> [String] {
         #expect(log.lines(after: 50, before: 1000, limit: 100).isEmpty)
     }
 
+    @Test func eventsAreStoredInPlaceAndReadBackAmongTheLines() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let downtime = SourceEvent(source: "app", kind: .downtime, path: "/var/log/app.log", skippedBytes: 1 << 40)
+        let skipped = SourceEvent(source: "app", kind: .skipped, path: "/var/log/app.log.2.gz", reason: "gzip")
+        func event(_ position: UInt64, _ event: SourceEvent) -> HubEntry {
+            HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
+        }
+        do {
+            let log = try open(directory)
+            log.append([line(1)], source: "app", position: position(10))
+            log.append([event(2, downtime)], source: nil, position: nil)
+            log.append([line(2), line(3)], source: "app", position: position(30))
+            log.append([event(4, skipped)], source: nil, position: nil)
+            #expect(log.lines(after: 1, before: 100, limit: 100).map(\.isLine) == [false, true, true, false])
+        }
+        let log = try open(directory)
+        #expect(log.recovery.lastSeq == 3, "an event after the last line does not move seq on")
+        let tail = log.recovery.tail
+        #expect(tail.map(\.position) == [1, 2, 2, 3, 4])
+        #expect(String(decoding: tail[1].json, as: UTF8.self).contains(#""reason":"downtime""#))
+        #expect(String(decoding: tail[1].json, as: UTF8.self).contains(#""skipped_bytes":1099511627776"#))
+        #expect(tail[4].json == event(4, skipped).json, "the same bytes as when it was published")
+        #expect(log.lines(after: 2, before: 100, limit: 100).map(\.position) == [3, 4], "an event at 2 comes before line 2")
+        #expect(log.lines(after: 0, before: 3, limit: 100).map(\.position) == [1, 2, 2])
+        #expect(
+            log.lines(since: Timestamp(microseconds: 2000), before: 100, limit: 100).map(\.position) == [2, 3, 4],
+            "a time range starts with its first line; the events after it come along"
+        )
+    }
+
     @Test func retentionDeletesTheOldestSegmentsButKeepsPositions() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

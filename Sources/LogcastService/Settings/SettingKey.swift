@@ -47,6 +47,7 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
     case stateDirectory = "state-directory"
     case historyDiskBytes = "history-disk-bytes"
     case historyMaxAge = "history-max-age"
+    case maxCatchUpBytes = "max-catch-up-bytes"
     case resetState = "reset-state"
 
     public static func < (lhs: SettingKey, rhs: SettingKey) -> Bool {
@@ -212,6 +213,14 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
                 "Lines older than this are deleted from the state directory's history.",
                 default: Int(Self.log.maxAge.components.seconds),
                 atLeast: 60
+            )
+        case .maxCatchUpBytes:
+            return .integer(
+                "N",
+                "Bytes of each source written while logcast was down that are read at start, at most; the older rest is skipped "
+                    + "with a downtime gap.",
+                default: Int(Self.tailer.maxCatchUpBytes),
+                atLeast: 0
             )
         case .resetState:
             return .flag("Start over: delete the stored history and take a new epoch (subscribers get a restart gap).")

@@ -41,6 +41,10 @@ public final class FileTailer: Service, Sendable {
         /// continues there instead of at its last `initialLines`. Single
         /// files only; a glob starts from its members' tails.
         public var resumeFrom: FilePosition?
+        /// At most this many bytes written while logcast was down are read
+        /// on a resume; the older rest is skipped with a `downtime` gap
+        /// (see ``CatchUpBudget``).
+        public var maxCatchUpBytes: Int64 = 256 << 20
 
         public init(name: String, pattern: String) {
             self.name = name
@@ -253,40 +257,106 @@ struct FileTailLoop {
     /// - the same file (device, inode and first bytes): from the saved
     ///   offset, or from 0 with `truncated` when it is shorter now;
     /// - a file rotated away while logcast was down (found beside `path` by
-    ///   its identity): the rest of it first, then the new file from 0;
+    ///   its identity and first bytes): the rest of it first, then the new
+    ///   file from 0;
     /// - no file is the saved one any more: `missing`, then the file now at
     ///   `path` (if any) from 0, since it began while logcast was down.
+    ///
+    /// Of all that, at most ``FileTailer/Configuration/maxCatchUpBytes``
+    /// (the newest) is read; a `downtime` gap says how much was skipped.
     mutating func resume(_ path: String, from saved: FilePosition) {
         let identity = FileIdentity(device: saved.device, inode: saved.inode)
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        var current: (fd: Int32, status: FileStatus)?
         if fd >= 0, let status = Self.fileStatus(fd: fd), refusal(fd: fd, status: status, path: path) == nil {
-            if status.identity == identity, Self.fingerprintMatches(fd: fd, saved) {
-                if status.size < saved.offset {
-                    emit(.truncated, path: path)
-                    follow(path, fd: fd, status: status, at: 0)
-                } else {
-                    follow(path, fd: fd, status: status, at: saved.offset)
-                }
-                return
-            }
-            resumeRotated(path, identity: identity, saved: saved)
-            follow(path, fd: fd, status: status, at: 0)
+            current = (fd, status)
+        } else if fd >= 0 {
+            close(fd)
+        }
+        if let current, current.status.identity == identity, Self.fingerprintMatches(fd: current.fd, saved) {
+            let truncated = current.status.size < saved.offset
+            let range = (truncated ? 0 : saved.offset)..<current.status.size
+            let budget = CatchUpBudget(rotated: nil, current: range, budget: configuration.maxCatchUpBytes)
+            let start = alignedStart(current.fd, budget.currentFrom ?? range.lowerBound, range: range)
+            if truncated { emit(.truncated, path: path) }
+            reportDowntime(path, skipped: start - range.lowerBound)
+            follow(path, fd: current.fd, status: current.status, at: start)
             return
         }
-        if fd >= 0 { close(fd) }
-        // Nothing at the path now: the check after this says `missing` (once).
-        resumeRotated(path, identity: identity, saved: saved, announceMissing: false)
-        checkAll()
-    }
-
-    /// Reads the rest of the saved generation if it is still beside `path`
-    /// under another name; emits `missing` when it is nowhere.
-    mutating func resumeRotated(_ path: String, identity: FileIdentity, saved: FilePosition, announceMissing: Bool = true) {
+        // The saved file, if it is still beside `path` under another name with the saved first bytes.
+        var rotated: (path: String, fd: Int32, range: Range<Int64>)?
         if let found = Self.find(identity, near: path), found != path {
-            readWhole(found, identity: identity, as: path, from: saved.offset, fingerprint: saved)
-        } else if announceMissing {
+            let rotatedFD = open(found, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            if rotatedFD >= 0, let status = Self.fileStatus(fd: rotatedFD), status.identity == identity,
+                refusal(fd: rotatedFD, status: status, path: found) == nil, Self.fingerprintMatches(fd: rotatedFD, saved)
+            {
+                rotated = (found, rotatedFD, min(saved.offset, status.size)..<status.size)
+            } else if rotatedFD >= 0 {
+                close(rotatedFD)
+            }
+        }
+        let currentRange = current.map { 0..<$0.status.size }
+        let budget = CatchUpBudget(rotated: rotated?.range, current: currentRange, budget: configuration.maxCatchUpBytes)
+        var skipped: Int64 = 0
+        var rotatedStart: Int64?
+        if let rotated {
+            if let from = budget.rotatedFrom {
+                let start = alignedStart(rotated.fd, from, range: rotated.range)
+                rotatedStart = start
+                skipped += start - rotated.range.lowerBound
+            } else {
+                skipped += rotated.range.upperBound - rotated.range.lowerBound
+            }
+            close(rotated.fd)
+        }
+        var currentStart: Int64 = 0
+        if let current, let range = currentRange {
+            currentStart = alignedStart(current.fd, budget.currentFrom ?? 0, range: range)
+            skipped += currentStart
+        }
+        reportDowntime(path, skipped: skipped)
+        if let rotated, let rotatedStart {
+            readWhole(rotated.path, identity: identity, as: path, from: rotatedStart, fingerprint: saved)
+        } else if rotated != nil {
+            emit(.rotated, path: path)  // its rest was skipped; the name points at a new file all the same
+        } else if current != nil {
             emit(.missing, path: path)
         }
+        if let current {
+            follow(path, fd: current.fd, status: current.status, at: currentStart)
+        } else {
+            // Nothing at the path now: the check after this says `missing` (once).
+            checkAll()
+        }
+    }
+
+    /// Where reading `fd` starts for a cut at `offset` within `range`: the
+    /// start of the first line at or after it (`range`'s start is one).
+    func alignedStart(_ fd: Int32, _ offset: Int64, range: Range<Int64>) -> Int64 {
+        guard offset > range.lowerBound else { return range.lowerBound }
+        var base = offset - 1
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while base < range.upperBound {
+            let got = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(base)) }
+            guard got > 0 else { break }
+            if let start = CatchUpBudget.lineStart(after: offset, in: chunk.prefix(got), base: base) { return min(start, range.upperBound) }
+            base += Int64(got)
+        }
+        return range.upperBound
+    }
+
+    /// A `downtime` gap when a resume skips `skipped` bytes.
+    func reportDowntime(_ path: String, skipped: Int64) {
+        guard skipped > 0 else { return }
+        sink.event(SourceEvent(source: configuration.name, kind: .downtime, path: path, skippedBytes: skipped))
+        sink.status { $0.events[SourceEvent.Kind.downtime.rawValue, default: 0] += 1 }
+        logger.warning(
+            "more was written while logcast was down than it catches up on; the oldest of it is skipped",
+            metadata: [
+                "source": "\(configuration.name)", "path": "\(path)", "skipped_bytes": "\(skipped)",
+                "max_catch_up_bytes": "\(configuration.maxCatchUpBytes)",
+            ]
+        )
     }
 
     /// FNV-1a of the first bytes of the file (at most 256).

@@ -73,6 +73,10 @@ public final class JournalTailer: Service, Sendable {
         /// state directory): reading continues after it instead of at the
         /// last `initialLines` entries.
         public var resumeCursor: String?
+        /// At most this many bytes of messages written while logcast was
+        /// down are read on a resume (the newest); the older rest is skipped
+        /// with a `downtime` gap.
+        public var maxCatchUpBytes: Int64 = 256 << 20
         /// Entries handed to the hub at once while catching up.
         public var batchSize = 512
 
@@ -296,6 +300,7 @@ struct JournalTailLoop {
         if let lastCursor {
             if sd_journal_seek_cursor(journal, lastCursor) >= 0 {
                 skipCursor = lastCursor
+                if !hasStarted, configuration.resumeCursor != nil { boundCatchUp(journal, after: lastCursor) }
                 return
             }
         }
@@ -322,6 +327,64 @@ struct JournalTailLoop {
         }
         // An empty journal: everything that arrives is new.
         _ = sd_journal_seek_head(journal)
+    }
+
+    /// Bounds a resume to the newest ``JournalTailer/Configuration/maxCatchUpBytes``
+    /// of messages after `cursor` (the read pointer is there): walks back
+    /// from the tail to the saved entry (or its time, if it was vacuumed),
+    /// adding up message sizes, and when they are over the budget starts at
+    /// the oldest entry within it, with a `downtime` gap for the rest.
+    mutating func boundCatchUp(_ journal: OpaquePointer, after cursor: String) {
+        var savedTime: UInt64 = 0
+        guard sd_journal_next(journal) > 0, sd_journal_get_realtime_usec(journal, &savedTime) >= 0 else {
+            _ = sd_journal_seek_cursor(journal, cursor)
+            return
+        }
+        let budget = configuration.maxCatchUpBytes
+        var kept: Int64 = 0
+        var skipped: Int64 = 0
+        var oldestKept: String?
+        _ = sd_journal_seek_tail(journal)
+        while sd_journal_previous(journal) > 0 {
+            if sd_journal_test_cursor(journal, cursor) > 0 { break }
+            var time: UInt64 = 0
+            if sd_journal_get_realtime_usec(journal, &time) >= 0, time < savedTime { break }
+            var data: UnsafeRawPointer?
+            var length = 0
+            let size = sd_journal_get_data(journal, "MESSAGE", &data, &length) >= 0 ? Int64(max(0, length - 8)) : 0
+            if skipped == 0, kept + size <= budget {
+                kept += size
+                oldestKept = Self.cursor(journal)
+            } else {
+                skipped += size
+            }
+        }
+        guard skipped > 0 else {
+            _ = sd_journal_seek_cursor(journal, cursor)
+            return
+        }
+        skipCursor = nil
+        if let oldestKept, sd_journal_seek_cursor(journal, oldestKept) >= 0, sd_journal_next(journal) > 0 {
+            currentIsPending = true
+        } else {
+            // Not even the newest entry fits: continue after it.
+            _ = sd_journal_seek_tail(journal)
+            if sd_journal_previous(journal) > 0 { lastCursor = Self.cursor(journal) }
+        }
+        events[SourceEvent.Kind.downtime.rawValue, default: 0] += 1
+        sink.event(SourceEvent(source: configuration.name, kind: .downtime, path: configuration.location.paths.first, skippedBytes: skipped))
+        logger.warning(
+            "more was written to the journal while logcast was down than it catches up on; the oldest of it is skipped",
+            metadata: metadata.merging(["skipped_bytes": "\(skipped)", "max_catch_up_bytes": "\(budget)"]) { $1 }
+        )
+    }
+
+    /// The cursor of the entry under the read pointer.
+    static func cursor(_ journal: OpaquePointer) -> String? {
+        var pointer: UnsafeMutablePointer<CChar>?
+        guard sd_journal_get_cursor(journal, &pointer) >= 0, let pointer else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
     }
 
     mutating func closeJournal() {
