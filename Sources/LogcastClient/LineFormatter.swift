@@ -130,6 +130,13 @@ public struct LineFormatter: Sendable {
                 return .notice("logcast: \(missed ?? 0) lines missed while disconnected: they left the server's history before the reconnect")
             case "restart":
                 return .restart(next: next, notice: "logcast: the server restarted; lines written while it was down may be missing")
+            case "downtime":
+                let source = shown(object["source"] as? String ?? "?")
+                let path = (object["path"] as? String).map { " (\(shown($0)))" } ?? ""
+                let bytes = (object["skipped_bytes"] as? NSNumber)?.int64Value ?? 0
+                return .notice(
+                    "logcast: \(bytes) bytes of \(source)\(path) skipped: written while the server was down, more than it catches up on"
+                )
             default:
                 return .notice("logcast: gap (\(reason))")
             }

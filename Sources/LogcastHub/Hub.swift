@@ -320,7 +320,8 @@ public final class Hub: Sendable {
                 from = oldest - 1
             }
             var resumeAfter = from
-            if from < lastSeq {
+            // Entries after `from`: lines, or events after the last line (a resume at the newest line gets those too).
+            if history.firstIndex(after: from) < history.entries.count {
                 var count = 0
                 let start = history.firstIndex(after: from)
                 for entry in history.entries[start...] {

@@ -319,7 +319,13 @@ public final class SegmentLog: DurableHistory, Sendable {
         let segments = state.withLock { $0.segments }
         // The last segment that begins at or before the first seq wanted.
         let start = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) ?? 0
-        return Self.collect(segments[start...], before: before, limit: limit, line: { seq, _ in seq > after }, event: { position, _ in position > after })
+        return Self.collect(
+            segments[start...],
+            before: before,
+            limit: limit,
+            line: { seq, _ in seq > after },
+            event: { position, _ in position > after }
+        )
     }
 
     public func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {

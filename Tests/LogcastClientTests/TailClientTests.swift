@@ -108,6 +108,10 @@ extension ServerAddress {
         }
         #expect(next == 1)
         #expect(
+            formatter.format(raw: #"{"type":"gap","after":5,"next":6,"reason":"downtime","source":"app","path":"/a.log","skipped_bytes":900}"#)
+                == .notice("logcast: 900 bytes of app (/a.log) skipped: written while the server was down, more than it catches up on")
+        )
+        #expect(
             formatter.format(raw: #"{"type":"source","source":"app","event":"rotated","path":"/var/log/app.log"}"#)
                 == .notice("logcast: — app rotated (/var/log/app.log) —")
         )

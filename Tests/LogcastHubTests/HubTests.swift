@@ -355,6 +355,14 @@ import Testing
         #expect(await self.batch(current).items.compactMap(\.lineSeq) == [4])
     }
 
+    @Test func anEventAfterTheNewestLineReachesAResumeAtThatLine() async throws {
+        let hub = makeHub()
+        publish(hub, 1)
+        hub.publish(SourceEvent(source: "app", kind: .downtime, skippedBytes: 10))
+        let resumed = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(after: 1, epoch: Self.epoch))
+        #expect(await batch(resumed).items.map(\.text).first?.contains("downtime") == true)
+    }
+
     @Test func aResumeFilteredToAnotherSourceGetsNoneOfItsEvents() async throws {
         let hub = makeHub()
         publish(hub, 1, source: "b")

@@ -72,6 +72,7 @@ def every_key(tmp_path):
         "state-directory": f"{tmp_path}/state",
         "history-disk-bytes": 2097152,
         "history-max-age": 3600,
+        "max-catch-up-bytes": 4096,
         "reset-state": True,
     }
 

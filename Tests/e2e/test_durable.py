@@ -1,5 +1,6 @@
 """A restart loses nothing: the state directory keeps the history, the epoch
 and the sources' positions (real binary, real files, real signals)."""
+import json
 import os
 import shutil
 import signal
@@ -112,11 +113,13 @@ def test_lines_rotated_away_while_down_are_read_from_the_old_file(tmp_path):
         assert [l["msg"] for l in seen] == ["down 0", "down 1", "new 0", "new 1"]
         assert [l["seq"] for l in seen] == [3, 4, 5, 6]
         assert not [o for o in others if o["type"] == "gap"]
+        assert [(o["type"], o.get("event")) for o in others] == [("source", "rotated")], "the rotation while down is told in place"
     finally:
         second.stop()
 
 
-def test_a_file_truncated_while_down_is_read_from_its_start(tmp_path):
+@pytest.mark.parametrize("after", [["after 0"], [f"after {i} " + "x" * 60 for i in range(10)]], ids=["shorter", "longer"])
+def test_a_file_truncated_while_down_is_read_from_its_start(tmp_path, after):
     log = tmp_path / "app.log"
     append(log, "old line that is long enough 0\nold line that is long enough 1\n")
     state = tmp_path / "state"
@@ -130,13 +133,17 @@ def test_a_file_truncated_while_down_is_read_from_its_start(tmp_path):
     shutil.copy(log, tmp_path / "app.log.1")
     with open(log, "r+") as f:
         f.truncate(0)
-    append(log, "after 0\n")
+    append(log, "".join(line + "\n" for line in after))
     second = Server(args).start()
     try:
-        stream = Stream(f"{second.ws_url}?backlog=10")
+        stream = Stream(f"{second.ws_url}?backlog=20")
         stream.next()
-        got = [stream.next()["msg"] for _ in range(3)]
-        assert got == ["old line that is long enough 0", "old line that is long enough 1", "after 0"]
+        got = [stream.next() for _ in range(3 + len(after))]
+        assert [o.get("msg", o.get("event")) for o in got] == [
+            "old line that is long enough 0",
+            "old line that is long enough 1",
+            "truncated",
+        ] + after, "shorter than before or not, the truncated event is kept in place, so a later reader sees it too"
     finally:
         second.stop()
 
@@ -424,3 +431,133 @@ def test_a_file_deleted_while_down_is_missing_once_then_followed_when_it_returns
         s.close()
     finally:
         second.stop()
+
+
+def numbered(prefix, count, width=40):
+    """Lines of exactly `width` bytes with their newline."""
+    return [f"{prefix} {i:05d}".ljust(width - 1, ".") for i in range(count)]
+
+
+def source_events(server, name="app"):
+    return next(s for s in json.loads(server.get("/api/v1/sources")[2]) if s["name"] == name)["events"]
+
+
+def resume_after_downtime(tmp_path, while_down, budget, lines, downtime=True):
+    """Runs logcast on app.log, stops it, lets `while_down(log)` write, starts it
+    again with `--max-catch-up-bytes budget`, waits for its catch-up (`lines`
+    lines, and a downtime gap if `downtime`), and resumes after the first
+    run's line: returns the stream and the second server (running)."""
+    log = tmp_path / "app.log"
+    append(log, "before\n")
+    args = ["--file", f"app={log}", "--initial-lines", "10", "--state-directory", str(tmp_path / "state"), "--max-catch-up-bytes", str(budget)]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] == 1, message="the first line")
+        epoch = first.health()["epoch"]
+    finally:
+        first.stop(signal.SIGKILL)
+    while_down(log)
+    second = Server(args).start()
+    wait_for(lambda: second.health()["last_seq"] == 1 + lines, message=f"{lines} lines caught up")
+    wait_for(lambda: source_events(second).get("downtime", 0) == (1 if downtime else 0), message="the downtime gap")
+    stream = Stream(f"{second.ws_url}?after=1&epoch={epoch}")
+    assert stream.next()["epoch"] == epoch
+    return stream, second
+
+
+def test_more_written_while_down_than_the_catch_up_bound_is_skipped_with_a_downtime_gap(tmp_path):
+    written = numbered("down", 1000)  # 40,000 bytes
+    stream, server = resume_after_downtime(tmp_path, lambda log: append(log, "".join(l + "\n" for l in written)), budget=4000, lines=100)
+    try:
+        objects = stream.until_barrier()
+        gaps = [o for o in objects if o["type"] == "gap"]
+        assert gaps == [
+            {"type": "gap", "after": 1, "next": 2, "reason": "downtime", "source": "app", "path": str(tmp_path / "app.log"), "skipped_bytes": 36000}
+        ]
+        assert objects[0] == gaps[0], "the gap comes before the lines read after the skip"
+        lines = [o for o in objects if o["type"] == "line"]
+        assert [l["msg"] for l in lines] == written[-100:], "the newest 4,000 bytes, whole lines only"
+        assert [l["seq"] for l in lines] == list(range(2, 102))
+        append(tmp_path / "app.log", "live\n")
+        assert stream.lines(1)[0]["msg"] == "live"
+        assert source_events(server).get("downtime") == 1
+        # A cut in the middle of a line moves to the next line; a later reader gets the same gap from the history.
+        later = Stream(f"{server.ws_url}?after=1&epoch={server.health()['epoch']}")
+        later.next()
+        assert [o for o in later.until_barrier() if o["type"] == "gap"] == gaps
+        later.close()
+        stream.close()
+    finally:
+        server.stop()
+
+
+def test_a_cut_inside_a_line_starts_at_the_next_line(tmp_path):
+    written = numbered("down", 100)  # 4,000 bytes; the newest 1,030 begin 10 bytes into line 74
+    stream, server = resume_after_downtime(tmp_path, lambda log: append(log, "".join(l + "\n" for l in written)), budget=1030, lines=25)
+    try:
+        objects = stream.until_barrier()
+        assert [o["skipped_bytes"] for o in objects if o["type"] == "gap"] == [75 * 40]
+        assert [o["msg"] for o in objects if o["type"] == "line"] == written[75:]
+        stream.close()
+    finally:
+        server.stop()
+
+
+def test_a_rotation_while_down_beyond_the_bound_skips_the_old_rest_first(tmp_path):
+    old_rest = numbered("old", 50)
+    new = numbered("new", 50)
+
+    def rotate(log):
+        append(log, "".join(l + "\n" for l in old_rest))
+        os.rename(log, tmp_path / "app.log.1")
+        append(log, "".join(l + "\n" for l in new))
+
+    stream, server = resume_after_downtime(tmp_path, rotate, budget=2400, lines=60)  # all 2,000 new bytes, 400 of the old rest
+    try:
+        objects = stream.until_barrier()
+        summary = [o["msg"] if o["type"] == "line" else o.get("reason", o.get("event")) for o in objects]
+        assert summary == ["downtime"] + old_rest[-10:] + ["rotated"] + new
+        assert objects[0]["skipped_bytes"] == 1600
+        stream.close()
+    finally:
+        server.stop()
+
+
+def test_a_new_file_beyond_the_bound_skips_the_rotated_rest_entirely(tmp_path):
+    def rotate(log):
+        append(log, "old\n")
+        os.rename(log, tmp_path / "app.log.1")
+        append(log, "".join(l + "\n" for l in numbered("new", 50)))
+
+    stream, server = resume_after_downtime(tmp_path, rotate, budget=400, lines=10)
+    try:
+        objects = stream.until_barrier()
+        summary = [o["msg"] if o["type"] == "line" else o.get("reason", o.get("event")) for o in objects]
+        assert summary == ["downtime", "rotated"] + numbered("new", 50)[-10:]
+        assert objects[0]["skipped_bytes"] == 4 + 1600
+        stream.close()
+    finally:
+        server.stop()
+
+
+def test_a_catch_up_within_the_bound_has_no_gap_and_zero_skips_everything_old(tmp_path):
+    written = numbered("down", 10)
+    stream, server = resume_after_downtime(tmp_path, lambda log: append(log, "".join(l + "\n" for l in written)), budget=400, lines=10, downtime=False)
+    try:
+        objects = stream.until_barrier()
+        assert [o["msg"] for o in objects] == written, "exactly the bound: everything, no gap"
+        stream.close()
+    finally:
+        server.stop()
+    (tmp_path / "state").rename(tmp_path / "state-old")
+    for name in ("app.log", "app.log.1"):
+        (tmp_path / name).unlink(missing_ok=True)
+    stream, server = resume_after_downtime(tmp_path, lambda log: append(log, "".join(l + "\n" for l in written)), budget=0, lines=0)
+    try:
+        objects = stream.until_barrier()
+        assert [(o["type"], o.get("skipped_bytes")) for o in objects] == [("gap", 400)]
+        append(tmp_path / "app.log", "live\n")
+        assert stream.lines(1)[0]["msg"] == "live"
+        stream.close()
+    finally:
+        server.stop()

@@ -330,3 +330,39 @@ def test_entries_written_while_logcast_is_down_arrive_after_a_restart(journal_di
         s.close()
     finally:
         second.stop()
+
+
+def test_more_journal_entries_while_down_than_the_catch_up_bound_are_skipped_with_a_downtime_gap(journal_dir, tmp_path):
+    from conftest import Stream
+    writer = writer_for(journal_dir)
+    writer.write(*({"MESSAGE": f"up {i}", "PRIORITY": 6} for i in range(5)))
+    wait_for(lambda: len(journalctl(journal_dir)) == 5, message="journal-remote to write 5 entries")
+    args = [
+        "--journal-directory", f"sys={journal_dir}", "--initial-lines", "5", "--state-directory", str(tmp_path / "state"),
+        "--max-catch-up-bytes", "100",
+    ]
+    first = Server(args).start()
+    try:
+        wait_for(lambda: lines_read(first, "sys") == 5, message="the first entries")
+        epoch = first.health()["epoch"]
+    finally:
+        first.stop(signal.SIGKILL)
+    # 50 messages of 10 bytes: the newest 10 fit the bound of 100 bytes.
+    writer.write(*({"MESSAGE": f"down {i:05d}", "PRIORITY": 6} for i in range(50)))
+    wait_for(lambda: len(journalctl(journal_dir)) == 55, message="entries written while logcast is down")
+    second = Server(args).start()
+    try:
+        s = Stream(f"{second.ws_url}?after=5&epoch={epoch}")
+        assert s.next()["epoch"] == epoch
+        objects = s.until_barrier()
+        assert objects[0]["type"] == "gap"
+        assert {k: objects[0][k] for k in ("after", "next", "reason", "source", "skipped_bytes")} == {
+            "after": 5, "next": 6, "reason": "downtime", "source": "sys", "skipped_bytes": 400,
+        }
+        assert [o["msg"] for o in objects[1:]] == [f"down {i:05d}" for i in range(40, 50)]
+        assert [o["seq"] for o in objects[1:]] == list(range(6, 16))
+        writer.write({"MESSAGE": "live", "PRIORITY": 6})
+        assert s.lines(1)[0]["msg"] == "live"
+        s.close()
+    finally:
+        second.stop()

@@ -71,7 +71,7 @@ def test_missing_at_start_is_waited_for(serve, stream, tmp_path):
     s = stream(server.ws_url)
     assert s.next()["type"] == "hello"
     append(log, "finally\n")
-    assert read_items(s, 1) == ["<created>", "finally"]
+    assert read_items(s, 1) == ["<missing>", "<created>", "finally"], "the backlog carries the missing event of the start"
     assert server.health()["sources"]["late"] == "following"
 
 

@@ -165,6 +165,9 @@ export function gapNote(obj, ts, format) {
     text = "— server restarted: lines written while it was down may be missing —";
   } else if (obj.reason === "slow-consumer") {
     text = `— ${missed === null ? "some lines" : lines(missed)} skipped: slow connection —`;
+  } else if (obj.reason === "downtime") {
+    const bytes = typeof obj.skipped_bytes === "number" ? `${format(obj.skipped_bytes)} bytes` : "some lines";
+    text = `— ${bytes} of ${obj.source ?? "a source"} skipped: written while the server was down, more than it catches up on —`;
   } else if (obj.reason === "evicted") {
     text = `— ${missed === null ? "some lines" : lines(missed)} skipped: no longer in the server's history —`;
   } else {

@@ -254,8 +254,8 @@ struct FileTailLoop {
     }
 
     /// Continues from where the last run stopped (`saved`):
-    /// - the same file (device, inode and first bytes): from the saved
-    ///   offset, or from 0 with `truncated` when it is shorter now;
+    /// - the same file (device and inode): from the saved offset, or from 0
+    ///   with `truncated` when it is shorter now or its first bytes changed;
     /// - a file rotated away while logcast was down (found beside `path` by
     ///   its identity and first bytes): the rest of it first, then the new
     ///   file from 0;
@@ -273,8 +273,10 @@ struct FileTailLoop {
         } else if fd >= 0 {
             close(fd)
         }
-        if let current, current.status.identity == identity, Self.fingerprintMatches(fd: current.fd, saved) {
-            let truncated = current.status.size < saved.offset
+        if let current, current.status.identity == identity {
+            // The same inode: shorter than the saved offset, or with other first bytes, it was emptied
+            // (copytruncate) and written again, or replaced by a file that got the inode: read from 0.
+            let truncated = current.status.size < saved.offset || !Self.fingerprintMatches(fd: current.fd, saved)
             let range = (truncated ? 0 : saved.offset)..<current.status.size
             let budget = CatchUpBudget(rotated: nil, current: range, budget: configuration.maxCatchUpBytes)
             let start = alignedStart(current.fd, budget.currentFrom ?? range.lowerBound, range: range)
