@@ -148,6 +148,10 @@ const stream = new LogStream({
         add(sourceNote(obj, nowStamp()));
       } else if (obj.type === "gap") {
         add(gapNote(obj, nowStamp(), formatCount));
+      } else if (obj.type === "incomplete") {
+        add(localNote(obj.reason === "limit"
+          ? "— more lines in this time range than one read sends: the oldest are shown, then live lines; narrow Since or Until to see the rest —"
+          : "— the filter took too long over the history: older lines were not all checked —", nowStamp()));
       }
     },
     onReset(reason) {
@@ -185,6 +189,8 @@ const inputs = {
   exclude: $("f-exclude"),
   unit: $("f-unit"),
   priority: $("f-priority"),
+  since: $("f-since"),
+  until: $("f-until"),
 };
 
 function fillForm() {
@@ -192,6 +198,8 @@ function fillForm() {
   inputs.regex.value = filter.regex;
   inputs.exclude.value = filter.exclude.join(", ");
   inputs.unit.value = filter.unit.join(", ");
+  inputs.since.value = filter.since;
+  inputs.until.value = filter.until;
   const priority = inputs.priority;
   if (filter.priority && ![...priority.options].some((o) => o.value === filter.priority)) {
     priority.append(new Option(`Range ${filter.priority}`, filter.priority));
@@ -211,6 +219,8 @@ function readForm() {
   next.exclude = splitTerms(inputs.exclude.value);
   next.unit = splitTerms(inputs.unit.value);
   next.priority = inputs.priority.value;
+  next.since = inputs.since.value.trim();
+  next.until = inputs.until.value.trim();
   next.source = [...$("source-list").querySelectorAll("input:checked")].map((box) => box.value);
   next.identifier = filter.identifier;
   next.host = filter.host;
@@ -262,6 +272,7 @@ function setFilterError(value) {
   const fields = {
     regex: /regex/.test(text), priority: /priority|level/.test(text), unit: /unit/.test(text),
     exclude: /exclude/.test(text), grep: /grep/.test(text),
+    since: /since/.test(text), until: /until/.test(text),
   };
   for (const [key, input] of Object.entries(inputs)) input.setAttribute("aria-invalid", String(Boolean(fields[key])));
   $("source-picker").classList.toggle("invalid", /source/.test(text));

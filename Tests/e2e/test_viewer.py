@@ -912,3 +912,44 @@ def test_screenshots_in_light_and_dark_themes(page, serve, tmp_path):
     light, dark = (sum(backgrounds[t]) / 3 for t in ("light", "dark"))
     assert light > 200 and dark < 50, backgrounds
     assert_clean_console(page)
+
+
+def test_since_and_until_fields_read_a_time_range_and_go_in_the_url(page, serve, tmp_path):
+    import datetime
+
+    def utc_now():
+        return datetime.datetime.now(datetime.timezone.utc)
+
+    server, files = open_viewer(page, serve, tmp_path)
+    append(files["app"], "".join(f"old {i}\n" for i in range(5)))
+    wait_for(lambda: server.health()["last_seq"] == 5, message="the old lines")
+    boundary = utc_now()
+    wait_for(lambda: utc_now() - boundary > datetime.timedelta(milliseconds=2), message="the clock to move past the boundary")
+    append(files["app"], "".join(f"new {i}\n" for i in range(3)))
+    wait_for(lambda: server.health()["last_seq"] == 8, message="the new lines")
+    stamp = boundary.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    page.get(f"http://127.0.0.1:{server.port}/?since={stamp}")
+    wait_for(lambda: state(page)["status"] == "live", message="the viewer to connect")
+    wait_for(lambda: model_messages(page) == ["new 0", "new 1", "new 2"], message="only the lines since the boundary")
+    assert page.find_element(By.ID, "f-since").get_attribute("value") == stamp
+    assert state(page)["filter"] == {"since": stamp}
+
+    until = page.find_element(By.ID, "f-until")
+    until.send_keys("soon", Keys.ENTER)
+    error = page.find_element(By.ID, "filter-error")
+    wait_for(lambda: error.is_displayed() and "until" in error.text, message="the server's error for until")
+    assert until.get_attribute("aria-invalid") == "true"
+    assert page.find_element(By.ID, "f-since").get_attribute("aria-invalid") == "false"
+
+    until.clear()
+    until.send_keys(Keys.ENTER)
+    since = page.find_element(By.ID, "f-since")
+    since.clear()
+    since.send_keys("-1d", Keys.ENTER)
+    wait_for(lambda: model_messages(page) == [f"old {i}" for i in range(5)] + [f"new {i}" for i in range(3)], message="the whole day")
+    wait_for(lambda: not error.is_displayed(), message="the error to go away")
+    assert "since=-1d" in page.current_url and "until" not in page.current_url
+    append(files["app"], "live\n")
+    wait_for(lambda: model_messages(page)[-1] == "live", message="live lines after the range")
+    assert_clean_console(page)

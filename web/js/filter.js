@@ -10,7 +10,10 @@
 import { compileRegex } from "./regex.js";
 
 export const REPEATABLE = ["source", "grep", "exclude", "unit", "identifier", "host"];
-export const SINGLE = ["regex", "priority"];
+// `since` and `until` are passed to the server as typed (RFC 3339, a date,
+// or relative like -10m, -2h, -1d, as journalctl -S takes them); the server
+// checks them and its error is shown.
+export const SINGLE = ["regex", "priority", "since", "until"];
 export const FILTER_KEYS = [...REPEATABLE, ...SINGLE];
 
 export const DEFAULT_BACKLOG = 1000;
@@ -19,7 +22,7 @@ export const MIN_MAX_LINES = 100;
 export const MAX_MAX_LINES = 500000;
 
 export function emptyFilter() {
-  return { source: [], grep: [], exclude: [], unit: [], identifier: [], host: [], regex: "", priority: "" };
+  return { source: [], grep: [], exclude: [], unit: [], identifier: [], host: [], regex: "", priority: "", since: "", until: "" };
 }
 
 /** Splits a comma-separated input into trimmed, non-empty terms. */
