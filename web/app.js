@@ -496,7 +496,7 @@ function showDetails() {
   if (!item) return;
   const meta = [];
   if (item.kind === "line") {
-    meta.push(`seq ${item.seq}`, item.ts.replace("T", " ").replace("Z", " UTC"), item.source);
+    meta.push(typeof item.seq === "number" ? `seq ${item.seq}` : "from the journal (before the stream)", item.ts.replace("T", " ").replace("Z", " UTC"), item.source);
     if (levelLabel(item.priority)) meta.push(levelLabel(item.priority));
     if (item.host) meta.push(`host ${item.host}`);
     if (item.path) meta.push(item.path);

@@ -100,7 +100,9 @@ public struct LineFormatter: Sendable {
 
     /// What one received object means for the terminal.
     public enum Output: Equatable, Sendable {
-        case line(seq: UInt64, text: String)
+        /// A line; `seq` is nil for a line read from a source's archive (the
+        /// journal) for a time range, which is not part of the stream.
+        case line(seq: UInt64?, text: String)
         case notice(String)
         case hello(epoch: String)
         case restart(next: UInt64?, notice: String)
@@ -115,8 +117,7 @@ public struct LineFormatter: Sendable {
         else { return .notice("logcast: the server sent something that is not a JSON object: \(raw.prefix(200))") }
         switch type {
         case "line":
-            guard let seq = (object["seq"] as? NSNumber)?.uint64Value else { return .ignored }
-            return .line(seq: seq, text: lineText(object, raw: raw))
+            return .line(seq: (object["seq"] as? NSNumber)?.uint64Value, text: lineText(object, raw: raw))
         case "hello":
             return .hello(epoch: object["epoch"] as? String ?? "")
         case "gap":

@@ -180,8 +180,10 @@ public final class TailSession: Sendable {
         var lines = ""
         for raw in frame.split(separator: "\n", omittingEmptySubsequences: true) {
             switch options.formatter.format(raw: raw) {
-            case .line(let seq, let text):
+            case .line(let seq?, let text):
                 if position.withLock({ $0.sawLine(seq: seq) }) { lines += text + "\n" }
+            case .line(nil, let text):
+                lines += text + "\n"  // from the journal, before the stream: no place in it to remember
             case .hello(let epoch):
                 position.withLock { $0.sawHello(epoch: epoch) }
             case .restart(let next, let notice):

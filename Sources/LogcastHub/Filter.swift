@@ -110,6 +110,11 @@ public final class LineMatcher: Sendable {
         sources.isEmpty || sources.contains(event.source)
     }
 
+    /// Whether lines of `source` can pass (the `source` selection).
+    public func follows(source: String) -> Bool {
+        sources.isEmpty || sources.contains(source)
+    }
+
     /// Whether a line or an event of the hub passes.
     public func matches(_ entry: HubEntry) -> Bool {
         switch entry.payload {

@@ -61,6 +61,8 @@ public final class Hub: Sendable {
 
     /// The copy of the stream beyond memory, if any.
     let durable: (any DurableHistory)?
+    /// The sources' own records of their past, for `since` reads that reach before the history.
+    let archives: [any SourceArchive]
 
     /// A hub; with `durable`, every line is stored there as it is published.
     /// - Parameters:
@@ -69,16 +71,20 @@ public final class Hub: Sendable {
     ///     line stored): the newest fill the history, and `seq` continues
     ///     after the last.
     ///   - lastSeq: the last `seq` stored, when `restored` is empty but lines were stored.
+    ///   - archives: sources' own records of their past (the journal), read
+    ///     for a `since` older than the hub's oldest line.
     public init(
         configuration: Configuration = Configuration(),
         epoch: String? = nil,
         durable: (any DurableHistory)? = nil,
         restored: [HubEntry] = [],
-        lastSeq: UInt64 = 0
+        lastSeq: UInt64 = 0,
+        archives: [any SourceArchive] = []
     ) {
         self.configuration = configuration
         self.epoch = epoch ?? Hub.randomEpoch()
         self.durable = durable
+        self.archives = archives
         state.withLock { state in
             state.nextSeq = max(lastSeq, restored.last(where: \.isLine)?.position ?? 0) + 1
             for entry in restored.suffix(configuration.historyLines) {
@@ -206,7 +212,8 @@ public final class Hub: Sendable {
             epoch: epoch,
             limit: Int.max,
             durable: durable,
-            durableLimit: max(0, configuration.queueLines - snapshot.entries.count)
+            durableLimit: max(0, configuration.queueLines - snapshot.entries.count),
+            archives: archives
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
         return subscription
@@ -227,7 +234,8 @@ public final class Hub: Sendable {
             epoch: epoch,
             limit: Int.max,
             durable: durable,
-            durableLimit: max(0, configuration.queueLines - snapshot.entries.count)
+            durableLimit: max(0, configuration.queueLines - snapshot.entries.count),
+            archives: archives
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
     }
@@ -260,6 +268,10 @@ public final class Hub: Sendable {
     }
 
     /// Matches `entry`, and tells whether the scan must stop (its time is up).
+    static var budgetMilliseconds: Int {
+        Int(scanBudget.components.seconds * 1000 + scanBudget.components.attoseconds / 1_000_000_000_000_000)
+    }
+
     private struct ScanClock {
         let deadline = ContinuousClock.now + Hub.scanBudget
         var examined = 0
@@ -284,7 +296,8 @@ public final class Hub: Sendable {
         epoch: String,
         limit: Int,
         durable: (any DurableHistory)? = nil,
-        durableLimit: Int = 0
+        durableLimit: Int = 0,
+        archives: [any SourceArchive] = []
     ) -> StartPlan {
         var items: [SubscriberQueue.Item] = []
         var clock = ScanClock()
@@ -338,7 +351,15 @@ public final class Hub: Sendable {
             return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: !clock.cutShort, examined: clock.examined)
         }
         if request.after == nil, let since = matcher.filter.since {
-            return sincePlan(since: since, matcher: matcher, history: history, limit: limit, durable: durable, durableLimit: durableLimit)
+            return sincePlan(
+                since: since,
+                matcher: matcher,
+                history: history,
+                limit: limit,
+                durable: durable,
+                durableLimit: durableLimit,
+                archives: archives
+            )
         }
         var backlog: [HubEntry] = []
         let wanted = min(request.backlog, limit)
@@ -370,24 +391,57 @@ public final class Hub: Sendable {
     }
 
     /// A stream or read that starts at a time (`since`, without `after`):
-    /// every matching line stamped since then, from the durable history and
-    /// then from memory, oldest first, at most `limit` lines (`durableLimit`
-    /// of them from disk). When there are more, it ends with an `incomplete`
-    /// object whose `resume_after` reads on.
+    /// every matching line stamped since then, oldest first, at most `limit`
+    /// lines (`durableLimit` of them from disk and archives):
+    /// 1. from the sources' archives (the journal), the lines from before the
+    ///    oldest line the hub holds, without `seq`;
+    /// 2. from the durable history, then from memory.
+    /// When there are more, it ends with an `incomplete` object whose
+    /// `resume_after` reads on.
     static func sincePlan(
         since: Timestamp,
         matcher: LineMatcher,
         history: HistorySnapshot,
         limit: Int,
         durable: (any DurableHistory)?,
-        durableLimit: Int
+        durableLimit: Int,
+        archives: [any SourceArchive] = []
     ) -> StartPlan {
         var items: [SubscriberQueue.Item] = []
         var clock = ScanClock()
         var count = 0
         var lastExamined: UInt64?
         let oldest = history.entries.first?.position ?? history.nextSeq
-        let cap = min(limit, durableLimit)
+
+        let archived = archivedLines(
+            since: since,
+            matcher: matcher,
+            history: history,
+            durable: durable,
+            archives: archives,
+            limit: min(limit, durableLimit),
+            deadline: clock.deadline
+        )
+        if !archived.complete {
+            // The archives alone fill the read (or its time): the rest of the range comes after them.
+            let first = durable == nil ? oldest : 1
+            items = archived.lines.map { .entry(.archived($0, before: first)) }
+            let reason: ProtocolObject.IncompleteReason = ContinuousClock.now > clock.deadline ? .scanBudget : .limit
+            items.append(
+                .control(
+                    ProtocolObject.incomplete(
+                        examined: archived.lines.count,
+                        resumeAfter: nil,
+                        budgetMilliseconds: budgetMilliseconds,
+                        reason: reason
+                    )
+                    .encoded()
+                )
+            )
+            return StartPlan(items: items, deliveredUpTo: nil, complete: false, examined: archived.lines.count)
+        }
+        let limit = limit - archived.lines.count
+        let cap = min(limit, durableLimit - archived.lines.count)
         var full = false
         if let durable, oldest > 1, cap > 0 {
             for entry in durable.lines(since: since, before: oldest, limit: cap) {
@@ -404,7 +458,7 @@ public final class Hub: Sendable {
                 }
             }
         }
-        if !full, !clock.cutShort {
+        if !full, !clock.cutShort, limit > 0 {
             for entry in history.entries {
                 guard case .line(let record) = entry.payload else {
                     // An event belongs to the range once a line of it has been seen.
@@ -434,7 +488,71 @@ public final class Hub: Sendable {
                 )
             )
         }
-        return StartPlan(items: items, deliveredUpTo: nil, complete: !clock.cutShort && !full, examined: clock.examined)
+        if !archived.lines.isEmpty {
+            // A line of the hub that an archive also gave (a journal entry stamped before the hub's oldest
+            // line but published after it) is sent once, as the hub's.
+            var held = Set<String>()
+            for case .entry(let entry) in items {
+                if case .line(let record) = entry.payload, let cursor = record.cursor { held.insert(cursor) }
+            }
+            let first =
+                items.lazy.compactMap { item -> UInt64? in
+                    if case .entry(let entry) = item { return entry.position }
+                    return nil
+                }.first ?? history.nextSeq
+            let before = archived.lines.filter { $0.cursor.map { !held.contains($0) } ?? true }.map {
+                SubscriberQueue.Item.entry(.archived($0, before: first))
+            }
+            items = before + items
+        }
+        return StartPlan(items: items, deliveredUpTo: nil, complete: !clock.cutShort && !full, examined: clock.examined + archived.lines.count)
+    }
+
+    /// The lines the archives of the sources `matcher` follows hold from
+    /// `since` up to the oldest line the hub holds (on disk, else in
+    /// memory; all of it when the hub holds none), oldest first, at most
+    /// `limit`. Not `complete` when there may be more (the limit, or the
+    /// deadline).
+    static func archivedLines(
+        since: Timestamp,
+        matcher: LineMatcher,
+        history: HistorySnapshot,
+        durable: (any DurableHistory)?,
+        archives: [any SourceArchive],
+        limit: Int,
+        deadline: ContinuousClock.Instant
+    ) -> (lines: [LogRecord], complete: Bool) {
+        let wanted = archives.filter { matcher.follows(source: $0.source) }
+        guard !wanted.isEmpty, limit > 0 else { return ([], true) }
+        let inMemory = history.entries.lazy.compactMap { entry -> Timestamp? in
+            if case .line(let record) = entry.payload { return record.timestamp }
+            return nil
+        }.first
+        let boundary = durable?.oldestLineTime ?? inMemory ?? Timestamp.now()
+        guard since < boundary else { return ([], true) }
+        var lines: [LogRecord] = []
+        var complete = true
+        for archive in wanted {
+            let read = archive.lines(
+                since: since,
+                until: matcher.filter.until,
+                before: boundary,
+                limit: limit,
+                matching: matcher.matches,
+                deadline: deadline
+            )
+            lines += read.lines
+            complete = complete && read.complete
+        }
+        if wanted.count > 1 {
+            // Oldest first across sources; a source's own order is kept for equal stamps.
+            lines = lines.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
+        }
+        if lines.count > limit {
+            lines.removeLast(lines.count - limit)
+            complete = false
+        }
+        return (lines, complete)
     }
 
     /// The result of a one-shot read (``snapshot(request:matcher:limit:)``).
@@ -458,7 +576,8 @@ public final class Hub: Sendable {
             epoch: epoch,
             limit: limit,
             durable: durable,
-            durableLimit: limit
+            durableLimit: limit,
+            archives: archives
         )
         return ScanResult(items: plan.items, lastSeq: history.lastSeq, complete: plan.complete)
     }

@@ -17,12 +17,24 @@ public final class HubEntry: Sendable {
     public let payload: Payload
     /// The NDJSON form: one JSON object followed by `\n`.
     public let json: [UInt8]
+    /// A line read from a ``SourceArchive`` for a time range: it has no
+    /// `seq` (`position` is that of the first line of the stream after it).
+    public let isArchived: Bool
 
-    public init(position: UInt64, payload: Payload, json: [UInt8]) {
+    public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false) {
         self.position = position
         self.payload = payload
         self.json = json
+        self.isArchived = isArchived
     }
+
+    /// A line read from an archive, shown before the line with `seq` `next`.
+    public static func archived(_ record: LogRecord, before next: UInt64) -> HubEntry {
+        HubEntry(position: next, payload: .line(record), json: ProtocolObject.line(record, seq: nil).encoded(), isArchived: true)
+    }
+
+    /// A line of the stream, with its own `seq` in ``position``.
+    public var hasSeq: Bool { isLine && !isArchived }
 
     public var isLine: Bool {
         if case .line = payload { return true }
@@ -32,7 +44,7 @@ public final class HubEntry: Sendable {
     /// The last `seq` a reader has passed once it has read this entry: a
     /// line's own, or for an event the one before the line it precedes.
     public var lastSeqCovered: UInt64 {
-        isLine ? position : position - 1
+        hasSeq ? position : position - 1
     }
 
     /// What the entry costs to keep, for byte caps.

@@ -52,4 +52,31 @@ public protocol DurableHistory: Sendable {
     /// the order they were stored in, which follows their stamps for files
     /// and nearly so for journals.
     func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry]
+
+    /// The stamp of the oldest line stored, if any.
+    var oldestLineTime: Timestamp? { get }
+}
+
+/// A source's own record of its past (the journal), for time-range reads
+/// that reach back before the hub's history: `since=-1d` on a journal
+/// source gives the day's entries even when logcast kept fewer.
+///
+/// Lines read from it have no `seq`: they are not part of the stream, only
+/// shown before it.
+public protocol SourceArchive: Sendable {
+    /// The source whose past this is.
+    var source: String { get }
+
+    /// The source's lines stamped at or after `since`, before `before` and
+    /// not after `until` that pass `matching`, oldest first, at most
+    /// `limit`. Reading stops at `deadline`; `complete` says whether it got
+    /// to the end of the range.
+    func lines(
+        since: Timestamp,
+        until: Timestamp?,
+        before: Timestamp,
+        limit: Int,
+        matching: (LogRecord) -> Bool,
+        deadline: ContinuousClock.Instant
+    ) -> (lines: [LogRecord], complete: Bool)
 }

@@ -122,7 +122,7 @@ public struct SubscriberQueue: Sendable {
             taken += size
             if case .entry(let entry) = first, entry.isLine {
                 lineCount -= 1
-                lastDeliveredSeq = entry.position
+                if entry.hasSeq { lastDeliveredSeq = entry.position }
             }
             if case .control = first { controlCount -= 1 }
             out.append(first)

@@ -6,8 +6,9 @@
 /// lines of them, `/api/v1/lines` is a sequence of them, and `/sse` puts
 /// each into a `data:` field.
 public enum ProtocolObject: Sendable {
-    /// A line; `seq` is its place in the stream.
-    case line(LogRecord, seq: UInt64)
+    /// A line; `seq` is its place in the stream (nil for a line read from
+    /// a source's archive for a time range, which is not in the stream).
+    case line(LogRecord, seq: UInt64?)
     /// A source event (`rotated`, `truncated`, `skipped` ...).
     case source(SourceEvent)
     /// A source skipped what was written while logcast was down (a `gap`

@@ -69,7 +69,8 @@ struct StreamFraming: Sendable {
                 if format == .json || name == "gap" { Self.writeEvent(&buffer, name: name, data: entry.json) }
                 return 0
             }
-            buffer.writeString("id: \(epoch)-\(entry.position)\n")
+            // A line from an archive has no seq, so no id: the client's last id stays.
+            if entry.hasSeq { buffer.writeString("id: \(epoch)-\(entry.position)\n") }
             if format == .json {
                 buffer.writeString("data: ")
                 buffer.writeBytes(entry.json)  // ends with "\n"; JSON escapes CR and LF

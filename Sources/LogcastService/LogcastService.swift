@@ -193,9 +193,19 @@ public enum LogcastService {
     }
 
     /// The hub, continuing the stored history when there is a state directory.
+    /// The journal sources as archives: `since` reads older than the history are read from the journal itself.
+    static func archives(_ configuration: ServeConfiguration) -> [any SourceArchive] {
+        configuration.sources.compactMap { spec in
+            guard case .journal(let location) = spec.kind else { return nil }
+            var journal = JournalTailer.Configuration(name: spec.name, location: location)
+            journal.units = configuration.journalUnits
+            return JournalArchive(configuration: journal)
+        }
+    }
+
     static func openHub(_ configuration: ServeConfiguration, logger: Logger) throws(ConfigurationError) -> (Hub, HistoryKeeper?) {
         guard let path = configuration.stateDirectory else {
-            return (Hub(configuration: configuration.hub), nil)
+            return (Hub(configuration: configuration.hub, archives: archives(configuration)), nil)
         }
         do {
             let state = try StateDirectory(path: path, reset: configuration.resetState)
@@ -225,7 +235,14 @@ public enum LogcastService {
             for segment in recovery.damagedSegments {
                 logger.error("a history segment is damaged; the lines after the damage in it are skipped", metadata: ["segment": "\(segment)"])
             }
-            let hub = Hub(configuration: configuration.hub, epoch: state.epoch, durable: log, restored: recovery.tail, lastSeq: recovery.lastSeq)
+            let hub = Hub(
+                configuration: configuration.hub,
+                epoch: state.epoch,
+                durable: log,
+                restored: recovery.tail,
+                lastSeq: recovery.lastSeq,
+                archives: archives(configuration)
+            )
             return (hub, HistoryKeeper(state: state, log: log, logger: logger))
         } catch {
             throw ConfigurationError(error.description)

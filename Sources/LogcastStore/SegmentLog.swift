@@ -388,6 +388,11 @@ public final class SegmentLog: DurableHistory, Sendable {
         return out
     }
 
+    public var oldestLineTime: Timestamp? {
+        let segments = state.withLock { $0.segments }
+        return segments.lazy.compactMap(Self.firstLineTime).first
+    }
+
     /// The stamp of a segment's first line.
     static func firstLineTime(_ segment: Segment) -> Timestamp? {
         var found: Timestamp?

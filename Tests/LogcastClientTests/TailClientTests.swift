@@ -93,6 +93,11 @@ extension ServerAddress {
     @Test func jsonModeKeepsTheServersObjectAndCatTheMessage() {
         #expect(LineFormatter(mode: .json, color: true).format(raw: Substring(line)) == .line(seq: 7, text: line))
         #expect(LineFormatter(mode: .cat, color: true).format(raw: Substring(line)) == .line(seq: 7, text: "disk full"))
+        let fromTheJournal = #"{"type":"line","ts":"2026-11-25T09:05:29.123456Z","source":"journal","msg":"before the stream"}"#
+        #expect(
+            LineFormatter(mode: .cat, color: false).format(raw: Substring(fromTheJournal)) == .line(seq: nil, text: "before the stream"),
+            "a line read from the journal for a time range has no seq, and is shown all the same"
+        )
     }
 
     @Test func controlObjectsBecomeNotices() {

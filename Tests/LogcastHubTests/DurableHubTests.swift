@@ -25,6 +25,10 @@ final class FakeDurable: DurableHistory, Sendable {
     func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
         Array(stored.withLock { $0 }.filter { $0.position < before && $0.timestampForTest >= since }.prefix(limit))
     }
+
+    var oldestLineTime: Timestamp? {
+        stored.withLock { $0 }.first(where: \.isLine)?.timestampForTest
+    }
 }
 
 extension HubEntry {

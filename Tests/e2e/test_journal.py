@@ -366,3 +366,60 @@ def test_more_journal_entries_while_down_than_the_catch_up_bound_are_skipped_wit
         s.close()
     finally:
         second.stop()
+
+
+def ndjson(body):
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+@pytest.mark.parametrize("state", ["kept", "none"])
+def test_since_older_than_the_history_is_read_from_the_journal_itself(journal_dir, tmp_path, state):
+    from conftest import Stream
+    writer = writer_for(journal_dir)
+    day = 86_400_000_000
+    now = int(time.time() * 1_000_000)
+    old = [{"MESSAGE": f"old {i}", "PRIORITY": 6, "__REALTIME_TIMESTAMP": now - 2 * day + i * 1_000_000} for i in range(5)]
+    recent = [{"MESSAGE": f"recent {i}", "PRIORITY": 6, "__REALTIME_TIMESTAMP": now - 3_000_000 + i * 1000} for i in range(3)]
+    writer.write(*old, *recent)
+    wait_for(lambda: len(journalctl(journal_dir)) == 8, message="journal-remote to write 8 entries")
+    args = ["--journal-directory", f"sys={journal_dir}", "--initial-lines", "3"]
+    if state == "none":
+        args += ["--state-directory", "none"]
+    server = Server(args).start()
+    try:
+        wait_for(lambda: lines_read(server, "sys") == 3, message="the last 3 entries as initial lines")
+        status, _, body = server.get("/api/v1/lines?since=-3d")
+        assert status == 200
+        got = [(o.get("seq"), o["msg"]) for o in ndjson(body)]
+        assert got == [(None, f"old {i}") for i in range(5)] + [(1, "recent 0"), (2, "recent 1"), (3, "recent 2")], (
+            "the journal's own entries before the history, without seq, then the history: each line once"
+        )
+        journal_line = ndjson(body)[0]
+        assert journal_line["source"] == "sys" and journal_line["cursor"] and journal_line["ts"].endswith("Z")
+
+        # until, and the other filters, apply to what the journal gives.
+        import datetime
+        until_us = now - 2 * day + 2_500_000  # between old 2 and old 3
+        until = datetime.datetime.fromtimestamp(until_us / 1e6, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        _, _, body = server.get(f"/api/v1/lines?since=-3d&until={until}")
+        assert [o["msg"] for o in ndjson(body)] == ["old 0", "old 1", "old 2"]
+        _, _, body = server.get("/api/v1/lines?since=-3d&grep=old%203")
+        assert [o["msg"] for o in ndjson(body)] == ["old 3"]
+        _, _, body = server.get("/api/v1/lines?since=-3d&limit=2")
+        objects = ndjson(body)
+        assert [o.get("msg") for o in objects[:2]] == ["old 0", "old 1"]
+        assert objects[2]["type"] == "incomplete" and objects[2]["reason"] == "limit"
+        _, _, body = server.get("/api/v1/lines?since=-1h")
+        assert [o["msg"] for o in ndjson(body)] == ["recent 0", "recent 1", "recent 2"], "a since within the history reads no journal"
+
+        # A stream: the journal's part, the history, then live lines with their seq.
+        s = Stream(f"{server.ws_url}?since=-3d")
+        assert s.next()["type"] == "hello"
+        got = s.lines(8)
+        assert [(o.get("seq"), o["msg"]) for o in got] == [(None, f"old {i}") for i in range(5)] + [(i + 1, f"recent {i}") for i in range(3)]
+        writer.write({"MESSAGE": "live", "PRIORITY": 6})
+        live = s.lines(1)[0]
+        assert (live["seq"], live["msg"]) == (4, "live")
+        s.close()
+    finally:
+        server.stop()

@@ -142,6 +142,63 @@ public final class JournalTailer: Service, Sendable {
         + "SupplementaryGroups=systemd-journal in its unit"
 }
 
+extension JournalTailer {
+    /// Opens the journal at `location`: the handle, or the negative errno.
+    static func open(_ location: Location) -> (OpaquePointer?, Int32) {
+        var handle: OpaquePointer?
+        let result: Int32
+        switch location {
+        case .local:
+            result = sd_journal_open(&handle, Int32(SD_JOURNAL_LOCAL_ONLY))
+        case .directory(let path):
+            result = sd_journal_open_directory(&handle, path, 0)
+        case .files(let paths):
+            var cStrings = paths.map { strdup($0) } + [nil]
+            defer { for string in cStrings { free(string) } }
+            result = cStrings.withUnsafeMutableBufferPointer { buffer in
+                buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
+                    sd_journal_open_files(&handle, $0, 0)
+                }
+            }
+        }
+        return (handle, result)
+    }
+
+    /// `journalctl -u` rules: the unit's own entries, PID 1's entries about
+    /// it, and root daemons' and core dumps' entries about it.
+    static func addUnitMatches(_ journal: OpaquePointer, units: [String]) {
+        func match(_ text: String) { _ = sd_journal_add_match(journal, text, 0) }
+        var first = true
+        for unit in units {
+            let terms = [
+                ["_SYSTEMD_UNIT=\(unit)"],
+                ["_PID=1", "UNIT=\(unit)"],
+                ["_UID=0", "OBJECT_SYSTEMD_UNIT=\(unit)"],
+                ["_UID=0", "COREDUMP_UNIT=\(unit)"],
+            ]
+            for term in terms {
+                if !first { _ = sd_journal_add_disjunction(journal) }
+                first = false
+                term.forEach(match)
+            }
+        }
+    }
+
+    /// The fields, realtime stamp and cursor of the entry under the read pointer.
+    static func readEntry(_ journal: OpaquePointer) -> (entry: JournalEntry, realtime: Int64?, cursor: String?) {
+        var entry = JournalEntry()
+        sd_journal_restart_data(journal)
+        var data: UnsafeRawPointer?
+        var length = 0
+        while sd_journal_enumerate_available_data(journal, &data, &length) > 0 {
+            if let data { entry.add(UnsafeRawBufferPointer(start: data, count: length)) }
+        }
+        var realtime: UInt64 = 0
+        let hasRealtime = sd_journal_get_realtime_usec(journal, &realtime) >= 0
+        return (entry, hasRealtime ? Int64(clamping: realtime) : nil, JournalTailLoop.cursor(journal))
+    }
+}
+
 /// The loop of ``JournalTailer``'s thread. Not Sendable: it and its
 /// `sd_journal` handle live on that thread.
 struct JournalTailLoop {
@@ -202,29 +259,14 @@ struct JournalTailLoop {
             hasStarted = true
             return
         }
-        var handle: OpaquePointer?
-        let result: Int32
-        switch configuration.location {
-        case .local:
-            result = sd_journal_open(&handle, Int32(SD_JOURNAL_LOCAL_ONLY))
-        case .directory(let path):
-            result = sd_journal_open_directory(&handle, path, 0)
-        case .files(let paths):
-            var cStrings = paths.map { strdup($0) } + [nil]
-            defer { for string in cStrings { free(string) } }
-            result = cStrings.withUnsafeMutableBufferPointer { buffer in
-                buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
-                    sd_journal_open_files(&handle, $0, 0)
-                }
-            }
-        }
+        let (handle, result) = JournalTailer.open(configuration.location)
         guard result >= 0, let handle else {
             setState(.failing, error: "cannot open the journal \(configuration.location.description): \(Self.errorText(result))")
             hasStarted = true
             return
         }
         _ = sd_journal_set_data_threshold(handle, configuration.maxMessageBytes)
-        addUnitMatches(handle)
+        JournalTailer.addUnitMatches(handle, units: configuration.units)
         position(handle)
         journal = handle
 
@@ -268,26 +310,6 @@ struct JournalTailLoop {
                 }
             }
             return nil
-        }
-    }
-
-    /// `journalctl -u` rules: the unit's own entries, PID 1's entries about
-    /// it, and root daemons' and core dumps' entries about it.
-    func addUnitMatches(_ journal: OpaquePointer) {
-        func match(_ text: String) { _ = sd_journal_add_match(journal, text, 0) }
-        var first = true
-        for unit in configuration.units {
-            let terms = [
-                ["_SYSTEMD_UNIT=\(unit)"],
-                ["_PID=1", "UNIT=\(unit)"],
-                ["_UID=0", "OBJECT_SYSTEMD_UNIT=\(unit)"],
-                ["_UID=0", "COREDUMP_UNIT=\(unit)"],
-            ]
-            for term in terms {
-                if !first { _ = sd_journal_add_disjunction(journal) }
-                first = false
-                term.forEach(match)
-            }
         }
     }
 
@@ -432,27 +454,13 @@ struct JournalTailLoop {
 
     /// The entry under the read pointer as a line, or nil when it is logcast's own.
     mutating func readCurrent(_ journal: OpaquePointer) -> LogRecord? {
-        var entry = JournalEntry()
-        sd_journal_restart_data(journal)
-        var data: UnsafeRawPointer?
-        var length = 0
-        while sd_journal_enumerate_available_data(journal, &data, &length) > 0 {
-            if let data { entry.add(UnsafeRawBufferPointer(start: data, count: length)) }
-        }
-        var realtime: UInt64 = 0
-        let hasRealtime = sd_journal_get_realtime_usec(journal, &realtime) >= 0
-        let timestamp = hasRealtime ? Timestamp(microseconds: Int64(clamping: realtime)) : Timestamp.now()
-        var cursor: String?
-        var cursorPointer: UnsafeMutablePointer<CChar>?
-        if sd_journal_get_cursor(journal, &cursorPointer) >= 0, let cursorPointer {
-            cursor = String(cString: cursorPointer)
-            free(cursorPointer)
-        }
-        if let cursor { lastCursor = cursor }
-        if own.isOwn(entry, realtime: hasRealtime ? Int64(clamping: realtime) : Int64.max) { return nil }
-        let record = entry.record(source: configuration.name, timestamp: timestamp, cursor: cursor)
+        let read = JournalTailer.readEntry(journal)
+        if let cursor = read.cursor { lastCursor = cursor }
+        if own.isOwn(read.entry, realtime: read.realtime ?? Int64.max) { return nil }
+        let timestamp = read.realtime.map { Timestamp(microseconds: $0) } ?? Timestamp.now()
+        let record = read.entry.record(source: configuration.name, timestamp: timestamp, cursor: read.cursor)
         linesRead += 1
-        bytesRead += UInt64(entry.message?.count ?? 0)
+        bytesRead += UInt64(read.entry.message?.count ?? 0)
         return record
     }
 
