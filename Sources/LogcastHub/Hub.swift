@@ -110,8 +110,12 @@ public final class Hub: Sendable {
     /// and never waits for a subscriber's filter.
     /// With a ``DurableHistory``, the lines (and `position`, the source's
     /// position after them) are stored before any subscriber is offered them.
+    /// With no lines, only `position` is stored.
     public func publish(_ records: [LogRecord], source: String? = nil, position: SourcePosition? = nil) {
-        guard !records.isEmpty else { return }
+        guard !records.isEmpty else {
+            if let position, let durable { fanout.withLock { _ in durable.append([], source: source, position: position) } }
+            return
+        }
         fanout.withLock { _ in
             // Only publishers (holding `fanout`) move `nextSeq`, so the numbers
             // can be encoded outside the state lock.

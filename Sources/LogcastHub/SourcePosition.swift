@@ -6,6 +6,18 @@ public enum SourcePosition: Sendable, Equatable {
     case file(FilePosition)
     /// The cursor of the last journal entry published.
     case journal(cursor: String)
+    /// A file of a glob source (each member has its own).
+    case member(FilePosition)
+
+    /// The name a position is kept under: the source's, and for a glob
+    /// member the source's and the member's path (``memberKeyPrefix(_:)``).
+    public static func key(source: String, _ position: SourcePosition) -> String {
+        if case .member(let file) = position { return memberKeyPrefix(source) + file.path }
+        return source
+    }
+
+    /// What the keys of a glob source's member positions begin with.
+    public static func memberKeyPrefix(_ source: String) -> String { source + "\u{0}" }
 }
 
 /// A place in one file, and what identifies the file: device and inode

@@ -93,6 +93,15 @@ public enum LogcastService {
                 if case .file(let saved)? = positions[spec.name], !tailer.isGlob, Self.isGeneration(saved.path, of: pattern) {
                     tailer.resumeFrom = saved
                 }
+                if tailer.isGlob {
+                    // Each member's position, kept under its own key; only files the glob still matches.
+                    let prefix = SourcePosition.memberKeyPrefix(spec.name)
+                    let members = positions.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }.compactMap { entry -> FilePosition? in
+                        guard case .member(let file) = entry.value, Self.isMember(file.path, of: pattern) else { return nil }
+                        return file
+                    }
+                    if !members.isEmpty { tailer.resumeMembers = members }
+                }
                 tailers.append((spec.name, tailer))
                 statuses.append(SourceStatus(name: spec.name, kind: spec.kindName, pattern: pattern))
             case .demo:
@@ -250,6 +259,12 @@ public enum LogcastService {
     }
 
     /// Whether `path` is `pattern` or a rotated name of it beside it (`app.log.1`, `app.log-20261201`).
+    /// Whether `path` is a file the glob `pattern` matches.
+    static func isMember(_ path: String, of pattern: String) -> Bool {
+        let (file, glob) = (path as NSString, pattern as NSString)
+        return file.deletingLastPathComponent == glob.deletingLastPathComponent && fnmatch(glob.lastPathComponent, file.lastPathComponent, 0) == 0
+    }
+
     static func isGeneration(_ path: String, of pattern: String) -> Bool {
         let (saved, configured) = (path as NSString, pattern as NSString)
         return path == pattern

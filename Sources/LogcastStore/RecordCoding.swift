@@ -96,8 +96,8 @@ enum StoredRecord: Equatable {
             payload.byte(Kind.position.rawValue)
             payload.string(source)
             switch position {
-            case .file(let file):
-                payload.byte(1)
+            case .file(let file), .member(let file):
+                if case .member = position { payload.byte(3) } else { payload.byte(1) }
                 payload.string(file.path)
                 payload.u64(file.device)
                 payload.u64(file.inode)
@@ -140,7 +140,7 @@ enum StoredRecord: Equatable {
         case .position:
             guard let source = reader.string(), let form = reader.byte() else { return nil }
             switch form {
-            case 1:
+            case 1, 3:
                 guard let path = reader.string(), let device = reader.u64(), let inode = reader.u64(), let offset = reader.u64(),
                     let fingerprint = reader.u64(), let length = reader.u64()
                 else { return nil }
@@ -152,7 +152,7 @@ enum StoredRecord: Equatable {
                     fingerprint: fingerprint,
                     fingerprintLength: Int(clamping: length)
                 )
-                return .position(source: source, .file(position))
+                return .position(source: source, form == 1 ? .file(position) : .member(position))
             case 2:
                 guard let cursor = reader.string() else { return nil }
                 return .position(source: source, .journal(cursor: cursor))

@@ -48,7 +48,8 @@ public final class SegmentLog: DurableHistory, Sendable {
         public var lastSeq: UInt64 = 0
         /// The newest lines, oldest first: what the in-memory history starts with.
         public var tail: [HubEntry] = []
-        /// Each source's last stored position.
+        /// Each source's last stored position (a glob's members each under
+        /// their own key, ``SourcePosition/key(source:_:)``).
         public var positions: [String: SourcePosition] = [:]
         /// Bytes of a torn last record cut off the newest segment.
         public var tornBytes = 0
@@ -182,7 +183,8 @@ public final class SegmentLog: DurableHistory, Sendable {
             case .event(let event): StoredRecord.event(position: entry.position, event).append(to: &bytes)
             }
         }
-        if let source, let position { StoredRecord.position(source: source, position).append(to: &bytes) }
+        let key = source.flatMap { source in position.map { SourcePosition.key(source: source, $0) } }
+        if let key, let position { StoredRecord.position(source: key, position).append(to: &bytes) }
         guard !bytes.isEmpty else { return }
         state.withLock { state in
             if let last = state.segments.last, last.bytes >= configuration.segmentBytes, let first = entries.first?.position {
@@ -209,7 +211,7 @@ public final class SegmentLog: DurableHistory, Sendable {
             state.segments[state.segments.count - 1].lastWrite = .now
             state.dirty = true
             if let last = entries.last(where: \.isLine) { state.nextSeq = last.position + 1 }
-            if let source, let position { state.positions[source] = position }
+            if let key, let position { state.positions[key] = position }
         }
     }
 

@@ -43,6 +43,16 @@ func messages(_ entries: [HubEntry]) -> [String] {
             log.append([line(1), line(2)], source: "app", position: position(20))
             log.append([line(3, "ünïcødé \"quoted\"\n")], source: "app", position: position(40))
             log.append([line(4)], source: "journal", position: .journal(cursor: "s=abc;i=4"))
+            log.append(
+                [],
+                source: "nginx",
+                position: .member(FilePosition(path: "/n/a.log", device: 1, inode: 7, offset: 9, fingerprint: 5, fingerprintLength: 9))
+            )
+            log.append(
+                [],
+                source: "nginx",
+                position: .member(FilePosition(path: "/n/b.log", device: 1, inode: 8, offset: 3, fingerprint: 6, fingerprintLength: 3))
+            )
         }
         let log = try open(directory, tail: 3)
         #expect(log.recovery.lastSeq == 4)
@@ -55,7 +65,14 @@ func messages(_ entries: [HubEntry]) -> [String] {
                 },
             "the same bytes as when they were published"
         )
-        #expect(log.recovery.positions == ["app": position(40), "journal": .journal(cursor: "s=abc;i=4")])
+        #expect(
+            log.recovery.positions == [
+                "app": position(40), "journal": .journal(cursor: "s=abc;i=4"),
+                "nginx\u{0}/n/a.log": .member(FilePosition(path: "/n/a.log", device: 1, inode: 7, offset: 9, fingerprint: 5, fingerprintLength: 9)),
+                "nginx\u{0}/n/b.log": .member(FilePosition(path: "/n/b.log", device: 1, inode: 8, offset: 3, fingerprint: 6, fingerprintLength: 3)),
+            ],
+            "a glob's members each keep a position, stored without lines"
+        )
         #expect(log.recovery.tornBytes == 0 && log.recovery.damagedSegments.isEmpty)
     }
 

@@ -561,3 +561,84 @@ def test_a_catch_up_within_the_bound_has_no_gap_and_zero_skips_everything_old(tm
         stream.close()
     finally:
         server.stop()
+
+
+def glob_restart(tmp_path, pattern, before, while_down, want, while_up=None):
+    """Runs logcast on a glob, stops it (SIGKILL), lets `while_down()` change the
+    files, starts again and resumes: returns the objects after the first run's
+    lines, once `want` lines have arrived."""
+    state = tmp_path / "state"
+    args = ["--file", f"logs={tmp_path}/{pattern}", "--initial-lines", "10", "--state-directory", str(state)]
+    before()
+    first = Server(args).start()
+    try:
+        wait_for(lambda: first.health()["last_seq"] >= 1, message="the first lines")
+        if while_up:
+            while_up(first)
+        last = first.health()["last_seq"]
+        epoch = first.health()["epoch"]
+    finally:
+        first.stop(signal.SIGKILL)
+    while_down()
+    second = Server(args).start()
+    try:
+        seen = []
+        _, others = collect(f"{second.ws_url}?after={last}&epoch={epoch}", want, seen)
+        stream = Stream(f"{second.ws_url}?after={last}&epoch={epoch}")
+        stream.next()
+        everything = stream.until_barrier()
+        stream.close()
+        return seen, others, everything
+    finally:
+        second.stop()
+
+
+def test_glob_members_continue_where_they_stopped_and_new_ones_are_read_whole(tmp_path):
+    def before():
+        append(tmp_path / "a.log", "a before\n")
+        append(tmp_path / "b.log", "b before\n")
+
+    def while_down():
+        append(tmp_path / "a.log", "a down 0\na down 1\n")
+        append(tmp_path / "b.log", "b down 0\n")
+        append(tmp_path / "c.log", "c new 0\nc new 1\n")
+
+    seen, _, everything = glob_restart(tmp_path, "*.log", before, while_down, want=5)
+    assert sorted(l["msg"] for l in seen) == ["a down 0", "a down 1", "b down 0", "c new 0", "c new 1"], "each line once"
+    events = [(o["event"], os.path.basename(o["path"])) for o in everything if o["type"] == "source"]
+    assert events == [("created", "c.log")], "the member that appeared while down is read from its start"
+    assert len([o for o in everything if o["type"] == "line"]) == 5
+    assert not [o for o in everything if o["type"] == "gap"]
+
+
+def test_a_glob_member_rotated_within_the_glob_while_down_is_continued_by_identity(tmp_path):
+    log = tmp_path / "app.log"
+
+    def while_down():
+        append(log, "x 1\n")
+        os.rename(log, tmp_path / "app.log.1")
+        append(log, "y 0\n")
+
+    seen, _, everything = glob_restart(tmp_path, "app.log*", lambda: append(log, "x 0\n"), while_down, want=2)
+    assert sorted(l["msg"] for l in seen) == ["x 1", "y 0"], "the rest of the renamed member, the new one whole, nothing twice"
+    assert [(o["event"], os.path.basename(o["path"])) for o in everything if o["type"] == "source"] == [("created", "app.log")]
+
+
+def test_a_glob_member_renamed_while_up_is_known_by_its_new_name_after_a_restart(tmp_path):
+    log = tmp_path / "app.log"
+
+    def while_up(server):
+        os.rename(log, tmp_path / "app.log.1")
+        append(log, "y 0\n")  # the old file is followed on as app.log.1 once the new app.log is there
+        wait_for(lambda: server.health()["last_seq"] == 2, message="the new member's line")
+        wait_for(lambda: "app.log.1" in " ".join(source_paths(server)), message="the renamed member followed on")
+
+    def while_down():
+        append(tmp_path / "app.log.1", "x 1\n")
+
+    seen, _, everything = glob_restart(tmp_path, "app.log*", lambda: append(log, "x 0\n"), while_down, want=1, while_up=while_up)
+    assert [l["msg"] for l in seen] == ["x 1"], "not read again from its start"
+
+
+def source_paths(server, name="logs"):
+    return next(s for s in json.loads(server.get("/api/v1/sources")[2]) if s["name"] == name)["paths"]

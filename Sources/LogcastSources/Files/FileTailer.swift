@@ -39,8 +39,14 @@ public final class FileTailer: Service, Sendable {
         public var hostName: String?
         /// Where the last run stopped (from the state directory): the file
         /// continues there instead of at its last `initialLines`. Single
-        /// files only; a glob starts from its members' tails.
+        /// files; a glob has ``resumeMembers``.
         public var resumeFrom: FilePosition?
+        /// For a glob: where the last run stopped in each member (nil: no
+        /// saved state, the members start from their tails). A member is
+        /// found by its identity and first bytes, whatever its name now
+        /// (rotation renames members); a member none of these is, appeared
+        /// while logcast was down and is read from its start.
+        public var resumeMembers: [FilePosition]?
         /// At most this many bytes written while logcast was down are read
         /// on a resume; the older rest is skipped with a `downtime` gap
         /// (see ``CatchUpBudget``).
@@ -202,7 +208,7 @@ struct FileTailLoop {
 
     mutating func start() {
         if configuration.isGlob {
-            discover(initial: true)
+            discover(initial: true, saved: configuration.resumeMembers)
             return
         }
         let path = configuration.pattern
@@ -332,6 +338,41 @@ struct FileTailLoop {
         }
     }
 
+    /// Continues a glob member after a restart: the saved position of the
+    /// file with its identity (whatever name it had), from 0 with
+    /// `truncated` if its first bytes changed or it shrank, or, for a file
+    /// no position names, from 0 with `created` (it appeared while logcast
+    /// was down). Each within ``FileTailer/Configuration/maxCatchUpBytes``.
+    mutating func resumeMember(_ path: String, saved: [FilePosition]) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return }
+        guard let status = Self.fileStatus(fd: fd) else {
+            close(fd)
+            return
+        }
+        if let problem = refusal(fd: fd, status: status, path: path) {
+            close(fd)
+            refuse(path, problem)
+            return
+        }
+        // The furthest position of this identity with its first bytes (a rename can leave an older one
+        // under the old name).
+        let known = saved.filter { $0.device == status.identity.device && $0.inode == status.identity.inode }.max { $0.offset < $1.offset }
+        var start: Int64 = 0
+        var event: SourceEvent.Kind?
+        if let known, status.size >= known.offset, Self.fingerprintMatches(fd: fd, known) {
+            start = known.offset
+        } else {
+            event = known == nil ? .created : .truncated
+        }
+        let range = start..<status.size
+        let budget = CatchUpBudget(rotated: nil, current: range, budget: configuration.maxCatchUpBytes)
+        let from = alignedStart(fd, budget.currentFrom ?? start, range: range)
+        if let event { emit(event, path: path) }
+        reportDowntime(path, skipped: from - start)
+        follow(path, fd: fd, status: status, at: from)
+    }
+
     /// Where reading `fd` starts for a cut at `offset` within `range`: the
     /// start of the first line at or after it (`range`'s start is one).
     func alignedStart(_ fd: Int32, _ offset: Int64, range: Range<Int64>) -> Int64 {
@@ -375,8 +416,9 @@ struct FileTailLoop {
         return now.length == saved.fingerprintLength && now.hash == saved.fingerprint
     }
 
-    /// Finds glob members. At start they are read from their tail; later ones from offset 0.
-    mutating func discover(initial: Bool) {
+    /// Finds glob members. At start they are read from their tail, or
+    /// continued from their `saved` positions; later ones from offset 0.
+    mutating func discover(initial: Bool, saved: [FilePosition]? = nil) {
         let directory = configuration.directory
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         // A skipped name that is gone may come back as a file worth following.
@@ -389,6 +431,10 @@ struct FileTailLoop {
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
                 let status = Self.fileStatus(path: path)
             else { continue }
+            if initial, let saved {
+                resumeMember(path, saved: saved)
+                continue
+            }
             if initial {
                 openAtTail(path)
                 continue
@@ -529,8 +575,11 @@ struct FileTailLoop {
         var file = FollowedFile(path: path, state: .following(identity, at: start), splitter: LineSplitter(maxLineBytes: configuration.maxLineBytes))
         file.fd = fd
         file.openIdentity = identity
+        file.fingerprint = Self.fingerprint(fd: fd)
         files[path] = file
         logger.debug("renamed file followed on", metadata: ["source": "\(configuration.name)", "path": "\(path)", "offset": "\(start)"])
+        // Its position under its new name, so a restart knows the file by it even if nothing more is written.
+        if let file = files[path] { publish([], bytes: 0, position: position(of: file), always: true) }
         readToEnd(path)
     }
 
@@ -731,10 +780,14 @@ struct FileTailLoop {
         )
     }
 
-    func publish(_ records: [LogRecord], bytes: Int, position: SourcePosition? = nil) {
-        guard !records.isEmpty || bytes > 0 else { return }
-        // Glob members share one source name; only single files keep a position.
-        sink.lines(records, configuration.isGlob ? nil : position)
+    /// Publishes lines and the position after them; with `always`, the
+    /// position alone when there are no lines.
+    func publish(_ records: [LogRecord], bytes: Int, position: SourcePosition? = nil, always: Bool = false) {
+        guard !records.isEmpty || bytes > 0 || (always && position != nil) else { return }
+        // Glob members share one source name; each keeps its own position.
+        var position = position
+        if configuration.isGlob, case .file(let file)? = position { position = .member(file) }
+        sink.lines(records, position)
         sink.status { status in
             status.linesRead += UInt64(records.count)
             status.bytesRead += UInt64(bytes)
