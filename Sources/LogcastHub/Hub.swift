@@ -314,14 +314,16 @@ public final class Hub: Sendable {
                 var reached = after  // the last seq delivered or covered by a gap
                 if let durable {
                     let stored = durable.lines(after: after, before: oldest, limit: durableLimit)
-                    if let first = stored.first?.position, first > after + 1 {
-                        items.append(
-                            .control(ProtocolObject.gap(after: after, next: first, missed: Int(first - after - 1), reason: .evicted).encoded())
-                        )
-                    }
                     for entry in stored {
                         guard clock.tick() else { break }
-                        reached = entry.lastSeqCovered
+                        if entry.position > reached + 1 {
+                            // A hole in the stored history (lines not stored while the disk was full).
+                            let missed = Int(entry.position - reached - 1)
+                            items.append(
+                                .control(ProtocolObject.gap(after: reached, next: entry.position, missed: missed, reason: .evicted).encoded())
+                            )
+                        }
+                        reached = max(reached, entry.lastSeqCovered)
                         if matcher.matches(entry) { items.append(.entry(entry)) }
                     }
                     if clock.cutShort {
@@ -343,7 +345,14 @@ public final class Hub: Sendable {
                 let start = history.firstIndex(after: from)
                 for entry in history.entries[start...] {
                     guard clock.tick() else { break }
-                    resumeAfter = entry.lastSeqCovered
+                    if entry.position > resumeAfter + 1 {
+                        // A hole: lines a full disk kept out of the stored history that memory was restored from.
+                        let missed = Int(entry.position - resumeAfter - 1)
+                        items.append(
+                            .control(ProtocolObject.gap(after: resumeAfter, next: entry.position, missed: missed, reason: .evicted).encoded())
+                        )
+                    }
+                    resumeAfter = max(resumeAfter, entry.lastSeqCovered)
                     if matcher.matches(entry) {
                         items.append(.entry(entry))
                         if entry.isLine { count += 1 }

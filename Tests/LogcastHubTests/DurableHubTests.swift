@@ -96,6 +96,27 @@ extension HubEntry {
         #expect(Array(got.dropFirst()) == (8...20).map { "n\($0)" })
     }
 
+    @Test func aHoleInTheStoredHistoryIsAGapNotASilentSkip() async throws {
+        let durable = FakeDurable()
+        let hub = hub(durable)
+        publish(hub, 1...20)
+        // Lines 6 to 9 were never stored (a full disk), and memory holds 16 to 20.
+        durable.stored.withLock { $0.removeAll { (6...9).contains($0.position) } }
+        let got = try await start(hub, SubscriptionRequest(after: 2, epoch: "00000000000000bb"))
+        #expect(
+            got == ["n3", "n4", "n5", #"{"type":"gap","after":5,"next":10,"missed":4,"reason":"evicted"}"#] + (10...20).map { "n\($0)" }
+        )
+    }
+
+    @Test func aHoleInTheRestoredMemoryIsAGapToo() async throws {
+        let restored = [1, 2, 5, 6].map { seq in
+            HubEntry(position: UInt64(seq), payload: .line(TestSupport.record("n\(seq)")), json: Array("n\(seq)".utf8))
+        }
+        let hub = Hub(epoch: "00000000000000bb", restored: restored)
+        let got = try await start(hub, SubscriptionRequest(after: 0, epoch: "00000000000000bb"))
+        #expect(got == ["n1", "n2", #"{"type":"gap","after":2,"next":5,"missed":2,"reason":"evicted"}"#, "n5", "n6"])
+    }
+
     @Test func aDiskReadBeyondTheQueueEndsWithAGapToMemory() async throws {
         let durable = FakeDurable()
         // The queue holds 10: 5 from memory, so at most 5 from disk.

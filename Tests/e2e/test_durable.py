@@ -288,6 +288,24 @@ def test_a_full_disk_degrades_to_memory_and_writing_resumes(tmp_path):
             append(log, "room again\n")
             assert stream.lines(1)[0]["msg"] == "room again"
             wait_for(lambda: server.health()["status"] == "ok", message="writing to resume")
+            epoch = server.health()["epoch"]
+        finally:
+            server.stop()
+        # After a restart the lines the full disk kept out are a hole in the history: a resume across it
+        # gets an evicted gap for exactly those seqs, not a silent skip.
+        server = Server(["--file", f"app={log}", "--initial-lines", "0", "--state-directory", str(state)]).start()
+        try:
+            stream = Stream(f"{server.ws_url}?after=0&epoch={epoch}")
+            stream.next()
+            objects = stream.until_barrier()
+            lines = [o["seq"] for o in objects if o["type"] == "line"]
+            gaps = [o for o in objects if o["type"] == "gap"]
+            assert lines[-1] == 201 and len(lines) < 201, "some lines were not stored"
+            missing = sorted(set(range(1, 202)) - set(lines))
+            assert sum(g["missed"] for g in gaps) == len(missing), (gaps, missing)
+            assert all(g["reason"] == "evicted" for g in gaps)
+            for gap in gaps:
+                assert list(range(gap["after"] + 1, gap["next"])) == [s for s in missing if gap["after"] < s < gap["next"]]
         finally:
             server.stop()
     finally:
