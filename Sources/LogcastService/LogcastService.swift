@@ -37,7 +37,17 @@ public enum LogcastService {
                     registry: SourceRegistry([]),
                     logger: Logger(label: "logcast")
                 )
-                print(configuration.report(routes: app.routes))
+                var report = configuration.report(routes: app.routes)
+                if let path = configuration.stateDirectory {
+                    do {
+                        report += "\n# state directory: " + (try StateDirectory.inspect(path: path))
+                    } catch {
+                        throw ConfigurationError("\(configuration.settings.origin(.stateDirectory)): \(error.description)")
+                    }
+                } else {
+                    report += "\n# state directory: none (the history is kept in memory only)"
+                }
+                print(report)
                 return 0
             }
             let level = configuration.logLevel
@@ -201,7 +211,6 @@ public enum LogcastService {
         )
     }
 
-    /// The hub, continuing the stored history when there is a state directory.
     /// The journal sources as archives: `since` reads older than the history are read from the journal itself.
     static func archives(_ configuration: ServeConfiguration) -> [any SourceArchive] {
         configuration.sources.compactMap { spec in
@@ -212,6 +221,7 @@ public enum LogcastService {
         }
     }
 
+    /// The hub, continuing the stored history when there is a state directory.
     static func openHub(_ configuration: ServeConfiguration, logger: Logger) throws(ConfigurationError) -> (Hub, HistoryKeeper?) {
         guard let path = configuration.stateDirectory else {
             return (Hub(configuration: configuration.hub, archives: archives(configuration)), nil)

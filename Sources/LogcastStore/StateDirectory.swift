@@ -86,6 +86,61 @@ public final class StateDirectory: Sendable {
         close(lockDescriptor)
     }
 
+    /// What `--check-config` says of a state directory, without creating,
+    /// locking or writing anything: a sentence, or a ``StoreError`` for a
+    /// directory a start would refuse (a file, not writable, a newer format).
+    /// One in use by a running logcast is fine to check (it is said so).
+    public static func inspect(path: String) throws(StoreError) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            // Missing: the nearest existing parent must let logcast create it.
+            var parent = (path as NSString).deletingLastPathComponent
+            while !parent.isEmpty, parent != "/", access(parent, F_OK) != 0 { parent = (parent as NSString).deletingLastPathComponent }
+            guard access(parent.isEmpty ? "." : parent, W_OK | X_OK) == 0 else {
+                throw StoreError(
+                    "cannot create the state directory \(path) (\(parent) is not writable); "
+                        + "create it for logcast's user, or give --state-directory DIR (none keeps no state)"
+                )
+            }
+            return "\(path) does not exist yet; it will be created (a new epoch, no history)"
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw StoreError("state directory \(path) is not a directory; give --state-directory DIR (or none)")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw StoreError(
+                "state directory \(path) is not writable (\(String(cString: strerror(errno)))); "
+                    + "give logcast's user access to it, or choose another with --state-directory DIR (none keeps no state)"
+            )
+        }
+        if let text = try? String(contentsOfFile: path + "/VERSION", encoding: .utf8) {
+            guard let version = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw StoreError("\(path)/VERSION is not a version number; remove the state directory's contents, or start with --reset-state")
+            }
+            guard version <= formatVersion else {
+                throw StoreError(
+                    "state directory \(path) holds state of a newer logcast (format \(version), this one reads \(formatVersion)); "
+                        + "run the newer logcast, or start over with --reset-state (its history is lost)"
+                )
+            }
+        }
+        var parts = [path]
+        let epoch = (try? String(contentsOfFile: path + "/epoch", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        parts.append(epoch.map { "epoch \($0)" } ?? "no epoch yet")
+        let segments = ((try? FileManager.default.contentsOfDirectory(atPath: path + "/history")) ?? []).filter { $0.hasSuffix(".seg") }
+        let bytes = segments.reduce(Int64(0)) { total, name in
+            var segment = stat()
+            return total + (stat(path + "/history/" + name, &segment) == 0 ? Int64(segment.st_size) : 0)
+        }
+        parts.append("\(bytes) bytes of history in \(segments.count) segment(s)")
+        if let holder = try? String(contentsOfFile: path + "/lock", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+            let pid = Int32(holder), kill(pid, 0) == 0 || errno == EPERM, pid != getpid()
+        {
+            parts.append("in use by pid \(pid)")
+        }
+        return parts.joined(separator: ", ")
+    }
+
     /// The folder of the history's segments.
     public var historyPath: String { path + "/history" }
 

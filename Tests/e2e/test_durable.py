@@ -232,6 +232,18 @@ def test_state_directory_problems_exit_2_and_say_what_to_do(tmp_path):
             result = run_serve("--file", f"app={log}", "--state-directory", str(path))
             assert result.returncode == 2, (path, result.stderr)
             assert words in result.stderr and str(path) in result.stderr, result.stderr
+        # --check-config says the same of each, without taking, creating or writing anything.
+        for path, words in cases[:2]:
+            result = run_serve("--check-config", "--file", f"app={log}", "--state-directory", str(path))
+            assert result.returncode == 2 and words in result.stderr and "--state-directory" in result.stderr, result.stderr
+        result = run_serve("--check-config", "--file", f"app={log}", "--state-directory", str(locked))
+        assert result.returncode == 0, result.stderr
+        assert f"# state directory: {locked}, epoch {holder.health()['epoch']}" in result.stdout
+        assert f"in use by pid {holder.proc.pid}" in result.stdout
+        fresh = tmp_path / "fresh" / "state"
+        result = run_serve("--check-config", "--file", f"app={log}", "--state-directory", str(fresh))
+        assert result.returncode == 0 and "does not exist yet; it will be created" in result.stdout, result.stdout
+        assert not (tmp_path / "fresh").exists(), "a check creates nothing"
         if os.geteuid() == 0:
             # A directory logcast's user may not write (as another user: root ignores the mode).
             import tempfile
