@@ -271,11 +271,12 @@ public final class Hub: Sendable {
         var examined: Int
     }
 
-    /// Matches `entry`, and tells whether the scan must stop (its time is up).
+    /// ``scanBudget`` in milliseconds, as `incomplete` objects say it.
     static var budgetMilliseconds: Int {
         Int(scanBudget.components.seconds * 1000 + scanBudget.components.attoseconds / 1_000_000_000_000_000)
     }
 
+    /// Matches `entry`, and tells whether the scan must stop (its time is up).
     private struct ScanClock {
         let deadline = ContinuousClock.now + Hub.scanBudget
         var examined = 0
@@ -399,8 +400,7 @@ public final class Hub: Sendable {
 
     /// `{"type":"incomplete",...}`: a scan of the history stopped at its time budget.
     static func incompleteJSON(examined: Int, resumeAfter: UInt64?) -> [UInt8] {
-        let budget = Int(scanBudget.components.seconds * 1000 + scanBudget.components.attoseconds / 1_000_000_000_000_000)
-        return ProtocolObject.incomplete(examined: examined, resumeAfter: resumeAfter, budgetMilliseconds: budget).encoded()
+        ProtocolObject.incomplete(examined: examined, resumeAfter: resumeAfter, budgetMilliseconds: budgetMilliseconds).encoded()
     }
 
     /// A stream or read that starts at a time (`since`, without `after`):
@@ -437,8 +437,7 @@ public final class Hub: Sendable {
         )
         if !archived.complete {
             // The archives alone fill the read (or its time): the rest of the range comes after them.
-            let first = durable == nil ? oldest : 1
-            items = archived.lines.map { .entry(.archived($0, before: first)) }
+            items = archived.lines.map { .entry(.archived($0, before: oldest)) }
             let reason: ProtocolObject.IncompleteReason = ContinuousClock.now > clock.deadline ? .scanBudget : .limit
             items.append(
                 .control(
