@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LogcastHub", targets: ["LogcastHub"]),
         .library(name: "LogcastSources", targets: ["LogcastSources"]),
         .library(name: "LogcastStore", targets: ["LogcastStore"]),
+        .library(name: "LogcastCluster", targets: ["LogcastCluster"]),
         .library(name: "LogcastServer", targets: ["LogcastServer"]),
         .library(name: "LogcastService", targets: ["LogcastService"]),
         .library(name: "LogcastClient", targets: ["LogcastClient"]),
@@ -46,6 +47,11 @@ let package = Package(
             name: "CSystemd",
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNATS",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]
         ),
         .target(name: "CLinuxShims"),
 
@@ -89,6 +95,19 @@ let package = Package(
                 "LogcastProtocol",
                 "LogcastHub",
                 .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Beyond one host: agents publish their lines into a NATS JetStream
+        // stream, gateways consume it into a hub (cnats).
+        .target(
+            name: "LogcastCluster",
+            dependencies: [
+                "LogcastProtocol",
+                "LogcastHub",
+                "CNATS",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -179,6 +198,11 @@ let package = Package(
         .testTarget(
             name: "LogcastStoreTests",
             dependencies: ["LogcastProtocol", "LogcastHub", "LogcastStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LogcastClusterTests",
+            dependencies: ["LogcastProtocol", "LogcastHub", "LogcastCluster"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,49 @@
+import Foundation
+import LogcastProtocol
+
+/// The body of a message on the cluster stream: one line, as the protocol's
+/// `line` object without `seq` (the stream sequence is the gateway's `seq`).
+///
+/// Agents write it with ``encode(_:)``; gateways read it with
+/// ``decode(_:host:source:)``, which refuses anything else (a message some
+/// other program put on a `logcast.` subject).
+public enum ClusterRecord {
+    /// The message body for `record`.
+    public static func encode(_ record: LogRecord) -> [UInt8] {
+        var bytes = ProtocolObject.line(record, seq: nil).encoded()
+        bytes.removeLast()  // the NDJSON newline
+        return bytes
+    }
+
+    /// Why a message is not a logcast record.
+    public struct Refusal: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The record in a message body. `host` and `source` come from the
+    /// subject when the body has none.
+    public static func decode(_ body: some Collection<UInt8>, host: String?, source: String?) throws(Refusal) -> LogRecord {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            throw Refusal(description: "not a JSON object")
+        }
+        guard object["type"] as? String == "line" else { throw Refusal(description: "not a line object (type is not \"line\")") }
+        guard let message = object["msg"] as? String else { throw Refusal(description: "no msg") }
+        guard let text = object["ts"] as? String, let timestamp = TimeBound.parse(text), !text.hasPrefix("-") else {
+            throw Refusal(description: "no ts, or not an RFC 3339 time")
+        }
+        guard let source = object["source"] as? String ?? source else { throw Refusal(description: "no source") }
+        func int(_ key: String) -> Int? { (object[key] as? NSNumber).map(\.intValue) }
+        return LogRecord(
+            timestamp: timestamp,
+            source: source,
+            message: message,
+            host: object["host"] as? String ?? host,
+            path: object["path"] as? String,
+            priority: int("priority").flatMap { (0...7).contains($0) ? $0 : nil },
+            unit: object["unit"] as? String,
+            identifier: object["identifier"] as? String,
+            pid: int("pid"),
+            cursor: object["cursor"] as? String
+        )
+    }
+}

@@ -1,0 +1,311 @@
+import CNATS
+import Foundation
+import Synchronization
+
+/// A NATS call that failed, with cnats's text for it.
+public struct NATSError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    /// The JetStream API error code, when the server gave one (10059: stream not found).
+    public var code: Int
+
+    public init(_ description: String) {
+        self.description = description
+        self.code = 0
+    }
+
+    init(_ what: String, _ status: natsStatus, code: jsErrCode = jsErrCode(rawValue: 0)) {
+        let text = String(cString: natsStatus_GetText(status))
+        var detail = text
+        var lastStatus = status
+        if let last = nats_GetLastError(&lastStatus), last.pointee != 0 {
+            let message = String(cString: last)
+            if message != text { detail += " (\(message))" }
+        }
+        self.description = "\(what): \(detail)"
+        self.code = Int(code.rawValue)
+    }
+}
+
+/// One connection to a NATS cluster with its JetStream context, over cnats
+/// (Debian's libnats 3.4.1).
+///
+/// cnats reconnects by itself (forever, every second, with jitter) and
+/// buffers publishes while it does; the connection's callbacks and message
+/// handlers run on cnats's own threads, so everything here is thread-safe
+/// and handlers must hand their work on quickly.
+public final class NATSConnection: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// `nats://HOST:PORT` or `tls://HOST:PORT`, one or more servers of one cluster.
+        public var urls: [String]
+        /// A `.creds` file (JWT and seed), as `nats context` writes it.
+        public var credentialsFile: String?
+        /// A CA bundle for `tls://` servers signed by a private CA.
+        public var caFile: String?
+        /// The client name the server shows (`/connz`).
+        public var name = "logcast"
+        /// How long connecting, and each JetStream API request, may take.
+        public var timeout: Duration = .seconds(5)
+
+        public init(urls: [String]) {
+            self.urls = urls
+        }
+
+        /// Whether any server is given with `tls://` (cnats 3.4.1 needs TLS turned on for it).
+        var wantsTLS: Bool { urls.contains { $0.lowercased().hasPrefix("tls://") } }
+    }
+
+    // natsConnection* and jsCtx*; cnats's calls on them are thread-safe.
+    let connection: OpaquePointer
+    let jetStream: OpaquePointer
+    let options: Options
+
+    /// Connects, waiting up to ``Options/timeout``; cnats keeps retrying
+    /// in the background after that when `retry` is set.
+    public init(options: Options) throws(NATSError) {
+        self.options = options
+        var opts: OpaquePointer?
+        var status = natsOptions_Create(&opts)
+        guard status == NATS_OK, let opts else { throw NATSError("cannot create NATS options", status) }
+        defer { natsOptions_Destroy(opts) }
+        var cURLs = options.urls.map { strdup($0) }
+        defer { cURLs.forEach { free($0) } }
+        status = cURLs.withUnsafeMutableBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
+                natsOptions_SetServers(opts, $0, Int32(buffer.count))
+            }
+        }
+        guard status == NATS_OK else { throw NATSError("--nats \(options.urls.joined(separator: ","))", status) }
+        if options.wantsTLS || options.caFile != nil { _ = natsOptions_SetSecure(opts, true) }
+        if let ca = options.caFile {
+            status = natsOptions_LoadCATrustedCertificates(opts, ca)
+            guard status == NATS_OK else { throw NATSError("--nats-ca-file \(ca)", status) }
+        }
+        if let creds = options.credentialsFile {
+            status = natsOptions_SetUserCredentialsFromFiles(opts, creds, nil)
+            guard status == NATS_OK else { throw NATSError("--nats-creds \(creds)", status) }
+        }
+        let milliseconds = Int64(options.timeout.components.seconds * 1000)
+        _ = natsOptions_SetName(opts, options.name)
+        _ = natsOptions_SetTimeout(opts, milliseconds)
+        _ = natsOptions_SetMaxReconnect(opts, -1)
+        _ = natsOptions_SetReconnectWait(opts, 1000)
+
+        var connection: OpaquePointer?
+        status = natsConnection_Connect(&connection, opts)
+        guard status == NATS_OK, let connection else {
+            throw NATSError("cannot connect to NATS at \(options.urls.joined(separator: ","))", status)
+        }
+        var jsOptions = jsOptions()
+        jsOptions_Init(&jsOptions)
+        jsOptions.Wait = milliseconds
+        var context: OpaquePointer?
+        status = natsConnection_JetStream(&context, connection, &jsOptions)
+        guard status == NATS_OK, let context else {
+            natsConnection_Destroy(connection)
+            throw NATSError("cannot use JetStream", status)
+        }
+        self.connection = connection
+        self.jetStream = context
+    }
+
+    deinit {
+        jsCtx_Destroy(jetStream)
+        natsConnection_Destroy(connection)
+    }
+
+    /// Whether the connection is up now (it may be reconnecting).
+    public var isConnected: Bool {
+        natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED
+    }
+
+    // MARK: Streams
+
+    public struct StreamSettings: Sendable, Equatable {
+        public var name: String
+        public var subjects: [String]
+        /// Messages older than this are deleted; nil keeps them until `maxBytes`.
+        public var maxAge: Duration?
+        /// The stream's size limit; nil: the server's.
+        public var maxBytes: Int64?
+        public var replicas = 1
+
+        public init(name: String, subjects: [String]) {
+            self.name = name
+            self.subjects = subjects
+        }
+    }
+
+    /// What the server says of a stream.
+    public struct StreamInfo: Sendable, Equatable {
+        /// When the stream was created, in nanoseconds since 1970 (with the name, it names the stream for good).
+        public var created: Int64
+        public var firstSequence: UInt64
+        public var lastSequence: UInt64
+    }
+
+    /// The stream, created with `settings` when it does not exist.
+    public func ensureStream(_ settings: StreamSettings) throws(NATSError) -> StreamInfo {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        var status = js_GetStreamInfo(&info, jetStream, settings.name, nil, &code)
+        if status == NATS_NOT_FOUND {
+            var cSubjects = settings.subjects.map { UnsafePointer(strdup($0)) }
+            defer { cSubjects.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+            var config = jsStreamConfig()
+            jsStreamConfig_Init(&config)
+            status = settings.name.withCString { name in
+                cSubjects.withUnsafeMutableBufferPointer { subjects in
+                    config.Name = name
+                    config.Subjects = subjects.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: subjects.count) {
+                        UnsafeMutablePointer($0)
+                    }
+                    config.SubjectsLen = Int32(subjects.count)
+                    if let maxAge = settings.maxAge {
+                        config.MaxAge = maxAge.components.seconds * 1_000_000_000 + maxAge.components.attoseconds / 1_000_000_000
+                    }
+                    if let maxBytes = settings.maxBytes { config.MaxBytes = maxBytes }
+                    config.Replicas = Int64(settings.replicas)
+                    config.Storage = js_FileStorage
+                    return js_AddStream(&info, jetStream, &config, nil, &code)
+                }
+            }
+            if status != NATS_OK, code.rawValue == 10058 {
+                // Created by another process meanwhile.
+                status = js_GetStreamInfo(&info, jetStream, settings.name, nil, &code)
+            }
+        }
+        guard status == NATS_OK, let info else { throw NATSError("cannot use the stream \(settings.name)", status, code: code) }
+        defer { jsStreamInfo_Destroy(info) }
+        return StreamInfo(created: info.pointee.Created, firstSequence: info.pointee.State.FirstSeq, lastSequence: info.pointee.State.LastSeq)
+    }
+
+    // MARK: Publishing
+
+    /// Publishes `body` to `subject` and waits for the stream's
+    /// acknowledgement. `messageID` (`Nats-Msg-Id`) makes a repeat within
+    /// the stream's duplicate window a no-op that is acknowledged as
+    /// `duplicate`.
+    public func publish(subject: String, body: [UInt8], messageID: String) throws(NATSError) -> (sequence: UInt64, duplicate: Bool) {
+        var message: OpaquePointer?
+        var status = body.withUnsafeBufferPointer { bytes in
+            bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(1, bytes.count)) {
+                natsMsg_Create(&message, subject, nil, $0, Int32(bytes.count))
+            }
+        }
+        guard status == NATS_OK, let message else { throw NATSError("cannot make a message for \(subject)", status) }
+        defer { natsMsg_Destroy(message) }
+        status = natsMsgHeader_Set(message, "Nats-Msg-Id", messageID)
+        guard status == NATS_OK else { throw NATSError("cannot set Nats-Msg-Id", status) }
+        var ack: UnsafeMutablePointer<jsPubAck>?
+        var code = jsErrCode(rawValue: 0)
+        status = js_PublishMsg(&ack, jetStream, message, nil, &code)
+        guard status == NATS_OK, let ack else { throw NATSError("publishing to \(subject) failed", status, code: code) }
+        defer { jsPubAck_Destroy(ack) }
+        return (ack.pointee.Sequence, ack.pointee.Duplicate)
+    }
+
+    // MARK: Consuming
+
+    /// A message of the stream, as a handler gets it (copied out of cnats's).
+    public struct Message: Sendable {
+        public var subject: String
+        public var body: [UInt8]
+        /// Its place in the stream (the merged order).
+        public var sequence: UInt64
+        /// When the stream stored it, in nanoseconds since 1970.
+        public var timestamp: Int64
+        /// How many messages of the subscription's subjects the stream holds after it.
+        public var pending: UInt64
+    }
+
+    /// Reads the stream in order from `startSequence` (1: all of it) with an
+    /// ordered push consumer on `subject`, calling `handler` for each
+    /// message on cnats's delivery thread, one at a time. cnats recreates
+    /// the consumer after the last message delivered when it misses one, on
+    /// a reconnect, or after missed heartbeats, so nothing is repeated or
+    /// skipped.
+    public func subscribeOrdered(
+        stream: String,
+        subject: String,
+        startSequence: UInt64,
+        handler: @escaping @Sendable (Message) -> Void
+    ) throws(NATSError) -> NATSSubscription {
+        let box = Unmanaged.passRetained(HandlerBox(handler))
+        var options = jsSubOptions()
+        jsSubOptions_Init(&options)
+        options.Ordered = true
+        options.Config.OptStartSeq = max(1, startSequence)
+        var subscription: OpaquePointer?
+        var code = jsErrCode(rawValue: 0)
+        let status = stream.withCString { name in
+            options.Stream = name
+            return js_Subscribe(&subscription, jetStream, subject, deliver, box.toOpaque(), nil, &options, &code)
+        }
+        guard status == NATS_OK, let subscription else {
+            box.release()
+            throw NATSError("cannot read the stream \(stream)", status, code: code)
+        }
+        // The handler hands messages on at once; cnats must never drop one as a slow consumer.
+        _ = natsSubscription_SetPendingLimits(subscription, -1, -1)
+        return NATSSubscription(subscription: subscription, box: box)
+    }
+}
+
+/// The Swift handler of a subscription, passed to cnats as its closure.
+final class HandlerBox: Sendable {
+    let handler: @Sendable (NATSConnection.Message) -> Void
+    init(_ handler: @escaping @Sendable (NATSConnection.Message) -> Void) { self.handler = handler }
+}
+
+/// cnats's message callback: copies the message out, frees it, calls the handler.
+private let deliver: natsMsgHandler = { _, _, message, closure in
+    guard let message, let closure else { return }
+    defer { natsMsg_Destroy(message) }
+    let box = Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue()
+    var metadata: UnsafeMutablePointer<jsMsgMetaData>?
+    guard natsMsg_GetMetaData(&metadata, message) == NATS_OK, let metadata else { return }
+    defer { jsMsgMetaData_Destroy(metadata) }
+    let length = Int(natsMsg_GetDataLength(message))
+    let body = natsMsg_GetData(message).map { data in
+        data.withMemoryRebound(to: UInt8.self, capacity: max(1, length)) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    }
+    box.handler(
+        NATSConnection.Message(
+            subject: String(cString: natsMsg_GetSubject(message)),
+            body: body ?? [],
+            sequence: metadata.pointee.Sequence.Stream,
+            timestamp: metadata.pointee.Timestamp,
+            pending: metadata.pointee.NumPending
+        )
+    )
+}
+
+/// A running ordered consumer; ``cancel()`` stops it (also on deinit).
+public final class NATSSubscription: Sendable {
+    /// The natsSubscription* as its address (0 once cancelled): pointers are not Sendable.
+    private let state: Mutex<UInt>
+    private let box: Unmanaged<HandlerBox>
+
+    init(subscription: OpaquePointer, box: Unmanaged<HandlerBox>) {
+        self.state = Mutex(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(subscription))))
+        self.box = box
+    }
+
+    /// Stops delivery and removes the consumer from the server.
+    public func cancel() {
+        let address = state.withLock { current -> UInt in
+            defer { current = 0 }
+            return current
+        }
+        guard let subscription = OpaquePointer(bitPattern: address) else { return }
+        _ = natsSubscription_Unsubscribe(subscription)
+        natsSubscription_Destroy(subscription)
+    }
+
+    deinit {
+        cancel()
+        // cnats may still be inside the callback for a moment after Destroy; the box is kept until then.
+        let box = self.box
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { box.release() }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import LogcastProtocol
+import Synchronization
+import Testing
+
+@testable import LogcastCluster
+
+/// A real `nats-server` with JetStream on a free loopback port, in a fresh directory.
+final class NATSServer {
+    let process = Process()
+    let directory: String
+    let url: String
+
+    init() throws {
+        var template = Array((NSTemporaryDirectory() + "logcast-nats-XXXXXX").utf8CString)
+        directory = String(cString: mkdtemp(&template)!)
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
+        process.arguments = ["-js", "-a", "127.0.0.1", "-p", "-1", "-sd", directory, "--ports_file_dir", directory]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let portsFile = directory + "/nats-server_\(process.processIdentifier).ports"
+        let deadline = ContinuousClock.now + .seconds(30)
+        var found: String?
+        while found == nil, ContinuousClock.now < deadline {
+            if let data = FileManager.default.contents(atPath: portsFile),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let urls = object["nats"] as? [String], let first = urls.first
+            {
+                found = first
+            } else {
+                usleep(10_000)
+            }
+        }
+        guard let found else { throw NATSError("nats-server did not start") }
+        url = found
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Waits for `condition`, failing after 30 s.
+func eventually(_ what: String, _ condition: () -> Bool) {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while !condition() {
+        if ContinuousClock.now > deadline {
+            Issue.record("timed out waiting for \(what)")
+            return
+        }
+        usleep(5_000)
+    }
+}
+
+@Suite(.serialized) struct NATSRoundTripTests {
+    func record(_ message: String, host: String = "web1") -> LogRecord {
+        LogRecord(timestamp: Timestamp(microseconds: 1_764_579_929_000_000), source: "app", message: message, host: host)
+    }
+
+    @Test func linesGoThroughAStreamOnceInOrderAndReadFromAnySequence() throws {
+        let server = try NATSServer()
+        let nats = try NATSConnection(options: .init(urls: [server.url]))
+        #expect(nats.isConnected)
+        var settings = NATSConnection.StreamSettings(name: "LOGCAST", subjects: [ClusterSubject.all])
+        settings.maxAge = .seconds(3600)
+        let info = try nats.ensureStream(settings)
+        #expect(info.created > 0 && info.lastSequence == 0)
+        #expect(try nats.ensureStream(settings) == info, "a second call finds the same stream")
+
+        let subject = ClusterSubject.subject(host: "web1", source: "app")
+        func publish(_ subject: String, _ record: LogRecord, id: String) throws -> String {
+            let ack = try nats.publish(subject: subject, body: ClusterRecord.encode(record), messageID: id)
+            return "\(ack.sequence)\(ack.duplicate ? " duplicate" : "")"
+        }
+        #expect(try publish(subject, record("one"), id: "web1/e/1") == "1")
+        #expect(try publish(subject, record("two"), id: "web1/e/2") == "2")
+        #expect(try publish(subject, record("two"), id: "web1/e/2") == "2 duplicate", "a retry is a duplicate")
+        let other = ClusterSubject.subject(host: "db.1", source: "pg")
+        #expect(try publish(other, record("three", host: "db.1"), id: "db/e/1") == "3")
+
+        let received = Mutex<[NATSConnection.Message]>([])
+        let all = try nats.subscribeOrdered(stream: "LOGCAST", subject: ClusterSubject.all, startSequence: 1) { message in
+            received.withLock { $0.append(message) }
+        }
+        eventually("three messages") { received.withLock { $0.count } == 3 }
+        all.cancel()
+        let messages = received.withLock { $0 }
+        #expect(messages.map(\.sequence) == [1, 2, 3])
+        #expect(messages.map(\.pending) == [2, 1, 0])
+        let decoded = try messages.map { message in
+            let names = try #require(ClusterSubject.parse(message.subject))
+            return try ClusterRecord.decode(message.body, host: names.host, source: names.source)
+        }
+        #expect(decoded.map(\.message) == ["one", "two", "three"])
+        #expect(decoded.map(\.host) == ["web1", "web1", "db.1"])
+
+        // From a sequence, and through a subject filter for one host.
+        let later = Mutex<[UInt64]>([])
+        let fromTwo = try nats.subscribeOrdered(stream: "LOGCAST", subject: ClusterSubject.filter(host: "web1", source: nil), startSequence: 2) {
+            message in
+            later.withLock { $0.append(message.sequence) }
+        }
+        eventually("the web1 message from 2") { later.withLock { $0.count } == 1 }
+        fromTwo.cancel()
+        #expect(later.withLock { $0 } == [2])
+    }
+
+    @Test func anUnreachableServerIsAClearError() {
+        var options = NATSConnection.Options(urls: ["nats://127.0.0.1:9"])
+        options.timeout = .seconds(1)
+        #expect {
+            _ = try NATSConnection(options: options)
+        } throws: { error in
+            "\(error)".contains("cannot connect to NATS at nats://127.0.0.1:9")
+        }
+    }
+}
