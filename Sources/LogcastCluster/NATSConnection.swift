@@ -68,7 +68,7 @@ public final class NATSConnection: @unchecked Sendable {
         guard status == NATS_OK, let opts else { throw NATSError("cannot create NATS options", status) }
         defer { natsOptions_Destroy(opts) }
         var cURLs = options.urls.map { strdup($0) }
-        defer { cURLs.forEach { free($0) } }
+        defer { for url in cURLs { free(url) } }
         status = cURLs.withUnsafeMutableBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
                 natsOptions_SetServers(opts, $0, Int32(buffer.count))
@@ -150,7 +150,7 @@ public final class NATSConnection: @unchecked Sendable {
         var status = js_GetStreamInfo(&info, jetStream, settings.name, nil, &code)
         if status == NATS_NOT_FOUND {
             var cSubjects = settings.subjects.map { UnsafePointer(strdup($0)) }
-            defer { cSubjects.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+            defer { for subject in cSubjects { free(UnsafeMutablePointer(mutating: subject)) } }
             var config = jsStreamConfig()
             jsStreamConfig_Init(&config)
             status = settings.name.withCString { name in

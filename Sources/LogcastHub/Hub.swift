@@ -130,15 +130,7 @@ public final class Hub: Sendable {
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq += UInt64(entries.count)
                 state.linesPublished += UInt64(entries.count)
-                for entry in entries {
-                    state.history.append(entry)
-                    state.historyBytes += entry.byteCount
-                }
-                while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
-                    let old = state.history.popFirst()
-                {
-                    state.historyBytes -= old.byteCount
-                }
+                Self.keep(entries, in: &state, configuration)
                 return Array(state.subscriptions.values)
             }
             // One short lock and at most one wake-up per subscriber for the whole chunk.
@@ -147,6 +139,47 @@ public final class Hub: Sendable {
     }
 
     public func publish(_ record: LogRecord) { publish([record]) }
+
+    /// Appends entries to the history and trims it to its limits (the oldest go first).
+    private static func keep(_ entries: some Sequence<HubEntry>, in state: inout State, _ configuration: Configuration) {
+        for entry in entries {
+            state.history.append(entry)
+            state.historyBytes += entry.byteCount
+        }
+        while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
+            let old = state.history.popFirst()
+        {
+            state.historyBytes -= old.byteCount
+        }
+    }
+
+    /// Publishes lines whose `seq` was given elsewhere (a gateway: the
+    /// cluster stream's sequence), in rising order; lines at or below the
+    /// last `seq` published are dropped (a redelivery). Numbers may skip:
+    /// the skipped ones are never lines of this hub.
+    public func publish(stamped: [(seq: UInt64, record: LogRecord)]) {
+        fanout.withLock { _ in
+            var last = state.withLock { $0.nextSeq } - 1
+            var entries: [HubEntry] = []
+            entries.reserveCapacity(stamped.count)
+            for (seq, record) in stamped where seq > last {
+                entries.append(HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded()))
+                last = seq
+            }
+            guard !entries.isEmpty else { return }
+            durable?.append(entries, source: nil, position: nil)
+            let subscribers = state.withLock { state -> [Subscription] in
+                state.nextSeq = last + 1
+                state.linesPublished += UInt64(entries.count)
+                Self.keep(entries, in: &state, configuration)
+                return Array(state.subscriptions.values)
+            }
+            for subscription in subscribers { subscription.offer(entries) }
+        }
+    }
+
+    /// The `seq` of the newest line published (0: none).
+    public var lastSeq: UInt64 { state.withLock { $0.nextSeq } - 1 }
 
     /// Publishes a source event among the lines. Events are kept in the
     /// history (and the durable history) with the lines, at the `seq` the
@@ -157,13 +190,7 @@ public final class Hub: Sendable {
             let entry = HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
             durable?.append([entry], source: nil, position: nil)
             let subscribers = state.withLock { state -> [Subscription] in
-                state.history.append(entry)
-                state.historyBytes += entry.byteCount
-                while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
-                    let old = state.history.popFirst()
-                {
-                    state.historyBytes -= old.byteCount
-                }
+                Self.keep(CollectionOfOne(entry), in: &state, configuration)
                 return Array(state.subscriptions.values)
             }
             for subscription in subscribers { subscription.offer(CollectionOfOne(entry)) }

@@ -49,6 +49,14 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
     case historyMaxAge = "history-max-age"
     case maxCatchUpBytes = "max-catch-up-bytes"
     case resetState = "reset-state"
+    case nats
+    case natsCreds = "nats-creds"
+    case natsCAFile = "nats-ca-file"
+    case role
+    case natsStream = "nats-stream"
+    case natsMaxAge = "nats-max-age"
+    case natsMaxBytes = "nats-max-bytes"
+    case natsReplicas = "nats-replicas"
 
     public static func < (lhs: SettingKey, rhs: SettingKey) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -222,6 +230,40 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
                 default: Int(Self.tailer.maxCatchUpBytes),
                 atLeast: 0
             )
+        case .nats:
+            return .list(
+                "URL",
+                "A NATS server of the cluster to publish to or read from (nats://HOST:PORT or tls://HOST:PORT; repeatable or "
+                    + "comma-separated). With it, logcast is an agent, a gateway or both (--role).",
+                emptyMeans: "no cluster: this host only",
+                checkEach: { url in
+                    url.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.first { part in
+                        let lowered = part.lowercased()
+                        return !(lowered.hasPrefix("nats://") || lowered.hasPrefix("tls://")) || part.count <= 7
+                    }.map { "'\($0)' is not a NATS URL; use nats://HOST:PORT or tls://HOST:PORT" }
+                }
+            )
+        case .natsCreds:
+            return .path("FILE", "A NATS credentials file (.creds: JWT and seed).", emptyMeans: "no credentials")
+        case .natsCAFile:
+            return .path("FILE", "CA certificates (PEM) for tls:// NATS servers signed by a private CA.", emptyMeans: "the system's")
+        case .role:
+            return .choice(
+                "With --nats: agent (publish this host's sources), gateway (serve the merged stream of every agent), or both.",
+                ["agent", "gateway", "both"],
+                default: "both",
+                noun: "role"
+            )
+        case .natsStream:
+            return .text("NAME", "The JetStream stream of the cluster (created when missing).", default: "LOGCAST") { name in
+                name.isEmpty || name.contains(where: { " .*>\t".contains($0) }) ? "'\(name)' is not a stream name (no spaces, dots or wildcards)" : nil
+            }
+        case .natsMaxAge:
+            return .integer("SECONDS", "A new stream deletes lines older than this.", default: 7 * 24 * 3600, atLeast: 60)
+        case .natsMaxBytes:
+            return .integer("N", "A new stream keeps at most this many bytes (0: the server's limit).", default: 0, atLeast: 0)
+        case .natsReplicas:
+            return .integer("N", "Copies of a new stream in the NATS cluster (1, or 3 for a cluster of three).", default: 1, atLeast: 1)
         case .resetState:
             return .flag("Start over: delete the stored history and take a new epoch (subscribers get a restart gap).")
         case .logLevel:
