@@ -143,6 +143,7 @@ let package = Package(
                 "LogcastSources",
                 "LogcastStore",
                 "LogcastServer",
+                "LogcastCluster",
                 "CSystemd",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

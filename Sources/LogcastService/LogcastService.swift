@@ -1,4 +1,5 @@
 import Foundation
+import LogcastCluster
 import LogcastHub
 import LogcastProtocol
 import LogcastServer
@@ -143,10 +144,33 @@ public enum LogcastService {
         sourceServices += fileTailers as [any Service]
         sourceServices += journalTailers as [any Service]
 
+        // In a cluster: the agent publishes the local hub; a gateway serves the stream's hub instead.
+        var served = hub
+        var clusterServices: [any Service] = []
+        if let cluster = configuration.cluster {
+            if cluster.role.publishes {
+                let cursor = store.map { $0.state.path + "/nats-published" }
+                clusterServices.append(AgentPublisher(hub: hub, configuration: cluster, host: server.hostName, cursorPath: cursor, logger: logger))
+            }
+            if cluster.role.serves {
+                let nats: NATSConnection
+                let info: NATSConnection.StreamInfo
+                do {
+                    nats = try NATSConnection(options: cluster.connection)
+                    info = try nats.ensureStream(cluster.stream)
+                } catch {
+                    throw ConfigurationError("--nats: \(error); a gateway needs the stream to start")
+                }
+                served = Hub(configuration: configuration.hub, epoch: ClusterConfiguration.epoch(stream: cluster.stream.name, created: info.created))
+                clusterServices.append(GatewayConsumer(hub: served, nats: nats, stream: cluster.stream.name, logger: logger))
+                logger.notice("gateway of the stream", metadata: ["stream": "\(cluster.stream.name)", "epoch": "\(served.epoch)"])
+            }
+        }
+
         let log = store?.log
         let app = LogcastApplication(
             configuration: server,
-            hub: hub,
+            hub: served,
             registry: registry,
             logger: logger,
             degradation: { log?.problem.map { [$0] } ?? [] },
@@ -201,7 +225,7 @@ public enum LogcastService {
             "starting",
             metadata: ["epoch": "\(hub.epoch)", "sources": "\(statuses.map { "\($0.name)=\($0.pattern)" }.joined(separator: ", "))"]
         )
-        let services: [any Service] = sourceServices + [reloader, application, drainer, notifier]
+        let services: [any Service] = sourceServices + clusterServices + [reloader, application, drainer, notifier]
         return ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

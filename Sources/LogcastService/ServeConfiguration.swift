@@ -1,4 +1,5 @@
 import Foundation
+import LogcastCluster
 import LogcastHub
 import LogcastServer
 import LogcastSources
@@ -33,6 +34,8 @@ public struct ServeConfiguration: Sendable {
     public var log = SegmentLog.Configuration(directory: "")
     /// `--reset-state`.
     public var resetState: Bool
+    /// `--nats` and the other cluster settings; nil without `--nats`.
+    public var cluster: ClusterConfiguration?
 
     /// The default config file, read when present and no `--config` is given.
     public static let defaultConfigPath = "/etc/logcast/config.yaml"
@@ -103,6 +106,18 @@ public struct ServeConfiguration: Sendable {
         server.access = AccessPolicy(tokens: tokens, allowedOrigins: settings.list(.allowOrigin))
         server.tlsContext = try Self.tlsContext(settings)
 
+        let urls = settings.list(.nats).flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if !urls.isEmpty {
+            var connection = NATSConnection.Options(urls: urls)
+            connection.credentialsFile = settings.text(.natsCreds)
+            connection.caFile = settings.text(.natsCAFile)
+            var stream = NATSConnection.StreamSettings(name: settings.text(.natsStream)!, subjects: [ClusterSubject.all])
+            stream.maxAge = .seconds(settings.integer(.natsMaxAge))
+            stream.maxBytes = settings.integer(.natsMaxBytes) > 0 ? Int64(settings.integer(.natsMaxBytes)) : nil
+            stream.replicas = settings.integer(.natsReplicas)
+            cluster = ClusterConfiguration(connection: connection, role: ClusterRole(rawValue: settings.text(.role)!)!, stream: stream)
+        }
+
         journalUnits = settings.list(.journalUnit).map(Filter.normalizeUnit)
         sources = try SourceSpec.parse(settings)
         if !journalUnits.isEmpty, !sources.contains(where: \.isJournal) {
@@ -110,7 +125,8 @@ public struct ServeConfiguration: Sendable {
                 "\(settings.origin(.journalUnit)) needs a journal source: add --journal, --journal-directory DIR or --journal-file FILE"
             )
         }
-        if sources.isEmpty {
+        if sources.isEmpty, cluster?.role != .gateway {
+            // A gateway needs no sources of its own: it serves the stream.
             sources = SourceSpec.defaultSources()
             guard !sources.isEmpty else {
                 throw ConfigurationError(

@@ -74,6 +74,14 @@ def every_key(tmp_path):
         "history-max-age": 3600,
         "max-catch-up-bytes": 4096,
         "reset-state": True,
+        "nats": ["nats://127.0.0.1:4222", "tls://nats.example.com:4222"],
+        "nats-creds": f"{tmp_path}/nats.creds",
+        "nats-ca-file": f"{tmp_path}/ca.pem",
+        "role": "agent",
+        "nats-stream": "LOGS",
+        "nats-max-age": 3600,
+        "nats-max-bytes": 1048576,
+        "nats-replicas": 3,
     }
 
 

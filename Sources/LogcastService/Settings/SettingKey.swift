@@ -256,7 +256,8 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
             )
         case .natsStream:
             return .text("NAME", "The JetStream stream of the cluster (created when missing).", default: "LOGCAST") { name in
-                name.isEmpty || name.contains(where: { " .*>\t".contains($0) }) ? "'\(name)' is not a stream name (no spaces, dots or wildcards)" : nil
+                name.isEmpty || name.contains(where: { " .*>\t".contains($0) })
+                    ? "'\(name)' is not a stream name (no spaces, dots or wildcards)" : nil
             }
         case .natsMaxAge:
             return .integer("SECONDS", "A new stream deletes lines older than this.", default: 7 * 24 * 3600, atLeast: 60)

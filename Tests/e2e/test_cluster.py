@@ -1,0 +1,137 @@
+"""Beyond one host: agents publish into a real NATS JetStream stream, gateways
+serve the merged stream with the stream sequence as `seq` (real nats-server,
+real logcast processes)."""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import Server, Stream, append, wait_for
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+class NATSServer:
+    """A nats-server with JetStream on a free loopback port, in a directory of its own."""
+
+    def __init__(self):
+        self.directory = tempfile.mkdtemp(prefix="logcast-nats-")
+        self.proc = subprocess.Popen(
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", self.directory, "--ports_file_dir", self.directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.url = None
+
+        def ready():
+            files = glob.glob(os.path.join(self.directory, "nats-server_*.ports"))
+            if not files:
+                return False
+            try:
+                self.url = json.load(open(files[0]))["nats"][0]
+            except (ValueError, KeyError, IndexError):
+                return False
+            return True
+
+        wait_for(ready, message="nats-server to listen")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def nats():
+    server = NATSServer()
+    yield server
+    server.stop()
+
+
+def test_two_agents_and_two_gateways_serve_one_merged_stream(nats, tmp_path):
+    logs = {host: tmp_path / f"{host}.log" for host in ("a1", "a2")}
+    for log in logs.values():
+        log.touch()
+    agents = [
+        Server(["--nats", nats.url, "--role", "agent", "--host-name", host, "--file", f"app={log}", "--initial-lines", "0"]).start()
+        for host, log in logs.items()
+    ]
+    gateways = [Server(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
+    try:
+        epochs = {g.health()["epoch"] for g in gateways}
+        assert len(epochs) == 1, "every gateway names the stream alike"
+        streams = [Stream(g.ws_url) for g in gateways]
+        for s in streams:
+            assert s.next()["type"] == "hello"
+        for i in range(50):
+            append(logs["a1"], f"a1 line {i}\n")
+            append(logs["a2"], f"a2 line {i}\n")
+        got = [s.lines(100) for s in streams]
+        for lines in got:
+            assert sorted(l["msg"] for l in lines) == sorted([f"a1 line {i}" for i in range(50)] + [f"a2 line {i}" for i in range(50)])
+            assert [l["seq"] for l in lines] == list(range(1, 101)), "the stream sequence is the seq"
+            for host in ("a1", "a2"):
+                assert [l["msg"] for l in lines if l["host"] == host] == [f"{host} line {i}" for i in range(50)], "each host in its file order"
+        assert [l["msg"] for l in got[0]] == [l["msg"] for l in got[1]], "the same order on every gateway"
+
+        # A client moves to the other gateway with after + epoch: the rest, once.
+        epoch = epochs.pop()
+        streams[0].close()
+        for i in range(50, 60):
+            append(logs["a1"], f"a1 line {i}\n")
+        resumed = Stream(f"{gateways[1].ws_url}?after=100&epoch={epoch}")
+        assert resumed.next()["epoch"] == epoch
+        later = resumed.lines(10)
+        assert [l["msg"] for l in later] == [f"a1 line {i}" for i in range(50, 60)]
+        assert [l["seq"] for l in later] == list(range(101, 111))
+        assert not [o for o in resumed.until_barrier() if o["type"] != "line"], "no gap, nothing twice"
+        resumed.close()
+        streams[1].close()
+    finally:
+        for server in agents + gateways:
+            server.stop()
+
+
+def test_an_agent_restarted_publishes_nothing_twice_and_nothing_lost(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    state = tmp_path / "state"
+    args = ["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0", "--state-directory", str(state)]
+    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    agent = Server(args).start()
+    try:
+        s = Stream(gateway.ws_url)
+        s.next()
+        append(log, "".join(f"before {i}\n" for i in range(20)))
+        assert [l["msg"] for l in s.lines(20)] == [f"before {i}" for i in range(20)]
+        agent.stop(9)
+        append(log, "".join(f"down {i}\n" for i in range(20)))
+        agent = Server(args).start()
+        got = s.lines(20)
+        assert [l["msg"] for l in got] == [f"down {i}" for i in range(20)]
+        assert [l["seq"] for l in got] == list(range(21, 41))
+        assert not [o for o in s.until_barrier() if o["type"] != "line"]
+        s.close()
+    finally:
+        agent.stop()
+        gateway.stop()
+
+
+def test_a_gateway_without_nats_says_so_and_exits_2(tmp_path):
+    import subprocess as sp
+    from conftest import BINARY, DEADLINE
+    result = sp.run([str(BINARY), "serve", "--listen", "127.0.0.1:0", "--nats", "nats://127.0.0.1:9", "--role", "gateway",
+                     "--state-directory", "none"], capture_output=True, text=True, timeout=DEADLINE)
+    assert result.returncode == 2, result.stderr
+    assert "--nats" in result.stderr and "cannot connect to NATS at nats://127.0.0.1:9" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["http://x:4222", "nats:/x", "nats://"])
+def test_a_bad_nats_url_is_refused_naming_it(tmp_path, value):
+    import subprocess as sp
+    from conftest import BINARY, DEADLINE
+    result = sp.run([str(BINARY), "serve", "--check-config", "--nats", value, "--demo"], capture_output=True, text=True, timeout=DEADLINE)
+    assert result.returncode == 2 and "--nats" in result.stderr and "is not a NATS URL" in result.stderr, result.stderr
