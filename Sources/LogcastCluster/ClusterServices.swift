@@ -93,6 +93,9 @@ public final class AgentPublisher: Service, Sendable {
                 wait = .milliseconds(100)
                 cursor = try await publish(through: nats, after: cursor)
             } catch {
+                // Go on after what was acknowledged before the error (a repeat would be a duplicate the stream drops).
+                let published = state.withLock { $0.published }
+                if published > 0 { cursor = max(cursor ?? 0, published) }
                 let problem = "\(error)"
                 state.withLock {
                     $0.connected = false
@@ -113,7 +116,7 @@ public final class AgentPublisher: Service, Sendable {
             let request =
                 cursor.map { SubscriptionRequest(backlog: 0, after: $0, epoch: hub.epoch) }
                 ?? SubscriptionRequest(backlog: hub.configuration.historyLines)
-            let matcher = try! LineMatcher(Filter())
+            let matcher = try! LineMatcher(Filter())  // the empty filter always compiles
             let subscription = hub.subscribe(matcher: matcher, request: request)
             defer { hub.unsubscribe(subscription) }
             reading: while true {

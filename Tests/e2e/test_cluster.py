@@ -135,3 +135,21 @@ def test_a_bad_nats_url_is_refused_naming_it(tmp_path, value):
     from conftest import BINARY, DEADLINE
     result = sp.run([str(BINARY), "serve", "--check-config", "--nats", value, "--demo"], capture_output=True, text=True, timeout=DEADLINE)
     assert result.returncode == 2 and "--nats" in result.stderr and "is not a NATS URL" in result.stderr, result.stderr
+
+
+def test_both_roles_in_one_process_deliver_its_own_lines_once(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    server = Server(["--nats", nats.url, "--host-name", "solo", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    try:
+        s = Stream(server.ws_url)
+        assert s.next()["type"] == "hello"
+        append(log, "".join(f"line {i}\n" for i in range(30)))
+        got = s.lines(30)
+        assert [l["msg"] for l in got] == [f"line {i}" for i in range(30)]
+        assert [l["seq"] for l in got] == list(range(1, 31))
+        assert all(l["host"] == "solo" for l in got)
+        assert not [o for o in s.until_barrier() if o["type"] != "line"], "its own lines once, through the stream"
+        s.close()
+    finally:
+        server.stop()
