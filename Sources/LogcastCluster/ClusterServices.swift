@@ -64,6 +64,19 @@ public final class AgentPublisher: Service, Sendable {
         var published: UInt64 = 0
         var connected = false
         var lastError: String?
+        var acknowledged: UInt64 = 0
+        var acknowledgementSeconds: Double = 0
+    }
+
+    /// What `/healthz` and `/metrics` say of the agent.
+    public struct Status: Sendable {
+        /// The last local `seq` the stream acknowledged (0: none yet).
+        public var published: UInt64
+        public var connected: Bool
+        public var lastError: String?
+        /// Publishes acknowledged, and the seconds they waited for it in all.
+        public var acknowledged: UInt64
+        public var acknowledgementSeconds: Double
     }
 
     public init(hub: Hub, configuration: ClusterConfiguration, host: String, cursorPath: String?, logger: Logger) {
@@ -74,9 +87,16 @@ public final class AgentPublisher: Service, Sendable {
         self.logger = logger
     }
 
-    /// The last `seq` the stream acknowledged, and whether NATS is reachable.
-    public var status: (published: UInt64, connected: Bool, lastError: String?) {
-        state.withLock { ($0.published, $0.connected, $0.lastError) }
+    public var status: Status {
+        state.withLock {
+            Status(
+                published: $0.published,
+                connected: $0.connected,
+                lastError: $0.lastError,
+                acknowledged: $0.acknowledged,
+                acknowledgementSeconds: $0.acknowledgementSeconds
+            )
+        }
     }
 
     public func run() async throws {
@@ -126,9 +146,15 @@ public final class AgentPublisher: Service, Sendable {
                 for case .entry(let entry) in items {
                     guard entry.hasSeq, case .line(let record) = entry.payload else { continue }
                     let subject = ClusterSubject.subject(host: record.host ?? host, source: record.source)
+                    let started = ContinuousClock.now
                     _ = try nats.publish(subject: subject, body: ClusterRecord.encode(record), messageID: "\(host)/\(hub.epoch)/\(entry.position)")
+                    let waited = ContinuousClock.now - started
                     cursor = entry.position
-                    state.withLock { $0.published = entry.position }
+                    state.withLock {
+                        $0.published = entry.position
+                        $0.acknowledged += 1
+                        $0.acknowledgementSeconds += Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+                    }
                 }
                 writeCursor(cursor)
             }

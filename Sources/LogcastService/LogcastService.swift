@@ -147,10 +147,13 @@ public enum LogcastService {
         // In a cluster: the agent publishes the local hub; a gateway serves the stream's hub instead.
         var served = hub
         var clusterServices: [any Service] = []
+        var publisher: AgentPublisher?
+        var consumer: GatewayConsumer?
         if let cluster = configuration.cluster {
             if cluster.role.publishes {
                 let cursor = store.map { $0.state.path + "/nats-published" }
-                clusterServices.append(AgentPublisher(hub: hub, configuration: cluster, host: server.hostName, cursorPath: cursor, logger: logger))
+                publisher = AgentPublisher(hub: hub, configuration: cluster, host: server.hostName, cursorPath: cursor, logger: logger)
+                clusterServices.append(publisher!)
             }
             if cluster.role.serves {
                 let nats: NATSConnection
@@ -162,7 +165,8 @@ public enum LogcastService {
                     throw ConfigurationError("--nats: \(error); a gateway needs the stream to start")
                 }
                 served = Hub(configuration: configuration.hub, epoch: ClusterConfiguration.epoch(stream: cluster.stream.name, created: info.created))
-                clusterServices.append(GatewayConsumer(hub: served, nats: nats, stream: cluster.stream.name, logger: logger))
+                consumer = GatewayConsumer(hub: served, nats: nats, stream: cluster.stream.name, logger: logger)
+                clusterServices.append(consumer!)
                 logger.notice("gateway of the stream", metadata: ["stream": "\(cluster.stream.name)", "epoch": "\(served.epoch)"])
             }
         }
@@ -173,35 +177,15 @@ public enum LogcastService {
             hub: served,
             registry: registry,
             logger: logger,
-            degradation: { log?.problem.map { [$0] } ?? [] },
-            extraMetrics: {
-                guard let statistics = log?.statistics else { return [] }
-                return [
-                    MetricSample(
-                        name: "logcast_history_stored_bytes",
-                        help: "Bytes of the durable history in the state directory.",
-                        type: "gauge",
-                        value: Double(statistics.bytes)
-                    ),
-                    MetricSample(
-                        name: "logcast_history_segments",
-                        help: "Segment files of the durable history.",
-                        type: "gauge",
-                        value: Double(statistics.segments)
-                    ),
-                    MetricSample(
-                        name: "logcast_history_write_errors_total",
-                        help: "Writes of the durable history that failed (a full disk); those lines are served from memory only.",
-                        type: "counter",
-                        value: Double(statistics.writeErrors)
-                    ),
-                    MetricSample(
-                        name: "logcast_history_damaged_segments",
-                        help: "Segments found damaged at start; the records after the damage were skipped.",
-                        type: "gauge",
-                        value: Double(statistics.damagedSegments)
-                    ),
-                ]
+            degradation: { [publisher] in
+                var problems = log?.problem.map { [$0] } ?? []
+                if let status = publisher?.status, !status.connected {
+                    problems.append("not publishing to NATS: \(status.lastError ?? "connecting"); lines wait in the history")
+                }
+                return problems
+            },
+            extraMetrics: { [publisher, consumer, hub, served] in
+                Self.clusterMetrics(publisher: publisher, consumer: consumer, local: hub, served: served) + Self.historyMetrics(log)
             }
         )
         let sourceCount = configuration.sources.count
@@ -233,6 +217,88 @@ public enum LogcastService {
                 logger: logger
             )
         )
+    }
+
+    /// The durable history's gauges and counters, when there is one.
+    static func historyMetrics(_ log: SegmentLog?) -> [MetricSample] {
+        guard let statistics = log?.statistics else { return [] }
+        return [
+            MetricSample(
+                name: "logcast_history_stored_bytes",
+                help: "Bytes of the durable history in the state directory.",
+                type: "gauge",
+                value: Double(statistics.bytes)
+            ),
+            MetricSample(
+                name: "logcast_history_segments",
+                help: "Segment files of the durable history.",
+                type: "gauge",
+                value: Double(statistics.segments)
+            ),
+            MetricSample(
+                name: "logcast_history_write_errors_total",
+                help: "Writes of the durable history that failed (a full disk); those lines are served from memory only.",
+                type: "counter",
+                value: Double(statistics.writeErrors)
+            ),
+            MetricSample(
+                name: "logcast_history_damaged_segments",
+                help: "Segments found damaged at start; the records after the damage were skipped.",
+                type: "gauge",
+                value: Double(statistics.damagedSegments)
+            ),
+        ]
+    }
+
+    /// The cluster's: the agent's connection, backlog and acknowledgement
+    /// times, and the gateway's place in the stream.
+    static func clusterMetrics(publisher: AgentPublisher?, consumer: GatewayConsumer?, local: Hub, served: Hub) -> [MetricSample] {
+        var samples: [MetricSample] = []
+        if let status = publisher?.status {
+            samples += [
+                MetricSample(
+                    name: "logcast_nats_connected",
+                    help: "1 when the agent can publish to NATS.",
+                    type: "gauge",
+                    value: status.connected ? 1 : 0
+                ),
+                MetricSample(
+                    name: "logcast_nats_publish_backlog_lines",
+                    help: "Lines of this host not yet acknowledged by the stream.",
+                    type: "gauge",
+                    value: Double(local.lastSeq - min(local.lastSeq, status.published))
+                ),
+                MetricSample(
+                    name: "logcast_nats_acknowledged_total",
+                    help: "Lines the stream acknowledged.",
+                    type: "counter",
+                    value: Double(status.acknowledged)
+                ),
+                MetricSample(
+                    name: "logcast_nats_acknowledgement_seconds_total",
+                    help: "Seconds the acknowledged lines waited for their acknowledgement, in all (divide by logcast_nats_acknowledged_total).",
+                    type: "counter",
+                    value: status.acknowledgementSeconds
+                ),
+            ]
+        }
+        if let consumer {
+            samples += [
+                MetricSample(
+                    name: "logcast_nats_stream_seq",
+                    help: "The stream sequence of the newest line the gateway has.",
+                    type: "gauge",
+                    value: Double(served.lastSeq)
+                ),
+                MetricSample(
+                    name: "logcast_nats_refused_messages_total",
+                    help: "Messages on the stream that were not logcast records (skipped).",
+                    type: "counter",
+                    value: Double(consumer.refusedMessages.values.reduce(0, +))
+                ),
+            ]
+        }
+        return samples
     }
 
     /// The journal sources as archives: `since` reads older than the history are read from the journal itself.

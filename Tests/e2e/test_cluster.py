@@ -20,11 +20,16 @@ class NATSServer:
 
     def __init__(self):
         self.directory = tempfile.mkdtemp(prefix="logcast-nats-")
+        self.url = None
+        self.start("-1")
+
+    def start(self, port):
+        for old in glob.glob(os.path.join(self.directory, "nats-server_*.ports")):
+            os.unlink(old)
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", self.directory, "--ports_file_dir", self.directory],
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", port, "-sd", self.directory, "--ports_file_dir", self.directory],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self.url = None
 
         def ready():
             files = glob.glob(os.path.join(self.directory, "nats-server_*.ports"))
@@ -38,9 +43,16 @@ class NATSServer:
 
         wait_for(ready, message="nats-server to listen")
 
-    def stop(self):
+    def down(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+    def up(self):
+        """Starts again on the same port, with the same JetStream store."""
+        self.start(self.url.rsplit(":", 1)[1])
+
+    def stop(self):
+        self.down()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -153,3 +165,47 @@ def test_both_roles_in_one_process_deliver_its_own_lines_once(nats, tmp_path):
         s.close()
     finally:
         server.stop()
+
+
+def metric(server, name):
+    for line in server.get("/metrics")[2].decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_while_nats_is_down_the_agent_says_so_and_catches_up_after(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    try:
+        s = Stream(gateway.ws_url)
+        s.next()
+        append(log, "up 0\n")
+        assert s.lines(1)[0]["msg"] == "up 0"
+        assert metric(agent, "logcast_nats_connected") == 1
+        assert metric(agent, "logcast_nats_acknowledged_total") == 1
+        assert metric(agent, "logcast_nats_acknowledgement_seconds_total") > 0
+        assert metric(gateway, "logcast_nats_stream_seq") == 1
+
+        nats.down()
+        append(log, "".join(f"down {i}\n" for i in range(10)))
+        wait_for(lambda: agent.health()["status"] == "degraded", message="the agent to say NATS is down")
+        assert "not publishing to NATS" in agent.health()["degraded"][0]
+        wait_for(lambda: metric(agent, "logcast_nats_publish_backlog_lines") >= 9, message="the backlog to show")
+        local = Stream(f"{agent.ws_url}?backlog=20")  # the agent goes on serving its own subscribers
+        local.next()
+        assert [l["msg"] for l in local.lines(11)] == ["up 0"] + [f"down {i}" for i in range(10)]
+        local.close()
+
+        nats.up()
+        got = s.lines(10)
+        assert [l["msg"] for l in got] == [f"down {i}" for i in range(10)], "caught up, in order"
+        assert [l["seq"] for l in got] == list(range(2, 12)), "nothing twice: the stream dropped any repeat"
+        wait_for(lambda: agent.health()["status"] == "ok", message="the agent to be healthy again")
+        assert metric(agent, "logcast_nats_publish_backlog_lines") == 0
+        s.close()
+    finally:
+        agent.stop()
+        gateway.stop()
