@@ -15,6 +15,32 @@ public enum ClusterRecord {
         return bytes
     }
 
+    /// The message bodies for `record`: one, or, when its body is longer
+    /// than `maxBytes` (the server's `max_payload` less room for headers),
+    /// the message cut into pieces that fit, each a record of its own, cut
+    /// at UTF-8 character boundaries like long lines are cut when read.
+    public static func pieces(of record: LogRecord, maxBytes: Int) -> [[UInt8]] {
+        let whole = encode(record)
+        guard whole.count > maxBytes else { return [whole] }
+        var shell = record
+        shell.message = ""
+        // JSON escapes a byte into at most 6 (\u00XX): a piece of this many bytes always fits.
+        let room = max(4, (maxBytes - encode(shell).count) / 6)
+        var bodies: [[UInt8]] = []
+        let bytes = Array(record.message.utf8)
+        var start = 0
+        while start < bytes.count {
+            var end = min(bytes.count, start + room)
+            // Back to the start of a character (not a continuation byte 10xxxxxx).
+            while end < bytes.count, end > start + 1, bytes[end] & 0xC0 == 0x80 { end -= 1 }
+            var piece = record
+            piece.message = String(decoding: bytes[start..<end], as: UTF8.self)
+            bodies.append(encode(piece))
+            start = end
+        }
+        return bodies
+    }
+
     /// Why a message is not a logcast record.
     public struct Refusal: Error, Equatable, CustomStringConvertible {
         public var description: String

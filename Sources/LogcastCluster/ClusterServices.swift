@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import LogcastHub
 import LogcastProtocol
@@ -46,6 +47,13 @@ public struct ClusterConfiguration: Sendable {
 /// (stable across retries and restarts, since the epoch and seq of a line
 /// never change), so the stream stores each line once.
 ///
+/// Publishing is asynchronous: up to ``maxInFlight`` messages wait for
+/// their acknowledgement at once (each at most ``maxWait``). The agent
+/// counts a line published when it and every line before it are
+/// acknowledged; any error (a refusal, a timeout, a lost connection)
+/// starts over after the last such line, and what the stream already has
+/// is acknowledged as a duplicate, so a line is stored once and in order.
+///
 /// It reads the hub as a subscriber that resumes: from the last line the
 /// stream acknowledged (kept in `cursorPath`), served from memory or the
 /// durable history. When NATS is down it waits (the sources go on, and the
@@ -53,12 +61,19 @@ public struct ClusterConfiguration: Sendable {
 /// the last acknowledged line again, so nothing is lost while the history
 /// holds it.
 public final class AgentPublisher: Service, Sendable {
+    /// Messages sent and not yet acknowledged, at most.
+    public static let maxInFlight = 256
+    /// How long one acknowledgement may take before the publish counts as failed.
+    public static let maxWait: Duration = .seconds(5)
+
     let hub: Hub
     let configuration: ClusterConfiguration
     let host: String
     let cursorPath: String?
     let logger: Logger
     let state = Mutex(PublisherState())
+    /// A connection made at start (to check the settings), used first.
+    let initial: Mutex<NATSConnection?>
 
     struct PublisherState {
         var published: UInt64 = 0
@@ -66,45 +81,65 @@ public final class AgentPublisher: Service, Sendable {
         var lastError: String?
         var acknowledged: UInt64 = 0
         var acknowledgementSeconds: Double = 0
+        var window = AcknowledgementWindow()
+        /// Which publisher the window belongs to: answers for an older one are ignored.
+        var generation = 0
+        var failure: NATSError?
+        var waiter: CheckedContinuation<Void, Never>?
+        /// The connection publishing now, and its reading of the hub (closed on a failure, to wake it).
+        var nats: NATSConnection?
+        var reading: Subscription?
     }
 
     /// What `/healthz` and `/metrics` say of the agent.
     public struct Status: Sendable {
-        /// The last local `seq` the stream acknowledged (0: none yet).
+        /// The last local `seq` the stream acknowledged, with every one before it (0: none yet).
         public var published: UInt64
         public var connected: Bool
         public var lastError: String?
         /// Publishes acknowledged, and the seconds they waited for it in all.
         public var acknowledged: UInt64
         public var acknowledgementSeconds: Double
+        /// Messages sent and not yet acknowledged.
+        public var inFlight: Int
     }
 
-    public init(hub: Hub, configuration: ClusterConfiguration, host: String, cursorPath: String?, logger: Logger) {
+    public init(
+        hub: Hub,
+        configuration: ClusterConfiguration,
+        host: String,
+        cursorPath: String?,
+        logger: Logger,
+        connection: NATSConnection? = nil
+    ) {
         self.hub = hub
         self.configuration = configuration
         self.host = host
         self.cursorPath = cursorPath
         self.logger = logger
+        self.initial = Mutex(connection)
     }
 
     public var status: Status {
         state.withLock {
             Status(
                 published: $0.published,
-                connected: $0.connected,
-                lastError: $0.lastError,
+                connected: $0.connected && $0.failure == nil && $0.nats?.isConnected == true,
+                lastError: $0.lastError ?? ($0.nats?.isConnected == false ? "the connection to NATS is lost; reconnecting" : nil),
                 acknowledged: $0.acknowledged,
-                acknowledgementSeconds: $0.acknowledgementSeconds
+                acknowledgementSeconds: $0.acknowledgementSeconds,
+                inFlight: $0.window.count
             )
         }
     }
 
     public func run() async throws {
         var cursor = readCursor()
+        if let cursor { state.withLock { $0.published = cursor } }
         var wait: Duration = .milliseconds(100)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let nats = try NATSConnection(options: configuration.connection)
+                let nats = try initial.withLock { $0.take() } ?? NATSConnection(options: configuration.connection)
                 _ = try nats.ensureStream(configuration.stream)
                 state.withLock {
                     $0.connected = true
@@ -116,12 +151,18 @@ public final class AgentPublisher: Service, Sendable {
                 // Go on after what was acknowledged before the error (a repeat would be a duplicate the stream drops).
                 let published = state.withLock { $0.published }
                 if published > 0 { cursor = max(cursor ?? 0, published) }
+                writeCursor(cursor)
                 let problem = "\(error)"
                 state.withLock {
                     $0.connected = false
                     $0.lastError = problem
                 }
-                logger.warning("cannot publish to NATS; retrying", metadata: ["error": "\(problem)"])
+                if (error as? NATSError)?.isSettings == true {
+                    logger.error("cannot publish to NATS: the stream differs from the settings; retrying", metadata: ["error": "\(problem)"])
+                    wait = .seconds(5)
+                } else {
+                    logger.warning("cannot publish to NATS; retrying", metadata: ["error": "\(problem)"])
+                }
                 let pause = wait
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
                 wait = min(wait * 2, .seconds(5))
@@ -130,7 +171,24 @@ public final class AgentPublisher: Service, Sendable {
     }
 
     /// Publishes the hub's lines after `cursor` until shutdown or a NATS error; returns the new cursor.
-    func publish(through nats: NATSConnection, after start: UInt64?) async throws(NATSError) -> UInt64? {
+    func publish(through nats: NATSConnection, after start: UInt64?) async throws -> UInt64? {
+        let generation = state.withLock { state -> Int in
+            state.generation += 1
+            state.window = AcknowledgementWindow()
+            state.failure = nil
+            state.nats = nats
+            return state.generation
+        }
+        defer {
+            state.withLock {
+                $0.nats = nil
+                $0.reading = nil
+            }
+        }
+        let publisher = try nats.asyncPublisher(maxInFlight: Self.maxInFlight, maxWait: Self.maxWait) { [self] id, result in
+            acknowledge(id, result, generation: generation)
+        }
+        let maxPayload = nats.maxPayload
         var cursor = start
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let request =
@@ -139,27 +197,79 @@ public final class AgentPublisher: Service, Sendable {
             let matcher = try! LineMatcher(Filter())  // the empty filter always compiles
             let subscription = hub.subscribe(matcher: matcher, request: request)
             defer { hub.unsubscribe(subscription) }
+            state.withLock { $0.reading = subscription }
             reading: while true {
                 let batch = await cancelWhenGracefulShutdown { await subscription.nextBatch(maxBytes: 1 << 20) }
-                guard case .items(let gap, let items) = batch else { return cursor }
+                guard case .items(let gap, let items) = batch else { break }
                 if gap != nil, cursor != nil { break reading }  // lines dropped from the queue: read them again from the history
                 for case .entry(let entry) in items {
                     guard entry.hasSeq, case .line(let record) = entry.payload else { continue }
                     let subject = ClusterSubject.subject(host: record.host ?? host, source: record.source)
-                    let started = ContinuousClock.now
-                    _ = try nats.publish(subject: subject, body: ClusterRecord.encode(record), messageID: "\(host)/\(hub.epoch)/\(entry.position)")
-                    let waited = ContinuousClock.now - started
-                    cursor = entry.position
-                    state.withLock {
-                        $0.published = entry.position
-                        $0.acknowledged += 1
-                        $0.acknowledgementSeconds += Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+                    let pieces = ClusterRecord.pieces(of: record, maxBytes: maxPayload - 512)
+                    for (index, body) in pieces.enumerated() {
+                        try await waitForRoom()
+                        let id = "\(host)/\(hub.epoch)/\(entry.position)" + (index == 0 ? "" : "/\(index)")
+                        state.withLock { $0.window.sent(id, seq: entry.position, last: index == pieces.count - 1) }
+                        try publisher.publish(subject: subject, body: body, messageID: id)
                     }
+                    cursor = entry.position
                 }
-                writeCursor(cursor)
+                writeCursor(state.withLock { $0.published })
+            }
+            if let failure = state.withLock({ $0.failure }) { throw failure }
+        }
+        // Shutting down: what is answered within a moment counts (off the cooperative pool: cnats blocks).
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                _ = publisher.waitForAcknowledgements(timeout: .seconds(2))
+                continuation.resume()
             }
         }
+        let published = state.withLock { $0.published }
+        if published > 0 { writeCursor(max(cursor ?? 0, published)) }
         return cursor
+    }
+
+    /// Waits while ``maxInFlight`` messages are unanswered; throws the
+    /// first failure of the current publisher.
+    func waitForRoom() async throws {
+        while true {
+            if let failure = state.withLock({ $0.failure }) { throw failure }
+            if state.withLock({ $0.window.count }) < Self.maxInFlight { return }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.failure != nil || state.window.count < Self.maxInFlight { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+
+    /// An answer from the stream (on cnats's thread).
+    func acknowledge(_ id: String, _ result: Result<UInt64, NATSError>, generation: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.generation == generation else { return nil }
+            switch result {
+            case .success:
+                for answered in state.window.acknowledge(id, at: ContinuousClock.now) {
+                    state.acknowledged += 1
+                    state.acknowledgementSeconds += Double(answered.components.seconds) + Double(answered.components.attoseconds) / 1e18
+                }
+                if let seq = state.window.acknowledgedThrough { state.published = max(state.published, seq) }
+            case .failure(let error):
+                if state.failure == nil {
+                    state.failure = error
+                    // Wake the reading loop: it starts over after what was acknowledged.
+                    state.reading?.close(code: 1011, reason: "publish failed")
+                }
+            }
+            guard state.failure != nil || state.window.count < Self.maxInFlight / 2 else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 
     func readCursor() -> UInt64? {
@@ -171,54 +281,155 @@ public final class AgentPublisher: Service, Sendable {
     }
 
     func writeCursor(_ cursor: UInt64?) {
-        guard let cursorPath, let cursor else { return }
+        guard let cursorPath, let cursor, cursor > 0 else { return }
         let temporary = cursorPath + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data("\(hub.epoch) \(cursor)\n".utf8)) else { return }
         _ = rename(temporary, cursorPath)
     }
 }
 
-/// The gateway: the whole stream, in its order, into a hub whose `seq` is
-/// the stream sequence (so every gateway numbers every line alike).
+/// The messages an agent sent and awaits answers for, in the order sent:
+/// which local `seq` the stream has acknowledged with every one before it.
+/// Answers may come out of order; a line cut into pieces counts once its
+/// last piece is in.
+struct AcknowledgementWindow {
+    struct Sent {
+        var id: String
+        var seq: UInt64
+        var last: Bool
+        var at: ContinuousClock.Instant
+    }
+
+    private var sent: Deque<Sent> = []
+    private var answered: Set<String> = []
+    /// The newest `seq` acknowledged with everything before it.
+    private(set) var acknowledgedThrough: UInt64?
+
+    var count: Int { sent.count }
+
+    mutating func sent(_ id: String, seq: UInt64, last: Bool, at time: ContinuousClock.Instant = .now) {
+        sent.append(Sent(id: id, seq: seq, last: last, at: time))
+    }
+
+    /// Takes an answer; returns how long each message it completes waited.
+    mutating func acknowledge(_ id: String, at time: ContinuousClock.Instant) -> [Duration] {
+        guard sent.contains(where: { $0.id == id }) else { return [] }
+        answered.insert(id)
+        var waited: [Duration] = []
+        while let first = sent.first, answered.remove(first.id) != nil {
+            sent.removeFirst()
+            waited.append(time - first.at)
+            if first.last { acknowledgedThrough = first.seq }
+        }
+        return waited
+    }
+}
+
+/// The gateway: the stream, in its order, into a hub whose `seq` is the
+/// stream sequence (so every gateway numbers every line alike) and whose
+/// epoch names the stream.
+///
+/// At start it reads the newest ``Hub/Configuration/historyLines`` of the
+/// stream into memory, then follows; older lines are read from the stream
+/// when a client asks for them (``StreamHistory``). When NATS cannot be
+/// reached at start, the gateway retries with backoff and, meanwhile,
+/// refuses streams with `503` (``waiting``).
 public final class GatewayConsumer: Service, Sendable {
     let hub: Hub
-    let nats: NATSConnection
-    let stream: String
+    let history: StreamHistory
+    let configuration: ClusterConfiguration
     let logger: Logger
     let refused = Mutex<[String: Int]>([:])
+    let state: Mutex<GatewayState>
+    /// A connection made at start, with its stream, used first.
+    let initial: Mutex<(NATSConnection, NATSConnection.StreamInfo)?>
 
-    public init(hub: Hub, nats: NATSConnection, stream: String, logger: Logger) {
+    struct GatewayState {
+        var waiting: String?
+    }
+
+    public init(
+        hub: Hub,
+        history: StreamHistory,
+        configuration: ClusterConfiguration,
+        logger: Logger,
+        connection: (NATSConnection, NATSConnection.StreamInfo)? = nil
+    ) {
         self.hub = hub
-        self.nats = nats
-        self.stream = stream
+        self.history = history
+        self.configuration = configuration
         self.logger = logger
+        self.initial = Mutex(connection)
+        self.state = Mutex(
+            GatewayState(waiting: connection == nil ? "the gateway has not reached the NATS stream \(configuration.stream.name) yet" : nil)
+        )
+        if let connection {
+            hub.adopt(epoch: ClusterConfiguration.epoch(stream: configuration.stream.name, created: connection.1.created))
+        }
     }
 
     /// Messages on the stream that were not logcast records, by subject.
     public var refusedMessages: [String: Int] { refused.withLock { $0 } }
 
+    /// Why the gateway serves no stream yet (nil once it follows the stream).
+    public var waiting: String? { state.withLock { $0.waiting } }
+
     public func run() async throws {
-        let hub = self.hub
-        let subscription = try nats.subscribeOrdered(stream: stream, subject: ClusterSubject.all, startSequence: hub.lastSeq + 1) {
-            [self] message in
-            let names = ClusterSubject.parse(message.subject)
+        var subscription: NATSSubscription?
+        var wait: Duration = .milliseconds(200)
+        while subscription == nil, !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let record = try ClusterRecord.decode(message.body, host: names?.host, source: names?.source)
-                hub.publish(stamped: [(message.sequence, record)])
+                let (nats, info): (NATSConnection, NATSConnection.StreamInfo)
+                if let given = initial.withLock({ $0.take() }) {
+                    (nats, info) = given
+                } else {
+                    nats = try NATSConnection(options: configuration.connection)
+                    info = try nats.ensureStream(configuration.stream)
+                    hub.adopt(epoch: ClusterConfiguration.epoch(stream: configuration.stream.name, created: info.created))
+                }
+                history.connect(nats)
+                subscription = try nats.subscribeOrdered(
+                    stream: configuration.stream.name,
+                    subject: ClusterSubject.all,
+                    startSequence: Self.startSequence(info, historyLines: hub.configuration.historyLines)
+                ) { [self] message in receive(message) }
+                state.withLock { $0.waiting = nil }
+                logger.notice("gateway of the stream", metadata: ["stream": "\(configuration.stream.name)", "epoch": "\(hub.epoch)"])
             } catch {
-                let first = refused.withLock { counts -> Bool in
-                    counts[message.subject, default: 0] += 1
-                    return counts[message.subject] == 1
-                }
-                if first {
-                    logger.warning(
-                        "a message on the stream is not a logcast record; skipped (logged once per subject)",
-                        metadata: ["subject": "\(message.subject)", "sequence": "\(message.sequence)", "reason": "\(error)"]
-                    )
-                }
+                let problem = "\(error)"
+                state.withLock { $0.waiting = "the gateway has not reached the NATS stream \(configuration.stream.name) yet: \(problem)" }
+                logger.warning("cannot read the NATS stream; retrying", metadata: ["error": "\(problem)"])
+                let pause = wait
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+                wait = min(wait * 2, .seconds(5))
             }
         }
         try? await gracefulShutdown()
-        subscription.cancel()
+        subscription?.cancel()
+    }
+
+    /// Where following begins: the newest `historyLines` of the stream (older ones are read on demand).
+    static func startSequence(_ info: NATSConnection.StreamInfo, historyLines: Int) -> UInt64 {
+        let newest = info.lastSequence >= UInt64(historyLines) ? info.lastSequence - UInt64(historyLines) + 1 : 1
+        return max(info.firstSequence, newest, 1)
+    }
+
+    /// One message of the stream (on cnats's delivery thread).
+    func receive(_ message: NATSConnection.Message) {
+        switch StreamHistory.record(of: message) {
+        case .success(let record):
+            hub.publish(stamped: [(message.sequence, record)])
+        case .failure(let error):
+            let first = refused.withLock { counts -> Bool in
+                counts[message.subject, default: 0] += 1
+                return counts[message.subject] == 1
+            }
+            if first {
+                logger.warning(
+                    "a message on the stream is not a logcast record; skipped (logged once per subject)",
+                    metadata: ["subject": "\(message.subject)", "sequence": "\(message.sequence)", "reason": "\(error)"]
+                )
+            }
+        }
     }
 }

@@ -8,9 +8,14 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
     /// The JetStream API error code, when the server gave one (10059: stream not found).
     public var code: Int
 
-    public init(_ description: String) {
+    /// Whether the error is in the settings (the stream differs from them,
+    /// credentials are refused), not a fault that retrying mends.
+    public var isSettings = false
+
+    public init(_ description: String, isSettings: Bool = false) {
         self.description = description
         self.code = 0
+        self.isSettings = isSettings
     }
 
     init(_ what: String, _ status: natsStatus, code: jsErrCode = jsErrCode(rawValue: 0)) {
@@ -93,7 +98,10 @@ public final class NATSConnection: @unchecked Sendable {
         var connection: OpaquePointer?
         status = natsConnection_Connect(&connection, opts)
         guard status == NATS_OK, let connection else {
-            throw NATSError("cannot connect to NATS at \(options.urls.joined(separator: ","))", status)
+            var error = NATSError("cannot connect to NATS at \(options.urls.joined(separator: ","))", status)
+            // Refused credentials or certificates, or a URL without a host: retrying will not mend them.
+            error.isSettings = [NATS_CONNECTION_AUTH_FAILED, NATS_NOT_PERMITTED, NATS_SSL_ERROR, NATS_ADDRESS_MISSING].contains(status)
+            throw error
         }
         var jsOptions = jsOptions()
         jsOptions_Init(&jsOptions)
@@ -128,6 +136,15 @@ public final class NATSConnection: @unchecked Sendable {
         /// The stream's size limit; nil: the server's.
         public var maxBytes: Int64?
         public var replicas = 1
+        /// Where each limit was set (`--nats-max-age`, `c.yaml:4: nats-max-age`),
+        /// for limits the user gave: an existing stream that differs from one
+        /// of them is refused with its name. Limits left at their default
+        /// yield to the stream's.
+        public var givenLimits: [Limit: String] = [:]
+
+        public enum Limit: Sendable, Hashable {
+            case maxAge, maxBytes, replicas
+        }
 
         public init(name: String, subjects: [String]) {
             self.name = name
@@ -141,6 +158,18 @@ public final class NATSConnection: @unchecked Sendable {
         public var created: Int64
         public var firstSequence: UInt64
         public var lastSequence: UInt64
+        /// When the oldest message was stored, in nanoseconds since 1970 (0: none).
+        public var firstTime: Int64
+    }
+
+    /// What the stream `name` holds now.
+    public func streamInfo(_ name: String) throws(NATSError) -> StreamInfo {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetStreamInfo(&info, jetStream, name, nil, &code)
+        guard status == NATS_OK, let info else { throw NATSError("cannot read the stream \(name)", status, code: code) }
+        defer { jsStreamInfo_Destroy(info) }
+        return StreamInfo(info.pointee)
     }
 
     /// The stream, created with `settings` when it does not exist.
@@ -176,7 +205,46 @@ public final class NATSConnection: @unchecked Sendable {
         }
         guard status == NATS_OK, let info else { throw NATSError("cannot use the stream \(settings.name)", status, code: code) }
         defer { jsStreamInfo_Destroy(info) }
-        return StreamInfo(created: info.pointee.Created, firstSequence: info.pointee.State.FirstSeq, lastSequence: info.pointee.State.LastSeq)
+        if let config = info.pointee.Config {
+            try Self.check(config.pointee, against: settings)
+        }
+        return StreamInfo(info.pointee)
+    }
+
+    /// Refuses a stream that differs from the settings the user gave
+    /// (``StreamSettings/givenLimits``), or whose subjects do not hold logcast's.
+    static func check(_ config: jsStreamConfig, against settings: StreamSettings) throws(NATSError) {
+        let subjects = (0..<Int(config.SubjectsLen)).compactMap { config.Subjects?[$0].map { String(cString: $0) } }
+        for wanted in settings.subjects where !subjects.contains(wanted) && !subjects.contains(">") {
+            throw NATSError(
+                "the stream \(settings.name) exists for other subjects (\(subjects.joined(separator: ", "))), not \(wanted); "
+                    + "choose another --nats-stream",
+                isSettings: true
+            )
+        }
+        func refuse(_ limit: StreamSettings.Limit, _ wanted: String, _ actual: String) throws(NATSError) {
+            guard let origin = settings.givenLimits[limit] else { return }
+            throw NATSError(
+                "\(origin) is \(wanted), but the stream \(settings.name) exists with \(actual); give the stream's value, "
+                    + "or change the stream (nats stream edit \(settings.name))",
+                isSettings: true
+            )
+        }
+        let maxAge = settings.maxAge.map { $0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 } ?? 0
+        if maxAge != config.MaxAge {
+            try refuse(.maxAge, "\(maxAge / 1_000_000_000) s", config.MaxAge == 0 ? "no age limit" : "\(config.MaxAge / 1_000_000_000) s")
+        }
+        let maxBytes = settings.maxBytes ?? -1
+        if maxBytes != config.MaxBytes, !(maxBytes <= 0 && config.MaxBytes <= 0) {
+            try refuse(
+                .maxBytes,
+                maxBytes > 0 ? "\(maxBytes) bytes" : "no size limit",
+                config.MaxBytes > 0 ? "\(config.MaxBytes) bytes" : "no size limit"
+            )
+        }
+        if Int64(settings.replicas) != max(1, config.Replicas) {
+            try refuse(.replicas, "\(settings.replicas)", "\(max(1, config.Replicas)) replicas")
+        }
     }
 
     // MARK: Publishing
@@ -202,6 +270,99 @@ public final class NATSConnection: @unchecked Sendable {
         guard status == NATS_OK, let ack else { throw NATSError("publishing to \(subject) failed", status, code: code) }
         defer { jsPubAck_Destroy(ack) }
         return (ack.pointee.Sequence, ack.pointee.Duplicate)
+    }
+
+    /// The largest message body the server accepts (`max_payload`, 1 MiB by default).
+    public var maxPayload: Int { Int(natsConnection_GetMaxPayload(connection)) }
+
+    /// A publisher that keeps up to `maxInFlight` messages unacknowledged
+    /// at once; `acknowledged` is called on cnats's thread for each, with
+    /// its `Nats-Msg-Id`, in the order the acknowledgements arrive.
+    public func asyncPublisher(
+        maxInFlight: Int,
+        maxWait: Duration,
+        acknowledged: @escaping @Sendable (_ messageID: String, _ result: Result<UInt64, NATSError>) -> Void
+    ) throws(NATSError) -> NATSAsyncPublisher {
+        let box = Unmanaged.passRetained(AcknowledgementBox(acknowledged))
+        var jsOptions = jsOptions()
+        jsOptions_Init(&jsOptions)
+        jsOptions.Wait = Int64(options.timeout.components.seconds * 1000)
+        // cnats's own bound is above ours: the publisher waits for room before it would stall.
+        jsOptions.PublishAsync.MaxPending = Int64(maxInFlight * 2)
+        jsOptions.PublishAsync.AckHandler = acknowledge
+        jsOptions.PublishAsync.AckHandlerClosure = box.toOpaque()
+        var context: OpaquePointer?
+        let status = natsConnection_JetStream(&context, connection, &jsOptions)
+        guard status == NATS_OK, let context else {
+            box.release()
+            throw NATSError("cannot use JetStream", status)
+        }
+        let milliseconds = maxWait.components.seconds * 1000 + maxWait.components.attoseconds / 1_000_000_000_000_000
+        return NATSAsyncPublisher(connection: self, context: context, box: box, maxWaitMilliseconds: max(1, milliseconds))
+    }
+
+    // MARK: Reading
+
+    /// Where a read of the stream begins.
+    public enum ReadStart: Sendable, Equatable {
+        case sequence(UInt64)
+        /// The first message the stream stored at or after this time (nanoseconds since 1970).
+        case time(Int64)
+    }
+
+    /// Reads messages of `subject` on the stream from `start` in order,
+    /// up to and including sequence `through`, at most `limit` of them,
+    /// with a short-lived ordered consumer; stops early at the end of the
+    /// stream or at `deadline`.
+    public func read(
+        stream: String,
+        subject: String,
+        from start: ReadStart,
+        through last: UInt64,
+        limit: Int,
+        deadline: ContinuousClock.Instant
+    ) throws(NATSError) -> [Message] {
+        guard limit > 0 else { return [] }
+        var options = jsSubOptions()
+        jsSubOptions_Init(&options)
+        options.Ordered = true
+        switch start {
+        case .sequence(let sequence):
+            guard sequence <= last else { return [] }
+            options.Config.DeliverPolicy = js_DeliverByStartSequence
+            options.Config.OptStartSeq = max(1, sequence)
+        case .time(let nanoseconds):
+            options.Config.DeliverPolicy = js_DeliverByStartTime
+            options.Config.OptStartTime = nanoseconds
+        }
+        var subscription: OpaquePointer?
+        var code = jsErrCode(rawValue: 0)
+        let status = stream.withCString { name in
+            options.Stream = name
+            return js_SubscribeSync(&subscription, jetStream, subject, nil, &options, &code)
+        }
+        guard status == NATS_OK, let subscription else { throw NATSError("cannot read the stream \(stream)", status, code: code) }
+        defer {
+            _ = natsSubscription_Unsubscribe(subscription)
+            natsSubscription_Destroy(subscription)
+        }
+        _ = natsSubscription_SetPendingLimits(subscription, -1, -1)
+        var messages: [Message] = []
+        while messages.count < limit {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
+            var raw: OpaquePointer?
+            let wait = max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+            let next = natsSubscription_NextMsg(&raw, subscription, wait)
+            if next == NATS_TIMEOUT { break }
+            guard next == NATS_OK, let raw else { throw NATSError("reading the stream \(stream) failed", next) }
+            defer { natsMsg_Destroy(raw) }
+            guard let message = Message(raw) else { continue }
+            guard message.sequence <= last else { break }
+            messages.append(message)
+            if message.sequence == last || message.pending == 0 { break }
+        }
+        return messages
     }
 
     // MARK: Consuming
@@ -251,6 +412,12 @@ public final class NATSConnection: @unchecked Sendable {
     }
 }
 
+extension NATSConnection.StreamInfo {
+    init(_ info: jsStreamInfo) {
+        self.init(created: info.Created, firstSequence: info.State.FirstSeq, lastSequence: info.State.LastSeq, firstTime: info.State.FirstTime)
+    }
+}
+
 /// The Swift handler of a subscription, passed to cnats as its closure.
 final class HandlerBox: Sendable {
     let handler: @Sendable (NATSConnection.Message) -> Void
@@ -262,22 +429,104 @@ private let deliver: natsMsgHandler = { _, _, message, closure in
     guard let message, let closure else { return }
     defer { natsMsg_Destroy(message) }
     let box = Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue()
-    var metadata: UnsafeMutablePointer<jsMsgMetaData>?
-    guard natsMsg_GetMetaData(&metadata, message) == NATS_OK, let metadata else { return }
-    defer { jsMsgMetaData_Destroy(metadata) }
-    let length = Int(natsMsg_GetDataLength(message))
-    let body = natsMsg_GetData(message).map { data in
-        data.withMemoryRebound(to: UInt8.self, capacity: max(1, length)) { Array(UnsafeBufferPointer(start: $0, count: length)) }
-    }
-    box.handler(
-        NATSConnection.Message(
+    if let copied = NATSConnection.Message(message) { box.handler(copied) }
+}
+
+extension NATSConnection.Message {
+    /// A JetStream message copied out of cnats's (nil: no JetStream metadata, not a stream message).
+    init?(_ message: OpaquePointer) {
+        var metadata: UnsafeMutablePointer<jsMsgMetaData>?
+        guard natsMsg_GetMetaData(&metadata, message) == NATS_OK, let metadata else { return nil }
+        defer { jsMsgMetaData_Destroy(metadata) }
+        let length = Int(natsMsg_GetDataLength(message))
+        let body = natsMsg_GetData(message).map { data in
+            data.withMemoryRebound(to: UInt8.self, capacity: max(1, length)) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+        }
+        self.init(
             subject: String(cString: natsMsg_GetSubject(message)),
             body: body ?? [],
             sequence: metadata.pointee.Sequence.Stream,
             timestamp: metadata.pointee.Timestamp,
             pending: metadata.pointee.NumPending
         )
-    )
+    }
+}
+
+/// The Swift side of an asynchronous publisher's acknowledgements.
+final class AcknowledgementBox: Sendable {
+    let handler: @Sendable (String, Result<UInt64, NATSError>) -> Void
+    init(_ handler: @escaping @Sendable (String, Result<UInt64, NATSError>) -> Void) { self.handler = handler }
+}
+
+/// cnats's acknowledgement callback: the message's `Nats-Msg-Id` and its
+/// stream sequence, or the error (a refusal, or no answer within `MaxWait`).
+private let acknowledge: jsPubAckHandler = { _, message, ack, failure, closure in
+    defer { natsMsg_Destroy(message) }
+    guard let message, let closure else { return }
+    let box = Unmanaged<AcknowledgementBox>.fromOpaque(closure).takeUnretainedValue()
+    var value: UnsafePointer<CChar>?
+    guard natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK, let value else { return }
+    let id = String(cString: value)
+    if let ack {
+        box.handler(id, .success(ack.pointee.Sequence))
+    } else if let failure {
+        var text = String(cString: natsStatus_GetText(failure.pointee.Err))
+        if let detail = failure.pointee.ErrText { text += " (\(String(cString: detail)))" }
+        box.handler(id, .failure(NATSError("publishing failed: \(text)")))
+    }
+}
+
+/// Publishes without waiting for each acknowledgement
+/// (``NATSConnection/asyncPublisher(maxInFlight:maxWait:acknowledged:)``).
+/// Acknowledgements, and errors for messages unanswered after `maxWait`,
+/// come to its handler.
+public final class NATSAsyncPublisher: @unchecked Sendable {
+    let connection: NATSConnection  // kept open while this publishes
+    let context: OpaquePointer  // jsCtx*
+    let box: Unmanaged<AcknowledgementBox>
+    let maxWaitMilliseconds: Int64
+
+    init(connection: NATSConnection, context: OpaquePointer, box: Unmanaged<AcknowledgementBox>, maxWaitMilliseconds: Int64) {
+        self.connection = connection
+        self.context = context
+        self.box = box
+        self.maxWaitMilliseconds = maxWaitMilliseconds
+    }
+
+    /// Sends `body` to `subject` with `Nats-Msg-Id` `messageID`; the
+    /// acknowledgement comes later, to the handler.
+    public func publish(subject: String, body: [UInt8], messageID: String) throws(NATSError) {
+        var message: OpaquePointer?
+        var status = body.withUnsafeBufferPointer { bytes in
+            bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(1, bytes.count)) {
+                natsMsg_Create(&message, subject, nil, $0, Int32(bytes.count))
+            }
+        }
+        guard status == NATS_OK, message != nil else { throw NATSError("cannot make a message for \(subject)", status) }
+        defer { natsMsg_Destroy(message) }
+        status = natsMsgHeader_Set(message, "Nats-Msg-Id", messageID)
+        guard status == NATS_OK else { throw NATSError("cannot set Nats-Msg-Id", status) }
+        var options = jsPubOptions()
+        jsPubOptions_Init(&options)
+        options.MaxWait = maxWaitMilliseconds
+        status = js_PublishMsgAsync(context, &message, &options)
+        guard status == NATS_OK else { throw NATSError("publishing to \(subject) failed", status) }
+    }
+
+    /// Waits (blocking) until every message sent has its answer, or `timeout` passed; true when all have.
+    public func waitForAcknowledgements(timeout: Duration) -> Bool {
+        var options = jsPubOptions()
+        jsPubOptions_Init(&options)
+        options.MaxWait = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return js_PublishAsyncComplete(context, &options) == NATS_OK
+    }
+
+    deinit {
+        jsCtx_Destroy(context)
+        // cnats may still be inside the callback for a moment; the box is kept until then.
+        let box = self.box
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { box.release() }
+    }
 }
 
 /// A running ordered consumer; ``cancel()`` stops it (also on deinit).

@@ -38,8 +38,9 @@ public final class Hub: Sendable {
     }
 
     public let configuration: Configuration
-    /// 16 hex digits, random per hub.
-    public let epoch: String
+    /// 16 hex digits, random per hub (or given: a gateway's names its stream).
+    public var epoch: String { epochState.withLock { $0 } }
+    private let epochState: Mutex<String>
 
     struct State: ~Copyable {
         var history: Deque<HubEntry> = []
@@ -82,7 +83,7 @@ public final class Hub: Sendable {
         archives: [any SourceArchive] = []
     ) {
         self.configuration = configuration
-        self.epoch = epoch ?? Hub.randomEpoch()
+        self.epochState = Mutex(epoch ?? Hub.randomEpoch())
         self.durable = durable
         self.archives = archives
         state.withLock { state in
@@ -95,6 +96,13 @@ public final class Hub: Sendable {
                 state.historyBytes -= old.byteCount
             }
         }
+    }
+
+    /// Names the stream once it is known: a gateway learns its epoch from
+    /// the cluster stream, which may be reached only after the hub is made
+    /// (it serves no stream until then). Call it before any line.
+    public func adopt(epoch: String) {
+        epochState.withLock { $0 = epoch }
     }
 
     /// A 16-hex-digit random epoch.

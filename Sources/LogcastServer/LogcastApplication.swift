@@ -39,6 +39,10 @@ public struct LogcastApplication: Sendable {
     let degradation: @Sendable () -> [String]
     /// Metrics of other parts, for `/metrics`.
     let extraMetrics: @Sendable () -> [MetricSample]
+    /// Why there is no stream to serve yet (a gateway that has not reached
+    /// its cluster stream), or nil: streams and reads are refused with `503`
+    /// and this reason meanwhile, and `/healthz` says `starting`.
+    let unavailable: @Sendable () -> String?
 
     public init(
         configuration: ServerConfiguration,
@@ -46,9 +50,11 @@ public struct LogcastApplication: Sendable {
         registry: SourceRegistry,
         logger: Logger,
         degradation: @escaping @Sendable () -> [String] = { [] },
-        extraMetrics: @escaping @Sendable () -> [MetricSample] = { [] }
+        extraMetrics: @escaping @Sendable () -> [MetricSample] = { [] },
+        unavailable: @escaping @Sendable () -> String? = { nil }
     ) {
         self.configuration = configuration
+        self.unavailable = unavailable
         self.degradation = degradation
         self.extraMetrics = extraMetrics
         self.hub = hub
@@ -349,6 +355,7 @@ public struct LogcastApplication: Sendable {
         if case .failure(let refusal) = configuration.access.check(attempt.access) {
             return .failure(refusal)
         }
+        if let reason = unavailable() { return .failure(Self.notYetServing(reason)) }
         let token = configuration.access.requiresToken ? configuration.access.presentedToken(attempt.access) : nil
         let slot: ConnectionTracker.Slot
         switch connections.admit(
@@ -389,6 +396,11 @@ public struct LogcastApplication: Sendable {
         }
     }
 
+    /// The refusal of a stream or read while there is nothing to serve yet.
+    static func notYetServing(_ reason: String) -> Refusal {
+        Refusal(.serviceUnavailable, reason, hint: "it is retrying; reconnect in a few seconds", headers: [.retryAfter: "2"])
+    }
+
     /// The router path of an endpoint.
     func path(_ endpoint: Endpoint) -> RouterPath { RouterPath(endpoint.rawValue) }
 
@@ -410,6 +422,7 @@ public struct LogcastApplication: Sendable {
             limit = value
             items.removeAll { $0.key == "limit" }
         }
+        if let reason = unavailable() { throw Self.notYetServing(reason) }
         let parsed: SubscriptionRequest
         let matcher: LineMatcher
         switch streamRequest(items: items) {
@@ -505,15 +518,18 @@ public struct LogcastApplication: Sendable {
         let failing = sources.filter { $0.state == .failing }
         let statistics = hub.statistics
         let degraded = degradation()
+        let waiting = unavailable()
+        // Failing sources, or no stream yet (a gateway): not ready for traffic.
+        let status: HTTPResponse.Status = failing.isEmpty && waiting == nil ? .ok : .serviceUnavailable
         var writer = JSONWriter()
         writer.beginObject()
-        writer.field("status", !failing.isEmpty ? "failing" : degraded.isEmpty ? "ok" : "degraded")
+        writer.field("status", !failing.isEmpty ? "failing" : waiting != nil ? "starting" : degraded.isEmpty ? "ok" : "degraded")
         guard case .success = configuration.access.check(AccessRequest(request)) else {
             writer.endObject()
-            return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
+            return jsonResponse(status, writer.bytes)
         }
         writer.field("version", LogcastVersion.string)
-        writer.field("epoch", hub.epoch)
+        if let waiting { writer.field("waiting", waiting) } else { writer.field("epoch", hub.epoch) }
         writer.field("uptime_seconds", (ContinuousClock.now - startedAt).components.seconds)
         writer.field("last_seq", statistics.lastSeq)
         writer.field("subscribers", statistics.subscribers)
@@ -526,6 +542,6 @@ public struct LogcastApplication: Sendable {
         }
         if !degraded.isEmpty { writer.field("degraded", strings: degraded) }
         writer.endObject()
-        return jsonResponse(failing.isEmpty ? .ok : .serviceUnavailable, writer.bytes)
+        return jsonResponse(status, writer.bytes)
     }
 }

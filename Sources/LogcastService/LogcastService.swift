@@ -150,24 +150,35 @@ public enum LogcastService {
         var publisher: AgentPublisher?
         var consumer: GatewayConsumer?
         if let cluster = configuration.cluster {
+            // One connection at start: what NATS refuses in the settings (credentials, a stream that
+            // differs from them) stops the start; NATS that cannot be reached does not.
+            var probe: (NATSConnection, NATSConnection.StreamInfo)?
+            do {
+                let nats = try NATSConnection(options: cluster.connection)
+                probe = (nats, try nats.ensureStream(cluster.stream))
+            } catch {
+                if error.isSettings {
+                    throw ConfigurationError(error.description.hasPrefix("cannot connect") ? "--nats: \(error)" : error.description)
+                }
+                logger.warning("NATS cannot be reached at start; retrying in the background", metadata: ["error": "\(error)"])
+            }
             if cluster.role.publishes {
                 let cursor = store.map { $0.state.path + "/nats-published" }
-                publisher = AgentPublisher(hub: hub, configuration: cluster, host: server.hostName, cursorPath: cursor, logger: logger)
+                publisher = AgentPublisher(
+                    hub: hub,
+                    configuration: cluster,
+                    host: server.hostName,
+                    cursorPath: cursor,
+                    logger: logger,
+                    connection: probe?.0
+                )
                 clusterServices.append(publisher!)
             }
             if cluster.role.serves {
-                let nats: NATSConnection
-                let info: NATSConnection.StreamInfo
-                do {
-                    nats = try NATSConnection(options: cluster.connection)
-                    info = try nats.ensureStream(cluster.stream)
-                } catch {
-                    throw ConfigurationError("--nats: \(error); a gateway needs the stream to start")
-                }
-                served = Hub(configuration: configuration.hub, epoch: ClusterConfiguration.epoch(stream: cluster.stream.name, created: info.created))
-                consumer = GatewayConsumer(hub: served, nats: nats, stream: cluster.stream.name, logger: logger)
+                let history = StreamHistory(stream: cluster.stream.name)
+                served = Hub(configuration: configuration.hub, durable: history)
+                consumer = GatewayConsumer(hub: served, history: history, configuration: cluster, logger: logger, connection: probe)
                 clusterServices.append(consumer!)
-                logger.notice("gateway of the stream", metadata: ["stream": "\(cluster.stream.name)", "epoch": "\(served.epoch)"])
             }
         }
 
@@ -186,7 +197,8 @@ public enum LogcastService {
             },
             extraMetrics: { [publisher, consumer, hub, served] in
                 Self.clusterMetrics(publisher: publisher, consumer: consumer, local: hub, served: served) + Self.historyMetrics(log)
-            }
+            },
+            unavailable: { [consumer] in consumer?.waiting }
         )
         let sourceCount = configuration.sources.count
         let host = server.host
@@ -269,6 +281,12 @@ public enum LogcastService {
                     value: Double(local.lastSeq - min(local.lastSeq, status.published))
                 ),
                 MetricSample(
+                    name: "logcast_nats_publish_in_flight",
+                    help: "Messages sent to the stream and not yet acknowledged.",
+                    type: "gauge",
+                    value: Double(status.inFlight)
+                ),
+                MetricSample(
                     name: "logcast_nats_acknowledged_total",
                     help: "Lines the stream acknowledged.",
                     type: "counter",
@@ -284,6 +302,12 @@ public enum LogcastService {
         }
         if let consumer {
             samples += [
+                MetricSample(
+                    name: "logcast_nats_gateway_following",
+                    help: "1 when the gateway follows the stream (0: it has not reached it yet and refuses streams).",
+                    type: "gauge",
+                    value: consumer.waiting == nil ? 1 : 0
+                ),
                 MetricSample(
                     name: "logcast_nats_stream_seq",
                     help: "The stream sequence of the newest line the gateway has.",

@@ -115,6 +115,11 @@ public struct ServeConfiguration: Sendable {
             stream.maxAge = .seconds(settings.integer(.natsMaxAge))
             stream.maxBytes = settings.integer(.natsMaxBytes) > 0 ? Int64(settings.integer(.natsMaxBytes)) : nil
             stream.replicas = settings.integer(.natsReplicas)
+            for (key, limit) in [
+                (SettingKey.natsMaxAge, NATSConnection.StreamSettings.Limit.maxAge), (.natsMaxBytes, .maxBytes), (.natsReplicas, .replicas),
+            ] {
+                if let origin = settings.settings.origin(key) { stream.givenLimits[limit] = origin }
+            }
             cluster = ClusterConfiguration(connection: connection, role: ClusterRole(rawValue: settings.text(.role)!)!, stream: stream)
         }
 

@@ -18,16 +18,17 @@ NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 class NATSServer:
     """A nats-server with JetStream on a free loopback port, in a directory of its own."""
 
-    def __init__(self):
+    def __init__(self, extra=()):
         self.directory = tempfile.mkdtemp(prefix="logcast-nats-")
         self.url = None
+        self.extra = list(extra)
         self.start("-1")
 
     def start(self, port):
         for old in glob.glob(os.path.join(self.directory, "nats-server_*.ports")):
             os.unlink(old)
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", port, "-sd", self.directory, "--ports_file_dir", self.directory],
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", port, "-sd", self.directory, "--ports_file_dir", self.directory, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
@@ -132,13 +133,164 @@ def test_an_agent_restarted_publishes_nothing_twice_and_nothing_lost(nats, tmp_p
         gateway.stop()
 
 
-def test_a_gateway_without_nats_says_so_and_exits_2(tmp_path):
+def test_a_gateway_that_cannot_reach_nats_at_start_refuses_streams_until_it_can(nats, tmp_path):
+    nats.down()  # its port is known: the gateway is pointed at a NATS that is not there yet
+    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    try:
+        status, headers, body = gateway.get("/healthz")
+        health = json.loads(body)
+        assert status == 503 and health["status"] == "starting", health
+        assert "has not reached the NATS stream LOGCAST yet" in health["waiting"] and "epoch" not in health
+        for path in ("/api/v1/lines", "/sse"):
+            status, headers, body = gateway.get(path)
+            assert status == 503 and headers.get("Retry-After") == "2", (path, status)
+            assert "has not reached the NATS stream LOGCAST yet" in json.loads(body)["error"]
+        status, _, body = gateway.upgrade("/ws")
+        assert status == 503 and "has not reached the NATS stream" in json.loads(body)["error"]
+        assert metric(gateway, "logcast_nats_gateway_following") == 0
+
+        nats.up()
+        wait_for(lambda: gateway.health()["status"] == "ok", message="the gateway to reach the stream")
+        assert len(gateway.health()["epoch"]) == 16
+        log = tmp_path / "app.log"
+        log.touch()
+        agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+        try:
+            s = Stream(gateway.ws_url)
+            assert s.next()["epoch"] == gateway.health()["epoch"]
+            append(log, "after 1\nafter 2\n")
+            assert [l["msg"] for l in s.lines(2)] == ["after 1", "after 2"]
+            s.close()
+        finally:
+            agent.stop()
+    finally:
+        gateway.stop()
+
+
+def test_an_agent_that_cannot_reach_nats_at_start_serves_locally_and_publishes_later(nats, tmp_path):
+    nats.down()
+    log = tmp_path / "app.log"
+    log.touch()
+    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    try:
+        local = Stream(agent.ws_url)
+        local.next()
+        append(log, "".join(f"early {i}\n" for i in range(5)))
+        assert [l["msg"] for l in local.lines(5)] == [f"early {i}" for i in range(5)]
+        wait_for(lambda: agent.health()["status"] == "degraded", message="the agent to say NATS is down")
+        nats.up()
+        gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+        try:
+            s = Stream(f"{gateway.ws_url}?backlog=10")
+            s.next()
+            assert [l["msg"] for l in s.lines(5)] == [f"early {i}" for i in range(5)]
+            s.close()
+        finally:
+            gateway.stop()
+        local.close()
+    finally:
+        agent.stop()
+
+
+def run_serve(*args):
     import subprocess as sp
     from conftest import BINARY, DEADLINE
-    result = sp.run([str(BINARY), "serve", "--listen", "127.0.0.1:0", "--nats", "nats://127.0.0.1:9", "--role", "gateway",
-                     "--state-directory", "none"], capture_output=True, text=True, timeout=DEADLINE)
+    return sp.run([str(BINARY), "serve", "--listen", "127.0.0.1:0", "--state-directory", "none", *args],
+                  capture_output=True, text=True, timeout=DEADLINE)
+
+
+@pytest.mark.parametrize("flag,value,given,actual", [
+    ("--nats-max-age", "7200", "7200 s", "3600 s"),
+    ("--nats-max-bytes", "1048576", "1048576 bytes", "no size limit"),
+    ("--nats-replicas", "3", "3", "1 replicas"),
+])
+def test_a_stream_that_differs_from_a_given_limit_stops_the_start_naming_it(nats, flag, value, given, actual):
+    first = Server(["--nats", nats.url, "--role", "gateway", "--nats-max-age", "3600"]).start()
+    first.stop()
+    for role in ("gateway", "agent", "both"):
+        result = run_serve("--nats", nats.url, "--role", role, "--demo", flag, value)
+        assert result.returncode == 2, result.stderr
+        assert f"{flag} is {given}, but the stream LOGCAST exists with {actual}" in result.stderr, result.stderr
+    # Limits left at their defaults yield to the stream's.
+    Server(["--nats", nats.url, "--role", "gateway"]).start().stop()
+
+
+def nats_request(url, subject, payload=b"", headers=None):
+    """One request over the NATS text protocol (PUB or HPUB, then the reply on an inbox): the reply's payload."""
+    import socket
+    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"INFO ")
+        sock.sendall(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\nSUB _INBOX.t 1\r\n')
+        if headers:
+            head = b"NATS/1.0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
+            sock.sendall(f"HPUB {subject} _INBOX.t {len(head)} {len(head) + len(payload)}\r\n".encode() + head + payload + b"\r\n")
+        else:
+            sock.sendall(f"PUB {subject} _INBOX.t {len(payload)}\r\n".encode() + payload + b"\r\n")
+        sock.sendall(b"PING\r\n")
+        while True:
+            line = reader.readline()
+            if line.startswith(b"PING"):
+                sock.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG ") or line.startswith(b"HMSG "):
+                size = int(line.split()[-1])
+                data = reader.read(size + 2)[:-2]
+                if line.startswith(b"HMSG "):
+                    data = data[int(line.split()[-2]):]
+                return data
+            elif not line:
+                raise AssertionError("NATS closed the connection")
+
+
+def test_a_stream_of_other_subjects_is_refused_naming_the_stream_setting(nats):
+    config = {"name": "LOGCAST", "subjects": ["other.>"], "storage": "file", "num_replicas": 1}
+    reply = json.loads(nats_request(nats.url, "$JS.API.STREAM.CREATE.LOGCAST", json.dumps(config).encode()))
+    assert "error" not in reply, reply
+    result = run_serve("--nats", nats.url, "--role", "gateway")
     assert result.returncode == 2, result.stderr
-    assert "--nats" in result.stderr and "cannot connect to NATS at nats://127.0.0.1:9" in result.stderr
+    assert "the stream LOGCAST exists for other subjects (other.>), not logcast.>; choose another --nats-stream" in result.stderr
+    Server(["--nats", nats.url, "--role", "gateway", "--nats-stream", "LOGS"]).start().stop()
+
+
+def test_messages_that_are_not_logcast_records_are_counted_skipped_and_logged_once(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    try:
+        s = Stream(gateway.ws_url)
+        s.next()
+        append(log, "before\n")
+        assert s.lines(1)[0]["msg"] == "before"
+        bad = [b"not json", b'{"type":"gap"}', b'{"type":"line","ts":"2026-01-01T00:00:00Z"}', b'[1,2]']
+        for body in bad:
+            ack = json.loads(nats_request(nats.url, "logcast.intruder.x", body))
+            assert ack.get("stream") == "LOGCAST", ack
+        append(log, "after\n")
+        got = s.lines(1)
+        assert got[0]["msg"] == "after" and got[0]["seq"] == 2 + len(bad), "the others keep being served, in the stream's numbering"
+        assert metric(gateway, "logcast_nats_refused_messages_total") == len(bad)
+        logged = [l for l in gateway.stderr_lines if "not a logcast record" in l]
+        assert len(logged) == 1 and "logcast.intruder.x" in logged[0], logged
+        s.close()
+    finally:
+        agent.stop()
+        gateway.stop()
+
+
+def test_refused_credentials_stop_the_start_naming_the_setting(tmp_path):
+    server = NATSServer(["--user", "logcast", "--pass", "right"])
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        result = run_serve("--nats", f"nats://logcast:wrong@127.0.0.1:{port}", "--role", "agent", "--demo")
+        assert result.returncode == 2, result.stderr
+        assert "--nats: cannot connect to NATS" in result.stderr and "uthoriz" in result.stderr, result.stderr
+        ok = Server(["--nats", f"nats://logcast:right@127.0.0.1:{port}", "--role", "gateway"]).start()
+        assert ok.health()["status"] == "ok"
+        ok.stop()
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("value", ["http://x:4222", "nats:/x", "nats://"])

@@ -1,0 +1,73 @@
+import Foundation
+import LogcastHub
+import LogcastProtocol
+import Synchronization
+
+/// A gateway's history beyond memory: the cluster stream itself. A resume
+/// (`after`) or a `since` older than the lines the gateway holds is read
+/// from the stream with a short-lived ordered consumer, as far as the
+/// stream keeps them; older than that, the client gets an `evicted` gap.
+///
+/// The stream already has every line, so ``append(_:source:position:)``
+/// stores nothing.
+public final class StreamHistory: DurableHistory {
+    let stream: String
+    let connection = Mutex<NATSConnection?>(nil)
+    /// How long one read of the stream may take.
+    static let readTimeout: Duration = .seconds(2)
+
+    public init(stream: String) {
+        self.stream = stream
+    }
+
+    /// The connection reads go through (set when the gateway reaches the stream).
+    func connect(_ nats: NATSConnection) {
+        connection.withLock { $0 = nats }
+    }
+
+    public func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) {}
+
+    public func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
+        guard before > after + 1 else { return [] }
+        return read(from: .sequence(after + 1), before: before, limit: limit)
+    }
+
+    public func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
+        read(from: .time(since.microseconds * 1000), before: before, limit: limit)
+    }
+
+    public var oldestLineTime: Timestamp? {
+        guard let nats = connection.withLock({ $0 }), let info = try? nats.streamInfo(stream), info.firstTime > 0,
+            info.lastSequence >= info.firstSequence
+        else { return nil }
+        return Timestamp(microseconds: info.firstTime / 1000)
+    }
+
+    /// Lines of the stream from `start` with sequences below `before`.
+    /// A read that fails (NATS down) gives what it got: the hub reports the
+    /// rest as `evicted`.
+    func read(from start: NATSConnection.ReadStart, before: UInt64, limit: Int) -> [HubEntry] {
+        guard before > 1, limit > 0, let nats = connection.withLock({ $0 }) else { return [] }
+        let messages =
+            (try? nats.read(
+                stream: stream,
+                subject: ClusterSubject.all,
+                from: start,
+                through: before - 1,
+                limit: limit,
+                deadline: .now + Self.readTimeout
+            )) ?? []
+        return messages.compactMap { message in
+            guard case .success(let record) = Self.record(of: message) else { return nil }
+            return HubEntry(position: message.sequence, payload: .line(record), json: ProtocolObject.line(record, seq: message.sequence).encoded())
+        }
+    }
+
+    /// The record a message of the stream carries, with the host and source of its subject.
+    static func record(of message: NATSConnection.Message) -> Result<LogRecord, ClusterRecord.Refusal> {
+        let names = ClusterSubject.parse(message.subject)
+        return Result { () throws(ClusterRecord.Refusal) in
+            try ClusterRecord.decode(message.body, host: names?.host, source: names?.source)
+        }
+    }
+}
