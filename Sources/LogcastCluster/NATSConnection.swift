@@ -301,6 +301,9 @@ public final class NATSConnection: @unchecked Sendable {
         return NATSAsyncPublisher(connection: self, context: context, box: box, maxWaitMilliseconds: max(1, milliseconds))
     }
 
+    /// The idle heartbeat of ordered consumers, in nanoseconds (cnats's default is 5 s).
+    static let consumerHeartbeat: Int64 = 1_000_000_000
+
     // MARK: Reading
 
     /// Where a read of the stream begins.
@@ -396,6 +399,8 @@ public final class NATSConnection: @unchecked Sendable {
         jsSubOptions_Init(&options)
         options.Ordered = true
         options.Config.OptStartSeq = max(1, startSequence)
+        // A consumer lost with its node is noticed after two missed heartbeats, then made again.
+        options.Config.Heartbeat = Self.consumerHeartbeat
         var subscription: OpaquePointer?
         var code = jsErrCode(rawValue: 0)
         let status = stream.withCString { name in

@@ -366,6 +366,17 @@ public final class Hub: Sendable {
                         items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
                         return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: false, examined: clock.examined)
                     }
+                    if limit < Int.max, durableLimit > 0, stored.count >= durableLimit, reached + 1 < oldest {
+                        // A read (`/api/v1/lines`) that its limit cuts: not a gap; read on. (A stream whose
+                        // queue cannot hold the rest goes on from memory after an `evicted` gap.)
+                        items.append(
+                            .control(
+                                ProtocolObject.incomplete(examined: clock.examined, resumeAfter: reached, budgetMilliseconds: 0, reason: .limit)
+                                    .encoded()
+                            )
+                        )
+                        return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: false, examined: clock.examined)
+                    }
                 }
                 if reached + 1 < oldest {
                     items.append(

@@ -50,7 +50,10 @@ struct Tail: AsyncParsableCommand {
     @Option(name: [.customShort("t"), .customLong("identifier")], help: ArgumentHelp("Syslog identifier (repeatable).", valueName: "ID"))
     var identifiers: [String] = []
 
-    @Option(name: .customLong("host"), help: ArgumentHelp("Host name (repeatable).", valueName: "HOST"))
+    @Option(
+        name: [.customShort("H"), .customLong("host")],
+        help: ArgumentHelp("Host name (repeatable): on a gateway, the lines of these hosts of the cluster.", valueName: "HOST")
+    )
     var hosts: [String] = []
 
     @Option(

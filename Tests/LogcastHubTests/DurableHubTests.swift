@@ -128,6 +128,23 @@ extension HubEntry {
         #expect(Array(got.dropFirst(6)) == (16...20).map { "n\($0)" })
     }
 
+    @Test func aReadWhoseLimitCutsTheDiskEndsIncompleteNotWithAGap() throws {
+        let durable = FakeDurable()
+        let hub = hub(durable)
+        publish(hub, 1...20)
+        let scan = hub.snapshot(request: SubscriptionRequest(after: 2, epoch: "00000000000000bb"), matcher: try LineMatcher(Filter()), limit: 4)
+        let got = scan.items.map { item -> String in
+            switch item {
+            case .entry(let entry): if case .line(let record) = entry.payload { return record.message } else { return "event" }
+            case .control(let json): return String(decoding: json, as: UTF8.self).trimmingCharacters(in: .newlines)
+            }
+        }
+        #expect(Array(got.prefix(4)) == ["n3", "n4", "n5", "n6"])
+        #expect(got.count == 5 && got[4].contains(#""type":"incomplete""#) && got[4].contains(#""resume_after":6"#), "\(got)")
+        #expect(got[4].contains(#""reason":"limit""#) && !got.contains { $0.contains("gap") })
+        #expect(!scan.complete)
+    }
+
     @Test func sinceReadsFromDiskThenMemory() async throws {
         let durable = FakeDurable()
         let hub = hub(durable)

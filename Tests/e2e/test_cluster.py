@@ -57,6 +57,49 @@ class NATSServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def free_ports(count):
+    import socket
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+class NATSCluster:
+    """Three nats-servers with routes between them, JetStream clustered (replicas up to 3)."""
+
+    def __init__(self):
+        client, routes = free_ports(3), free_ports(3)
+        self.nodes = []
+        for i in range(3):
+            peers = ",".join(f"nats://127.0.0.1:{routes[j]}" for j in range(3) if j != i)
+            self.nodes.append(NATSServer.__new__(NATSServer))
+            node = self.nodes[-1]
+            node.directory = tempfile.mkdtemp(prefix=f"logcast-nats{i}-")
+            node.url = None
+            node.extra = ["-n", f"n{i}", "--cluster_name", "logcast-test", "--cluster", f"nats://127.0.0.1:{routes[i]}", "--routes", peers]
+        for i, node in enumerate(self.nodes):
+            node.start(str(client[i]))
+        self.urls = [node.url for node in self.nodes]
+        wait_for(self.has_leader, message="the JetStream cluster to elect a leader")
+
+    def has_leader(self):
+        try:
+            reply = json.loads(nats_request(self.urls[0], "$JS.API.INFO", timeout=2))
+        except (OSError, AssertionError, ValueError):
+            return False
+        return "error" not in reply
+
+    def stop(self):
+        for node in self.nodes:
+            if node.proc.poll() is None:
+                node.down()
+            shutil.rmtree(node.directory, ignore_errors=True)
+
+
 @pytest.fixture
 def nats():
     server = NATSServer()
@@ -215,11 +258,11 @@ def test_a_stream_that_differs_from_a_given_limit_stops_the_start_naming_it(nats
     Server(["--nats", nats.url, "--role", "gateway"]).start().stop()
 
 
-def nats_request(url, subject, payload=b"", headers=None):
+def nats_request(url, subject, payload=b"", headers=None, timeout=10):
     """One request over the NATS text protocol (PUB or HPUB, then the reply on an inbox): the reply's payload."""
     import socket
     host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
         reader = sock.makefile("rb")
         assert reader.readline().startswith(b"INFO ")
         sock.sendall(b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\nSUB _INBOX.t 1\r\n')
@@ -361,3 +404,197 @@ def test_while_nats_is_down_the_agent_says_so_and_catches_up_after(nats, tmp_pat
     finally:
         agent.stop()
         gateway.stop()
+
+
+@pytest.fixture
+def cluster():
+    nodes = NATSCluster()
+    yield nodes
+    nodes.stop()
+
+
+def test_three_agents_on_a_cluster_of_three_reach_two_gateways_through_node_loss_and_a_full_outage(cluster, tmp_path):
+    hosts = ["web1", "web2", "db1"]
+    logs = {host: tmp_path / f"{host}.log" for host in hosts}
+    for log in logs.values():
+        log.touch()
+    every = ",".join(cluster.urls)
+    agents = {
+        host: Server(["--nats", cluster.urls[i], "--nats", every, "--role", "agent", "--host-name", host,
+                      "--nats-replicas", "3", "--file", f"app={logs[host]}", "--initial-lines", "0"]).start()
+        for i, host in enumerate(hosts)
+    }
+    gateways = [Server(["--nats", cluster.urls[i], "--nats", every, "--role", "gateway", "--nats-replicas", "3"]).start() for i in (1, 2)]
+    written = {host: [] for host in hosts}
+
+    def write(tag, count):
+        for i in range(count):
+            for host in hosts:
+                line = f"{host} {tag} {i}"
+                written[host].append(line)
+                append(logs[host], line + "\n")
+
+    def check(lines):
+        for host in hosts:
+            assert [l["msg"] for l in lines if l["host"] == host] == written[host], f"{host}: every line once, in file order"
+
+    try:
+        streams = [Stream(g.ws_url) for g in gateways]
+        for s in streams:
+            s.next()
+        write("first", 30)
+        got = [s.lines(90) for s in streams]
+        for lines in got:
+            check(lines)
+        assert [l["seq"] for l in got[0]] == [l["seq"] for l in got[1]] and [l["msg"] for l in got[0]] == [l["msg"] for l in got[1]]
+
+        # One node of three stops: the stream (replicas 3) goes on.
+        cluster.nodes[0].down()
+        write("two-nodes", 30)
+        for i, s in enumerate(streams):
+            got[i] += s.lines(90)
+        for lines in got:
+            check(lines)
+        cluster.nodes[0].up()
+
+        # All of NATS stops: agents go on following and serving locally, and catch up afterwards.
+        for node in cluster.nodes:
+            node.down()
+        write("outage", 30)
+        for host, agent in agents.items():
+            wait_for(lambda: agent.health()["status"] == "degraded", message=f"{host} to say NATS is down")
+        for node in cluster.nodes:
+            node.start(node.url.rsplit(":", 1)[1])
+        for i, s in enumerate(streams):
+            got[i] += s.lines(90, timeout=90)
+        for lines in got:
+            check(lines)
+            assert [l["seq"] for l in lines] == sorted(set(l["seq"] for l in lines)), "one order, nothing twice"
+        assert [l["msg"] for l in got[0]] == [l["msg"] for l in got[1]], "the same order on both gateways"
+        for s in streams:
+            assert not [o for o in s.until_barrier() if o["type"] != "line"], "no gap"
+            s.close()
+    finally:
+        for server in list(agents.values()) + gateways:
+            server.stop()
+
+
+def test_a_subscriber_whose_gateway_is_killed_mid_stream_resumes_on_the_other_once(nats, tmp_path):
+    import threading
+    log = tmp_path / "app.log"
+    log.touch()
+    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    gateways = [Server(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
+    total = 3000
+    writing = threading.Thread(target=lambda: [append(log, "".join(f"line {i + j}\n" for j in range(10))) for i in range(0, total, 10)])
+    try:
+        s = Stream(gateways[0].ws_url)
+        epoch = s.next()["epoch"]
+        writing.start()
+        got = s.lines(500)
+        gateways[0].stop(9)  # mid-stream: lines keep coming
+        while True:
+            try:
+                obj = s.next(timeout=5)
+            except Exception:
+                break
+            if obj["type"] == "line":
+                got.append(obj)
+        s.close()
+        resumed = Stream(f"{gateways[1].ws_url}?after={got[-1]['seq']}&epoch={epoch}")
+        assert resumed.next()["epoch"] == epoch
+        got += resumed.lines(total - len(got))
+        writing.join()
+        assert [l["msg"] for l in got] == [f"line {i}" for i in range(total)], "every line once, in order"
+        assert [l["seq"] for l in got] == list(range(1, total + 1))
+        assert not [o for o in resumed.until_barrier() if o["type"] != "line"]
+        resumed.close()
+    finally:
+        writing.join()
+        agent.stop()
+        for g in gateways:
+            g.stop()
+
+
+def test_a_resume_older_than_the_gateways_memory_is_read_from_the_stream(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    gateway = Server(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()
+    try:
+        s = Stream(gateway.ws_url)
+        epoch = s.next()["epoch"]
+        append(log, "".join(f"line {i}\n" for i in range(200)))
+        assert len(s.lines(200)) == 200
+        s.close()
+        for target in (gateway, Server(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()):
+            # A gateway that holds the newest 20 lines (the second one started after them all) reads the rest from the stream.
+            resumed = Stream(f"{target.ws_url}?after=5&epoch={epoch}")
+            resumed.next()
+            got = resumed.lines(195)
+            assert [l["msg"] for l in got] == [f"line {i}" for i in range(5, 200)]
+            assert [l["seq"] for l in got] == list(range(6, 201))
+            assert not [o for o in resumed.until_barrier() if o["type"] != "line"], "no evicted gap: the stream still has them"
+            resumed.close()
+            status, _, body = target.get("/api/v1/lines?after=100&limit=5")
+            objects = [json.loads(l) for l in body.decode().splitlines()]
+            assert status == 200 and [o["seq"] for o in objects if o["type"] == "line"] == [101, 102, 103, 104, 105], objects
+            if target is not gateway:
+                target.stop()
+    finally:
+        agent.stop()
+        gateway.stop()
+
+
+def test_a_resume_older_than_the_stream_keeps_gets_an_evicted_gap(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    args = ["--nats", nats.url, "--nats-stream", "SMALL"]
+    agent = Server([*args, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    try:
+        append(log, "".join(f"line {i}\n" for i in range(50)))
+        wait_for(lambda: metric(agent, "logcast_nats_publish_backlog_lines") == 0 and metric(agent, "logcast_nats_acknowledged_total") == 50,
+                 message="the agent to publish")
+        # The stream drops its oldest 30 messages (as its limits would).
+        reply = json.loads(nats_request(nats.url, "$JS.API.STREAM.PURGE.SMALL", json.dumps({"keep": 20}).encode()))
+        assert reply.get("success"), reply
+        gateway = Server([*args, "--role", "gateway", "--history", "10"]).start()
+        try:
+            epoch = gateway.health()["epoch"]
+            s = Stream(f"{gateway.ws_url}?after=5&epoch={epoch}")
+            s.next()
+            gap = s.next()
+            assert gap["type"] == "gap" and gap["reason"] == "evicted" and gap["after"] == 5 and gap["next"] == 31, gap
+            got = s.lines(20)
+            assert [l["seq"] for l in got] == list(range(31, 51))
+            s.close()
+        finally:
+            gateway.stop()
+    finally:
+        agent.stop()
+
+
+def test_logcast_tail_against_a_gateway_picks_hosts(nats, tmp_path):
+    import subprocess as sp
+    from conftest import BINARY, DEADLINE
+    logs = {host: tmp_path / f"{host}.log" for host in ("web1", "web2", "db1")}
+    for log in logs.values():
+        log.touch()
+    agents = [Server(["--nats", nats.url, "--role", "agent", "--host-name", host, "--file", f"app={log}", "--initial-lines", "0"]).start()
+              for host, log in logs.items()]
+    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    try:
+        for host, log in logs.items():
+            append(log, "".join(f"{host} {i}\n" for i in range(3)))
+        wait_for(lambda: metric(gateway, "logcast_nats_stream_seq") == 9, message="the gateway to have every line")
+        url = f"ws://127.0.0.1:{gateway.port}"
+        out = sp.run([str(BINARY), "tail", url, "-H", "web1", "--host", "db1", "--no-follow", "-n", "100", "-o", "cat"],
+                     capture_output=True, text=True, timeout=DEADLINE)
+        assert out.returncode == 0, out.stderr
+        assert sorted(out.stdout.splitlines()) == sorted([f"web1 {i}" for i in range(3)] + [f"db1 {i}" for i in range(3)])
+        short = sp.run([str(BINARY), "tail", url, "-H", "web2", "--no-follow", "-o", "short", "--color", "never"],
+                       capture_output=True, text=True, timeout=DEADLINE)
+        assert [line.split(" ", 1)[1] for line in short.stdout.splitlines()] == [f"web2 app: web2 {i}" for i in range(3)], short.stdout
+    finally:
+        for server in agents + [gateway]:
+            server.stop()
