@@ -51,8 +51,13 @@ public struct ClusterConfiguration: Sendable {
 /// their acknowledgement at once (each at most ``maxWait``). The agent
 /// counts a line published when it and every line before it are
 /// acknowledged; any error (a refusal, a timeout, a lost connection)
-/// starts over after the last such line, and what the stream already has
-/// is acknowledged as a duplicate, so a line is stored once and in order.
+/// starts over on a new connection after the last such line, and what the
+/// stream already has is acknowledged as a duplicate (within the stream's
+/// duplicate window), so a line is stored once. The connection does not
+/// reconnect by itself: a line lost with a connection could otherwise be
+/// overtaken by the next ones, sent on the reconnected one, and stored
+/// after them; one TCP connection keeps its order, so each host's lines
+/// are stored in order.
 ///
 /// It reads the hub as a subscriber that resumes: from the last line the
 /// stream acknowledged (kept in `cursorPath`), served from memory or the
@@ -72,9 +77,6 @@ public final class AgentPublisher: Service, Sendable {
     let cursorPath: String?
     let logger: Logger
     let state = Mutex(PublisherState())
-    /// A connection made at start (to check the settings), used first.
-    let initial: Mutex<NATSConnection?>
-
     struct PublisherState {
         var published: UInt64 = 0
         var connected = false
@@ -89,6 +91,8 @@ public final class AgentPublisher: Service, Sendable {
         /// The connection publishing now, and its reading of the hub (closed on a failure, to wake it).
         var nats: NATSConnection?
         var reading: Subscription?
+        /// Which connection publishes now (its disconnect matters; an earlier one's does not).
+        var connection = 0
     }
 
     /// What `/healthz` and `/metrics` say of the agent.
@@ -109,15 +113,13 @@ public final class AgentPublisher: Service, Sendable {
         configuration: ClusterConfiguration,
         host: String,
         cursorPath: String?,
-        logger: Logger,
-        connection: NATSConnection? = nil
+        logger: Logger
     ) {
         self.hub = hub
         self.configuration = configuration
         self.host = host
         self.cursorPath = cursorPath
         self.logger = logger
-        self.initial = Mutex(connection)
     }
 
     public var status: Status {
@@ -136,10 +138,16 @@ public final class AgentPublisher: Service, Sendable {
     public func run() async throws {
         var cursor = readCursor()
         if let cursor { state.withLock { $0.published = cursor } }
+        var connections = 0
         var wait: Duration = .milliseconds(100)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let nats = try initial.withLock { $0.take() } ?? NATSConnection(options: configuration.connection)
+                var options = configuration.connection
+                options.reconnects = false
+                connections += 1
+                let token = connections
+                let nats = try NATSConnection(options: options) { [self] in lost(connection: token) }
+                state.withLock { $0.connection = token }
                 _ = try nats.ensureStream(configuration.stream)
                 state.withLock {
                     $0.connected = true
@@ -247,6 +255,19 @@ public final class AgentPublisher: Service, Sendable {
         }
     }
 
+    /// The publishing connection is gone (on cnats's thread): the reading
+    /// loop stops and starts over on a new one, after what was acknowledged.
+    func lost(connection: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.connection == connection else { return nil }  // an earlier connection, closed since
+            if state.failure == nil { state.failure = NATSError("the connection to NATS was lost") }
+            state.reading?.close(code: 1011, reason: "connection lost")
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
     /// An answer from the stream (on cnats's thread).
     func acknowledge(_ id: String, _ result: Result<UInt64, NATSError>, generation: Int) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
@@ -346,7 +367,16 @@ public final class GatewayConsumer: Service, Sendable {
 
     struct GatewayState {
         var waiting: String?
+        /// The sequence of the newest message received (a line or not).
+        var received: UInt64 = 0
+        var restarts = 0
     }
+
+    /// How often the gateway compares what it received with the stream.
+    static let watchInterval: Duration = .seconds(2)
+    /// How long the stream may hold messages the gateway has not received
+    /// before it makes its consumer again.
+    static let stallLimit: Duration = .seconds(6)
 
     public init(
         hub: Hub,
@@ -374,8 +404,12 @@ public final class GatewayConsumer: Service, Sendable {
     /// Why the gateway serves no stream yet (nil once it follows the stream).
     public var waiting: String? { state.withLock { $0.waiting } }
 
+    /// How many times the gateway made its consumer again after it stalled.
+    public var consumerRestarts: Int { state.withLock { $0.restarts } }
+
     public func run() async throws {
         var subscription: NATSSubscription?
+        var current: NATSConnection?
         var wait: Duration = .milliseconds(200)
         while subscription == nil, !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
@@ -388,11 +422,10 @@ public final class GatewayConsumer: Service, Sendable {
                     hub.adopt(epoch: ClusterConfiguration.epoch(stream: configuration.stream.name, created: info.created))
                 }
                 history.connect(nats)
-                subscription = try nats.subscribeOrdered(
-                    stream: configuration.stream.name,
-                    subject: ClusterSubject.all,
-                    startSequence: Self.startSequence(info, historyLines: hub.configuration.historyLines)
-                ) { [self] message in receive(message) }
+                let start = Self.startSequence(info, historyLines: hub.configuration.historyLines)
+                state.withLock { $0.received = start - 1 }
+                subscription = try subscribe(nats, from: start)
+                current = nats
                 state.withLock { $0.waiting = nil }
                 logger.notice("gateway of the stream", metadata: ["stream": "\(configuration.stream.name)", "epoch": "\(hub.epoch)"])
             } catch {
@@ -404,8 +437,39 @@ public final class GatewayConsumer: Service, Sendable {
                 wait = min(wait * 2, .seconds(5))
             }
         }
+        // cnats makes an ordered consumer again when it misses messages or heartbeats; should that
+        // fail for good (the stream had no leader at that moment), the gateway does it itself.
+        var stalled: (since: ContinuousClock.Instant, at: UInt64)?
+        while let nats = current, !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.watchInterval) }
+            guard !Task.isShuttingDownGracefully, let info = try? nats.streamInfo(configuration.stream.name) else { continue }
+            let received = state.withLock { $0.received }
+            guard info.lastSequence > received else {
+                stalled = nil
+                continue
+            }
+            guard let since = stalled, since.at == received else {
+                stalled = (.now, received)
+                continue
+            }
+            guard ContinuousClock.now - since.since >= Self.stallLimit else { continue }
+            stalled = nil
+            logger.warning(
+                "the gateway's consumer stalled; making it again",
+                metadata: ["received": "\(received)", "stream-last": "\(info.lastSequence)"]
+            )
+            subscription?.cancel()
+            subscription = try? subscribe(nats, from: max(received + 1, info.firstSequence))
+            state.withLock { $0.restarts += 1 }
+        }
         try? await gracefulShutdown()
         subscription?.cancel()
+    }
+
+    func subscribe(_ nats: NATSConnection, from start: UInt64) throws(NATSError) -> NATSSubscription {
+        try nats.subscribeOrdered(stream: configuration.stream.name, subject: ClusterSubject.all, startSequence: start) { [self] message in
+            receive(message)
+        }
     }
 
     /// Where following begins: the newest `historyLines` of the stream (older ones are read on demand).
@@ -416,6 +480,7 @@ public final class GatewayConsumer: Service, Sendable {
 
     /// One message of the stream (on cnats's delivery thread).
     func receive(_ message: NATSConnection.Message) {
+        state.withLock { $0.received = max($0.received, message.sequence) }
         switch StreamHistory.record(of: message) {
         case .success(let record):
             hub.publish(stamped: [(message.sequence, record)])

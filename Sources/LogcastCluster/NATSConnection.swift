@@ -50,6 +50,11 @@ public final class NATSConnection: @unchecked Sendable {
         public var name = "logcast"
         /// How long connecting, and each JetStream API request, may take.
         public var timeout: Duration = .seconds(5)
+        /// Whether cnats reconnects by itself after losing the server. An
+        /// agent's publishing connection does not: what it sent on a lost
+        /// connection and what it would send on the next must not overtake
+        /// each other, so it starts over on a new connection instead.
+        public var reconnects = true
 
         public init(urls: [String]) {
             self.urls = urls
@@ -63,11 +68,24 @@ public final class NATSConnection: @unchecked Sendable {
     let connection: OpaquePointer
     let jetStream: OpaquePointer
     let options: Options
+    let events: Unmanaged<ConnectionEventBox>
 
-    /// Connects, waiting up to ``Options/timeout``; cnats keeps retrying
-    /// in the background after that when `retry` is set.
-    public init(options: Options) throws(NATSError) {
+    /// Connects, waiting up to ``Options/timeout``. `onDisconnect` is
+    /// called (on cnats's thread) each time the connection to the server
+    /// is lost.
+    public init(options: Options, onDisconnect: @escaping @Sendable () -> Void = {}) throws(NATSError) {
+        let events = Unmanaged.passRetained(ConnectionEventBox(onDisconnect))
+        do {
+            (connection, jetStream) = try Self.connect(options, events: events)
+        } catch {
+            events.release()
+            throw error
+        }
         self.options = options
+        self.events = events
+    }
+
+    private static func connect(_ options: Options, events: Unmanaged<ConnectionEventBox>) throws(NATSError) -> (OpaquePointer, OpaquePointer) {
         var opts: OpaquePointer?
         var status = natsOptions_Create(&opts)
         guard status == NATS_OK, let opts else { throw NATSError("cannot create NATS options", status) }
@@ -92,8 +110,13 @@ public final class NATSConnection: @unchecked Sendable {
         let milliseconds = Int64(options.timeout.components.seconds * 1000)
         _ = natsOptions_SetName(opts, options.name)
         _ = natsOptions_SetTimeout(opts, milliseconds)
-        _ = natsOptions_SetMaxReconnect(opts, -1)
-        _ = natsOptions_SetReconnectWait(opts, 1000)
+        if options.reconnects {
+            _ = natsOptions_SetMaxReconnect(opts, -1)
+            _ = natsOptions_SetReconnectWait(opts, 1000)
+        } else {
+            _ = natsOptions_SetAllowReconnect(opts, false)
+        }
+        _ = natsOptions_SetDisconnectedCB(opts, disconnected, events.toOpaque())
 
         var connection: OpaquePointer?
         status = natsConnection_Connect(&connection, opts)
@@ -112,13 +135,15 @@ public final class NATSConnection: @unchecked Sendable {
             natsConnection_Destroy(connection)
             throw NATSError("cannot use JetStream", status)
         }
-        self.connection = connection
-        self.jetStream = context
+        return (connection, context)
     }
 
     deinit {
         jsCtx_Destroy(jetStream)
         natsConnection_Destroy(connection)
+        // cnats may still be inside a callback for a moment; the box is kept until then.
+        let events = self.events
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { events.release() }
     }
 
     /// Whether the connection is up now (it may be reconnecting).
@@ -421,6 +446,17 @@ extension NATSConnection.StreamInfo {
     init(_ info: jsStreamInfo) {
         self.init(created: info.Created, firstSequence: info.State.FirstSeq, lastSequence: info.State.LastSeq, firstTime: info.State.FirstTime)
     }
+}
+
+/// A connection's event handlers, passed to cnats as their closure.
+final class ConnectionEventBox: Sendable {
+    let onDisconnect: @Sendable () -> Void
+    init(_ onDisconnect: @escaping @Sendable () -> Void) { self.onDisconnect = onDisconnect }
+}
+
+private let disconnected: natsConnectionHandler = { _, closure in
+    guard let closure else { return }
+    Unmanaged<ConnectionEventBox>.fromOpaque(closure).takeUnretainedValue().onDisconnect()
 }
 
 /// The Swift handler of a subscription, passed to cnats as its closure.

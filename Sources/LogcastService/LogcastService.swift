@@ -169,8 +169,7 @@ public enum LogcastService {
                     configuration: cluster,
                     host: server.hostName,
                     cursorPath: cursor,
-                    logger: logger,
-                    connection: probe?.0
+                    logger: logger
                 )
                 clusterServices.append(publisher!)
             }
@@ -307,6 +306,12 @@ public enum LogcastService {
                     help: "1 when the gateway follows the stream (0: it has not reached it yet and refuses streams).",
                     type: "gauge",
                     value: consumer.waiting == nil ? 1 : 0
+                ),
+                MetricSample(
+                    name: "logcast_nats_consumer_restarts_total",
+                    help: "Times the gateway made its consumer of the stream again after it stopped receiving.",
+                    type: "counter",
+                    value: Double(consumer.consumerRestarts)
                 ),
                 MetricSample(
                     name: "logcast_nats_stream_seq",

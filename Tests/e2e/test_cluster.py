@@ -474,6 +474,11 @@ def test_three_agents_on_a_cluster_of_three_reach_two_gateways_through_node_loss
         for s in streams:
             assert not [o for o in s.until_barrier() if o["type"] != "line"], "no gap"
             s.close()
+    except BaseException:
+        for name, server in [*agents.items(), ("gateway 1", gateways[0]), ("gateway 2", gateways[1])]:
+            print(f"--- {name}:\n" + "".join(server.stderr_lines[-40:]))
+            print(server.get("/metrics")[2].decode())
+        raise
     finally:
         for server in list(agents.values()) + gateways:
             server.stop()
@@ -598,3 +603,28 @@ def test_logcast_tail_against_a_gateway_picks_hosts(nats, tmp_path):
     finally:
         for server in agents + [gateway]:
             server.stop()
+
+
+def test_a_consumer_deleted_under_the_gateway_is_made_again_and_nothing_is_lost(nats, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    try:
+        s = Stream(gateway.ws_url)
+        s.next()
+        append(log, "one\n")
+        assert s.lines(1)[0]["msg"] == "one"
+        names = json.loads(nats_request(nats.url, "$JS.API.CONSUMER.NAMES.LOGCAST"))["consumers"]
+        assert len(names) == 1, names
+        reply = json.loads(nats_request(nats.url, f"$JS.API.CONSUMER.DELETE.LOGCAST.{names[0]}"))
+        assert reply.get("success"), reply
+        append(log, "".join(f"after {i}\n" for i in range(20)))
+        got = s.lines(20)
+        assert [l["msg"] for l in got] == [f"after {i}" for i in range(20)]
+        assert [l["seq"] for l in got] == list(range(2, 22))
+        assert not [o for o in s.until_barrier() if o["type"] != "line"]
+        s.close()
+    finally:
+        agent.stop()
+        gateway.stop()
