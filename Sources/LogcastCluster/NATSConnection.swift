@@ -185,6 +185,8 @@ public final class NATSConnection: @unchecked Sendable {
         public var lastSequence: UInt64
         /// When the oldest message was stored, in nanoseconds since 1970 (0: none).
         public var firstTime: Int64
+        /// When the newest message was stored, in nanoseconds since 1970 (0: none).
+        public var lastTime: Int64 = 0
     }
 
     /// What the stream `name` holds now.
@@ -351,6 +353,12 @@ public final class NATSConnection: @unchecked Sendable {
         deadline: ContinuousClock.Instant
     ) throws(NATSError) -> [Message] {
         guard limit > 0 else { return [] }
+        // Nothing from there on: say so at once rather than wait for a first message until the deadline.
+        let state = try streamInfo(stream)
+        switch start {
+        case .sequence(let sequence): if sequence > state.lastSequence { return [] }
+        case .time(let nanoseconds): if nanoseconds > state.lastTime { return [] }
+        }
         var options = jsSubOptions()
         jsSubOptions_Init(&options)
         options.Ordered = true
@@ -444,7 +452,13 @@ public final class NATSConnection: @unchecked Sendable {
 
 extension NATSConnection.StreamInfo {
     init(_ info: jsStreamInfo) {
-        self.init(created: info.Created, firstSequence: info.State.FirstSeq, lastSequence: info.State.LastSeq, firstTime: info.State.FirstTime)
+        self.init(
+            created: info.Created,
+            firstSequence: info.State.FirstSeq,
+            lastSequence: info.State.LastSeq,
+            firstTime: info.State.FirstTime,
+            lastTime: info.State.LastTime
+        )
     }
 }
 

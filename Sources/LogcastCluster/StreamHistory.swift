@@ -33,7 +33,8 @@ public final class StreamHistory: DurableHistory {
     }
 
     public func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] {
-        read(from: .time(since.microseconds * 1000), before: before, limit: limit)
+        // The server wants a start time after 1970; anything before is the whole stream.
+        read(from: since.microseconds > 0 ? .time(since.microseconds * 1000) : .sequence(1), before: before, limit: limit)
     }
 
     public var oldestLineTime: Timestamp? {

@@ -1,4 +1,5 @@
 import Foundation
+import LogcastHub
 import LogcastProtocol
 import Synchronization
 import Testing
@@ -106,6 +107,77 @@ func eventually(_ what: String, _ condition: () -> Bool) {
         eventually("the web1 message from 2") { later.withLock { $0.count } == 1 }
         fromTwo.cancel()
         #expect(later.withLock { $0 } == [2])
+    }
+
+    @Test func aStreamThatDiffersFromAGivenLimitIsRefusedAndDefaultsYield() throws {
+        let server = try NATSServer()
+        let nats = try NATSConnection(options: .init(urls: [server.url]))
+        var settings = NATSConnection.StreamSettings(name: "LOGCAST", subjects: [ClusterSubject.all])
+        settings.maxAge = .seconds(3600)
+        _ = try nats.ensureStream(settings)
+        var other = settings
+        other.maxAge = .seconds(60)
+        #expect(throws: Never.self, "a limit left at its default yields to the stream's") { _ = try nats.ensureStream(other) }
+        other.givenLimits[.maxAge] = "--nats-max-age"
+        #expect {
+            _ = try nats.ensureStream(other)
+        } throws: { error in
+            guard let error = error as? NATSError else { return false }
+            return error.isSettings && error.description.hasPrefix("--nats-max-age is 60 s, but the stream LOGCAST exists with 3600 s")
+        }
+        var replicas = settings
+        replicas.replicas = 3
+        replicas.givenLimits[.replicas] = "c.yaml:3: nats-replicas"
+        #expect(throws: NATSError.self) { _ = try nats.ensureStream(replicas) }
+    }
+
+    @Test func historyBeyondMemoryIsReadFromTheStream() throws {
+        let server = try NATSServer()
+        let nats = try NATSConnection(options: .init(urls: [server.url]))
+        _ = try nats.ensureStream(.init(name: "LOGCAST", subjects: [ClusterSubject.all]))
+        for i in 1...10 {
+            _ = try nats.publish(
+                subject: ClusterSubject.subject(host: "h", source: "app"),
+                body: ClusterRecord.encode(record("n\(i)")),
+                messageID: "h/e/\(i)"
+            )
+        }
+        _ = try nats.publish(subject: "logcast.h.app", body: Array("not a record".utf8), messageID: "x")
+        let history = StreamHistory(stream: "LOGCAST")
+        #expect(history.lines(after: 0, before: 5, limit: 100).isEmpty, "not connected yet")
+        history.connect(nats)
+        #expect(history.lines(after: 2, before: 6, limit: 100).map(\.position) == [3, 4, 5])
+        #expect(history.lines(after: 2, before: 100, limit: 3).map(\.position) == [3, 4, 5], "at most limit")
+        #expect(history.lines(after: 8, before: 100, limit: 100).map(\.position) == [9, 10], "a message that is no record is skipped")
+        #expect(history.lines(after: 11, before: 100, limit: 100).isEmpty, "past the end, at once")
+        #expect(history.lines(since: Timestamp(microseconds: 0), before: 3, limit: 100).map(\.position) == [1, 2])
+        let hourAgo = Timestamp(microseconds: Timestamp.now().microseconds - 3_600_000_000)
+        #expect(history.lines(since: hourAgo, before: 4, limit: 100).map(\.position) == [1, 2, 3])
+        let soon = Timestamp(microseconds: Timestamp.now().microseconds + 3_600_000_000)
+        #expect(history.lines(since: soon, before: 100, limit: 100).isEmpty)
+        let first = try #require(history.oldestLineTime)
+        #expect(abs(first.microseconds - Timestamp.now().microseconds) < 60_000_000)
+        let line = try #require(history.lines(after: 0, before: 2, limit: 1).first)
+        #expect(String(decoding: line.json, as: UTF8.self).contains(#""seq":1"#))
+    }
+
+    @Test func asynchronousPublishesAreAcknowledgedByMessageID() throws {
+        let server = try NATSServer()
+        let nats = try NATSConnection(options: .init(urls: [server.url]))
+        _ = try nats.ensureStream(.init(name: "LOGCAST", subjects: [ClusterSubject.all]))
+        let answers = Mutex<[String: UInt64]>([:])
+        let publisher = try nats.asyncPublisher(maxInFlight: 16, maxWait: .seconds(5)) { id, result in
+            if case .success(let sequence) = result { answers.withLock { $0[id] = sequence } }
+        }
+        for i in 1...100 {
+            try publisher.publish(subject: "logcast.h.app", body: ClusterRecord.encode(record("n\(i)")), messageID: "h/e/\(i)")
+        }
+        #expect(publisher.waitForAcknowledgements(timeout: .seconds(10)))
+        eventually("every answer") { answers.withLock { $0.count } == 100 }
+        #expect(answers.withLock { $0["h/e/1"] } == 1 && answers.withLock { $0["h/e/100"] } == 100)
+        try publisher.publish(subject: "logcast.h.app", body: ClusterRecord.encode(record("n1")), messageID: "h/e/1")
+        #expect(publisher.waitForAcknowledgements(timeout: .seconds(10)))
+        #expect(try nats.streamInfo("LOGCAST").lastSequence == 100, "a repeat is a duplicate, not stored")
     }
 
     @Test func anUnreachableServerIsAClearError() {
