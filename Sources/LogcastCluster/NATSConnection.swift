@@ -343,7 +343,8 @@ public final class NATSConnection: @unchecked Sendable {
     /// Reads messages of `subject` on the stream from `start` in order,
     /// up to and including sequence `through`, at most `limit` of them,
     /// with a short-lived ordered consumer; stops early at the end of the
-    /// stream or at `deadline`.
+    /// stream or at `deadline`. `complete` is false when the deadline cut
+    /// it short.
     public func read(
         stream: String,
         subject: String,
@@ -351,20 +352,20 @@ public final class NATSConnection: @unchecked Sendable {
         through last: UInt64,
         limit: Int,
         deadline: ContinuousClock.Instant
-    ) throws(NATSError) -> [Message] {
-        guard limit > 0 else { return [] }
+    ) throws(NATSError) -> (messages: [Message], complete: Bool) {
+        guard limit > 0 else { return ([], true) }
         // Nothing from there on: say so at once rather than wait for a first message until the deadline.
         let state = try streamInfo(stream)
         switch start {
-        case .sequence(let sequence): if sequence > state.lastSequence { return [] }
-        case .time(let nanoseconds): if nanoseconds > state.lastTime { return [] }
+        case .sequence(let sequence): if sequence > state.lastSequence { return ([], true) }
+        case .time(let nanoseconds): if nanoseconds > state.lastTime { return ([], true) }
         }
         var options = jsSubOptions()
         jsSubOptions_Init(&options)
         options.Ordered = true
         switch start {
         case .sequence(let sequence):
-            guard sequence <= last else { return [] }
+            guard sequence <= last else { return ([], true) }
             options.Config.DeliverPolicy = js_DeliverByStartSequence
             options.Config.OptStartSeq = max(1, sequence)
         case .time(let nanoseconds):
@@ -386,11 +387,11 @@ public final class NATSConnection: @unchecked Sendable {
         var messages: [Message] = []
         while messages.count < limit {
             let left = deadline - ContinuousClock.now
-            guard left > .zero else { break }
+            guard left > .zero else { return (messages, false) }
             var raw: OpaquePointer?
             let wait = max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
             let next = natsSubscription_NextMsg(&raw, subscription, wait)
-            if next == NATS_TIMEOUT { break }
+            if next == NATS_TIMEOUT { return (messages, false) }
             guard next == NATS_OK, let raw else { throw NATSError("reading the stream \(stream) failed", next) }
             defer { natsMsg_Destroy(raw) }
             guard let message = Message(raw) else { continue }
@@ -398,7 +399,7 @@ public final class NATSConnection: @unchecked Sendable {
             messages.append(message)
             if message.sequence == last || message.pending == 0 { break }
         }
-        return messages
+        return (messages, true)
     }
 
     // MARK: Consuming

@@ -23,6 +23,14 @@ public struct Filter: Sendable, Equatable {
     public init() {}
 
     /// The normalised form sent back in `hello` and `subscribed`, encoded.
+    /// The one host and one source this filter keeps to, when it names at
+    /// most one of each and at least one of them (nil: any other filter):
+    /// what a store that selects by host and source can read alone.
+    public var selection: (host: String?, source: String?)? {
+        guard hosts.count <= 1, sources.count <= 1, !(hosts.isEmpty && sources.isEmpty) else { return nil }
+        return (hosts.first, sources.first)
+    }
+
     public var json: [UInt8] {
         var writer = JSONWriter()
         encode(into: &writer)

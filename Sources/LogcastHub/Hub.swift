@@ -349,10 +349,21 @@ public final class Hub: Sendable {
                 // Older than memory: from the durable history, as far as it reaches.
                 var reached = after  // the last seq delivered or covered by a gap
                 if let durable {
-                    let stored = durable.lines(after: after, before: oldest, limit: durableLimit)
+                    // One host and source: a store that selects them reads only theirs.
+                    let selected = matcher.filter.selection.flatMap {
+                        durable.lines(after: after, before: oldest, limit: durableLimit, host: $0.host, source: $0.source)
+                    }
+                    if let selected, selected.firstKept > after + 1 {
+                        let next = min(selected.firstKept, oldest)
+                        items.append(
+                            .control(ProtocolObject.gap(after: after, next: next, missed: Int(next - after - 1), reason: .evicted).encoded())
+                        )
+                        reached = next - 1
+                    }
+                    let stored = selected?.entries ?? durable.lines(after: after, before: oldest, limit: durableLimit)
                     for entry in stored {
                         guard clock.tick() else { break }
-                        if entry.position > reached + 1 {
+                        if selected == nil, entry.position > reached + 1 {
                             // A hole in the stored history (lines not stored while the disk was full).
                             let missed = Int(entry.position - reached - 1)
                             items.append(
@@ -365,6 +376,9 @@ public final class Hub: Sendable {
                     if clock.cutShort {
                         items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
                         return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: false, examined: clock.examined)
+                    }
+                    if let selected, selected.complete, stored.count < durableLimit {
+                        reached = max(reached, oldest - 1)  // the selection read everything of its host and source before memory
                     }
                     if limit < Int.max, durableLimit > 0, stored.count >= durableLimit, reached + 1 < oldest {
                         // A read (`/api/v1/lines`) that its limit cuts: not a gap; read on. (A stream whose
@@ -502,7 +516,10 @@ public final class Hub: Sendable {
         let cap = min(limit, durableLimit - archived.lines.count)
         var full = false
         if let durable, oldest > 1, cap > 0 {
-            for entry in durable.lines(since: since, before: oldest, limit: cap) {
+            let selected = matcher.filter.selection.flatMap {
+                durable.lines(since: since, before: oldest, limit: cap, host: $0.host, source: $0.source)
+            }
+            for entry in selected?.entries ?? durable.lines(since: since, before: oldest, limit: cap) {
                 guard clock.tick() else { break }
                 lastExamined = entry.lastSeqCovered
                 if matcher.matches(entry) {

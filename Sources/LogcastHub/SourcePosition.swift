@@ -67,6 +67,37 @@ public protocol DurableHistory: Sendable {
 
     /// The stamp of the oldest line stored, if any.
     var oldestLineTime: Timestamp? { get }
+
+    /// Like ``lines(after:before:limit:)``, for a reader whose filter
+    /// selects at most one host and one source: a store that can select
+    /// them cheaply (the cluster stream, by subject) returns only theirs,
+    /// as a ``SelectedRead``; others return nil and are read whole.
+    func lines(after: UInt64, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead?
+
+    /// Like ``lines(since:before:limit:)``, selecting as above.
+    func lines(since: Timestamp, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead?
+}
+
+/// Lines of one host and source read from a store that selects them: the
+/// positions between them are other lines, not holes.
+public struct SelectedRead: Sendable {
+    public var entries: [HubEntry]
+    /// The oldest position the store still holds (older ones are gone: an
+    /// `evicted` gap for a reader that asked for them).
+    public var firstKept: UInt64
+    /// Whether the read got to its end (or its limit); false when its time ran out.
+    public var complete: Bool
+
+    public init(entries: [HubEntry], firstKept: UInt64, complete: Bool) {
+        self.entries = entries
+        self.firstKept = firstKept
+        self.complete = complete
+    }
+}
+
+extension DurableHistory {
+    public func lines(after: UInt64, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead? { nil }
+    public func lines(since: Timestamp, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead? { nil }
 }
 
 /// A source's own record of its past (the journal), for time-range reads

@@ -31,6 +31,33 @@ final class FakeDurable: DurableHistory, Sendable {
     }
 }
 
+/// A store that selects by host (like the cluster stream by subject), keeping lines from `firstKept` on.
+final class SelectingFake: DurableHistory, Sendable {
+    let inner: FakeDurable
+    let complete: Bool
+    let selections = Mutex(0)
+
+    init(firstKept: UInt64 = 1, complete: Bool = true) {
+        inner = FakeDurable(firstKept: firstKept)
+        self.complete = complete
+    }
+
+    func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) { inner.append(entries, source: source, position: position) }
+    func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] { inner.lines(after: after, before: before, limit: limit) }
+    func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] { inner.lines(since: since, before: before, limit: limit) }
+    var oldestLineTime: Timestamp? { inner.oldestLineTime }
+
+    func lines(after: UInt64, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead? {
+        selections.withLock { $0 += 1 }
+        let all = inner.stored.withLock { $0 }.filter { entry in
+            guard entry.position > after, entry.position < before, case .line(let record) = entry.payload else { return false }
+            return host == nil || record.host == host
+        }
+        // A read cut short (its time ran out) got only its first three.
+        return SelectedRead(entries: Array(all.prefix(complete ? limit : 3)), firstKept: inner.firstKept, complete: complete)
+    }
+}
+
 extension HubEntry {
     var timestampForTest: Timestamp {
         if case .line(let record) = payload { return record.timestamp }
@@ -39,7 +66,7 @@ extension HubEntry {
 }
 
 @Suite struct DurableHubTests {
-    func hub(_ durable: FakeDurable, history: Int = 5, queue: Int = 1000) -> Hub {
+    func hub(_ durable: any DurableHistory, history: Int = 5, queue: Int = 1000) -> Hub {
         var configuration = Hub.Configuration()
         configuration.historyLines = history
         configuration.queueLines = queue
@@ -143,6 +170,57 @@ extension HubEntry {
         #expect(got.count == 5 && got[4].contains(#""type":"incomplete""#) && got[4].contains(#""resume_after":6"#), "\(got)")
         #expect(got[4].contains(#""reason":"limit""#) && !got.contains { $0.contains("gap") })
         #expect(!scan.complete)
+    }
+
+    func publishHosts(_ hub: Hub, _ range: ClosedRange<Int>) {
+        for i in range {
+            var record = TestSupport.record("n\(i)", micros: Int64(i) * 1_000_000)
+            record.host = i.isMultiple(of: 2) ? "even" : "odd"
+            hub.publish([record], source: "app", position: nil)
+        }
+    }
+
+    @Test func aSelectingStoreReadsOneHostWithoutCallingTheOthersHoles() async throws {
+        let durable = SelectingFake()
+        let hub = hub(durable, queue: 15)  // 5 in memory: 10 from the store, fewer than the 15 lines of a whole read
+        publishHosts(hub, 1...20)
+        var request = SubscriptionRequest(after: 0, epoch: "00000000000000bb")
+        request.filter.hosts = ["even"]
+        let got = try await start(hub, request)
+        #expect(got == (1...10).map { "n\($0 * 2)" }, "every even line, no gap between them or to memory")
+        #expect(durable.selections.withLock { $0 } == 1)
+    }
+
+    @Test func aSelectedReadPastWhatTheStoreKeepsStartsWithAnEvictedGap() async throws {
+        let durable = SelectingFake(firstKept: 7)
+        let hub = hub(durable)
+        publishHosts(hub, 1...20)
+        var request = SubscriptionRequest(after: 2, epoch: "00000000000000bb")
+        request.filter.hosts = ["odd"]
+        let got = try await start(hub, request)
+        #expect(got.first == #"{"type":"gap","after":2,"next":7,"missed":4,"reason":"evicted"}"#)
+        #expect(Array(got.dropFirst()) == [7, 9, 11, 13, 15, 17, 19].map { "n\($0)" })
+    }
+
+    @Test func aSelectedReadCutShortIsNotTakenForTheWhole() async throws {
+        let durable = SelectingFake(complete: false)
+        let hub = hub(durable)
+        publishHosts(hub, 1...20)
+        var request = SubscriptionRequest(after: 0, epoch: "00000000000000bb")
+        request.filter.hosts = ["odd"]
+        let got = try await start(hub, request)
+        #expect(Array(got.prefix(4)) == ["n1", "n3", "n5", #"{"type":"gap","after":5,"next":16,"missed":10,"reason":"evicted"}"#], "\(got)")
+    }
+
+    @Test func filtersOfOneHostOrSourceAreSelections() {
+        var filter = Filter()
+        #expect(filter.selection == nil)
+        filter.hosts = ["a"]
+        #expect(filter.selection?.host == "a" && filter.selection?.source == nil)
+        filter.sources = ["s"]
+        #expect(filter.selection?.host == "a" && filter.selection?.source == "s")
+        filter.hosts = ["a", "b"]
+        #expect(filter.selection == nil, "two hosts are no one subject")
     }
 
     @Test func sinceReadsFromDiskThenMemory() async throws {

@@ -628,3 +628,43 @@ def test_a_consumer_deleted_under_the_gateway_is_made_again_and_nothing_is_lost(
     finally:
         agent.stop()
         gateway.stop()
+
+
+def test_a_host_or_source_filter_is_pushed_down_to_the_read_of_the_stream(nats, tmp_path):
+    hosts = ["web1", "web2", "db1"]
+    logs = {host: (tmp_path / f"{host}.log", tmp_path / f"{host}.other") for host in hosts}
+    for pair in logs.values():
+        for log in pair:
+            log.touch()
+    agents = [Server(["--nats", nats.url, "--role", "agent", "--host-name", host, "--file", f"app={app}", "--file", f"other={other}",
+                      "--initial-lines", "0"]).start() for host, (app, other) in logs.items()]
+    # A small queue: a read of the whole stream (150 lines) stops after 90 with an evicted gap.
+    gateway = Server(["--nats", nats.url, "--role", "gateway", "--history", "10", "--queue", "100"]).start()
+    try:
+        for i in range(25):
+            for host, (app, other) in logs.items():
+                append(app, f"{host} app {i}\n")
+                append(other, f"{host} other {i}\n")
+        wait_for(lambda: metric(gateway, "logcast_nats_stream_seq") == 150, message="the gateway to have every line")
+        epoch = gateway.health()["epoch"]
+        for query, expected in [
+            ("host=web1", {f"web1 {source} {i}" for source in ("app", "other") for i in range(25)}),
+            ("host=db1&source=app", {f"db1 app {i}" for i in range(25)}),
+            ("source=other&grep=web2", {f"web2 other {i}" for i in range(25)}),  # the rest of the filter applies in the gateway
+        ]:
+            s = Stream(f"{gateway.ws_url}?after=0&epoch={epoch}&{query}")
+            s.next()
+            got = s.lines(len(expected))
+            assert {l["msg"] for l in got} == expected and len(got) == len(expected), query
+            assert [l["seq"] for l in got] == sorted(l["seq"] for l in got)
+            assert not [o for o in s.until_barrier() if o["type"] != "line"], f"{query}: no gap, the read selected by subject"
+            s.close()
+        # Two hosts are no one subject: the stream is read whole, and the queue's bound shows as a gap.
+        s = Stream(f"{gateway.ws_url}?after=0&epoch={epoch}&host=web1&host=web2")
+        s.next()
+        objects = s.until_barrier()
+        assert [o for o in objects if o["type"] == "gap" and o["reason"] == "evicted"], objects[-3:]
+        s.close()
+    finally:
+        for server in agents + [gateway]:
+            server.stop()
