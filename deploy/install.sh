@@ -8,10 +8,11 @@
 #   LOGCAST_BIN=path/to/logcast ...        # install this binary instead of building
 #
 # Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.{service,socket}
+# and logcast-gateway.service
 # (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/,
-# and SYSCONFDIR/logcast/config.yaml (SYSCONFDIR: /etc for /usr and /usr/local,
-# else PREFIX/etc), which is never overwritten: the example also goes to
-# PREFIX/share/doc/logcast/config.yaml.
+# and SYSCONFDIR/logcast/{config,gateway}.yaml (SYSCONFDIR: /etc for /usr and
+# /usr/local, else PREFIX/etc), never overwritten: the examples also go to
+# PREFIX/share/doc/logcast/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,15 +40,21 @@ sed -e "s|/usr/local/bin/logcast|$prefix/bin/logcast|g" \
     -e "s|/usr/local/share/doc/logcast|$prefix/share/doc/logcast|g" \
     -e "s|/etc/logcast/|$sysconfdir/logcast/|g" \
     deploy/logcast.service > "$root/lib/systemd/system/logcast.service"
+sed -e "s|/usr/local/bin/logcast|$prefix/bin/logcast|g" \
+    -e "s|/usr/local/share/logcast/web|$prefix/share/logcast/web|g" \
+    -e "s|/etc/logcast/|$sysconfdir/logcast/|g" \
+    deploy/logcast-gateway.service > "$root/lib/systemd/system/logcast-gateway.service"
 install -m 0644 deploy/logcast.socket "$root/lib/systemd/system/logcast.socket"
-chmod 0644 "$root/lib/systemd/system/logcast.service"
+chmod 0644 "$root/lib/systemd/system/logcast.service" "$root/lib/systemd/system/logcast-gateway.service"
 install -m 0644 README.md "$root/share/doc/logcast/README.md"
-install -m 0644 deploy/config.yaml "$root/share/doc/logcast/config.yaml"
-if [[ ! -e "$destdir$sysconfdir/logcast/config.yaml" ]]; then
-    install -m 0644 deploy/config.yaml "$destdir$sysconfdir/logcast/config.yaml"
-else
-    echo "kept the existing $destdir$sysconfdir/logcast/config.yaml (the example is in $prefix/share/doc/logcast/)"
-fi
+for config in config.yaml gateway.yaml; do
+    install -m 0644 "deploy/$config" "$root/share/doc/logcast/$config"
+    if [[ ! -e "$destdir$sysconfdir/logcast/$config" ]]; then
+        install -m 0644 "deploy/$config" "$destdir$sysconfdir/logcast/$config"
+    else
+        echo "kept the existing $destdir$sysconfdir/logcast/$config (the example is in $prefix/share/doc/logcast/)"
+    fi
+done
 
 echo "installed logcast under $root"
 if [[ -z $destdir && $(id -u) -eq 0 ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then

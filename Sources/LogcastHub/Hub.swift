@@ -33,6 +33,11 @@ public final class Hub: Sendable {
         public var queueLines = 16_384
         public var queueBytes = 32 * 1024 * 1024
         public var slowConsumerPolicy: SlowConsumerPolicy = .drop
+        /// Whether a `seq` missing among the lines is a line lost (a full
+        /// disk kept it out of the stored history: an `evicted` gap on a
+        /// resume across it) or a number never used for a line (a gateway's
+        /// stream sequence skips messages that are not logcast lines).
+        public var missingSeqIsLoss = true
 
         public init() {}
     }
@@ -252,7 +257,8 @@ public final class Hub: Sendable {
             limit: Int.max,
             durable: durable,
             durableLimit: max(0, configuration.queueLines - snapshot.entries.count),
-            archives: archives
+            archives: archives,
+            missingSeqIsLoss: configuration.missingSeqIsLoss
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
         return subscription
@@ -274,7 +280,8 @@ public final class Hub: Sendable {
             limit: Int.max,
             durable: durable,
             durableLimit: max(0, configuration.queueLines - snapshot.entries.count),
-            archives: archives
+            archives: archives,
+            missingSeqIsLoss: configuration.missingSeqIsLoss
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
     }
@@ -337,7 +344,8 @@ public final class Hub: Sendable {
         limit: Int,
         durable: (any DurableHistory)? = nil,
         durableLimit: Int = 0,
-        archives: [any SourceArchive] = []
+        archives: [any SourceArchive] = [],
+        missingSeqIsLoss: Bool = true
     ) -> StartPlan {
         var items: [SubscriberQueue.Item] = []
         var clock = ScanClock()
@@ -350,9 +358,8 @@ public final class Hub: Sendable {
                 var reached = after  // the last seq delivered or covered by a gap
                 if let durable {
                     // One host and source: a store that selects them reads only theirs.
-                    let selected = matcher.filter.selection.flatMap {
-                        durable.lines(after: after, before: oldest, limit: durableLimit, host: $0.host, source: $0.source)
-                    }
+                    let selection = matcher.filter.selection
+                    let selected = durable.lines(after: after, before: oldest, limit: durableLimit, host: selection?.host, source: selection?.source)
                     if let selected, selected.firstKept > after + 1 {
                         let next = min(selected.firstKept, oldest)
                         items.append(
@@ -406,7 +413,7 @@ public final class Hub: Sendable {
                 let start = history.firstIndex(after: from)
                 for entry in history.entries[start...] {
                     guard clock.tick() else { break }
-                    if entry.position > resumeAfter + 1 {
+                    if missingSeqIsLoss, entry.position > resumeAfter + 1 {
                         // A hole: lines a full disk kept out of the stored history that memory was restored from.
                         let missed = Int(entry.position - resumeAfter - 1)
                         items.append(
@@ -516,9 +523,8 @@ public final class Hub: Sendable {
         let cap = min(limit, durableLimit - archived.lines.count)
         var full = false
         if let durable, oldest > 1, cap > 0 {
-            let selected = matcher.filter.selection.flatMap {
-                durable.lines(since: since, before: oldest, limit: cap, host: $0.host, source: $0.source)
-            }
+            let selection = matcher.filter.selection
+            let selected = durable.lines(since: since, before: oldest, limit: cap, host: selection?.host, source: selection?.source)
             for entry in selected?.entries ?? durable.lines(since: since, before: oldest, limit: cap) {
                 guard clock.tick() else { break }
                 lastExamined = entry.lastSeqCovered
@@ -652,7 +658,8 @@ public final class Hub: Sendable {
             limit: limit,
             durable: durable,
             durableLimit: limit,
-            archives: archives
+            archives: archives,
+            missingSeqIsLoss: configuration.missingSeqIsLoss
         )
         return ScanResult(items: plan.items, lastSeq: history.lastSeq, complete: plan.complete)
     }

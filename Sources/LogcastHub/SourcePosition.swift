@@ -69,9 +69,11 @@ public protocol DurableHistory: Sendable {
     var oldestLineTime: Timestamp? { get }
 
     /// Like ``lines(after:before:limit:)``, for a reader whose filter
-    /// selects at most one host and one source: a store that can select
-    /// them cheaply (the cluster stream, by subject) returns only theirs,
-    /// as a ``SelectedRead``; others return nil and are read whole.
+    /// selects at most one host and one source (nil: any): a store that can
+    /// select them cheaply (the cluster stream, by subject) returns only
+    /// theirs, as a ``SelectedRead``, and one whose numbering skips (the
+    /// stream's) answers so for every read; others return nil and are read
+    /// whole, a missing position being a hole.
     func lines(after: UInt64, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead?
 
     /// Like ``lines(since:before:limit:)``, selecting as above.

@@ -175,7 +175,9 @@ public enum LogcastService {
             }
             if cluster.role.serves {
                 let history = StreamHistory(stream: cluster.stream.name)
-                served = Hub(configuration: configuration.hub, durable: history)
+                var hub = configuration.hub
+                hub.missingSeqIsLoss = false  // the stream's numbers skip messages that are not lines
+                served = Hub(configuration: hub, durable: history)
                 consumer = GatewayConsumer(hub: served, history: history, configuration: cluster, logger: logger, connection: probe)
                 clusterServices.append(consumer!)
             }

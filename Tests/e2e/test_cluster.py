@@ -317,6 +317,18 @@ def test_messages_that_are_not_logcast_records_are_counted_skipped_and_logged_on
         logged = [l for l in gateway.stderr_lines if "not a logcast record" in l]
         assert len(logged) == 1 and "logcast.intruder.x" in logged[0], logged
         s.close()
+        # A resume across the skipped numbers, from memory and from the stream: they were never lines, so no gap.
+        epoch = gateway.health()["epoch"]
+        small = Server(["--nats", nats.url, "--role", "gateway", "--history", "1"]).start()
+        try:
+            for target in (gateway, small):
+                resumed = Stream(f"{target.ws_url}?after=1&epoch={epoch}")
+                resumed.next()
+                got = resumed.until_barrier()
+                assert [(o["type"], o.get("msg")) for o in got] == [("line", "after")], got
+                resumed.close()
+        finally:
+            small.stop()
     finally:
         agent.stop()
         gateway.stop()

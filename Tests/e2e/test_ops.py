@@ -325,6 +325,13 @@ def test_install_into_a_prefix_gives_a_working_layout_and_a_valid_unit(tmp_path,
                             capture_output=True, text=True)
     assert verify.returncode == 0, verify.stderr
     assert "logcast.service" not in verify.stderr, verify.stderr
+    gateway_unit = (prefix / "lib/systemd/system/logcast-gateway.service").read_text()
+    assert f"ExecStart={prefix}/bin/logcast serve --config {prefix}/etc/logcast/gateway.yaml" in gateway_unit
+    assert "SupplementaryGroups" not in gateway_unit, "a gateway reads no logs"
+    # The example gateway config is valid as installed (and names a cluster).
+    checked = subprocess.run([str(prefix / "bin" / "logcast"), "serve", "--config", str(prefix / "etc/logcast/gateway.yaml"), "--check-config"],
+                             capture_output=True, text=True, timeout=DEADLINE)
+    assert checked.returncode == 0 and "role" in checked.stdout and "gateway" in checked.stdout, checked.stderr + checked.stdout
     # The installed binary serves the installed viewer from its own share/ folder.
     proc_binary = prefix / "bin" / "logcast"
     server = subprocess.Popen([str(proc_binary), "serve", "--listen", "127.0.0.1:0", "--file", f"app={log}"],
@@ -345,14 +352,15 @@ def test_install_into_a_prefix_gives_a_working_layout_and_a_valid_unit(tmp_path,
         server.wait()
 
 
-def test_repository_unit_verifies_with_systemd_analyze(tmp_path):
-    unit = (ROOT / "deploy" / "logcast.service").read_text().replace("/usr/local/bin/logcast", str(BINARY))
-    path = tmp_path / "logcast.service"
+@pytest.mark.parametrize("name", ["logcast.service", "logcast-gateway.service"])
+def test_repository_unit_verifies_with_systemd_analyze(tmp_path, name):
+    unit = (ROOT / "deploy" / name).read_text().replace("/usr/local/bin/logcast", str(BINARY))
+    path = tmp_path / name
     path.write_text(unit)
     verify = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
-    assert verify.returncode == 0 and "logcast.service" not in verify.stderr, verify.stderr
+    assert verify.returncode == 0 and name not in verify.stderr, verify.stderr
     security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(path)], capture_output=True, text=True)
-    match = re.search(r"Overall exposure level for logcast\.service: ([0-9.]+)", security.stdout)
+    match = re.search(r"Overall exposure level for " + re.escape(name) + r": ([0-9.]+)", security.stdout)
     assert match, security.stdout[-500:]
     assert float(match.group(1)) <= 2.0, security.stdout[-2000:]
 
