@@ -151,7 +151,7 @@ def main():
     rows = [("scenario", "one process", "agent->NATS->gateway", "ratio")]
     rows.append((f"burst {args.subscribers}x{args.lines}", fanout.fmt_rate(single), fanout.fmt_rate(cluster),
                  fanout.fmt_ratio(ok(cluster, "lines_per_second"), ok(single, "lines_per_second"))))
-    rows.append(("  lines/s into the hub", rate(single), rate(cluster),
+    rows.append(("  per subscriber", rate(single), rate(cluster),
                  fanout.fmt_ratio(ok(cluster, "seconds") and args.lines / cluster["seconds"], ok(single, "seconds") and args.lines / single["seconds"])))
 
     def lat(r):
@@ -189,7 +189,7 @@ def main():
 
 
 def rate(r):
-    """Lines per second entering the hub of the serving process (the burst's lines over its time)."""
+    """Lines per second each subscriber received (the burst's lines over its time)."""
     if not r.get("ok") or not r.get("seconds"):
         return "-"
     return "%.0f k lines/s" % (r["lines"] / r["seconds"] / 1e3)

@@ -369,6 +369,10 @@ public final class GatewayConsumer: Service, Sendable {
         var waiting: String?
         /// The sequence of the newest message received (a line or not).
         var received: UInt64 = 0
+        /// The stream's last sequence when following began: until it is
+        /// received, the hub is still filling with the newest history, and
+        /// a client would get those lines as if they were live.
+        var catchUpTo: UInt64 = .max
         var restarts = 0
     }
 
@@ -401,8 +405,16 @@ public final class GatewayConsumer: Service, Sendable {
     /// Messages on the stream that were not logcast records, by subject.
     public var refusedMessages: [String: Int] { refused.withLock { $0 } }
 
-    /// Why the gateway serves no stream yet (nil once it follows the stream).
-    public var waiting: String? { state.withLock { $0.waiting } }
+    /// Why the gateway serves no stream yet (nil once it follows the stream
+    /// and holds its newest lines).
+    public var waiting: String? {
+        state.withLock { state in
+            if let waiting = state.waiting { return waiting }
+            guard state.received < state.catchUpTo else { return nil }
+            return "the gateway is reading the newest lines of the NATS stream \(configuration.stream.name)"
+                + (state.catchUpTo == .max ? "" : " (\(state.received) of \(state.catchUpTo))")
+        }
+    }
 
     /// How many times the gateway made its consumer again after it stalled.
     public var consumerRestarts: Int { state.withLock { $0.restarts } }
@@ -423,7 +435,10 @@ public final class GatewayConsumer: Service, Sendable {
                 }
                 history.connect(nats)
                 let start = Self.startSequence(info, historyLines: hub.configuration.historyLines)
-                state.withLock { $0.received = start - 1 }
+                state.withLock {
+                    $0.received = start - 1
+                    $0.catchUpTo = info.lastSequence
+                }
                 subscription = try subscribe(nats, from: start)
                 current = nats
                 state.withLock { $0.waiting = nil }
@@ -446,6 +461,7 @@ public final class GatewayConsumer: Service, Sendable {
             let received = state.withLock { $0.received }
             guard info.lastSequence > received else {
                 stalled = nil
+                state.withLock { $0.catchUpTo = 0 }  // whatever the stream held at start (it may have been purged since)
                 continue
             }
             guard let since = stalled, since.at == received else {

@@ -33,11 +33,15 @@ public final class Hub: Sendable {
         public var queueLines = 16_384
         public var queueBytes = 32 * 1024 * 1024
         public var slowConsumerPolicy: SlowConsumerPolicy = .drop
-        /// Whether a `seq` missing among the lines is a line lost (a full
-        /// disk kept it out of the stored history: an `evicted` gap on a
-        /// resume across it) or a number never used for a line (a gateway's
-        /// stream sequence skips messages that are not logcast lines).
-        public var missingSeqIsLoss = true
+        /// Whether `seq` is a cluster stream's sequence (a gateway's hub,
+        /// fed by ``Hub/publish(stamped:)``) rather than the hub's own count:
+        /// - a number missing among the lines was never a line (the stream
+        ///   skips messages that are not logcast lines), not a line lost (a
+        ///   full disk kept it out of the stored history: an `evicted` gap);
+        /// - a client may resume after a `seq` this hub has not reached yet
+        ///   (it saw it on a gateway that is ahead): the lines up to it are
+        ///   not sent again when they arrive.
+        public var streamNumbered = false
 
         public init() {}
     }
@@ -258,7 +262,7 @@ public final class Hub: Sendable {
             durable: durable,
             durableLimit: max(0, configuration.queueLines - snapshot.entries.count),
             archives: archives,
-            missingSeqIsLoss: configuration.missingSeqIsLoss
+            streamNumbered: configuration.streamNumbered
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
         return subscription
@@ -281,7 +285,7 @@ public final class Hub: Sendable {
             durable: durable,
             durableLimit: max(0, configuration.queueLines - snapshot.entries.count),
             archives: archives,
-            missingSeqIsLoss: configuration.missingSeqIsLoss
+            streamNumbered: configuration.streamNumbered
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
     }
@@ -345,13 +349,15 @@ public final class Hub: Sendable {
         durable: (any DurableHistory)? = nil,
         durableLimit: Int = 0,
         archives: [any SourceArchive] = [],
-        missingSeqIsLoss: Bool = true
+        streamNumbered: Bool = false
     ) -> StartPlan {
         var items: [SubscriberQueue.Item] = []
         var clock = ScanClock()
         let lastSeq = history.lastSeq
         let oldest = history.entries.first?.position ?? history.nextSeq
         if let after = request.after, request.epoch == nil || request.epoch == epoch {
+            // What the client has: in one hub's numbering never past its last line; a gateway may lag the client.
+            let delivered = streamNumbered ? after : min(after, lastSeq)
             var from = after
             if after < lastSeq, after + 1 < oldest {
                 // Older than memory: from the durable history, as far as it reaches.
@@ -382,7 +388,7 @@ public final class Hub: Sendable {
                     }
                     if clock.cutShort {
                         items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
-                        return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: false, examined: clock.examined)
+                        return StartPlan(items: items, deliveredUpTo: delivered, complete: false, examined: clock.examined)
                     }
                     if let selected, selected.complete, stored.count < durableLimit {
                         reached = max(reached, oldest - 1)  // the selection read everything of its host and source before memory
@@ -396,7 +402,7 @@ public final class Hub: Sendable {
                                     .encoded()
                             )
                         )
-                        return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: false, examined: clock.examined)
+                        return StartPlan(items: items, deliveredUpTo: delivered, complete: false, examined: clock.examined)
                     }
                 }
                 if reached + 1 < oldest {
@@ -413,7 +419,7 @@ public final class Hub: Sendable {
                 let start = history.firstIndex(after: from)
                 for entry in history.entries[start...] {
                     guard clock.tick() else { break }
-                    if missingSeqIsLoss, entry.position > resumeAfter + 1 {
+                    if !streamNumbered, entry.position > resumeAfter + 1 {
                         // A hole: lines a full disk kept out of the stored history that memory was restored from.
                         let missed = Int(entry.position - resumeAfter - 1)
                         items.append(
@@ -429,7 +435,7 @@ public final class Hub: Sendable {
                 }
             }
             if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: resumeAfter))) }
-            return StartPlan(items: items, deliveredUpTo: min(after, lastSeq), complete: !clock.cutShort, examined: clock.examined)
+            return StartPlan(items: items, deliveredUpTo: delivered, complete: !clock.cutShort, examined: clock.examined)
         }
         if request.after == nil, let since = matcher.filter.since {
             return sincePlan(
@@ -659,7 +665,7 @@ public final class Hub: Sendable {
             durable: durable,
             durableLimit: limit,
             archives: archives,
-            missingSeqIsLoss: configuration.missingSeqIsLoss
+            streamNumbered: configuration.streamNumbered
         )
         return ScanResult(items: plan.items, lastSeq: history.lastSeq, complete: plan.complete)
     }

@@ -21,6 +21,9 @@ public final class Subscription: Sendable {
         /// While the hub computes a start (backlog or resume), live entries wait here.
         var starting = true
         var held: [HubEntry] = []
+        /// Lines up to this `seq` the client already has: a gateway's client
+        /// may resume after a line this gateway has not received yet.
+        var deliveredThrough: UInt64 = 0
     }
 
     /// A request to end the stream now, with a WebSocket close code.
@@ -46,8 +49,11 @@ public final class Subscription: Sendable {
     func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             for item in items { state.queue.push(item) }
-            if let deliveredUpTo { state.queue.markDelivered(upTo: deliveredUpTo) }
-            for entry in state.held where entry.position > after {
+            if let deliveredUpTo {
+                state.queue.markDelivered(upTo: deliveredUpTo)
+                state.deliveredThrough = deliveredUpTo
+            }
+            for entry in state.held where entry.position > after && !(entry.hasSeq && entry.position <= state.deliveredThrough) {
                 state.queue.push(.entry(entry))
             }
             state.held = []
@@ -86,6 +92,7 @@ public final class Subscription: Sendable {
             }
             for entry in entries {
                 guard !state.queue.isOverflowed else { break }
+                if entry.position <= state.deliveredThrough, entry.hasSeq { continue }
                 state.queue.push(.entry(entry))
             }
             return state.take()

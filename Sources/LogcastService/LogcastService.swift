@@ -176,7 +176,7 @@ public enum LogcastService {
             if cluster.role.serves {
                 let history = StreamHistory(stream: cluster.stream.name)
                 var hub = configuration.hub
-                hub.missingSeqIsLoss = false  // the stream's numbers skip messages that are not lines
+                hub.streamNumbered = true  // seq is the stream's sequence
                 served = Hub(configuration: hub, durable: history)
                 consumer = GatewayConsumer(hub: served, history: history, configuration: cluster, logger: logger, connection: probe)
                 clusterServices.append(consumer!)

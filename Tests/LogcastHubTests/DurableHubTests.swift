@@ -212,6 +212,42 @@ extension HubEntry {
         #expect(Array(got.prefix(4)) == ["n1", "n3", "n5", #"{"type":"gap","after":5,"next":16,"missed":10,"reason":"evicted"}"#], "\(got)")
     }
 
+    func streamHub() -> Hub {
+        var configuration = Hub.Configuration()
+        configuration.streamNumbered = true
+        return Hub(configuration: configuration, epoch: "00000000000000ee")
+    }
+
+    func stamped(_ seqs: [UInt64]) -> [(seq: UInt64, record: LogRecord)] {
+        seqs.map { ($0, TestSupport.record("n\($0)")) }
+    }
+
+    @Test func aGatewaysClientAheadOfItGetsNothingTwice() async throws {
+        let hub = streamHub()
+        hub.publish(stamped: stamped(Array(1...10)))
+        // The client saw up to 14 on a gateway that is ahead of this one.
+        let subscription = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(after: 14, epoch: "00000000000000ee"))
+        defer { hub.unsubscribe(subscription) }
+        hub.publish(stamped: stamped(Array(11...16)))
+        guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: .max) else {
+            Issue.record("no batch")
+            return
+        }
+        #expect(gap == nil)
+        let seqs = items.compactMap { item -> UInt64? in
+            if case .entry(let entry) = item { return entry.position }
+            return nil
+        }
+        #expect(seqs == [15, 16])
+    }
+
+    @Test func numbersTheStreamSkipsAreNoHoles() async throws {
+        let hub = streamHub()
+        hub.publish(stamped: stamped([1, 2, 5, 6]))  // 3 and 4 were not logcast lines
+        let got = try await start(hub, SubscriptionRequest(after: 1, epoch: "00000000000000ee"))
+        #expect(got == ["n2", "n5", "n6"])
+    }
+
     @Test func filtersOfOneHostOrSourceAreSelections() {
         var filter = Filter()
         #expect(filter.selection == nil)

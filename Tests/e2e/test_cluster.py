@@ -100,6 +100,15 @@ class NATSCluster:
             shutil.rmtree(node.directory, ignore_errors=True)
 
 
+class Gateway(Server):
+    """A server that serves the stream: started once it follows the stream and holds its newest lines."""
+
+    def start(self):
+        super().start()
+        wait_for(lambda: self.get("/healthz")[0] == 200, message="the gateway to follow the stream")
+        return self
+
+
 @pytest.fixture
 def nats():
     server = NATSServer()
@@ -115,7 +124,7 @@ def test_two_agents_and_two_gateways_serve_one_merged_stream(nats, tmp_path):
         Server(["--nats", nats.url, "--role", "agent", "--host-name", host, "--file", f"app={log}", "--initial-lines", "0"]).start()
         for host, log in logs.items()
     ]
-    gateways = [Server(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
+    gateways = [Gateway(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
     try:
         epochs = {g.health()["epoch"] for g in gateways}
         assert len(epochs) == 1, "every gateway names the stream alike"
@@ -156,7 +165,7 @@ def test_an_agent_restarted_publishes_nothing_twice_and_nothing_lost(nats, tmp_p
     log.touch()
     state = tmp_path / "state"
     args = ["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0", "--state-directory", str(state)]
-    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     agent = Server(args).start()
     try:
         s = Stream(gateway.ws_url)
@@ -222,7 +231,7 @@ def test_an_agent_that_cannot_reach_nats_at_start_serves_locally_and_publishes_l
         assert [l["msg"] for l in local.lines(5)] == [f"early {i}" for i in range(5)]
         wait_for(lambda: agent.health()["status"] == "degraded", message="the agent to say NATS is down")
         nats.up()
-        gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+        gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
         try:
             s = Stream(f"{gateway.ws_url}?backlog=10")
             s.next()
@@ -248,14 +257,14 @@ def run_serve(*args):
     ("--nats-replicas", "3", "3", "1 replicas"),
 ])
 def test_a_stream_that_differs_from_a_given_limit_stops_the_start_naming_it(nats, flag, value, given, actual):
-    first = Server(["--nats", nats.url, "--role", "gateway", "--nats-max-age", "3600"]).start()
+    first = Gateway(["--nats", nats.url, "--role", "gateway", "--nats-max-age", "3600"]).start()
     first.stop()
     for role in ("gateway", "agent", "both"):
         result = run_serve("--nats", nats.url, "--role", role, "--demo", flag, value)
         assert result.returncode == 2, result.stderr
         assert f"{flag} is {given}, but the stream LOGCAST exists with {actual}" in result.stderr, result.stderr
     # Limits left at their defaults yield to the stream's.
-    Server(["--nats", nats.url, "--role", "gateway"]).start().stop()
+    Gateway(["--nats", nats.url, "--role", "gateway"]).start().stop()
 
 
 def nats_request(url, subject, payload=b"", headers=None, timeout=10):
@@ -293,14 +302,14 @@ def test_a_stream_of_other_subjects_is_refused_naming_the_stream_setting(nats):
     result = run_serve("--nats", nats.url, "--role", "gateway")
     assert result.returncode == 2, result.stderr
     assert "the stream LOGCAST exists for other subjects (other.>), not logcast.>; choose another --nats-stream" in result.stderr
-    Server(["--nats", nats.url, "--role", "gateway", "--nats-stream", "LOGS"]).start().stop()
+    Gateway(["--nats", nats.url, "--role", "gateway", "--nats-stream", "LOGS"]).start().stop()
 
 
 def test_messages_that_are_not_logcast_records_are_counted_skipped_and_logged_once(nats, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
     agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
-    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         s = Stream(gateway.ws_url)
         s.next()
@@ -319,7 +328,7 @@ def test_messages_that_are_not_logcast_records_are_counted_skipped_and_logged_on
         s.close()
         # A resume across the skipped numbers, from memory and from the stream: they were never lines, so no gap.
         epoch = gateway.health()["epoch"]
-        small = Server(["--nats", nats.url, "--role", "gateway", "--history", "1"]).start()
+        small = Gateway(["--nats", nats.url, "--role", "gateway", "--history", "1"]).start()
         try:
             for target in (gateway, small):
                 resumed = Stream(f"{target.ws_url}?after=1&epoch={epoch}")
@@ -341,7 +350,7 @@ def test_refused_credentials_stop_the_start_naming_the_setting(tmp_path):
         result = run_serve("--nats", f"nats://logcast:wrong@127.0.0.1:{port}", "--role", "agent", "--demo")
         assert result.returncode == 2, result.stderr
         assert "--nats: cannot connect to NATS" in result.stderr and "uthoriz" in result.stderr, result.stderr
-        ok = Server(["--nats", f"nats://logcast:right@127.0.0.1:{port}", "--role", "gateway"]).start()
+        ok = Gateway(["--nats", f"nats://logcast:right@127.0.0.1:{port}", "--role", "gateway"]).start()
         assert ok.health()["status"] == "ok"
         ok.stop()
     finally:
@@ -359,7 +368,7 @@ def test_a_bad_nats_url_is_refused_naming_it(tmp_path, value):
 def test_both_roles_in_one_process_deliver_its_own_lines_once(nats, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
-    server = Server(["--nats", nats.url, "--host-name", "solo", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    server = Gateway(["--nats", nats.url, "--host-name", "solo", "--file", f"app={log}", "--initial-lines", "0"]).start()
     try:
         s = Stream(server.ws_url)
         assert s.next()["type"] == "hello"
@@ -385,7 +394,7 @@ def test_while_nats_is_down_the_agent_says_so_and_catches_up_after(nats, tmp_pat
     log = tmp_path / "app.log"
     log.touch()
     agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
-    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         s = Stream(gateway.ws_url)
         s.next()
@@ -436,7 +445,7 @@ def test_three_agents_on_a_cluster_of_three_reach_two_gateways_through_node_loss
                       "--nats-replicas", "3", "--file", f"app={logs[host]}", "--initial-lines", "0"]).start()
         for i, host in enumerate(hosts)
     }
-    gateways = [Server(["--nats", cluster.urls[i], "--nats", every, "--role", "gateway", "--nats-replicas", "3"]).start() for i in (1, 2)]
+    gateways = [Gateway(["--nats", cluster.urls[i], "--nats", every, "--role", "gateway", "--nats-replicas", "3"]).start() for i in (1, 2)]
     written = {host: [] for host in hosts}
 
     def write(tag, count):
@@ -501,7 +510,7 @@ def test_a_subscriber_whose_gateway_is_killed_mid_stream_resumes_on_the_other_on
     log = tmp_path / "app.log"
     log.touch()
     agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
-    gateways = [Server(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
+    gateways = [Gateway(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
     total = 3000
     writing = threading.Thread(target=lambda: [append(log, "".join(f"line {i + j}\n" for j in range(10))) for i in range(0, total, 10)])
     try:
@@ -537,14 +546,14 @@ def test_a_resume_older_than_the_gateways_memory_is_read_from_the_stream(nats, t
     log = tmp_path / "app.log"
     log.touch()
     agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
-    gateway = Server(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()
     try:
         s = Stream(gateway.ws_url)
         epoch = s.next()["epoch"]
         append(log, "".join(f"line {i}\n" for i in range(200)))
         assert len(s.lines(200)) == 200
         s.close()
-        for target in (gateway, Server(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()):
+        for target in (gateway, Gateway(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()):
             # A gateway that holds the newest 20 lines (the second one started after them all) reads the rest from the stream.
             resumed = Stream(f"{target.ws_url}?after=5&epoch={epoch}")
             resumed.next()
@@ -575,7 +584,7 @@ def test_a_resume_older_than_the_stream_keeps_gets_an_evicted_gap(nats, tmp_path
         # The stream drops its oldest 30 messages (as its limits would).
         reply = json.loads(nats_request(nats.url, "$JS.API.STREAM.PURGE.SMALL", json.dumps({"keep": 20}).encode()))
         assert reply.get("success"), reply
-        gateway = Server([*args, "--role", "gateway", "--history", "10"]).start()
+        gateway = Gateway([*args, "--role", "gateway", "--history", "10"]).start()
         try:
             epoch = gateway.health()["epoch"]
             s = Stream(f"{gateway.ws_url}?after=5&epoch={epoch}")
@@ -599,7 +608,7 @@ def test_logcast_tail_against_a_gateway_picks_hosts(nats, tmp_path):
         log.touch()
     agents = [Server(["--nats", nats.url, "--role", "agent", "--host-name", host, "--file", f"app={log}", "--initial-lines", "0"]).start()
               for host, log in logs.items()]
-    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         for host, log in logs.items():
             append(log, "".join(f"{host} {i}\n" for i in range(3)))
@@ -621,7 +630,7 @@ def test_a_consumer_deleted_under_the_gateway_is_made_again_and_nothing_is_lost(
     log = tmp_path / "app.log"
     log.touch()
     agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
-    gateway = Server(["--nats", nats.url, "--role", "gateway"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         s = Stream(gateway.ws_url)
         s.next()
@@ -651,7 +660,7 @@ def test_a_host_or_source_filter_is_pushed_down_to_the_read_of_the_stream(nats, 
     agents = [Server(["--nats", nats.url, "--role", "agent", "--host-name", host, "--file", f"app={app}", "--file", f"other={other}",
                       "--initial-lines", "0"]).start() for host, (app, other) in logs.items()]
     # A small queue: a read of the whole stream (150 lines) stops after 90 with an evicted gap.
-    gateway = Server(["--nats", nats.url, "--role", "gateway", "--history", "10", "--queue", "100"]).start()
+    gateway = Gateway(["--nats", nats.url, "--role", "gateway", "--history", "10", "--queue", "100"]).start()
     try:
         for i in range(25):
             for host, (app, other) in logs.items():
