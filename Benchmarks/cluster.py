@@ -58,11 +58,7 @@ class ClusterServer(fanout.Server):
         # The gateway execs in place of the shell: nats-server and the agent are its children, one tree to measure.
         script = (f"{quote([NATS_SERVER, '-js', '-a', '127.0.0.1', '-p', str(nats_port), '-sd', nats_dir])} & "
                   f"{quote(agent)} & exec {quote(gateway)}")
-        self.command = ["sh", "-c", script]
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        fanout.STARTED.append(self.proc)
-        log.close()
+        self.launch(["sh", "-c", script])
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -76,15 +72,19 @@ class ClusterServer(fanout.Server):
             time.sleep(0.05)
         raise fanout.ScenarioError("the gateway did not reach the stream within 120 s; its log:\n%s" % self.log_tail())
 
+    def launch(self, command):
+        """Starts `command` in a process group of its own (stopped as one), its output to the log."""
+        self.command = command
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        fanout.STARTED.append(self.proc)
+
     def start_single(self, subscribers):
         state = os.path.join(os.path.dirname(self.file), "state-" + os.path.basename(self.file))
         self.command = [self.args.logcast_bin, "serve", "--state-directory", state, "--file", "bench=" + self.file,
                         "--listen", "127.0.0.1:0", "--initial-lines", "0",
                         "--max-connections-per-address", "4096", "--max-subscribers", str(max(1024, subscribers + 16))]
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        fanout.STARTED.append(self.proc)
-        log.close()
+        self.launch(self.command)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -197,10 +197,11 @@ public final class AgentPublisher: Service, Sendable {
             acknowledge(id, result, generation: generation)
         }
         let maxPayload = nats.maxPayload
+        let epoch = hub.epoch  // read once: it is behind a lock
         var cursor = start
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let request =
-                cursor.map { SubscriptionRequest(backlog: 0, after: $0, epoch: hub.epoch) }
+                cursor.map { SubscriptionRequest(backlog: 0, after: $0, epoch: epoch) }
                 ?? SubscriptionRequest(backlog: hub.configuration.historyLines)
             let matcher = try! LineMatcher(Filter())  // the empty filter always compiles
             let subscription = hub.subscribe(matcher: matcher, request: request)
@@ -216,7 +217,7 @@ public final class AgentPublisher: Service, Sendable {
                     let pieces = ClusterRecord.pieces(of: record, maxBytes: maxPayload - 512)
                     for (index, body) in pieces.enumerated() {
                         try await waitForRoom()
-                        let id = "\(host)/\(hub.epoch)/\(entry.position)" + (index == 0 ? "" : "/\(index)")
+                        let id = "\(host)/\(epoch)/\(entry.position)" + (index == 0 ? "" : "/\(index)")
                         state.withLock { $0.window.sent(id, seq: entry.position, last: index == pieces.count - 1) }
                         try publisher.publish(subject: subject, body: body, messageID: id)
                     }
@@ -322,6 +323,8 @@ struct AcknowledgementWindow {
     }
 
     private var sent: Deque<Sent> = []
+    /// The ids in `sent`, and those of them answered (out of order).
+    private var outstanding: Set<String> = []
     private var answered: Set<String> = []
     /// The newest `seq` acknowledged with everything before it.
     private(set) var acknowledgedThrough: UInt64?
@@ -330,15 +333,17 @@ struct AcknowledgementWindow {
 
     mutating func sent(_ id: String, seq: UInt64, last: Bool, at time: ContinuousClock.Instant = .now) {
         sent.append(Sent(id: id, seq: seq, last: last, at: time))
+        outstanding.insert(id)
     }
 
     /// Takes an answer; returns how long each message it completes waited.
     mutating func acknowledge(_ id: String, at time: ContinuousClock.Instant) -> [Duration] {
-        guard sent.contains(where: { $0.id == id }) else { return [] }
+        guard outstanding.contains(id) else { return [] }
         answered.insert(id)
         var waited: [Duration] = []
         while let first = sent.first, answered.remove(first.id) != nil {
             sent.removeFirst()
+            outstanding.remove(first.id)
             waited.append(time - first.at)
             if first.last { acknowledgedThrough = first.seq }
         }

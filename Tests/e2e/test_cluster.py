@@ -100,6 +100,11 @@ class NATSCluster:
             shutil.rmtree(node.directory, ignore_errors=True)
 
 
+def start_agent(url, host, log):
+    """An agent on NATS at `url` following `log` as source `app`, from its end."""
+    return Server(["--nats", url, "--role", "agent", "--host-name", host, "--file", f"app={log}", "--initial-lines", "0"]).start()
+
+
 class Gateway(Server):
     """A server that serves the stream: started once it follows the stream and holds its newest lines."""
 
@@ -206,7 +211,7 @@ def test_a_gateway_that_cannot_reach_nats_at_start_refuses_streams_until_it_can(
         assert len(gateway.health()["epoch"]) == 16
         log = tmp_path / "app.log"
         log.touch()
-        agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+        agent = start_agent(nats.url, "h", log)
         try:
             s = Stream(gateway.ws_url)
             assert s.next()["epoch"] == gateway.health()["epoch"]
@@ -223,7 +228,7 @@ def test_an_agent_that_cannot_reach_nats_at_start_serves_locally_and_publishes_l
     nats.down()
     log = tmp_path / "app.log"
     log.touch()
-    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    agent = start_agent(nats.url, "h", log)
     try:
         local = Stream(agent.ws_url)
         local.next()
@@ -308,7 +313,7 @@ def test_a_stream_of_other_subjects_is_refused_naming_the_stream_setting(nats):
 def test_messages_that_are_not_logcast_records_are_counted_skipped_and_logged_once(nats, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
-    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    agent = start_agent(nats.url, "h", log)
     gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         s = Stream(gateway.ws_url)
@@ -393,7 +398,7 @@ def metric(server, name):
 def test_while_nats_is_down_the_agent_says_so_and_catches_up_after(nats, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
-    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    agent = start_agent(nats.url, "h", log)
     gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         s = Stream(gateway.ws_url)
@@ -509,7 +514,7 @@ def test_a_subscriber_whose_gateway_is_killed_mid_stream_resumes_on_the_other_on
     import threading
     log = tmp_path / "app.log"
     log.touch()
-    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    agent = start_agent(nats.url, "h", log)
     gateways = [Gateway(["--nats", nats.url, "--role", "gateway"]).start() for _ in range(2)]
     total = 3000
     writing = threading.Thread(target=lambda: [append(log, "".join(f"line {i + j}\n" for j in range(10))) for i in range(0, total, 10)])
@@ -545,7 +550,7 @@ def test_a_subscriber_whose_gateway_is_killed_mid_stream_resumes_on_the_other_on
 def test_a_resume_older_than_the_gateways_memory_is_read_from_the_stream(nats, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
-    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    agent = start_agent(nats.url, "h", log)
     gateway = Gateway(["--nats", nats.url, "--role", "gateway", "--history", "20"]).start()
     try:
         s = Stream(gateway.ws_url)
@@ -629,7 +634,7 @@ def test_logcast_tail_against_a_gateway_picks_hosts(nats, tmp_path):
 def test_a_consumer_deleted_under_the_gateway_is_made_again_and_nothing_is_lost(nats, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
-    agent = Server(["--nats", nats.url, "--role", "agent", "--host-name", "h", "--file", f"app={log}", "--initial-lines", "0"]).start()
+    agent = start_agent(nats.url, "h", log)
     gateway = Gateway(["--nats", nats.url, "--role", "gateway"]).start()
     try:
         s = Stream(gateway.ws_url)
