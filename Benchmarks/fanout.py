@@ -11,9 +11,16 @@ RFC 6455 client of their own, see `Conn*` below). Scenarios:
             p50/p99 of receive time minus write time.
 3. resources during the burst: peak RSS of the server's process tree
             (websocketd with all its tail children) and CPU seconds.
+4. slow consumer: the burst to 10 subscribers, alone and with one more
+            that stops reading at the first burst line (a 4 KiB receive
+            buffer); the cost to the 10 is the change in their lines/s. The
+            stalled one then reads on and must get every line as well.
 
 Every subscriber must receive every line exactly once, in order (and for
 logcast with contiguous `seq`); a run where one does not is reported FAILED.
+logcast runs at its default settings (queues, slow-consumer policy, state
+directory) unless `--queue`, `--queue-bytes` or `--raised-queues` say
+otherwise.
 
 Only the Python standard library is used. The client is written so that the
 client is not what gets measured: websocketd's stream is fully predictable
@@ -125,8 +132,16 @@ class ScenarioError(Exception):
     pass
 
 
-def ws_connect(port, path, timeout=30.0):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def ws_connect(port, path, timeout=30.0, small_buffer=False):
+    if small_buffer:
+        # Set before connecting, so the window is small from the start and the
+        # kernel does not grow it: the peer's writes block almost at once.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+    else:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     key = base64.b64encode(os.urandom(16))
     request = (b"GET " + path.encode() + b" HTTP/1.1\r\n"
                b"Host: 127.0.0.1:" + str(port).encode() + b"\r\n"
@@ -500,15 +515,20 @@ def cpu_self():
 
 
 def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, record_latency,
-                  stall_timeout, deadline_s):
-    """Connects its subscribers, reports, then reads until done or stalled."""
+                  stall_timeout, deadline_s, stall=False):
+    """Connects its subscribers, reports, then reads until done or stalled.
+
+    With `stall`, its subscribers stop reading at "go" (with a receive buffer
+    of a few KiB, so the kernel does not read for them) and read on only at
+    "resume": the slow consumer of the slow-consumer scenario.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     now_ns = time.monotonic_ns if record_latency else time.monotonic
     conns = []
     i = indexes[0] if indexes else 0
     try:
         for i in indexes:
-            sock, rest = ws_connect(port, path)
+            sock, rest = ws_connect(port, path, small_buffer=stall)
             if kind.startswith("logcast"):
                 c = LogcastConn(i, sock, total, expected, full_check=(full_every > 0 and i % full_every == 0),
                                 record_latency=record_latency)
@@ -533,6 +553,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
     cpu_go = None
     last_progress = time.monotonic()
     stop = False
+    stalled = False
     while not stop:
         pending = [c for c in conns if not c.done]
         if go_at is not None and not pending:
@@ -550,6 +571,17 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
                     go_at = time.monotonic()
                     cpu_go = cpu_self()
                     last_progress = go_at
+                    if stall:
+                        stalled = True
+                        for c in conns:
+                            if not c.closed:
+                                sel.unregister(c.sock)
+                elif msg == "resume" and stalled:
+                    stalled = False
+                    last_progress = time.monotonic()
+                    for c in conns:
+                        if not c.closed:
+                            sel.register(c.sock, selectors.EVENT_READ, c)
                 elif msg == "stop":
                     stop = True
                 continue
@@ -576,7 +608,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
         if not warm_reported and all(c.warm or c.done for c in conns):
             ctrl.send(("warm", len(conns)))
             warm_reported = True
-        if go_at is not None:
+        if go_at is not None and not stalled:
             t = time.monotonic()
             if t - last_progress > stall_timeout or t - go_at > deadline_s:
                 break
@@ -771,10 +803,14 @@ class Server:
                             "--file", "bench=" + self.file,
                             "--listen", "127.0.0.1:0",
                             "--initial-lines", "0",
-                            "--queue", str(queue_lines),
-                            "--queue-bytes", str(queue_bytes),
                             "--max-connections-per-address", "4096",
                             "--max-subscribers", str(max(1024, subscribers + 16))]
+            # The queues stay at logcast's defaults unless asked (--queue,
+            # --queue-bytes): defaults are what a new user measures.
+            if queue_lines is not None:
+                self.command += ["--queue", str(queue_lines)]
+            if queue_bytes is not None:
+                self.command += ["--queue-bytes", str(queue_bytes)]
         else:
             self.port = free_port()
             self.command = [self.args.websocketd_bin, "--port=%d" % self.port, "--address=127.0.0.1",
@@ -825,16 +861,16 @@ class Server:
 # ---------------------------------------------------------------------------
 # Scenarios.
 
-def start_clients(kind, port, path, subscribers, total, expected, args, record_latency):
+def start_clients(kind, port, path, subscribers, total, expected, args, record_latency, first=0, stall=False):
     workers = max(1, min(args.clients, subscribers))
     ctx = multiprocessing.get_context("fork")
     procs = []
     for w in range(workers):
-        indexes = list(range(w, subscribers, workers))
+        indexes = list(range(first + w, first + subscribers, workers))
         parent_end, child_end = ctx.Pipe()
         p = ctx.Process(target=client_worker, daemon=True,
                         args=(child_end, kind, port, path, indexes, total, expected, args.full_check_every,
-                              record_latency, args.stall_timeout, args.deadline))
+                              record_latency, args.stall_timeout, args.deadline, stall))
         p.start()
         child_end.close()
         procs.append((p, parent_end))
@@ -931,34 +967,47 @@ def verdict(kind, results, total, subscribers):
     return not problems, problems
 
 
-def run_burst(kind, args, expected, workdir, rep):
-    n, total = args.subscribers, args.lines
-    server = Server(kind, args, workdir, "burst%d" % rep)
+def run_burst(kind, args, expected, workdir, rep, subscribers=None, stalled=0, tag="burst"):
+    """The burst: `subscribers` read every line; `stalled` more stop reading
+    at the first burst line and read on only once the others are done."""
+    n, total = subscribers or args.subscribers, args.lines
+    server = Server(kind, args, workdir, "%s%d" % (tag, rep))
     procs = []
+    slow = []
     sampler = None
     fd = None
+    stalled_results = []
     try:
-        server.start(args.queue, args.queue_bytes, n)
+        server.start(args.queue, args.queue_bytes, n + stalled)
         sampler = RssSampler(server.proc.pid)
         sampler.start()
         fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
         procs = start_clients(kind, server.port, server.path, n, total, expected, args, record_latency=False)
-        wait_all(procs, "connected", 120)
-        warm_up(fd, procs, server)
+        if stalled:
+            slow = start_clients(kind, server.port, server.path, stalled, total, expected, args,
+                                 record_latency=False, first=n, stall=True)
+        wait_all(procs + slow, "connected", 120)
+        warm_up(fd, procs + slow, server)
         tree = process_tree(server.proc.pid)
         if kind == "websocketd":
             tails = len(tree) - 1
-            if tails < n:
+            if tails < n + stalled:
                 raise ScenarioError("only %d tail processes for %d subscribers" % (tails, n))
         sampler.pids = tree
         cpu0 = cpu_seconds(tree)
-        for p, c in procs:
+        for p, c in procs + slow:
             c.send("go")
         t0 = time.monotonic()
         for chunk in expected.file_chunks:
             os.write(fd, chunk)
         t_written = time.monotonic()
         results, client_cpu = finish_clients(procs, args.deadline + args.stall_timeout + 60)
+        if slow:
+            # Measured above: the healthy ones, with the stalled one behind.
+            # Now the stalled one reads on: it must get every line too.
+            for p, c in slow:
+                c.send("resume")
+            stalled_results, _ = finish_clients(slow, args.deadline + args.stall_timeout + 60)
         tree = process_tree(server.proc.pid)
         cpu1 = cpu_seconds(tree)
         pss = pss_bytes(tree)
@@ -971,11 +1020,16 @@ def run_burst(kind, args, expected, workdir, rep):
     finally:
         if fd is not None:
             os.close(fd)
-        kill_clients(procs)
+        kill_clients(procs + slow)
         if sampler is not None and sampler.is_alive():
             sampler.stop()
         server.stop()
     ok, problems = verdict(kind, results, total, n)
+    if stalled:
+        slow_ok, slow_problems = verdict(kind, stalled_results, total, stalled)
+        if not slow_ok:
+            ok = False
+            problems.extend("stalled subscriber: " + p for p in slow_problems)
     if not alive:
         ok = False
         problems.append("%s exited during the burst" % kind)
@@ -985,7 +1039,8 @@ def run_burst(kind, args, expected, workdir, rep):
     frames = sum(r["frames"] for r in results)
     return {
         "kind": kind, "ok": ok, "problems": problems, "command": server.command,
-        "subscribers": n, "lines": total, "seconds": elapsed,
+        "subscribers": n, "stalled": stalled, "lines": total, "seconds": elapsed,
+        "stalled_others": merge_counts(r["others"] for r in stalled_results),
         "write_seconds": t_written - t0,
         "lines_per_second": (n * total / elapsed) if elapsed else None,
         "delivered": delivered,
@@ -1083,7 +1138,8 @@ def mb(x):
     return "%.0f MB" % (x / 1e6) if x is not None else "-"
 
 
-def report(args, bursts, lats, logcast_info):
+def report(args, bursts, lats, logcast_info, slows=None):
+    slows = slows or {}
     lc, wd = bursts.get("logcast"), bursts.get("websocketd")
     lm = bursts.get("logcast-memory")
     ll, lw = lats.get("logcast"), lats.get("websocketd")
@@ -1103,6 +1159,14 @@ def report(args, bursts, lats, logcast_info):
             fmt_ratio(get(lc, "lines_per_second"), get(wd, "lines_per_second")))
     if lc and lm:
         row("  state dir vs none", fmt_rate(lc), fmt_rate(lm), fmt_ratio(get(lc, "lines_per_second"), get(lm, "lines_per_second")))
+    if slows:
+        def cost(kind):
+            alone, with_slow = slows.get((kind, 0)), slows.get((kind, 1))
+            a, b = get(alone, "lines_per_second"), get(with_slow, "lines_per_second")
+            if a is None or b is None:
+                return "FAILED" if alone or with_slow else "-"
+            return "%+.1f%%" % (100.0 * (b / a - 1.0))
+        row("%d + 1 stalled" % args.slow_healthy, cost("logcast"), cost("websocketd"), "")
     if ll or lw:
         def lat(r):
             if not r:
@@ -1130,6 +1194,10 @@ def report(args, bursts, lats, logcast_info):
     print("ratio = logcast / websocketd: above 1 is better for lines/s; below 1 is better for latency, RSS and CPU.")
     if lc and lm:
         print("'state dir vs none': logcast with its durable history (the default) / logcast with --state-directory none.")
+    if slows:
+        print("'%d + 1 stalled': lines/s of %d healthy subscribers while one more stops reading at the first burst "
+              "line, against the same %d alone (negative: the stalled one costs them); the stalled one then reads "
+              "on and must get every line too." % (args.slow_healthy, args.slow_healthy, args.slow_healthy))
     print()
     print("details")
     for name, r in (("logcast", lc), ("websocketd", wd)):
@@ -1157,8 +1225,15 @@ def report(args, bursts, lats, logcast_info):
             print("  latency %-8s %d samples (%d subscribers x %d lines every %.0f ms), max %.2f ms"
                   % (name, r["samples"], args.latency_subscribers, args.latency_lines,
                      args.latency_interval * 1000, r["max_ms"]))
+    for (kind, stalled), r in sorted(slows.items()):
+        if r and r.get("ok"):
+            print("  slow %-11s %d healthy%s: %s%s" % (kind, args.slow_healthy, " + 1 stalled" if stalled else "",
+                  fmt_rate(r), ("; the stalled one got, besides its lines: %s" % r["stalled_others"])
+                  if stalled and r.get("stalled_others") else ""))
     failed = False
-    for label, r in (("burst logcast", lc), ("burst websocketd", wd), ("latency logcast", ll), ("latency websocketd", lw)):
+    checks = [("burst logcast", lc), ("burst websocketd", wd), ("latency logcast", ll), ("latency websocketd", lw)]
+    checks += [("slow consumer %s%s" % (k, " + 1 stalled" if st else ""), r) for (k, st), r in sorted(slows.items())]
+    for label, r in checks:
         if r and not r["ok"]:
             failed = True
             print()
@@ -1172,13 +1247,14 @@ def report(args, bursts, lats, logcast_info):
     print()
     print("setup (%s, %d cores):" % (time.strftime("%Y-%m-%d %H:%M:%S"), os.cpu_count() or 0))
     print("  logcast %s" % logcast_info)
-    print("    serve --initial-lines 0 --queue %d --queue-bytes %d --max-connections-per-address 4096"
-          % (args.queue, args.queue_bytes))
-    if args.queue >= args.lines and args.queue_bytes >= 300 * args.lines:
-        print("    (queues large enough that a %d-line burst never overflows one: this compares throughput, "
-              "not the drop policy)" % args.lines)
+    queues = "".join(" --%s %d" % (k, v) for k, v in (("queue", args.queue), ("queue-bytes", args.queue_bytes))
+                     if v is not None)
+    print("    serve --initial-lines 0%s --max-connections-per-address 4096" % queues)
+    if not queues:
+        print("    (queues and slow-consumer policy at their defaults: a subscriber whose queue fills catches "
+              "up from the history; any gap FAILS the run)")
     else:
-        print("    (queues smaller than the burst: a subscriber that falls behind gets gaps and the run FAILS)")
+        print("    (queues raised from their defaults: this is not what a new user gets)")
     print("  %s: one `tail -n0 -F FILE` per subscriber, one message per line"
           % websocketd_version(args.websocketd_bin))
     print("  writer: lines of about %d bytes, the burst in writes of 1000 lines; client: %d worker process(es), "
@@ -1319,15 +1395,21 @@ def main():
     ap.add_argument("--latency-interval", type=float, default=0.010, help="seconds between latency lines")
     ap.add_argument("--clients", type=int, default=max(2, min(4, os.cpu_count() or 2)),
                     help="client worker processes for the burst")
-    ap.add_argument("--queue", type=int, default=None, help="logcast --queue (default: max(200000, 2 x lines))")
+    ap.add_argument("--queue", type=int, default=None, help="logcast --queue (default: logcast's default)")
     ap.add_argument("--queue-bytes", type=int, default=None,
-                    help="logcast --queue-bytes (default: max(32 MiB, 512 x lines))")
+                    help="logcast --queue-bytes (default: logcast's default)")
+    ap.add_argument("--raised-queues", action="store_true",
+                    help="--queue max(200000, 2 x lines) --queue-bytes max(32 MiB, 512 x lines), as this "
+                         "benchmark used before slow subscribers caught up from the history")
     ap.add_argument("--full-check-every", type=int, default=10,
                     help="check every line of every frame on every k-th logcast subscriber (1: all)")
     ap.add_argument("--repeat", type=int, default=1, help="burst runs per server; the median is reported")
     ap.add_argument("--only", choices=["logcast", "logcast-memory", "websocketd"], help="run one server only")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
+    ap.add_argument("--skip-slow", action="store_true", help="skip the slow-consumer scenario")
+    ap.add_argument("--slow-healthy", type=int, default=10,
+                    help="healthy subscribers in the slow-consumer scenario (one more stalls)")
     ap.add_argument("--stall-timeout", type=float, default=20.0,
                     help="give up on a run when no subscriber received anything for this long")
     ap.add_argument("--deadline", type=float, default=600.0, help="longest a burst may take, in seconds")
@@ -1340,10 +1422,9 @@ def main():
         ap.error("--logcast-bin is required")
     if args.quick:
         args.subscribers, args.lines, args.latency_lines = 20, 20_000, 200
-    if args.queue is None:
-        args.queue = max(200_000, 2 * args.lines)
-    if args.queue_bytes is None:
-        args.queue_bytes = max(32 * 1024 * 1024, 512 * args.lines)
+    if args.raised_queues:
+        args.queue = args.queue or max(200_000, 2 * args.lines)
+        args.queue_bytes = args.queue_bytes or max(32 * 1024 * 1024, 512 * args.lines)
     # logcast-memory (--state-directory none) runs the burst only, to set the
     # durable history's cost beside it.
     kinds = [args.only] if args.only else ["logcast", "logcast-memory", "websocketd"]
@@ -1376,12 +1457,31 @@ def main():
                 else:
                     good.sort(key=lambda r: r["lines_per_second"])
                     bursts[kind] = good[len(good) // 2]
+        slows = {}
+        if not args.skip_slow:
+            expected = Expected(args.lines)
+            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+                for stalled in (0, 1):
+                    runs = []
+                    for rep in range(args.repeat):
+                        print("slow consumer: %s, %d subscribers%s x %d lines (run %d of %d) ..."
+                              % (kind, args.slow_healthy, " + 1 stalled" if stalled else "", args.lines,
+                                 rep + 1, args.repeat), flush=True)
+                        r = run_burst(kind, args, expected, workdir, rep, subscribers=args.slow_healthy,
+                                      stalled=stalled, tag="slow%d-" % stalled)
+                        runs.append(r)
+                        print("  %s" % (fmt_rate(r) + ("" if r["ok"] else ": " + "; ".join(r["problems"]))),
+                              flush=True)
+                    all_bursts.setdefault("%s/slow%d" % (kind, stalled), []).extend(runs)
+                    good = sorted((r for r in runs if r["ok"]), key=lambda r: r["lines_per_second"])
+                    slows[(kind, stalled)] = good[len(good) // 2] if len(good) == len(runs) else \
+                        next(r for r in runs if not r["ok"])
         if not args.skip_latency:
             for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
                 print("latency: %s, %d subscribers, a line every %.0f ms, %d lines ..."
                       % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines), flush=True)
                 lats[kind] = run_latency(kind, args, workdir)
-        failed = report(args, bursts, lats, logcast_info)
+        failed = report(args, bursts, lats, logcast_info, slows)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"args": vars(args), "burst_runs": all_bursts,

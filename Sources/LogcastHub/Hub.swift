@@ -15,8 +15,13 @@ import Glibc
 /// - History keeps the newest lines within both ``Configuration/historyLines``
 ///   and ``Configuration/historyBytes``.
 /// - Publishing never waits for a subscriber: a full queue applies its own
-///   drop policy. Publishers are serialised by the fan-out lock, so every
-///   subscriber sees lines in `seq` order, with source events in place.
+///   policy. Under ``SlowConsumerPolicy/catchUp`` (the default) it refuses
+///   the line and the subscriber is marked behind; its writer then reads on
+///   from the history (memory, then ``DurableHistory``) in its own task
+///   (``catchUp(_:at:generation:)``) until it reaches the live edge, where it
+///   rejoins atomically with publishing. Publishers are serialised by the
+///   fan-out lock, so every subscriber sees lines in `seq` order, with source
+///   events in place.
 /// - No filter runs under a hub lock: publishing only stamps, appends to
 ///   history and hands each subscriber the shared entries; each writer
 ///   matches its own filter when it drains (``Subscription/nextBatch(maxBytes:)``);
@@ -32,7 +37,7 @@ public final class Hub: Sendable {
         public var historyBytes = 64 * 1024 * 1024
         public var queueLines = 16_384
         public var queueBytes = 32 * 1024 * 1024
-        public var slowConsumerPolicy: SlowConsumerPolicy = .drop
+        public var slowConsumerPolicy: SlowConsumerPolicy = .catchUp
         /// Whether `seq` is a cluster stream's sequence (a gateway's hub,
         /// fed by ``Hub/publish(stamped:)``) rather than the hub's own count:
         /// - a number missing among the lines was never a line (the stream
@@ -61,6 +66,9 @@ public final class Hub: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Catch-up reads made (all, and those from the durable history), for metrics.
+    let catchUpReads = Atomic<UInt64>(0)
+    let catchUpStoredReads = Atomic<UInt64>(0)
     /// Serialises publishers (stamping, appending and offering), so chunks
     /// reach every subscriber in `seq` order. Readers never take it.
     private let fanout = Mutex(())
@@ -248,7 +256,16 @@ public final class Hub: Sendable {
             policy: configuration.slowConsumerPolicy
         )
         let (subscription, snapshot) = state.withLock { state -> (Subscription, HistorySnapshot) in
-            let subscription = Subscription(id: state.nextSubscriptionID, matcher: matcher, format: request.format, queue: queue, prelude: prelude)
+            let subscription = Subscription(
+                id: state.nextSubscriptionID,
+                matcher: matcher,
+                format: request.format,
+                queue: queue,
+                prelude: prelude,
+                catchUp: { [weak self] subscription, cursor, generation in
+                    self?.catchUp(subscription, at: cursor, generation: generation)
+                }
+            )
             state.nextSubscriptionID += 1
             state.subscriptions[subscription.id] = subscription
             return (subscription, Self.snapshot(of: state))
@@ -288,6 +305,128 @@ public final class Hub: Sendable {
             streamNumbered: configuration.streamNumbered
         )
         subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: nil)
+    }
+
+    // MARK: Catching up
+
+    /// Reads on from the history for a subscriber that is behind (its queue
+    /// filled under ``SlowConsumerPolicy/catchUp``), in its writer's task,
+    /// from `cursor`, about ``Configuration/queueLines`` entries:
+    /// - older than memory: from the durable history, a `gap` first when it
+    ///   no longer holds the next lines (without one, straight to memory's
+    ///   oldest line); the subscriber stays behind;
+    /// - in memory: when the rest up to the newest line fits, the subscriber
+    ///   goes live atomically with publishing (as a resume does); otherwise it
+    ///   gets the next part and stays behind.
+    ///
+    /// Nothing is matched here: the writer applies its filter as for live lines.
+    func catchUp(_ subscription: Subscription, at cursor: CatchUpCursor, generation: Int) {
+        let room = configuration.queueLines
+        let oldest = state.withLock { $0.history.first?.position ?? $0.nextSeq }
+        if cursor.after + 1 < oldest {
+            let part = storedPart(at: cursor, before: oldest, limit: room, filter: subscription.filter)
+            catchUpReads.add(1, ordering: .relaxed)
+            catchUpStoredReads.add(1, ordering: .relaxed)
+            subscription.refill(part.entries, gap: part.gap, at: cursor, through: part.through, generation: generation)
+            return
+        }
+        // Under the fan-out lock no publisher is between appending and offering, so
+        // the read and the switch to live lines meet exactly: nothing lost, nothing twice.
+        let part = fanout.withLock { _ -> ArraySlice<HubEntry>? in
+            let read = state.withLock { state -> (entries: [HubEntry], live: Bool)? in
+                let start = Self.firstIndex(in: state.history, after: cursor.after)
+                if start == 0, let first = state.history.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
+                    return nil  // evicted meanwhile: read on from the durable history
+                }
+                let from = state.history.startIndex + start
+                let available = state.history.count - start
+                if available <= room + cursor.events {
+                    guard subscription.beginLive(at: cursor, generation: generation) else { return ([], false) }
+                    return (Array(state.history[from...]), true)
+                }
+                return (Array(state.history[from..<(from + room + cursor.events)]), false)
+            }
+            guard let read else { return nil }
+            let entries = cursor.unseen(read.entries)
+            guard read.live else { return entries }
+            // Nothing is held: no publisher offered anything since beginLive.
+            subscription.start(entries.map { .entry($0) }, after: entries.last?.position ?? cursor.after, deliveredUpTo: nil)
+            return []
+        }
+        guard let part else { return }
+        catchUpReads.add(1, ordering: .relaxed)
+        if !part.isEmpty {
+            subscription.refill(part, gap: nil, at: cursor, through: cursor.advanced(past: part), generation: generation)
+        }
+    }
+
+    /// A part of a catch-up read from the durable history: at most one gap
+    /// (before the entries), then entries without a hole between them, and
+    /// the cursor after them.
+    struct StoredPart {
+        var gap: SubscriberQueue.Gap?
+        var entries: ArraySlice<HubEntry>
+        var through: CatchUpCursor
+    }
+
+    func storedPart(at cursor: CatchUpCursor, before oldest: UInt64, limit: Int, filter: Filter) -> StoredPart {
+        let after = cursor.after
+        let toMemory = StoredPart(
+            gap: SubscriberQueue.Gap(after: after, next: oldest, missed: Int(oldest - after - 1)),
+            entries: [],
+            through: CatchUpCursor(after: oldest - 1)
+        )
+        guard let durable else { return toMemory }
+        let limit = limit + cursor.events
+        let selection = filter.selection
+        if let selected = durable.lines(after: after, before: oldest, limit: limit, host: selection?.host, source: selection?.source) {
+            // Positions between a selection's lines are other hosts' and sources' lines, not holes.
+            if selected.firstKept > after + 1 {
+                let next = min(selected.firstKept, oldest)
+                let gap = SubscriberQueue.Gap(after: after, next: next, missed: Int(next - after - 1))
+                let kept = selected.entries.drop { $0.position < next }
+                return StoredPart(gap: gap, entries: kept, through: CatchUpCursor(after: next - 1).advanced(past: kept))
+            }
+            let entries = cursor.unseen(selected.entries)
+            if selected.entries.count < limit, selected.complete {
+                return StoredPart(gap: nil, entries: entries, through: CatchUpCursor(after: oldest - 1))
+            }
+            // Cut by its limit, or its time: read on after it (when nothing came, the rest is gone).
+            return entries.isEmpty ? toMemory : StoredPart(gap: nil, entries: entries, through: cursor.advanced(past: entries))
+        }
+        let stored = durable.lines(after: after, before: oldest, limit: limit)
+        let unseen = cursor.unseen(stored)
+        guard let first = unseen.first else { return stored.count < limit ? toMemory : StoredPart(gap: nil, entries: [], through: cursor) }
+        var gap: SubscriberQueue.Gap?
+        var reached = after
+        if first.position > after + 1, first.lastSeqCovered > after {
+            gap = SubscriberQueue.Gap(after: after, next: first.position, missed: Int(first.position - after - 1))
+            reached = first.position - 1
+        }
+        // Up to the first hole (lines a full disk kept out): the next read begins with its gap.
+        var end = unseen.endIndex
+        for index in unseen.indices {
+            let entry = unseen[index]
+            if entry.position > reached + 1, entry.lastSeqCovered > reached {
+                end = index
+                break
+            }
+            reached = max(reached, entry.lastSeqCovered)
+        }
+        let entries = unseen[..<end]
+        let start = gap.map { CatchUpCursor(after: $0.next - 1) } ?? cursor
+        return StoredPart(gap: gap, entries: entries, through: start.advanced(past: entries))
+    }
+
+    /// The index (from 0) of the first entry with a position above `seq` (positions rise).
+    static func firstIndex(in history: Deque<HubEntry>, after seq: UInt64) -> Int {
+        var low = 0
+        var high = history.count
+        while low < high {
+            let middle = (low + high) / 2
+            if history[history.startIndex + middle].position > seq { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 
     /// Removes a subscriber; its writer gets what is queued, then the end.
@@ -704,6 +843,9 @@ public final class Hub: Sendable {
         public var historyLines: Int
         public var historyBytes: Int
         public var subscribers: Int
+        /// Parts read from the history for subscribers that were behind (all, and from the durable history).
+        public var catchUpReads: UInt64 = 0
+        public var catchUpStoredReads: UInt64 = 0
     }
 
     /// Items waiting in all subscriber queues (a gauge for `/metrics`).
@@ -721,7 +863,9 @@ public final class Hub: Sendable {
                 lastSeq: state.nextSeq - 1,
                 historyLines: state.history.count,
                 historyBytes: state.historyBytes,
-                subscribers: state.subscriptions.count
+                subscribers: state.subscriptions.count,
+                catchUpReads: catchUpReads.load(ordering: .relaxed),
+                catchUpStoredReads: catchUpStoredReads.load(ordering: .relaxed)
             )
         }
     }

@@ -3,6 +3,10 @@ import LogcastProtocol
 
 /// What a subscriber does when its queue is full.
 public enum SlowConsumerPolicy: String, Sendable, CaseIterable {
+    /// Stop queueing live lines; once the queue has drained, read on from the
+    /// hub's history (memory, then the durable history) where the subscriber
+    /// is. A `gap` (`slow-consumer`) only for lines the history no longer holds.
+    case catchUp = "catch-up"
     /// Drop the oldest queued lines and tell the subscriber with a `gap` (`slow-consumer`).
     case drop
     /// Close the connection (WebSocket code 1013).
@@ -19,6 +23,10 @@ public enum SlowConsumerPolicy: String, Sendable, CaseIterable {
 ///   first `seq` after the hole and how many matching lines were dropped.
 /// - Under ``SlowConsumerPolicy/disconnect`` an overflow marks the queue
 ///   ``isOverflowed`` and it accepts nothing more.
+/// - Under ``SlowConsumerPolicy/catchUp`` a line that does not fit is
+///   refused (``PushResult/refused``), with the events of its position queued
+///   just before it taken back, so the subscriber can read on from the
+///   history after `position - 1` without seeing anything twice.
 /// - Lines come out in the order they went in.
 public struct SubscriberQueue: Sendable {
     public enum Item: Sendable {
@@ -44,6 +52,8 @@ public struct SubscriberQueue: Sendable {
     public private(set) var controlCount = 0
     private var byteCount = 0
     private var droppedLines = 0
+    /// A gap to announce before the next items (a catch-up read found lines gone).
+    private var pendingGap: Gap?
     /// `seq` of the last line handed to the writer.
     public private(set) var lastDeliveredSeq: UInt64 = 0
     public private(set) var isOverflowed = false
@@ -55,7 +65,7 @@ public struct SubscriberQueue: Sendable {
         self.policy = policy
     }
 
-    public var isEmpty: Bool { items.isEmpty && droppedLines == 0 }
+    public var isEmpty: Bool { items.isEmpty && droppedLines == 0 && pendingGap == nil }
     public var count: Int { items.count }
     public var queuedBytes: Int { byteCount }
 
@@ -66,6 +76,9 @@ public struct SubscriberQueue: Sendable {
         case queuedAfterDropping(Int)
         /// The disconnect policy tripped; the item was not queued.
         case overflowed
+        /// The catch-up policy refused a line that does not fit (nothing
+        /// of its position is queued): read it from the history.
+        case refused
     }
 
     @discardableResult
@@ -79,6 +92,11 @@ public struct SubscriberQueue: Sendable {
             if policy == .disconnect {
                 isOverflowed = true
                 return .overflowed
+            }
+            if policy == .catchUp {
+                guard case .entry(let refused) = item, isLine else { break }  // control objects always fit
+                takeBackEvents(at: refused.position)
+                return .refused
             }
             // Control objects (hello, subscribed) are never dropped: drop the oldest entry.
             guard let index = items.firstIndex(where: { if case .entry = $0 { true } else { false } }) else { break }
@@ -102,7 +120,8 @@ public struct SubscriberQueue: Sendable {
     /// - Returns: the gap to announce first (when lines were dropped since the
     ///   last drain), and the items.
     public mutating func drain(maxBytes budget: Int) -> (gap: Gap?, items: [Item]) {
-        var gap: Gap?
+        var gap: Gap? = pendingGap
+        pendingGap = nil
         if droppedLines > 0 {
             let next =
                 items.lazy.compactMap { item -> UInt64? in
@@ -147,6 +166,24 @@ public struct SubscriberQueue: Sendable {
         lineCount = 0
         byteCount = items.reduce(0) { $0 + Self.size(of: $1) }
         droppedLines = 0
+        pendingGap = nil
+    }
+
+    /// Removes the source events at `position` from the end of the queue:
+    /// they precede the refused line of that position, and are read again
+    /// with it.
+    private mutating func takeBackEvents(at position: UInt64) {
+        while case .entry(let last)? = items.last, !last.isLine, last.position == position {
+            items.removeLast()
+            byteCount -= Self.size(of: .entry(last))
+        }
+    }
+
+    /// Announces, before the next items, that the lines after `after` up to
+    /// `next` are gone (a catch-up read found them no longer held).
+    public mutating func announceGap(after: UInt64, next: UInt64, missed: Int) {
+        pendingGap = Gap(after: after, next: next, missed: missed)
+        lastDeliveredSeq = max(lastDeliveredSeq, next - 1)
     }
 
     /// Records that the client has seen lines up to `seq` (a resume point).

@@ -1,6 +1,30 @@
 import LogcastProtocol
 import Synchronization
 
+/// Where a subscriber that is behind reads on: after the line `after`,
+/// and past the first `events` source events of the position after it
+/// (events are kept before the line whose `seq` they carry as position).
+struct CatchUpCursor: Equatable, Sendable {
+    var after: UInt64
+    var events = 0
+
+    /// The cursor after `entries`, read in order from this one.
+    func advanced(past entries: some BidirectionalCollection<HubEntry>) -> CatchUpCursor {
+        guard let last = entries.last else { return self }
+        if last.isLine { return CatchUpCursor(after: last.position) }
+        let trailing = entries.reversed().prefix { !$0.isLine && $0.position == last.position }.count
+        let carried = trailing == entries.count && after + 1 == last.position ? events : 0
+        return CatchUpCursor(after: last.position - 1, events: trailing + carried)
+    }
+
+    /// `entries` (read after ``after``) without the events already passed.
+    func unseen(_ entries: [HubEntry]) -> ArraySlice<HubEntry> {
+        var skip = 0
+        while skip < events, skip < entries.count, !entries[skip].isLine, entries[skip].position == after + 1 { skip += 1 }
+        return entries[skip...]
+    }
+}
+
 /// One subscriber's end of the hub: its filter, its bounded queue, and the
 /// wake-up of its writer.
 ///
@@ -24,6 +48,13 @@ public final class Subscription: Sendable {
         /// Lines up to this `seq` the client already has: a gateway's client
         /// may resume after a line this gateway has not received yet.
         var deliveredThrough: UInt64 = 0
+        /// Set while the subscriber is behind (``SlowConsumerPolicy/catchUp``):
+        /// live entries are not queued, and once the queue has drained the
+        /// writer reads on from the hub's history after this position.
+        var behind: CatchUpCursor?
+        /// Counts starts (a `subscribe` message begins a new one), so that a
+        /// catch-up read made for an earlier start is discarded.
+        var generation = 0
     }
 
     /// A request to end the stream now, with a WebSocket close code.
@@ -33,10 +64,22 @@ public final class Subscription: Sendable {
     }
 
     let state: Mutex<State>
+    /// Reads on from the history for a subscriber that is behind: queues
+    /// the next part with ``refill(_:gap:through:generation:)`` or goes live
+    /// with ``beginLive(generation:)`` (the hub, which holds the history).
+    let catchUp: (@Sendable (Subscription, CatchUpCursor, _ generation: Int) -> Void)?
 
-    init(id: Int, matcher: LineMatcher, format: SubscriptionRequest.Format, queue: SubscriberQueue, prelude: [[UInt8]] = []) {
+    init(
+        id: Int,
+        matcher: LineMatcher,
+        format: SubscriptionRequest.Format,
+        queue: SubscriberQueue,
+        prelude: [[UInt8]] = [],
+        catchUp: (@Sendable (Subscription, CatchUpCursor, Int) -> Void)? = nil
+    ) {
         self.id = id
         self.format = format
+        self.catchUp = catchUp
         var queue = queue
         for control in prelude { queue.push(.control(control)) }
         self.state = Mutex(State(matcher: matcher, queue: queue))
@@ -48,13 +91,17 @@ public final class Subscription: Sendable {
     /// entries flow.
     func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            for item in items { state.queue.push(item) }
+            for item in items {
+                guard state.behind == nil else { break }  // the rest is read from the history
+                if state.queue.push(item) == .refused, case .entry(let entry) = item { state.behind = CatchUpCursor(after: entry.position - 1) }
+            }
             if let deliveredUpTo {
                 state.queue.markDelivered(upTo: deliveredUpTo)
                 state.deliveredThrough = deliveredUpTo
             }
             for entry in state.held where entry.position > after && !(entry.hasSeq && entry.position <= state.deliveredThrough) {
-                state.queue.push(.entry(entry))
+                guard state.behind == nil else { break }
+                if state.queue.push(.entry(entry)) == .refused { state.behind = CatchUpCursor(after: entry.position - 1) }
             }
             state.held = []
             state.starting = false
@@ -73,8 +120,53 @@ public final class Subscription: Sendable {
             state.queue.push(.control(reply))
             state.held = []
             state.starting = true
+            state.behind = nil
+            state.generation += 1
         }
     }
+
+    /// Queues the next part of a catch-up read (for the start `generation`,
+    /// made at `cursor`): `gap` first if lines are gone, then `entries`; the
+    /// subscriber stays behind, at `through` (or before the first line that
+    /// did not fit). Discarded when a new start has begun.
+    func refill(
+        _ entries: some Collection<HubEntry>,
+        gap: SubscriberQueue.Gap?,
+        at cursor: CatchUpCursor,
+        through: CatchUpCursor,
+        generation: Int
+    ) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.generation == generation, state.behind == cursor, !state.finished else { return nil }
+            state.behind = through
+            if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
+            for entry in entries where !(entry.hasSeq && entry.position <= state.deliveredThrough) {
+                if state.queue.push(.entry(entry)) == .refused {
+                    state.behind = CatchUpCursor(after: entry.position - 1)
+                    break
+                }
+            }
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Ends a catch-up, called under the hub's lock with its history read
+    /// to the newest entry: live entries are held from now on, until
+    /// ``start(_:after:deliveredUpTo:)`` queues the read's rest and them.
+    /// - Returns: false when the read is stale (a new start, or finished).
+    func beginLive(at cursor: CatchUpCursor, generation: Int) -> Bool {
+        state.withLock { state in
+            guard state.generation == generation, state.behind == cursor, !state.finished else { return false }
+            state.behind = nil
+            state.starting = true
+            state.held = []
+            return true
+        }
+    }
+
+    /// Whether the subscriber is behind (reading from the history), for metrics.
+    public var isBehind: Bool { state.withLock { $0.behind != nil } }
 
     /// The filter currently applied.
     public var filter: Filter { state.withLock { $0.matcher.filter } }
@@ -90,10 +182,14 @@ public final class Subscription: Sendable {
                 state.held.append(contentsOf: entries)
                 return nil
             }
+            guard state.behind == nil else { return nil }  // it reads them from the history
             for entry in entries {
                 guard !state.queue.isOverflowed else { break }
                 if entry.position <= state.deliveredThrough, entry.hasSeq { continue }
-                state.queue.push(.entry(entry))
+                if state.queue.push(.entry(entry)) == .refused {
+                    state.behind = CatchUpCursor(after: entry.position - 1)
+                    break
+                }
             }
             return state.take()
         }
@@ -161,6 +257,7 @@ public final class Subscription: Sendable {
     /// Cancellation makes it return ``Batch/finished``.
     public func nextBatch(maxBytes: Int) async -> Batch {
         while true {
+            var readOn: (cursor: CatchUpCursor, generation: Int)?
             let drained: (batch: Batch?, matcher: LineMatcher?) = state.withLock { state in
                 if let request = state.closeRequest { return (.close(request), nil) }
                 if state.queue.isOverflowed { return (.overflowed, nil) }
@@ -169,7 +266,13 @@ public final class Subscription: Sendable {
                     return (.items(gap: gap, items), state.matcher)
                 }
                 if state.finished || Task.isCancelled { return (.finished, nil) }
+                if let behind = state.behind, !state.starting, catchUp != nil { readOn = (behind, state.generation) }
                 return (nil, nil)
+            }
+            if let readOn, let catchUp {
+                // Behind, and everything queued is sent: read on from the history, in this task.
+                catchUp(self, readOn.cursor, readOn.generation)
+                continue
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer's task, outside every lock.
@@ -184,7 +287,9 @@ public final class Subscription: Sendable {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in
-                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || state.closeRequest != nil || Task.isCancelled {
+                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || state.closeRequest != nil || Task.isCancelled
+                            || (state.behind != nil && !state.starting && catchUp != nil)
+                        {
                             return true
                         }
                         state.waiter = continuation

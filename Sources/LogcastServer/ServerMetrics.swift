@@ -107,6 +107,13 @@ public final class ServerMetrics: Sendable {
         out.sample("logcast_hub_history_bytes", [:], Double(statistics.historyBytes))
         out.metric("logcast_subscriber_queue_lines", help: "Items waiting in all subscriber queues.", type: "gauge")
         out.sample("logcast_subscriber_queue_lines", [:], Double(hub.queuedItems))
+        out.metric(
+            "logcast_catch_up_reads_total",
+            help: "Parts of the history read for subscribers that fell behind (--slow-consumer catch-up), by where they were read.",
+            type: "counter"
+        )
+        out.sample("logcast_catch_up_reads_total", ["from": "memory"], Double(statistics.catchUpReads - statistics.catchUpStoredReads))
+        out.sample("logcast_catch_up_reads_total", ["from": "stored"], Double(statistics.catchUpStoredReads))
 
         out.metric("logcast_subscribers", help: "Open streams, by transport.", type: "gauge")
         for transport in Transport.allCases { out.sample("logcast_subscribers", ["transport": transport.rawValue], Double(snapshot(transport).open)) }

@@ -128,7 +128,7 @@ def test_flags_override_environment_override_file(files):
     ("histroy: 5\n", ["config.yaml:1", "unknown setting 'histroy'", "did you mean 'history'"]),
     ("file: /tmp/x.log\n\nhistory: lots\n", ["config.yaml:3", "history must be a whole number (got 'lots')"]),
     ("file: /tmp/x.log\nhistory: 0\n", ["config.yaml:2: history must be at least 1 (got 0)"]),
-    ("file: /tmp/x.log\nslow-consumer: maybe\n", ["config.yaml:2: slow-consumer 'maybe' is not a policy", "drop or disconnect"]),
+    ("file: /tmp/x.log\nslow-consumer: maybe\n", ["config.yaml:2: slow-consumer 'maybe' is not a policy", "catch-up, drop or disconnect"]),
     ("file: /tmp/x.log\nlisten: nowhere\n", ["config.yaml:2: listen 'nowhere' is not HOST:PORT"]),
     ("file: /tmp/x.log\njournal: perhaps\n", ["config.yaml:2: journal must be true or false"]),
     ("file: /tmp/x.log\nlisten: [a, b]\n", ["config.yaml:2: listen must be a single value"]),

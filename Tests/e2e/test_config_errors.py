@@ -18,7 +18,7 @@ def run(*args, cwd):
         (["--file", "a=/tmp/x.log", "--file", "a=/tmp/y.log"], ["two sources are named 'a'", "/tmp/x.log", "/tmp/y.log", "NAME=PATH"]),
         (["--file", "/tmp/x.log", "--listen", "localhost"], ["--listen 'localhost'", "HOST:PORT"]),
         (["--file", "/tmp/x.log", "--listen", "127.0.0.1:99999"], ["--listen '127.0.0.1:99999'"]),
-        (["--file", "/tmp/x.log", "--slow-consumer", "panic"], ["--slow-consumer 'panic'", "drop or disconnect"]),
+        (["--file", "/tmp/x.log", "--slow-consumer", "panic"], ["--slow-consumer 'panic'", "catch-up, drop or disconnect"]),
         (["--file", "/tmp/x.log", "--history", "0"], ["--history must be at least 1"]),
         (["--file", "/tmp/x.log", "--ping-interval", "0"], ["--ping-interval"]),
         (["--file", "/tmp/*/x.log"], ["wildcards are supported in the file name only"]),

@@ -1,6 +1,9 @@
 """Flow control and shutdown: a stalled subscriber costs the others nothing; SIGTERM flushes then closes 1001."""
+import json
 import signal
 import threading
+
+import pytest
 
 from conftest import RawClient, Stream, append, wait_for
 
@@ -13,11 +16,84 @@ def write_burst(path, count, prefix="burst"):
             handle.write("".join(f"{prefix} {i}\n" for i in range(start, min(count, start + 10_000))).encode())
 
 
-def test_stalled_subscriber_gets_gap_while_others_get_everything(serve, tmp_path):
+def read_objects_through(client, last_seq):
+    """Every object a raw client receives until it has the line `last_seq` (or a gap past it)."""
+    objects = []
+    while not any(o.get("seq") == last_seq or (o["type"] == "gap" and o["next"] > last_seq) for o in objects[-2000:]):
+        opcode, payload = client.frame()
+        if opcode == 1:
+            objects.extend(json.loads(l) for l in payload.decode().splitlines())
+    return objects
+
+
+def metric(server, name, labels):
+    text = server.get("/metrics")[2].decode()
+    for line in text.splitlines():
+        if line.startswith(name + labels + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {name}{labels} in /metrics")
+
+
+@pytest.mark.parametrize("history", ["memory", "state directory"])
+def test_stalled_subscriber_catches_up_with_every_line_by_default(serve, tmp_path, history):
+    """Default settings: a subscriber that stops reading during a burst far larger than its queue and
+    the memory history gets every line once it reads again, from memory and from the state directory;
+    the others get every line meanwhile. Without a state directory, only what memory no longer holds
+    is one slow-consumer gap, and the rest follows contiguously."""
+    log = tmp_path / "app.log"
+    log.touch()
+    args = ["--file", f"app={log}", "--initial-lines", "0", "--ping-interval", "900"]
+    if history == "memory":
+        args += ["--state-directory", "none"]
+    server = serve(*args)
+    stalled = RawClient(server.port, rcvbuf=4096)
+    reader = Stream(server.ws_url, compression=None)
+    assert reader.next()["type"] == "hello"
+    wait_for(lambda: server.health()["subscribers"] == 2)
+    write_burst(log, BURST)
+    seqs = [obj["seq"] for obj in reader.lines(BURST, timeout=120)]
+    assert seqs == list(range(1, BURST + 1)), "the reading subscriber lost or repeated lines"
+
+    objects = read_objects_through(stalled, BURST)
+    assert objects[0]["type"] == "hello"
+    lines = [o for o in objects if o["type"] == "line"]
+    gaps = [o for o in objects if o["type"] == "gap"]
+    assert {o["type"] for o in objects} <= {"hello", "line", "gap"}
+    got = [o["seq"] for o in lines]
+    assert got == sorted(set(got)), "lines out of order or repeated"
+    assert all(o["msg"] == f"burst {o['seq'] - 1}" for o in lines)
+    if history == "state directory":
+        assert gaps == []
+        assert got == list(range(1, BURST + 1))
+        assert metric(server, "logcast_catch_up_reads_total", '{from="stored"}') > 0
+    else:
+        # Memory holds the newest 10,000 lines: what the queue held, one gap, then the rest in order.
+        assert len(gaps) == 1 and gaps[0]["reason"] == "slow-consumer"
+        gap = gaps[0]
+        before = [s for s in got if s <= gap["after"]]
+        after = [s for s in got if s >= gap["next"]]
+        assert before == list(range(1, gap["after"] + 1))
+        assert after == list(range(gap["next"], BURST + 1))
+        assert gap["missed"] == gap["next"] - gap["after"] - 1 and len(got) + gap["missed"] == BURST
+        assert BURST - gap["next"] + 1 >= 10_000, "lines memory still held were not sent"
+        assert metric(server, "logcast_gaps_total", '{reason="slow-consumer"}') == 1
+    assert metric(server, "logcast_catch_up_reads_total", '{from="memory"}') > 0
+
+    # Live again: a new line reaches it at once.
+    append(log, "after the burst\n")
+    tail = read_objects_through(stalled, BURST + 1)
+    assert [o["msg"] for o in tail if o["type"] == "line"] == ["after the burst"]
+    stalled.close()
+    reader.close()
+
+
+def test_stalled_subscriber_under_drop_policy_gets_gap_while_others_get_everything(serve, tmp_path):
     log = tmp_path / "app.log"
     log.touch()
     # A stalled client cannot answer pings: keep the ping timeout out of this test.
-    server = serve("--file", f"app={log}", "--initial-lines", "0", "--queue", "50000", "--ping-interval", "900")
+    server = serve(
+        "--file", f"app={log}", "--initial-lines", "0", "--queue", "50000", "--ping-interval", "900", "--slow-consumer", "drop"
+    )
     stalled = RawClient(server.port, rcvbuf=4096)  # handshake done, then never reads during the burst
     readers = [Stream(server.ws_url, compression=None) for _ in range(2)]
     for r in readers:
@@ -46,12 +122,7 @@ def test_stalled_subscriber_gets_gap_while_others_get_everything(serve, tmp_path
     assert server.rss_kib() < 400 * 1024
 
     # The stalled one now reads: it sees a slow-consumer gap, and seq continuity around it.
-    objects = []
-    while not any(o.get("seq") == BURST for o in objects):
-        opcode, payload = stalled.frame()
-        if opcode == 1:
-            import json
-            objects.extend(json.loads(l) for l in payload.decode().splitlines())
+    objects = read_objects_through(stalled, BURST)
     gaps = [o for o in objects if o["type"] == "gap"]
     assert gaps and all(g["reason"] == "slow-consumer" and g["missed"] > 0 for g in gaps)
     lines = [o["seq"] for o in objects if o["type"] == "line"]

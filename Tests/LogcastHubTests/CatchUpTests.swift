@@ -1,0 +1,204 @@
+import Foundation
+import LogcastProtocol
+import Synchronization
+import Testing
+
+@testable import LogcastHub
+
+/// The catch-up policy: a subscriber whose queue fills reads on from the
+/// hub's history where it is, and gets a `gap` only for what the history no
+/// longer holds.
+@Suite struct CatchUpTests {
+    func hub(history: Int, queue: Int, durable: (any DurableHistory)? = nil) -> Hub {
+        var configuration = Hub.Configuration()
+        configuration.historyLines = history
+        configuration.queueLines = queue
+        #expect(configuration.slowConsumerPolicy == .catchUp, "catch-up is the default")
+        return Hub(configuration: configuration, epoch: "00000000000000cc", durable: durable)
+    }
+
+    /// What a subscriber reads until it has seen `last` (or `limit` batches
+    /// passed): lines as their message, events as `event@POSITION`, gaps
+    /// as `gap A..N`.
+    func read(_ subscription: Subscription, through last: UInt64, limit: Int = 10_000) async -> [String] {
+        var out: [String] = []
+        var seen: UInt64 = 0
+        for _ in 0..<limit where seen < last {
+            guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 4096) else { break }
+            if let gap {
+                out.append("gap \(gap.after)..\(gap.next) missed \(gap.missed)")
+                seen = max(seen, gap.next - 1)
+            }
+            for case .entry(let entry) in items {
+                switch entry.payload {
+                case .line(let record):
+                    out.append(record.message)
+                    seen = max(seen, entry.position)
+                case .event: out.append("event@\(entry.position)")
+                }
+            }
+        }
+        return out
+    }
+
+    func lines(_ range: ClosedRange<Int>) -> [String] { range.map { "n\($0)" } }
+
+    func publish(_ hub: Hub, _ range: ClosedRange<Int>) {
+        hub.publish(range.map { TestSupport.record("n\($0)") })
+    }
+
+    func subscribe(_ hub: Hub, filter: Filter = Filter()) throws -> Subscription {
+        hub.subscribe(matcher: try LineMatcher(filter), request: SubscriptionRequest(backlog: 0))
+    }
+
+    // MARK: The queue
+
+    @Test func aFullQueueRefusesTheLineAndKeepsEverythingBeforeIt() {
+        var queue = SubscriberQueue(maxLines: 2, maxBytes: 1 << 20, policy: .catchUp)
+        #expect(queue.push(.entry(TestSupport.lineEntry(1))) == .queued)
+        #expect(queue.push(.entry(TestSupport.lineEntry(2))) == .queued)
+        #expect(queue.push(.entry(TestSupport.lineEntry(3))) == .refused)
+        #expect(queue.push(.control(Array("{}\n".utf8))) == .queued, "control objects always fit")
+        let (gap, items) = queue.drain(maxBytes: .max)
+        #expect(gap == nil, "nothing was dropped")
+        #expect(items.count == 3)
+    }
+
+    @Test func theEventsBeforeARefusedLineAreTakenBackWithIt() {
+        var queue = SubscriberQueue(maxLines: 1, maxBytes: 1 << 20, policy: .catchUp)
+        queue.push(.entry(TestSupport.lineEntry(1)))
+        queue.push(.entry(TestSupport.eventEntry(2)))
+        #expect(queue.push(.entry(TestSupport.lineEntry(2))) == .refused)
+        let (_, items) = queue.drain(maxBytes: .max)
+        #expect(items.count == 1, "the event of position 2 is read again with line 2")
+    }
+
+    @Test func aFullQueueByBytesRefusesToo() {
+        var queue = SubscriberQueue(maxLines: 100, maxBytes: 300, policy: .catchUp)
+        #expect(queue.push(.entry(TestSupport.lineEntry(1, size: 200))) == .queued)
+        #expect(queue.push(.entry(TestSupport.lineEntry(2, size: 200))) == .refused)
+    }
+
+    @Test func anAnnouncedGapComesFirst() {
+        var queue = SubscriberQueue(maxLines: 10, maxBytes: 1 << 20, policy: .catchUp)
+        queue.announceGap(after: 3, next: 9, missed: 5)
+        #expect(!queue.isEmpty)
+        queue.push(.entry(TestSupport.lineEntry(9)))
+        let (gap, items) = queue.drain(maxBytes: .max)
+        #expect(gap == SubscriberQueue.Gap(after: 3, next: 9, missed: 5))
+        #expect(items.count == 1)
+        #expect(queue.isEmpty)
+    }
+
+    // MARK: The hub
+
+    @Test func aSubscriberBehindReadsOnFromMemoryWithoutAGap() async throws {
+        let hub = hub(history: 1000, queue: 4)
+        let subscription = try subscribe(hub)
+        publish(hub, 1...50)
+        #expect(await read(subscription, through: 50) == lines(1...50))
+        #expect(hub.statistics.catchUpReads > 0)
+        #expect(hub.statistics.catchUpStoredReads == 0)
+        publish(hub, 51...53)
+        #expect(await read(subscription, through: 53) == lines(51...53), "then live again")
+    }
+
+    @Test func linesNoLongerInMemoryAndNotStoredAreOneGap() async throws {
+        let hub = hub(history: 10, queue: 4)
+        let subscription = try subscribe(hub)
+        publish(hub, 1...50)
+        #expect(await read(subscription, through: 50) == lines(1...4) + ["gap 4..41 missed 36"] + lines(41...50))
+    }
+
+    @Test func aSubscriberBehindMemoryReadsFromTheDurableHistory() async throws {
+        let durable = FakeDurable()
+        let hub = hub(history: 10, queue: 4, durable: durable)
+        let subscription = try subscribe(hub)
+        publish(hub, 1...50)
+        #expect(await read(subscription, through: 50) == lines(1...50))
+        #expect(hub.statistics.catchUpStoredReads > 0)
+    }
+
+    @Test func linesTheDurableHistoryNoLongerHoldsAreAGapThenItGoesOn() async throws {
+        let hub = hub(history: 10, queue: 4, durable: FakeDurable(firstKept: 20))
+        let subscription = try subscribe(hub)
+        publish(hub, 1...50)
+        #expect(await read(subscription, through: 50) == lines(1...4) + ["gap 4..20 missed 15"] + lines(20...50))
+    }
+
+    @Test func aHoleInTheStoredHistoryIsAGapInPlace() async throws {
+        let durable = FakeDurable()
+        let hub = hub(history: 10, queue: 4, durable: durable)
+        let subscription = try subscribe(hub)
+        publish(hub, 1...50)
+        durable.stored.withLock { $0.removeAll { (12...14).contains($0.position) } }
+        #expect(await read(subscription, through: 50) == lines(1...11) + ["gap 11..15 missed 3"] + lines(15...50))
+    }
+
+    @Test func eventsAreReadOnceWhereverAPartEnds() async throws {
+        // Every line has an event before it, so parts end beside events everywhere.
+        for queue in 1...5 {
+            let hub = hub(history: 1000, queue: queue)
+            let subscription = try subscribe(hub)
+            var expected: [String] = []
+            for i in 1...20 {
+                hub.publish(SourceEvent(source: "app", kind: .rotated, path: "/var/log/app.log"))
+                publish(hub, i...i)
+                expected += ["event@\(i)", "n\(i)"]
+            }
+            #expect(await read(subscription, through: 20) == expected, "queue of \(queue)")
+        }
+    }
+
+    @Test func aFilteredSubscriberBehindGetsItsLinesOnly() async throws {
+        let hub = hub(history: 1000, queue: 3)
+        var filter = Filter()
+        filter.grep = ["7"]
+        let subscription = try subscribe(hub, filter: filter)
+        publish(hub, 1...80)
+        let expected = ["n7", "n17", "n27", "n37", "n47", "n57", "n67", "n70", "n71", "n72", "n73", "n74", "n75", "n76", "n77", "n78", "n79"]
+        #expect(await read(subscription, through: 79) == expected)
+    }
+
+    @Test func aNewFilterWhileBehindStartsOverFromTheBacklog() async throws {
+        let hub = hub(history: 1000, queue: 3)
+        let subscription = try subscribe(hub)
+        publish(hub, 1...30)
+        #expect(subscription.isBehind)
+        var filter = Filter()
+        filter.grep = ["n3"]
+        hub.resubscribe(subscription, matcher: try LineMatcher(filter), backlog: 2, reply: Array("{\"type\":\"subscribed\"}\n".utf8))
+        #expect(!subscription.isBehind)
+        publish(hub, 31...31)
+        #expect(await read(subscription, through: 31) == ["n3", "n30", "n31"])
+    }
+
+    @Test func publishingWhileTheSubscriberCatchesUpLosesAndRepeatsNothing() async throws {
+        let hub = hub(history: 500, queue: 16, durable: FakeDurable())
+        let subscription = try subscribe(hub)
+        let total = 5000
+        let publisher = Thread {
+            var next = 1
+            while next <= total {
+                let chunk = min(total, next + Int.random(in: 0..<40))
+                hub.publish((next...chunk).map { TestSupport.record("n\($0)") })
+                next = chunk + 1
+            }
+        }
+        publisher.start()
+        let got = await read(subscription, through: UInt64(total), limit: 1_000_000)
+        #expect(got == lines(1...total))
+    }
+
+    @Test func aFinishedSubscriberBehindStopsWithoutReadingOn() async throws {
+        let hub = hub(history: 1000, queue: 2)
+        let subscription = try subscribe(hub)
+        publish(hub, 1...10)
+        hub.unsubscribe(subscription)
+        #expect(await read(subscription, through: 10) == ["n1", "n2"])
+        guard case .finished = await subscription.nextBatch(maxBytes: .max) else {
+            Issue.record("expected the end")
+            return
+        }
+    }
+}
