@@ -135,7 +135,9 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
             return .integer("N", "Bytes each subscriber's queue holds at most.", default: hub.queueBytes, atLeast: 1024)
         case .slowConsumer:
             return .choice(
-                "What to do with a subscriber whose queue is full: catch-up (read on from the history where it is; a gap only for lines no longer held), drop (the oldest queued lines, with a gap event) or disconnect (close 1013).",
+                "What to do with a subscriber whose queue is full: catch-up (read on from the history where it is; "
+                    + "a gap only for lines no longer held), drop (the oldest queued lines, with a gap event) "
+                    + "or disconnect (close 1013).",
                 SlowConsumerPolicy.allCases.map(\.rawValue),
                 default: hub.slowConsumerPolicy.rawValue,
                 noun: "policy"
