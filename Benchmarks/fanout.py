@@ -298,8 +298,11 @@ class LogcastConn(ConnBase):
     MSG_RE = re.compile(rb'"msg":"([^"]*)"')
     LAT_RE = re.compile(rb'"msg":"B(\d{8}) t=(\d+) ')
 
-    def __init__(self, index, sock, total_lines, expected=None, full_check=False, record_latency=False):
+    def __init__(self, index, sock, total_lines, expected=None, full_check=False, record_latency=False,
+                 contiguous=True):
         super().__init__(index, sock, total_lines, record_latency)
+        self.contiguous = contiguous  # False for a subscriber with a source filter: other sources' seq between
+        self.last_seq = None
         self.expected = expected
         self.full_check = full_check and expected is not None
         self.hello = False
@@ -410,8 +413,11 @@ class LogcastConn(ConnBase):
                 self.error("missing lines %d..%d" % (self.next_id, lid - 1))
             else:
                 self.error("line %d again (expected %d)" % (lid, self.next_id))
-        if seq - lid != self.seq_base:
+        if self.contiguous and seq - lid != self.seq_base:
             self.error("seq %d for line %d: not contiguous" % (seq, lid))
+        if self.last_seq is not None and seq <= self.last_seq:
+            self.error("seq %d after %d: not rising" % (seq, self.last_seq))
+        self.last_seq = seq
         if lid >= self.total:
             self.error("line %d is past the end of the burst" % lid)
             return
@@ -531,7 +537,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
             sock, rest = ws_connect(port, path, small_buffer=stall)
             if kind.startswith("logcast"):
                 c = LogcastConn(i, sock, total, expected, full_check=(full_every > 0 and i % full_every == 0),
-                                record_latency=record_latency)
+                                record_latency=record_latency, contiguous="source=" not in path)
             else:
                 c = WebsocketdConn(i, sock, total, expected, record_latency=record_latency)
             conns.append(c)
@@ -782,12 +788,15 @@ def cleanup_all():
 
 
 class Server:
-    def __init__(self, kind, args, workdir, tag):
+    def __init__(self, kind, args, workdir, tag, marker_file=None):
         self.kind = kind
         self.args = args
         self.log_path = os.path.join(workdir, "%s-%s.log" % (kind, tag))
         self.file = os.path.join(workdir, "%s-%s.input.log" % (kind, tag))
         open(self.file, "wb").close()
+        self.marker_file = marker_file  # logcast: a second source, "marker"
+        if marker_file:
+            open(marker_file, "wb").close()
         self.proc = None
         self.port = None
         self.command = None
@@ -805,6 +814,8 @@ class Server:
                             "--initial-lines", "0",
                             "--max-connections-per-address", "4096",
                             "--max-subscribers", str(max(1024, subscribers + 16))]
+            if self.marker_file:
+                self.command += ["--file", "marker=" + self.marker_file]
             # The queues stay at logcast's defaults unless asked (--queue,
             # --queue-bytes): defaults are what a new user measures.
             if queue_lines is not None:
@@ -1122,6 +1133,96 @@ def run_latency(kind, args, workdir):
 # ---------------------------------------------------------------------------
 # Report.
 
+def run_loaded_latency(kind, args, expected, workdir):
+    """Latency of a marker line every 10 ms on one source while the burst
+    runs to `--subscribers` others on another source.
+
+    logcast: one server following both files; the burst subscribers select
+    `source=bench`, the latency ones `source=marker`. websocketd: one server
+    per file (each connection has its own tail anyway)."""
+    n, total = args.subscribers, args.lines
+    m, markers = args.latency_subscribers, args.loaded_markers
+    marker_path = os.path.join(workdir, "%s-loaded.marker.log" % kind)
+    server = Server(kind, args, workdir, "loaded", marker_file=marker_path if kind.startswith("logcast") else None)
+    marker_server = None
+    procs, lat_procs = [], []
+    fd = mfd = None
+    writer = None
+    try:
+        server.start(args.queue, args.queue_bytes, n + m)
+        if kind.startswith("logcast"):
+            marker_server, burst_path, lat_path = server, "/ws?backlog=0&source=bench", "/ws?backlog=0&source=marker"
+            marker_file = marker_path
+        else:
+            marker_server = Server(kind, args, workdir, "loaded-marker")
+            marker_server.start(args.queue, args.queue_bytes, m)
+            burst_path = lat_path = "/"
+            marker_file = marker_server.file
+        fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
+        mfd = os.open(marker_file, os.O_WRONLY | os.O_APPEND)
+        procs = start_clients(kind, server.port, burst_path, n, total, expected, args, record_latency=False)
+        lat_args = argparse.Namespace(**vars(args))
+        lat_args.clients = 1
+        lat_procs = start_clients(kind, marker_server.port, lat_path, m, markers, None, lat_args,
+                                  record_latency=True, first=n)
+        wait_all(procs + lat_procs, "connected", 120)
+        warm_up(fd, procs, server)
+        warm_up(mfd, lat_procs, marker_server)
+        for p, c in procs + lat_procs:
+            c.send("go")
+
+        def write_burst():
+            for chunk in expected.file_chunks:
+                os.write(fd, chunk)
+        writer = threading.Thread(target=write_burst, daemon=True)
+        start = time.monotonic_ns()
+        writer.start()
+        step = int(args.latency_interval * 1e9)
+        for i in range(markers):
+            target = start + i * step
+            while True:
+                left = target - time.monotonic_ns()
+                if left <= 0:
+                    break
+                time.sleep(left / 1e9)
+            os.write(mfd, latency_line(i, time.monotonic_ns()) + b"\n")
+        writer.join()
+        lat_results, _ = finish_clients(lat_procs, args.stall_timeout + 60)
+        results, _ = finish_clients(procs, args.deadline + args.stall_timeout + 60)
+        alive = server.alive() and marker_server.alive()
+    except ScenarioError as e:
+        return {"kind": kind, "ok": False, "problems": [str(e)], "log": server.log_tail()}
+    finally:
+        for f in (fd, mfd):
+            if f is not None:
+                os.close(f)
+        kill_clients(procs + lat_procs)
+        server.stop()
+        if marker_server is not None and marker_server is not server:
+            marker_server.stop()
+    ok, problems = verdict(kind, lat_results, markers, m)
+    burst_ok, burst_problems = verdict(kind, results, total, n)
+    if not burst_ok:
+        ok = False
+        problems.extend("burst subscriber: " + p for p in burst_problems)
+    if not alive:
+        ok = False
+        problems.append("%s exited during the run" % kind)
+    lat = sorted(x for r in lat_results for x in r["latencies"])
+    done = [r["t_done"] for r in results if r["done"]]
+    burst_end_ns = max(done) * 1e9 if done and len(done) == len(results) else None
+    during = sum(1 for i in range(markers) if burst_end_ns is None or start + i * step < burst_end_ns)
+    return {
+        "kind": kind, "ok": ok, "problems": problems, "samples": len(lat),
+        "p50_ms": percentile(lat, 50) / 1e6 if lat else None,
+        "p99_ms": percentile(lat, 99) / 1e6 if lat else None,
+        "max_ms": lat[-1] / 1e6 if lat else None,
+        "markers_during_burst": during,
+        "burst_seconds": (burst_end_ns - start) / 1e9 if burst_end_ns else None,
+        "log": server.log_tail() if not ok else "",
+    }
+
+
 def fmt_rate(r):
     if not r.get("ok"):
         return "FAILED"
@@ -1138,8 +1239,9 @@ def mb(x):
     return "%.0f MB" % (x / 1e6) if x is not None else "-"
 
 
-def report(args, bursts, lats, logcast_info, slows=None):
+def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
     slows = slows or {}
+    loaded = loaded or {}
     lc, wd = bursts.get("logcast"), bursts.get("websocketd")
     lm = bursts.get("logcast-memory")
     ll, lw = lats.get("logcast"), lats.get("websocketd")
@@ -1178,6 +1280,16 @@ def report(args, bursts, lats, logcast_info, slows=None):
         if get(ll, "p50_ms") and get(lw, "p50_ms"):
             ratio = "%.2fx/%.2fx" % (ll["p50_ms"] / lw["p50_ms"], ll["p99_ms"] / lw["p99_ms"])
         row("latency p50/p99", lat(ll), lat(lw), ratio)
+    if loaded:
+        def lat2(r):
+            if not r:
+                return "-"
+            return "%.2f/%.2f ms" % (r["p50_ms"], r["p99_ms"]) if r["ok"] else "FAILED"
+        la, lb = loaded.get("logcast"), loaded.get("websocketd")
+        ratio = "-"
+        if get(la, "p50_ms") and get(lb, "p50_ms"):
+            ratio = "%.2fx/%.2fx" % (la["p50_ms"] / lb["p50_ms"], la["p99_ms"] / lb["p99_ms"])
+        row("  during a burst", lat2(la), lat2(lb), ratio)
     if lc or wd:
         def res(r, key, f):
             if not r or r.get(key) is None:
@@ -1225,6 +1337,11 @@ def report(args, bursts, lats, logcast_info, slows=None):
             print("  latency %-8s %d samples (%d subscribers x %d lines every %.0f ms), max %.2f ms"
                   % (name, r["samples"], args.latency_subscribers, args.latency_lines,
                      args.latency_interval * 1000, r["max_ms"]))
+    for kind, r in sorted(loaded.items()):
+        if r and r.get("ok"):
+            print("  loaded %-9s %d samples, max %.2f ms; %d of %d markers written before the last burst "
+                  "subscriber was done (%.2f s)" % (kind, r["samples"], r["max_ms"], r["markers_during_burst"],
+                                                  args.loaded_markers, r["burst_seconds"] or 0))
     for (kind, stalled), r in sorted(slows.items()):
         if r and r.get("ok"):
             print("  slow %-11s %d healthy%s: %s%s" % (kind, args.slow_healthy, " + 1 stalled" if stalled else "",
@@ -1233,6 +1350,7 @@ def report(args, bursts, lats, logcast_info, slows=None):
     failed = False
     checks = [("burst logcast", lc), ("burst websocketd", wd), ("latency logcast", ll), ("latency websocketd", lw)]
     checks += [("slow consumer %s%s" % (k, " + 1 stalled" if st else ""), r) for (k, st), r in sorted(slows.items())]
+    checks += [("latency during a burst %s" % k, r) for k, r in sorted(loaded.items())]
     for label, r in checks:
         if r and not r["ok"]:
             failed = True
@@ -1408,6 +1526,9 @@ def main():
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--skip-slow", action="store_true", help="skip the slow-consumer scenario")
+    ap.add_argument("--skip-loaded", action="store_true", help="skip the latency-under-a-burst scenario")
+    ap.add_argument("--loaded-markers", type=int, default=300,
+                    help="marker lines (one every --latency-interval) during the burst on another source")
     ap.add_argument("--slow-healthy", type=int, default=10,
                     help="healthy subscribers in the slow-consumer scenario (one more stalls)")
     ap.add_argument("--stall-timeout", type=float, default=20.0,
@@ -1481,7 +1602,16 @@ def main():
                 print("latency: %s, %d subscribers, a line every %.0f ms, %d lines ..."
                       % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines), flush=True)
                 lats[kind] = run_latency(kind, args, workdir)
-        failed = report(args, bursts, lats, logcast_info, slows)
+        loaded = {}
+        if not args.skip_loaded:
+            expected = Expected(args.lines)
+            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+                print("latency under a burst: %s, %d subscribers, a line every %.0f ms on one source, "
+                      "%d subscribers x %d lines on another ..."
+                      % (kind, args.latency_subscribers, args.latency_interval * 1000, args.subscribers, args.lines),
+                      flush=True)
+                loaded[kind] = run_loaded_latency(kind, args, expected, workdir)
+        failed = report(args, bursts, lats, logcast_info, slows, loaded)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"args": vars(args), "burst_runs": all_bursts,

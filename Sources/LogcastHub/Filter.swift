@@ -84,6 +84,9 @@ public final class LineMatcher: Sendable {
     private let hosts: Set<String>
     /// An empty filter: every line and event passes (writers skip matching).
     public let passesEverything: Bool
+    /// No selection key (source, host, unit, identifier, priority, time):
+    /// ``admits(_:)`` is true for everything.
+    public let admitsEverything: Bool
 
     /// - Throws: ``FilterError`` when a pattern does not compile.
     public init(_ filter: Filter) throws(FilterError) {
@@ -111,6 +114,9 @@ public final class LineMatcher: Sendable {
         units = Set(filter.units)
         identifiers = Set(filter.identifiers)
         hosts = Set(filter.hosts)
+        admitsEverything =
+            sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && filter.priority == nil
+            && filter.since == nil && filter.until == nil
     }
 
     /// Whether a source event is for a source this filter follows.
@@ -131,8 +137,19 @@ public final class LineMatcher: Sendable {
         }
     }
 
-    /// Whether a line passes every key.
-    public func matches(_ record: LogRecord) -> Bool {
+    /// Whether a line or event passes the selection keys, the ones that
+    /// cost no pattern match (set lookups and comparisons). Cheap enough to
+    /// run where lines are offered to a subscriber, so that a queue holds
+    /// only lines that may match: a subscriber of one quiet source is not
+    /// pushed behind by a burst on another.
+    public func admits(_ entry: HubEntry) -> Bool {
+        switch entry.payload {
+        case .line(let record): admits(record)
+        case .event(let event): matches(event)
+        }
+    }
+
+    func admits(_ record: LogRecord) -> Bool {
         if !sources.isEmpty, !sources.contains(record.source) { return false }
         if let since = filter.since, record.timestamp < since { return false }
         if let until = filter.until, until < record.timestamp { return false }
@@ -150,6 +167,12 @@ public final class LineMatcher: Sendable {
         if !hosts.isEmpty {
             guard let host = record.host, hosts.contains(host) else { return false }
         }
+        return true
+    }
+
+    /// Whether a line passes every key.
+    public func matches(_ record: LogRecord) -> Bool {
+        guard admits(record) else { return false }
         if grep.isEmpty && regex == nil && exclude.isEmpty { return true }
         var message = record.message
         return message.withUTF8 { utf8 in

@@ -22,9 +22,10 @@ import Glibc
 ///   rejoins atomically with publishing. Publishers are serialised by the
 ///   fan-out lock, so every subscriber sees lines in `seq` order, with source
 ///   events in place.
-/// - No filter runs under a hub lock: publishing only stamps, appends to
-///   history and hands each subscriber the shared entries; each writer
-///   matches its own filter when it drains (``Subscription/nextBatch(maxBytes:)``);
+/// - No pattern runs under a hub lock: publishing only stamps, appends to
+///   history and hands each subscriber the shared entries it admits (the
+///   selection keys, set lookups: ``LineMatcher/admits(_:)``); each writer
+///   matches the patterns of its filter when it drains (``Subscription/nextBatch(maxBytes:)``);
 ///   backlog, resume and `/api/v1/lines` scans copy the history's references
 ///   under the lock and match outside it, within a time budget
 ///   (``scanBudget``) after which they stop and say so (``ScanResult``).

@@ -101,6 +101,7 @@ public final class Subscription: Sendable {
             }
             for entry in state.held where entry.position > after && !(entry.hasSeq && entry.position <= state.deliveredThrough) {
                 guard state.behind == nil else { break }
+                guard state.matcher.admitsEverything || state.matcher.admits(entry) else { continue }
                 if state.queue.push(.entry(entry)) == .refused { state.behind = CatchUpCursor(after: entry.position - 1) }
             }
             state.held = []
@@ -141,6 +142,7 @@ public final class Subscription: Sendable {
             state.behind = through
             if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
             for entry in entries where !(entry.hasSeq && entry.position <= state.deliveredThrough) {
+                guard state.matcher.admitsEverything || state.matcher.admits(entry) else { continue }
                 if state.queue.push(.entry(entry)) == .refused {
                     state.behind = CatchUpCursor(after: entry.position - 1)
                     break
@@ -183,9 +185,12 @@ public final class Subscription: Sendable {
                 return nil
             }
             guard state.behind == nil else { return nil }  // it reads them from the history
+            let admitsEverything = state.matcher.admitsEverything
             for entry in entries {
                 guard !state.queue.isOverflowed else { break }
                 if entry.position <= state.deliveredThrough, entry.hasSeq { continue }
+                // Only lines that may match take room: the selection keys are cheap set lookups.
+                if !admitsEverything, !state.matcher.admits(entry) { continue }
                 if state.queue.push(.entry(entry)) == .refused {
                     state.behind = CatchUpCursor(after: entry.position - 1)
                     break
@@ -272,6 +277,8 @@ public final class Subscription: Sendable {
             if let readOn, let catchUp {
                 // Behind, and everything queued is sent: read on from the history, in this task.
                 catchUp(self, readOn.cursor, readOn.generation)
+                // A read is up to a queue's worth of lines: let other tasks (pings, other writers) run between reads.
+                await Task.yield()
                 continue
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {

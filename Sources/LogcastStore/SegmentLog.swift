@@ -36,6 +36,14 @@ public final class SegmentLog: DurableHistory, Sendable {
         public var maxAge: Duration = .seconds(7 * 24 * 3600)
         /// A segment is closed and a new one begun past this size.
         public var segmentBytes: Int64 = 64 << 20
+        /// About how many bytes lie between two seek marks of a segment
+        /// (``Mark``): a read from a position decodes at most this much
+        /// before the first record it wants.
+        public var markBytes: Int64 = 256 << 10
+        /// Positions in one chunk of the read cache (``ChunkCache``).
+        public var chunkPositions: UInt64 = 4096
+        /// Chunks the read cache keeps, newest used first; 0 turns it off.
+        public var cachedChunks = 8
 
         public init(directory: String) {
             self.directory = directory
@@ -63,6 +71,30 @@ public final class SegmentLog: DurableHistory, Sendable {
         var path: String
         var bytes: Int64
         var lastWrite: ContinuousClock.Instant?
+        /// Where a read from a position may begin, oldest first.
+        var marks: [Mark] = []
+
+        /// The offset to begin reading at for records with a position above `after`.
+        func start(after: UInt64) -> Int64 {
+            // The last mark that skips nothing wanted (marks rise in both fields).
+            var low = 0
+            var high = marks.count
+            while low < high {
+                let middle = (low + high) / 2
+                if marks[middle].through <= after { low = middle + 1 } else { high = middle }
+            }
+            return low == 0 ? 0 : marks[low - 1].offset
+        }
+    }
+
+    /// A seek mark: every record of the segment before `offset` (a record
+    /// boundary) has a position (a line's `seq`, an event's position) of at
+    /// most `through`. A read for positions above `through` may begin at
+    /// `offset`; without marks every read from a position would decode the
+    /// segment from its start (64 MiB), once per catch-up read.
+    struct Mark: Equatable {
+        var offset: Int64
+        var through: UInt64
     }
 
     struct State {
@@ -74,11 +106,14 @@ public final class SegmentLog: DurableHistory, Sendable {
         var problem: String?
         var writeErrors = 0
         var damagedRecords = 0
+        /// The highest position written to the newest segment (for its marks).
+        var lastPosition: UInt64 = 0
     }
 
     public let configuration: Configuration
     public let recovery: Recovery
     private let state: Mutex<State>
+    private let cache: Mutex<ChunkCache>
 
     /// Opens (or creates) the log and reads what it holds.
     /// - Parameters:
@@ -96,12 +131,13 @@ public final class SegmentLog: DurableHistory, Sendable {
         // Pass 1: every record's checksum, the last seq, the positions, and
         // how many lines each segment holds (lines are not decoded).
         var lineCounts: [Int] = []
+        var lastPosition: UInt64 = 0
         for (index, name) in names.enumerated() {
             guard let firstSeq = UInt64(name.dropLast(4)) else { continue }
             let path = directory + "/" + name
             let isNewest = index == names.count - 1
             var lines = 0
-            let scan = try Self.scan(path: path, decodeLines: false) { record, _ in
+            let scan = try Self.scan(path: path, decodeLines: false, markEvery: configuration.markBytes) { record, _ in
                 switch record {
                 case .lineSeq(let seq), .line(let seq, _):
                     recovery.lastSeq = max(recovery.lastSeq, seq)
@@ -123,7 +159,8 @@ public final class SegmentLog: DurableHistory, Sendable {
                     recovery.damagedSegments.append(path)
                 }
             }
-            segments.append(Segment(firstSeq: firstSeq, path: path, bytes: scan.validBytes, lastWrite: nil))
+            segments.append(Segment(firstSeq: firstSeq, path: path, bytes: scan.validBytes, lastWrite: nil, marks: scan.marks))
+            if isNewest { lastPosition = scan.lastPosition }
             lineCounts.append(lines)
             recovery.storedBytes += scan.validBytes
         }
@@ -151,7 +188,9 @@ public final class SegmentLog: DurableHistory, Sendable {
         initial.nextSeq = recovery.lastSeq + 1
         initial.positions = recovery.positions
         initial.damagedRecords = recovery.damagedSegments.count
+        initial.lastPosition = lastPosition
         state = Mutex(initial)
+        cache = Mutex(ChunkCache(capacity: configuration.cachedChunks))
         try state.withLock { state throws(StoreError) in
             if let newest = state.segments.last, newest.bytes < configuration.segmentBytes {
                 let fd = open(newest.path, O_WRONLY | O_APPEND | O_CLOEXEC)
@@ -177,7 +216,9 @@ public final class SegmentLog: DurableHistory, Sendable {
     public func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(entries.reduce(0) { $0 + $1.json.count } + 64)
+        var highest: UInt64 = 0
         for entry in entries {
+            highest = max(highest, entry.position)
             switch entry.payload {
             case .line(let record): StoredRecord.line(seq: entry.position, record).append(to: &bytes)
             case .event(let event): StoredRecord.event(position: entry.position, event).append(to: &bytes)
@@ -207,6 +248,12 @@ public final class SegmentLog: DurableHistory, Sendable {
                 return
             }
             state.problem = nil
+            let newest = state.segments.count - 1
+            let lastMark = state.segments[newest].marks.last?.offset ?? 0
+            if before - lastMark >= configuration.markBytes {
+                state.segments[newest].marks.append(Mark(offset: before, through: state.lastPosition))
+            }
+            state.lastPosition = max(state.lastPosition, highest)
             state.segments[state.segments.count - 1].bytes += Int64(bytes.count)
             state.segments[state.segments.count - 1].lastWrite = .now
             state.dirty = true
@@ -251,6 +298,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         let bytes = Int64(lseek(fd, 0, SEEK_END))
         if let index = state.segments.firstIndex(where: { $0.path == path }) {
             state.segments[index].bytes = bytes
+            state.segments[index].marks.removeAll { $0.offset > bytes }
         } else {
             state.segments.append(Segment(firstSeq: state.nextSeq, path: path, bytes: bytes, lastWrite: .now))
         }
@@ -290,6 +338,20 @@ public final class SegmentLog: DurableHistory, Sendable {
         }
     }
 
+    /// Chunks in the read cache (for tests).
+    var cachedChunkCount: Int { cache.withLock { $0.count } }
+
+    /// Each segment's seek marks, oldest segment first (for tests).
+    var marks: [[Mark]] { state.withLock { $0.segments.map(\.marks) } }
+
+    /// Where a read of positions above `after` begins in the segment that holds them (for tests).
+    func readStart(after: UInt64) -> Int64 {
+        state.withLock { state in
+            guard let segment = state.segments.last(where: { $0.firstSeq <= after + 1 }) else { return 0 }
+            return segment.start(after: after)
+        }
+    }
+
     /// The descriptor of the segment being written (for tests that make writes fail).
     var activeDescriptor: Int32 { state.withLock { $0.descriptor } }
 
@@ -318,11 +380,54 @@ public final class SegmentLog: DurableHistory, Sendable {
 
     public func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
         guard limit > 0, after + 1 < before else { return [] }
+        guard configuration.cachedChunks > 0 else { return read(after: after, before: before, limit: limit) }
+        // Whole chunks come from the cache, decoded once for every reader
+        // (a hundred subscribers catching up read the same positions); the
+        // newest chunk, still being written, and what is past it are read.
+        var out: [HubEntry] = []
+        var first = after + 1
+        let size = configuration.chunkPositions
+        while out.count < limit, first < before {
+            let index = (first - 1) / size
+            guard let chunk = chunk(index) else { break }
+            for entry in chunk where entry.position >= first {
+                guard entry.position < before, out.count < limit else { return out }
+                out.append(entry)
+            }
+            first = (index + 1) * size + 1
+        }
+        if out.count < limit, first < before { out += read(after: first - 1, before: before, limit: limit - out.count) }
+        return out
+    }
+
+    /// The entries with positions in chunk `index` (`index * size + 1` through
+    /// `(index + 1) * size`), from the cache or read into it; nil while the
+    /// chunk may still grow (nothing past it is written yet).
+    /// A chunk that reaches below the oldest segment is not cached either
+    /// (retention deletes its oldest lines), and older chunks are dropped.
+    private func chunk(_ index: UInt64) -> [HubEntry]? {
+        let size = configuration.chunkPositions
+        let (written, oldest) = state.withLock { ($0.lastPosition, $0.segments.first?.firstSeq ?? 1) }
+        // Positions are written in order: once one past the chunk is, the chunk is whole.
+        guard written > (index + 1) * size, index * size + 1 >= oldest else {
+            if index * size + 1 < oldest { cache.withLock { $0.dropBelow((oldest - 1) / size + 1) } }
+            return nil
+        }
+        if let cached = cache.withLock({ $0.entries(index) }) { return cached }
+        let entries = read(after: index * size, before: (index + 1) * size + 1, limit: .max)
+        cache.withLock { $0.insert(index, entries) }
+        return entries
+    }
+
+    /// ``lines(after:before:limit:)`` from the segment files.
+    private func read(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
+        guard limit > 0, after + 1 < before else { return [] }
         let segments = state.withLock { $0.segments }
-        // The last segment that begins at or before the first seq wanted.
+        // The last segment that begins at or before the first seq wanted, from its last mark before it.
         let start = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) ?? 0
         return Self.collect(
             segments[start...],
+            from: segments.isEmpty ? 0 : segments[start].start(after: after),
             before: before,
             limit: limit,
             line: { seq, _ in seq > after },
@@ -350,6 +455,7 @@ public final class SegmentLog: DurableHistory, Sendable {
     /// yet), oldest first, at most `limit`, as hub entries.
     private static func collect(
         _ segments: ArraySlice<Segment>,
+        from firstOffset: Int64 = 0,
         before: UInt64,
         limit: Int,
         line wantedLine: (UInt64, LogRecord) -> Bool,
@@ -360,7 +466,8 @@ public final class SegmentLog: DurableHistory, Sendable {
         for segment in segments {
             if segment.firstSeq >= before || out.count == limit { break }
             var done = false
-            _ = try? scan(path: segment.path, upTo: segment.bytes) { record, _ in
+            let from = segment.path == segments.first?.path ? firstOffset : 0
+            _ = try? scan(path: segment.path, from: from, upTo: segment.bytes) { record, _ in
                 guard !done else { return }
                 let wanted: Bool
                 switch record {
@@ -407,15 +514,24 @@ public final class SegmentLog: DurableHistory, Sendable {
     struct ScanResult {
         var fileBytes: Int64
         var validBytes: Int64
+        /// With `markEvery`: seek marks about that many bytes apart.
+        var marks: [Mark] = []
+        /// The highest position of a line or event read.
+        var lastPosition: UInt64 = 0
     }
 
     /// Reads a segment's records in order until its end or its first damaged
     /// record (a bad length or checksum), and says how far it was whole.
+    /// - Parameters:
+    ///   - from: a record boundary to begin at (0, or a ``Mark``'s offset).
+    ///   - markEvery: when above 0, also collect seek marks about this many bytes apart.
     static func scan(
         path: String,
+        from start: Int64 = 0,
         upTo limit: Int64 = .max,
         stopAtFirstLine: Bool = false,
         decodeLines: Bool = true,
+        markEvery: Int64 = 0,
         _ body: (StoredRecord, Int) -> Void
     ) throws(StoreError) -> ScanResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -424,12 +540,15 @@ public final class SegmentLog: DurableHistory, Sendable {
         var info = stat()
         fstat(fd, &info)
         let fileBytes = min(Int64(info.st_size), limit)
-        var valid: Int64 = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var valid: Int64 = start
+        // At most 1 MiB, less for what is left of a small segment (it grows for a bigger record).
+        var buffer = [UInt8](repeating: 0, count: Int(max(4096, min(1 << 20, fileBytes - start))))
         var filled = 0
         var consumed = 0
-        var readOffset: Int64 = 0
+        var readOffset: Int64 = start
         var sawLine = false
+        var marks: [Mark] = []
+        var highest: UInt64 = 0
         while true {
             // Parse every whole record in the buffer.
             var stop = false
@@ -451,6 +570,14 @@ public final class SegmentLog: DurableHistory, Sendable {
                     guard CRC32.checksum(payload) == checksum else { return false }
                     let decoded = decodeLines ? StoredRecord.decode(payload) : StoredRecord.lineSeq(payload).map(StoredRecord.lineSeq)
                     guard let record = decoded ?? StoredRecord.decode(payload) else { return false }
+                    if markEvery > 0, valid - (marks.last?.offset ?? 0) >= markEvery {
+                        marks.append(Mark(offset: valid, through: highest))
+                    }
+                    switch record {
+                    case .line(let seq, _), .lineSeq(let seq): highest = max(highest, seq)
+                    case .event(let position, _): highest = max(highest, position)
+                    case .position: break
+                    }
                     body(record, length + 64)
                     if stopAtFirstLine {
                         switch record {
@@ -486,7 +613,46 @@ public final class SegmentLog: DurableHistory, Sendable {
             filled += got
             readOffset += Int64(got)
         }
-        return ScanResult(fileBytes: fileBytes, validBytes: valid)
+        return ScanResult(fileBytes: fileBytes, validBytes: valid, marks: marks, lastPosition: highest)
+    }
+}
+
+/// Decoded chunks of the durable history, shared by every reader: a
+/// hundred subscribers catching up over the same positions decode each
+/// record once between them, not once each. Least recently used first out.
+struct ChunkCache {
+    let capacity: Int
+    private var chunks: [UInt64: [HubEntry]] = [:]
+    private var order: [UInt64] = []  // least recently used first; a few entries
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    var count: Int { chunks.count }
+
+    mutating func entries(_ index: UInt64) -> [HubEntry]? {
+        guard let entries = chunks[index] else { return nil }
+        touch(index)
+        return entries
+    }
+
+    mutating func insert(_ index: UInt64, _ entries: [HubEntry]) {
+        guard capacity > 0 else { return }
+        chunks[index] = entries
+        touch(index)
+        while order.count > capacity { chunks[order.removeFirst()] = nil }
+    }
+
+    /// Drops the chunks before `index` (their oldest lines were deleted).
+    mutating func dropBelow(_ index: UInt64) {
+        order.removeAll { $0 < index }
+        chunks = chunks.filter { $0.key >= index }
+    }
+
+    private mutating func touch(_ index: UInt64) {
+        order.removeAll { $0 == index }
+        order.append(index)
     }
 }
 

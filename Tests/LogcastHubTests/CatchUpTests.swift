@@ -160,6 +160,51 @@ import Testing
         #expect(await read(subscription, through: 79) == expected)
     }
 
+    /// Every selection key: what it selects is all a subscriber's queue
+    /// holds, so a burst of other lines never puts it behind.
+    @Test(arguments: ["source", "host", "unit", "identifier", "priority", "since"])
+    func aBurstOfLinesASelectionExcludesTakesNoRoomInTheQueue(key: String) async throws {
+        let hub = hub(history: 10_000, queue: 3)
+        var filter = Filter()
+        switch key {
+        case "source": filter.sources = ["quiet"]
+        case "host": filter.hosts = ["quiet"]
+        case "unit": filter.units = ["quiet.service"]
+        case "identifier": filter.identifiers = ["quiet"]
+        case "priority": filter.priority = 0...3
+        default: filter.since = Timestamp(microseconds: 1000)
+        }
+        func line(_ message: String, selected: Bool) -> LogRecord {
+            TestSupport.record(
+                message,
+                source: selected ? "quiet" : "busy",
+                micros: selected ? 5000 : 0,
+                host: selected ? "quiet" : "busy",
+                priority: selected ? 3 : 6,
+                unit: selected ? "quiet.service" : "busy.service",
+                identifier: selected ? "quiet" : "busy"
+            )
+        }
+        let subscription = try subscribe(hub, filter: filter)
+        hub.publish((1...2000).map { line("busy \($0)", selected: false) })
+        hub.publish([line("quiet 1", selected: true)])
+        hub.publish((1...2000).map { line("busy \($0)", selected: false) })
+        hub.publish([line("quiet 2", selected: true)])
+        #expect(!subscription.isBehind, "\(key): the excluded lines were not queued")
+        #expect(subscription.queueDepth.items == 2)
+        #expect(await read(subscription, through: 4002) == ["quiet 1", "quiet 2"])
+    }
+
+    @Test func textFiltersApplyWhenTheWriterTakesLinesSoABurstStillFillsTheQueue() async throws {
+        let hub = hub(history: 10_000, queue: 3)
+        var filter = Filter()
+        filter.grep = ["quiet"]
+        let subscription = try subscribe(hub, filter: filter)
+        hub.publish((1...100).map { TestSupport.record("busy \($0)") } + [TestSupport.record("quiet 1")])
+        #expect(subscription.isBehind, "patterns do not run where lines are offered")
+        #expect(await read(subscription, through: 101) == ["quiet 1"], "and it catches up to its line")
+    }
+
     @Test func aNewFilterWhileBehindStartsOverFromTheBacklog() async throws {
         let hub = hub(history: 1000, queue: 3)
         let subscription = try subscribe(hub)

@@ -138,6 +138,77 @@ func messages(_ entries: [HubEntry]) -> [String] {
         #expect(log.lines(after: 50, before: 1000, limit: 100).isEmpty)
     }
 
+    /// Reads from a position begin at a seek mark, not at the segment's
+    /// start, and whole chunks come from the read cache; every read, at
+    /// every position, in every segment, written or reopened, gives what a
+    /// read from the start would.
+    @Test(arguments: [(64, 16, 8), (512, 7, 2), (4096, 4096, 8), (512, 16, 0)] as [(Int64, UInt64, Int)])
+    func readsFromAPositionBeginAtAMarkAndMissNothing(markBytes: Int64, chunkPositions: UInt64, cachedChunks: Int) throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func event(_ position: UInt64) -> HubEntry {
+            let event = SourceEvent(source: "app", kind: .rotated, path: "/var/log/app.log")
+            return HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
+        }
+        var all: [HubEntry] = []
+        func open() throws -> SegmentLog {
+            var configuration = SegmentLog.Configuration(directory: directory)
+            configuration.segmentBytes = 8 << 10
+            configuration.markBytes = markBytes
+            configuration.chunkPositions = chunkPositions
+            configuration.cachedChunks = cachedChunks
+            return try SegmentLog(configuration: configuration, tailLines: 10, tailBytes: 1 << 20)
+        }
+        func check(_ log: SegmentLog, _ when: Comment) {
+            let last = all.last!.position
+            for after in UInt64(0)...last {
+                for limit in after % 25 == 0 ? [1, 1000] : [1, 3] {
+                    let expected = Array(all.filter { $0.position > after }.prefix(limit)).map { [$0.position, $0.isLine ? 1 : 0] }
+                    let read = log.lines(after: after, before: last + 1, limit: limit).map { [$0.position, $0.isLine ? 1 : 0] }
+                    #expect(read == expected, "after \(after), limit \(limit), \(when)")
+                }
+            }
+        }
+        do {
+            let log = try open()
+            for seq in UInt64(1)...300 {
+                var batch = [line(seq, "line \(seq) " + String(repeating: "x", count: Int(seq % 50)))]
+                if seq % 37 == 0 { batch.insert(event(seq), at: 0) }  // an event sits before the line at its position
+                all += batch
+                log.append(batch, source: "app", position: position(Int64(seq)))
+            }
+            #expect(log.marks.count > 1, "several segments")
+            #expect(log.marks.allSatisfy { !$0.isEmpty }, "each segment has marks")
+            #expect(log.readStart(after: 290) > 0, "a read near the end does not begin at the segment's start")
+            check(log, "as written")
+            #expect(log.cachedChunkCount == min(cachedChunks, chunkPositions < 300 ? cachedChunks : 0), "chunks were cached")
+        }
+        let log = try open()
+        #expect(log.marks.allSatisfy { !$0.isEmpty }, "marks are found again on open")
+        check(log, "after a reopen")
+        log.append([line(301)], source: "app", position: position(301))
+        all.append(line(301))
+        check(log, "written after a reopen")
+    }
+
+    /// The read cache never serves lines that retention deleted.
+    @Test func theReadCacheForgetsWhatRetentionDeletes() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = SegmentLog.Configuration(directory: directory)
+        configuration.segmentBytes = 2000
+        configuration.maxBytes = 6000
+        configuration.chunkPositions = 4
+        let log = try SegmentLog(configuration: configuration, tailLines: 10, tailBytes: 1 << 20)
+        for seq in UInt64(1)...20 { log.append([line(seq)], source: "app", position: position(Int64(seq))) }
+        #expect(log.lines(after: 0, before: 1000, limit: 1000).map(\.position) == Array(1...20))
+        #expect(log.cachedChunkCount > 0)
+        for seq in UInt64(21)...200 { log.append([line(seq)], source: "app", position: position(Int64(seq))) }
+        let oldest = log.lines(after: 0, before: 1000, limit: 1).first!.position
+        #expect(oldest > 20, "the oldest lines are gone, cached or not")
+        #expect(log.lines(after: 0, before: 1000, limit: 1000).map(\.position) == Array(oldest...200))
+    }
+
     @Test func eventsAreStoredInPlaceAndReadBackAmongTheLines() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
