@@ -336,19 +336,25 @@ class LogcastConn(ConnBase):
             lid = int(p[lj + 8:lj + 16])
         except ValueError:
             return False
-        if not (fi < first_nl and lj > li and fid == self.next_id and lid - fid + 1 == nl
-                and ls - fs + 1 == nl and fs - fid == self.seq_base and ls - lid == self.seq_base
+        if self.contiguous:
+            seq_ok = ls - fs + 1 == nl and fs - fid == self.seq_base and ls - lid == self.seq_base
+        else:
+            # Other sources' lines take seq numbers between these: rising is all that holds.
+            seq_ok = (self.last_seq is None or fs > self.last_seq) and ls - fs + 1 >= nl
+        if not (fi < first_nl and lj > li and fid == self.next_id and lid - fid + 1 == nl and seq_ok
                 and lid < self.total):
             return False
         if self.full_check:
-            seqs = self.SEQ_RE.findall(p)
+            seqs = [int(s) for s in self.SEQ_RE.findall(p)]
             msgs = self.MSG_RE.findall(p)
-            if len(seqs) != nl or [int(s) for s in seqs] != list(range(fs, fs + nl)):
+            if len(seqs) != nl or (seqs != list(range(fs, fs + nl)) if self.contiguous
+                                   else any(b <= a for a, b in zip(seqs, seqs[1:]))):
                 self.error("seq not contiguous inside a frame (lines %d..%d)" % (fid, lid))
             if msgs != self.expected.msgs[fid:fid + nl]:
                 self.error("wrong or repeated msg inside a frame (lines %d..%d)" % (fid, lid))
         self.fast_frames += 1
         self.max_lines_per_frame = max(self.max_lines_per_frame, nl)
+        self.last_seq = ls
         self.next_id = lid + 1
         if self.next_id == self.total:
             self.finished(now)
@@ -1462,9 +1468,9 @@ def self_test():
     good_lc = [lc_line(base + i, m) for i, m in enumerate(exp.msgs)]
     warm_lc = [lc_line(base - 3 + i, warm_line(i)) for i in range(3)]
 
-    def lc_case(name, objects, want_ok, full=False):
+    def lc_case(name, objects, want_ok, full=False, contiguous=True):
         a, b = socket.socketpair()
-        c = LogcastConn(0, a, total, exp, full_check=full)
+        c = LogcastConn(0, a, total, exp, full_check=full, contiguous=contiguous)
         for part in chunks(ws_text_frame(hello) + b"".join(lc_frames(warm_lc) + lc_frames(objects))):
             c.feed(memoryview(part), 0.0)
         ok = c.phase == "done" and c.errors == 0 and c.gaps == 0
@@ -1484,6 +1490,13 @@ def self_test():
         lc_case("seq jumps" + tag, good_lc[:50] + [lc_line(base + 1000 + i, m) for i, m in enumerate(exp.msgs[50:], 50)],
                 False, full)
         lc_case("the last line missing" + tag, good_lc[:-1], False, full)
+        # A subscriber of one source: other sources' lines take the seq numbers between.
+        spread = [lc_line(base + 3 * i + i % 2, m) for i, m in enumerate(exp.msgs)]
+        lc_case("seq rising with holes, selected source" + tag, spread, True, full, contiguous=False)
+        if full:  # inside a frame only the per-line check sees it, as with contiguous seq
+            lc_case("seq repeated, selected source" + tag, spread[:700] + [lc_line(base + 3 * 699 + 1, exp.msgs[700])]
+                    + spread[701:], False, full, contiguous=False)
+        lc_case("a line missing, selected source" + tag, spread[:100] + spread[101:], False, full, contiguous=False)
     # Only the per-line check can see a repeat and a loss that cancel out inside one frame.
     twisted = good_lc[:10] + [good_lc[10], good_lc[10]] + good_lc[12:]
     a, b = socket.socketpair()
