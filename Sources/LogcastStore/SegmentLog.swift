@@ -43,7 +43,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         /// Positions in one chunk of the read cache (``ChunkCache``).
         public var chunkPositions: UInt64 = 4096
         /// Chunks the read cache keeps, newest used first; 0 turns it off.
-        public var cachedChunks = 8
+        public var cachedChunks = 32
 
         public init(directory: String) {
             self.directory = directory
