@@ -106,7 +106,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         var problem: String?
         var writeErrors = 0
         var damagedRecords = 0
-        /// The highest position written to the newest segment (for its marks).
+        /// The highest position written (for the marks of the newest segment and the read cache).
         var lastPosition: UInt64 = 0
     }
 
