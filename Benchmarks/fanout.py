@@ -15,6 +15,8 @@ RFC 6455 client of their own, see `Conn*` below). Scenarios:
             that stops reading at the first burst line (a 4 KiB receive
             buffer); the cost to the 10 is the change in their lines/s. The
             stalled one then reads on and must get every line as well.
+5. latency under a burst: the latency scenario on one source while the
+            burst runs to N subscribers on another.
 
 Every subscriber must receive every line exactly once, in order (and for
 logcast with contiguous `seq`); a run where one does not is reported FAILED.
@@ -1088,6 +1090,21 @@ def percentile(sorted_values, q):
     return sorted_values[k]
 
 
+def write_paced(fd, count, interval, start=None):
+    """Writes `count` latency lines to `fd`, one every `interval` seconds from
+    `start` (monotonic ns; now when None), each carrying its write time."""
+    start = time.monotonic_ns() if start is None else start
+    step = int(interval * 1e9)
+    for i in range(count):
+        target = start + i * step
+        while True:
+            left = target - time.monotonic_ns()
+            if left <= 0:
+                break
+            time.sleep(left / 1e9)
+        os.write(fd, latency_line(i, time.monotonic_ns()) + b"\n")
+
+
 def run_latency(kind, args, workdir):
     n, total = args.latency_subscribers, args.latency_lines
     server = Server(kind, args, workdir, "latency")
@@ -1103,16 +1120,7 @@ def run_latency(kind, args, workdir):
         warm_up(fd, procs, server)
         for p, c in procs:
             c.send("go")
-        start = time.monotonic_ns()
-        step = int(args.latency_interval * 1e9)
-        for i in range(total):
-            target = start + i * step
-            while True:
-                left = target - time.monotonic_ns()
-                if left <= 0:
-                    break
-                time.sleep(left / 1e9)
-            os.write(fd, latency_line(i, time.monotonic_ns()) + b"\n")
+        write_paced(fd, total, args.latency_interval)
         results, client_cpu = finish_clients(procs, args.stall_timeout + 60)
         alive = server.alive()
     except ScenarioError as e:
@@ -1184,14 +1192,7 @@ def run_loaded_latency(kind, args, expected, workdir):
         start = time.monotonic_ns()
         writer.start()
         step = int(args.latency_interval * 1e9)
-        for i in range(markers):
-            target = start + i * step
-            while True:
-                left = target - time.monotonic_ns()
-                if left <= 0:
-                    break
-                time.sleep(left / 1e9)
-            os.write(mfd, latency_line(i, time.monotonic_ns()) + b"\n")
+        write_paced(mfd, markers, args.latency_interval, start)
         writer.join()
         lat_results, _ = finish_clients(lat_procs, args.stall_timeout + 60)
         results, _ = finish_clients(procs, args.deadline + args.stall_timeout + 60)

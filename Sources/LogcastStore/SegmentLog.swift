@@ -346,10 +346,15 @@ public final class SegmentLog: DurableHistory, Sendable {
 
     /// Where a read of positions above `after` begins in the segment that holds them (for tests).
     func readStart(after: UInt64) -> Int64 {
-        state.withLock { state in
-            guard let segment = state.segments.last(where: { $0.firstSeq <= after + 1 }) else { return 0 }
-            return segment.start(after: after)
-        }
+        Self.readStart(state.withLock { $0.segments }, after: after).offset
+    }
+
+    /// The segment a read of positions above `after` begins in (the last
+    /// that begins at or before the first wanted), and the offset in it
+    /// (its last mark before them).
+    static func readStart(_ segments: [Segment], after: UInt64) -> (index: Int, offset: Int64) {
+        guard let index = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) else { return (0, 0) }
+        return (index, segments[index].start(after: after))
     }
 
     /// The descriptor of the segment being written (for tests that make writes fail).
@@ -423,11 +428,10 @@ public final class SegmentLog: DurableHistory, Sendable {
     private func read(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
         guard limit > 0, after + 1 < before else { return [] }
         let segments = state.withLock { $0.segments }
-        // The last segment that begins at or before the first seq wanted, from its last mark before it.
-        let start = segments.lastIndex(where: { $0.firstSeq <= after + 1 }) ?? 0
+        let start = Self.readStart(segments, after: after)
         return Self.collect(
-            segments[start...],
-            from: segments.isEmpty ? 0 : segments[start].start(after: after),
+            segments[start.index...],
+            from: start.offset,
             before: before,
             limit: limit,
             line: { seq, _ in seq > after },
