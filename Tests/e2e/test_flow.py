@@ -1,11 +1,14 @@
 """Flow control and shutdown: a stalled subscriber costs the others nothing; SIGTERM flushes then closes 1001."""
+import http.client
 import json
 import signal
+import socket
 import threading
 
 import pytest
 
-from conftest import RawClient, Stream, append, wait_for
+from conftest import DEADLINE, RawClient, Stream, append, wait_for
+from test_ops import read_sse_events
 
 BURST = 200_000
 
@@ -85,6 +88,33 @@ def test_stalled_subscriber_catches_up_with_every_line_by_default(serve, tmp_pat
     assert [o["msg"] for o in tail if o["type"] == "line"] == ["after the burst"]
     stalled.close()
     reader.close()
+
+
+def test_a_stalled_sse_subscriber_catches_up_with_every_line_by_default(serve, tmp_path):
+    """SSE shares the catch-up: an EventSource-like client that stops reading during a burst far larger
+    than its queue gets every line, with its id, once it reads again, and no gap."""
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window from the start
+    sock.settimeout(DEADLINE)
+    sock.connect(("127.0.0.1", server.port))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=DEADLINE)
+    conn.sock = sock
+    conn.request("GET", "/sse?backlog=0")
+    response = conn.getresponse()
+    assert response.status == 200
+    wait_for(lambda: server.health()["subscribers"] == 1)
+    write_burst(log, BURST)
+    wait_for(lambda: server.health()["last_seq"] == BURST, timeout=120, message="the burst to be read")
+    events = read_sse_events(response, BURST)
+    assert [kind for kind, event_id, _, _ in events if event_id is None and kind != "message"] == ["hello"], "no gap"
+    lines = [(event_id, json.loads(data)) for _, event_id, data, _ in events if event_id is not None]
+    assert [line["seq"] for _, line in lines] == list(range(1, BURST + 1))
+    assert all(event_id.endswith(f"-{line['seq']}") and line["msg"] == f"burst {line['seq'] - 1}" for event_id, line in lines)
+    assert metric(server, "logcast_catch_up_reads_total", '{from="stored"}') > 0
+    conn.close()
 
 
 def test_stalled_subscriber_under_drop_policy_gets_gap_while_others_get_everything(serve, tmp_path):
