@@ -17,6 +17,15 @@ RFC 6455 client of their own, see `Conn*` below). Scenarios:
             stalled one then reads on and must get every line as well.
 5. latency under a burst: the latency scenario on one source while the
             burst runs to N subscribers on another.
+6. many subscribers: the burst at 1,000 subscribers (10,000 lines).
+7. filtered fan-out: 100 subscribers, each with its own `grep` (then each
+            with its own `regex`), beside websocketd running
+            `tail -n0 -F FILE | grep --line-buffered PATTERN` per connection;
+            each subscriber must get exactly its 1% of the lines.
+8. idle scale: 10,000 idle subscribers: server memory per subscriber, and
+            how long one line takes to reach all of them (kernel receive
+            timestamps). websocketd gets as many as its descriptor limit
+            allows (a socket and three pipes each, in one process).
 
 Every subscriber must receive every line exactly once, in order (and for
 logcast with contiguous `seq`); a run where one does not is reported FAILED.
@@ -43,11 +52,13 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import resource
 import selectors
 import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -88,6 +99,20 @@ def warm_line(n):
     return b"W%08d warmup" % n
 
 
+FILTER_GROUPS = 100
+
+
+def filtered_line(i):
+    """Line i of the filtered burst: group G<i mod 100>, numbered within its
+    group (so each group's subscriber sees ids 0, 1, 2, ... in order)."""
+    return b"B%08d G%02d %s" % (i // FILTER_GROUPS, i % FILTER_GROUPS, padding(i))
+
+
+def filtered_warm_line(n):
+    """A warm-up line that every group's filter lets through."""
+    return b"W%08d warmup %s ." % (n, b" ".join(b"G%02d" % g for g in range(FILTER_GROUPS)))
+
+
 def ws_text_frame(payload):
     """An unmasked server-to-client text frame, as websocketd sends it."""
     n = len(payload)
@@ -101,11 +126,12 @@ def ws_text_frame(payload):
 
 
 class Expected:
-    """What every subscriber must receive in a burst of `count` lines."""
+    """What every subscriber must receive in a burst of `count` lines (or of
+    the messages `msgs`, when they are given: a filtered subscriber's share)."""
 
-    def __init__(self, count):
-        self.count = count
-        self.msgs = [burst_line(i) for i in range(count)]
+    def __init__(self, count, msgs=None):
+        self.msgs = msgs if msgs is not None else [burst_line(i) for i in range(count)]
+        self.count = count = len(self.msgs)
         self.file_chunks = []
         chunk = 1000
         for s in range(0, count, chunk):
@@ -528,13 +554,31 @@ def cpu_self():
     return t.user + t.system
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux; also the cmsg type
+
+
+def kernel_stamp(ancillary):
+    """The CLOCK_REALTIME ns of an `SO_TIMESTAMPNS` control message, or None."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return sec * 1_000_000_000 + nsec
+    return None
+
+
 def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, record_latency,
-                  stall_timeout, deadline_s, stall=False):
+                  stall_timeout, deadline_s, stall=False, kernel_stamps=False):
     """Connects its subscribers, reports, then reads until done or stalled.
 
     With `stall`, its subscribers stop reading at "go" (with a receive buffer
     of a few KiB, so the kernel does not read for them) and read on only at
     "resume": the slow consumer of the slow-consumer scenario.
+
+    With `kernel_stamps`, a line's receive time is the kernel's
+    (`SO_TIMESTAMPNS`, CLOCK_REALTIME: when the data reached the socket), not
+    when this process got round to reading it: with thousands of sockets per
+    worker the client's own delay would otherwise be measured. Latency lines
+    then carry `time.time_ns()`.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     now_ns = time.monotonic_ns if record_latency else time.monotonic
@@ -542,12 +586,19 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
     i = indexes[0] if indexes else 0
     try:
         for i in indexes:
-            sock, rest = ws_connect(port, path, small_buffer=stall)
+            # A scenario whose subscribers differ (each its own filter) gives functions of the index.
+            p = path(i) if callable(path) else path
+            e = expected(i) if callable(expected) else expected
+            t = e.count if callable(expected) else total
+            sock, rest = ws_connect(port, p, small_buffer=stall)
+            if kernel_stamps:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             if kind.startswith("logcast"):
-                c = LogcastConn(i, sock, total, expected, full_check=(full_every > 0 and i % full_every == 0),
-                                record_latency=record_latency, contiguous="source=" not in path)
+                c = LogcastConn(i, sock, t, e, full_check=(full_every > 0 and i % full_every == 0),
+                                record_latency=record_latency,
+                                contiguous=not any(k in p for k in ("source=", "grep=", "regex=")))
             else:
-                c = WebsocketdConn(i, sock, total, expected, record_latency=record_latency)
+                c = WebsocketdConn(i, sock, t, e, record_latency=record_latency)
             conns.append(c)
             if rest:
                 c.feed(rest, now_ns())
@@ -600,7 +651,11 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
                     stop = True
                 continue
             try:
-                n = c.sock.recv_into(buf)
+                if kernel_stamps:
+                    n, anc, _, _ = c.sock.recvmsg_into([buf], 64)
+                    stamp = kernel_stamp(anc)
+                else:
+                    n = c.sock.recv_into(buf)
             except BlockingIOError:
                 continue
             except OSError as e:
@@ -612,7 +667,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
                     c.closed = True
                     c.close_reason = c.close_reason or "server closed the TCP connection"
                 continue
-            c.feed(view[:n], now_ns())
+            c.feed(view[:n], stamp if kernel_stamps and stamp else now_ns())
             if c.closed:
                 try:
                     sel.unregister(c.sock)
@@ -673,6 +728,14 @@ def proc_children_map():
         fields = stat[stat.rfind(b")") + 2:].split()
         children.setdefault(int(fields[1]), []).append(int(name))
     return children
+
+
+def proc_name(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def process_tree(root):
@@ -793,11 +856,23 @@ def stop_process(proc, grace=5.0):
 def cleanup_all():
     for proc in list(STARTED):
         stop_process(proc, grace=1.0)
+    while RESTORE:
+        path, value = RESTORE.pop()
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            pass
 
 
 class Server:
-    def __init__(self, kind, args, workdir, tag, marker_file=None):
+    """One server under test. `grep`, for websocketd: each connection runs
+    `tail -n0 -F FILE | grep --line-buffered` with the pattern its query
+    string names ("fixed": `-F 'G<nn> '`, "regex": `-E '\\bG<nn>\\b'`)."""
+
+    def __init__(self, kind, args, workdir, tag, marker_file=None, grep=None):
         self.kind = kind
+        self.grep = grep
         self.args = args
         self.log_path = os.path.join(workdir, "%s-%s.log" % (kind, tag))
         self.file = os.path.join(workdir, "%s-%s.input.log" % (kind, tag))
@@ -820,7 +895,7 @@ class Server:
                             "--file", "bench=" + self.file,
                             "--listen", "127.0.0.1:0",
                             "--initial-lines", "0",
-                            "--max-connections-per-address", "4096",
+                            "--max-connections-per-address", str(max(4096, subscribers + 16)),
                             "--max-subscribers", str(max(1024, subscribers + 16))]
             if self.marker_file:
                 self.command += ["--file", "marker=" + self.marker_file]
@@ -832,8 +907,14 @@ class Server:
                 self.command += ["--queue-bytes", str(queue_bytes)]
         else:
             self.port = free_port()
-            self.command = [self.args.websocketd_bin, "--port=%d" % self.port, "--address=127.0.0.1",
-                            "tail", "-n0", "-F", self.file]
+            self.command = [self.args.websocketd_bin, "--port=%d" % self.port, "--address=127.0.0.1"]
+            if self.grep is None:
+                self.command += ["tail", "-n0", "-F", self.file]
+            else:
+                # websocketd gives the command the query string (?g=37) in QUERY_STRING.
+                pattern = ('-F -e "G${QUERY_STRING#g=} "' if self.grep == "fixed"
+                           else '-E -e "\\bG${QUERY_STRING#g=}\\b"')
+                self.command += ["sh", "-c", 'tail -n0 -F "$0" | grep --line-buffered %s' % pattern, self.file]
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         STARTED.append(self.proc)
@@ -880,7 +961,8 @@ class Server:
 # ---------------------------------------------------------------------------
 # Scenarios.
 
-def start_clients(kind, port, path, subscribers, total, expected, args, record_latency, first=0, stall=False):
+def start_clients(kind, port, path, subscribers, total, expected, args, record_latency, first=0, stall=False,
+                  kernel_stamps=False):
     workers = max(1, min(args.clients, subscribers))
     ctx = multiprocessing.get_context("fork")
     procs = []
@@ -889,7 +971,7 @@ def start_clients(kind, port, path, subscribers, total, expected, args, record_l
         parent_end, child_end = ctx.Pipe()
         p = ctx.Process(target=client_worker, daemon=True,
                         args=(child_end, kind, port, path, indexes, total, expected, args.full_check_every,
-                              record_latency, args.stall_timeout, args.deadline, stall))
+                              record_latency, args.stall_timeout, args.deadline, stall, kernel_stamps))
         p.start()
         child_end.close()
         procs.append((p, parent_end))
@@ -918,7 +1000,7 @@ def wait_all(procs, tag, timeout):
     return [got[c] for p, c in procs]
 
 
-def warm_up(fd, procs, server, timeout=60.0):
+def warm_up(fd, procs, server, timeout=60.0, line=warm_line):
     """Writes warm-up lines until every subscriber has received one.
 
     This is the barrier that makes sure every subscriber is really following
@@ -931,7 +1013,7 @@ def warm_up(fd, procs, server, timeout=60.0):
     while pending:
         if not server.alive():
             raise ScenarioError("%s exited during the warm-up; its log:\n%s" % (server.kind, server.log_tail()))
-        os.write(fd, warm_line(n) + b"\n")
+        os.write(fd, line(n) + b"\n")
         n += 1
         end = time.monotonic() + 0.25
         while pending and time.monotonic() < end:
@@ -986,11 +1068,17 @@ def verdict(kind, results, total, subscribers):
     return not problems, problems
 
 
-def run_burst(kind, args, expected, workdir, rep, subscribers=None, stalled=0, tag="burst"):
+def run_burst(kind, args, expected, workdir, rep, subscribers=None, stalled=0, tag="burst", filtered=None):
     """The burst: `subscribers` read every line; `stalled` more stop reading
-    at the first burst line and read on only once the others are done."""
-    n, total = subscribers or args.subscribers, args.lines
-    server = Server(kind, args, workdir, "%s%d" % (tag, rep))
+    at the first burst line and read on only once the others are done.
+
+    `filtered` = (grep, path, share): the filtered fan-out. Subscriber i
+    connects to `path(i)` and must receive exactly `share(i)` (an Expected);
+    `grep` tells websocketd's server how to filter ("fixed", "regex").
+    `expected` is then what the writer writes."""
+    n, total = subscribers or args.subscribers, expected.count
+    grep, path, share = filtered or (None, None, None)
+    server = Server(kind, args, workdir, "%s%d" % (tag, rep), grep=grep)
     procs = []
     slow = []
     sampler = None
@@ -1001,15 +1089,16 @@ def run_burst(kind, args, expected, workdir, rep, subscribers=None, stalled=0, t
         sampler = RssSampler(server.proc.pid)
         sampler.start()
         fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
-        procs = start_clients(kind, server.port, server.path, n, total, expected, args, record_latency=False)
+        procs = start_clients(kind, server.port, path or server.path, n, total, share or expected, args,
+                              record_latency=False)
         if stalled:
             slow = start_clients(kind, server.port, server.path, stalled, total, expected, args,
                                  record_latency=False, first=n, stall=True)
-        wait_all(procs + slow, "connected", 120)
-        warm_up(fd, procs + slow, server)
+        wait_all(procs + slow, "connected", 120 + n / 20)
+        warm_up(fd, procs + slow, server, line=filtered_warm_line if filtered else warm_line)
         tree = process_tree(server.proc.pid)
         if kind == "websocketd":
-            tails = len(tree) - 1
+            tails = len([p for p in tree if proc_name(p) == "tail"])
             if tails < n + stalled:
                 raise ScenarioError("only %d tail processes for %d subscribers" % (tails, n))
         sampler.pids = tree
@@ -1061,7 +1150,7 @@ def run_burst(kind, args, expected, workdir, rep, subscribers=None, stalled=0, t
         "subscribers": n, "stalled": stalled, "lines": total, "seconds": elapsed,
         "stalled_others": merge_counts(r["others"] for r in stalled_results),
         "write_seconds": t_written - t0,
-        "lines_per_second": (n * total / elapsed) if elapsed else None,
+        "lines_per_second": (delivered / elapsed) if elapsed else None,
         "delivered": delivered,
         "first_done": done_times[0] if done_times else None,
         "median_done": statistics.median(done_times) if done_times else None,
@@ -1090,9 +1179,10 @@ def percentile(sorted_values, q):
     return sorted_values[k]
 
 
-def write_paced(fd, count, interval, start=None):
+def write_paced(fd, count, interval, start=None, clock=time.monotonic_ns):
     """Writes `count` latency lines to `fd`, one every `interval` seconds from
-    `start` (monotonic ns; now when None), each carrying its write time."""
+    `start` (monotonic ns; now when None), each carrying its write time
+    (read from `clock`)."""
     start = time.monotonic_ns() if start is None else start
     step = int(interval * 1e9)
     for i in range(count):
@@ -1102,7 +1192,7 @@ def write_paced(fd, count, interval, start=None):
             if left <= 0:
                 break
             time.sleep(left / 1e9)
-        os.write(fd, latency_line(i, time.monotonic_ns()) + b"\n")
+        os.write(fd, latency_line(i, clock()) + b"\n")
 
 
 def run_latency(kind, args, workdir):
@@ -1140,6 +1230,72 @@ def run_latency(kind, args, workdir):
         "p50_ms": percentile(lat, 50) / 1e6 if lat else None,
         "p99_ms": percentile(lat, 99) / 1e6 if lat else None,
         "max_ms": lat[-1] / 1e6 if lat else None,
+        "log": server.log_tail() if not ok else "",
+    }
+
+
+def run_idle(kind, args, workdir, n):
+    """Idle scale: `n` subscribers connected and idle. Memory: the server's
+    RSS (and PSS, which counts websocketd's many `tail`s' shared pages once)
+    after they are all connected and warm, minus before the first one
+    connected, per subscriber. Reach: `--idle-lines` lines, one every
+    `--idle-interval` s, each stamped with its write time; per line, the
+    latest arrival over all `n` (max) and the 99th percentile; the medians
+    over the lines are reported. Receive times are the kernel's, so the
+    client's own delay with thousands of sockets is not counted."""
+    lines = args.idle_lines
+    server = Server(kind, args, workdir, "idle")
+    procs = []
+    fd = None
+    try:
+        server.start(args.queue, args.queue_bytes, n)
+        fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
+        time.sleep(0.5)
+        tree0 = process_tree(server.proc.pid)
+        rss0, pss0 = rss_bytes(tree0), pss_bytes(tree0)
+        t_connect = time.monotonic()
+        procs = start_clients(kind, server.port, server.path, n, lines, None, args, record_latency=True,
+                              kernel_stamps=True)
+        wait_all(procs, "connected", 120 + n / 20)
+        connect_seconds = time.monotonic() - t_connect
+        warm_up(fd, procs, server, timeout=120 + n / 50)
+        tree = process_tree(server.proc.pid)
+        if kind == "websocketd":
+            tails = len([p for p in tree if proc_name(p) == "tail"])
+            if tails < n:
+                raise ScenarioError("only %d tail processes for %d subscribers" % (tails, n))
+        rss1, pss1 = rss_bytes(tree), pss_bytes(tree)
+        for p, c in procs:
+            c.send("go")
+        write_paced(fd, lines, args.idle_interval, clock=time.time_ns)
+        results, client_cpu = finish_clients(procs, args.stall_timeout + 60 + n / 100)
+        alive = server.alive()
+    except ScenarioError as e:
+        return {"kind": kind, "ok": False, "problems": [str(e)], "log": server.log_tail(), "subscribers": n}
+    finally:
+        if fd is not None:
+            os.close(fd)
+        kill_clients(procs)
+        server.stop()
+    ok, problems = verdict(kind, results, lines, n)
+    if not alive:
+        ok = False
+        problems.append("%s exited during the run" % kind)
+    per_line_max, per_line_p99 = [], []
+    if ok:
+        for i in range(lines):
+            lat = sorted(r["latencies"][i] for r in results)
+            per_line_max.append(lat[-1] / 1e6)
+            per_line_p99.append(percentile(lat, 99) / 1e6)
+    return {
+        "kind": kind, "ok": ok, "problems": problems, "subscribers": n, "command": server.command,
+        "rss_before": rss0, "rss_after": rss1, "pss_before": pss0, "pss_after": pss1,
+        "rss_per_subscriber": (rss1 - rss0) / n, "pss_per_subscriber": (pss1 - pss0) / n,
+        "processes": len(tree), "connect_seconds": connect_seconds,
+        "reach_max_ms": statistics.median(per_line_max) if per_line_max else None,
+        "reach_p99_ms": statistics.median(per_line_p99) if per_line_p99 else None,
+        "reach_max_ms_each": per_line_max, "reach_p99_ms_each": per_line_p99,
+        "client_cpu": client_cpu,
         "log": server.log_tail() if not ok else "",
     }
 
@@ -1230,6 +1386,41 @@ def run_loaded_latency(kind, args, expected, workdir):
     }
 
 
+def median_run(runs):
+    """The median run by lines/s, or the first failed one if any failed."""
+    good = sorted((r for r in runs if r["ok"]), key=lambda r: r["lines_per_second"])
+    return good[len(good) // 2] if len(good) == len(runs) else next(r for r in runs if not r["ok"])
+
+
+def raise_limits(subscribers):
+    """Raises this process's descriptor limit (inherited by the servers and
+    the client workers) as far as the hard limit allows, and as root the
+    per-user inotify instance limit, so that thousands of `tail -F` each get
+    an inotify instance rather than falling back to polling once a second.
+    Returns what was set, for the report."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(soft, min(hard, 4 * subscribers + 1024)) if hard != resource.RLIM_INFINITY else 4 * subscribers + 1024
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    out = {"nofile_soft": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "nofile_hard": hard}
+    path = "/proc/sys/fs/inotify/max_user_instances"
+    try:
+        with open(path) as f:
+            old = int(f.read())
+        out["inotify_instances"] = old
+        if old < subscribers + 1024 and os.geteuid() == 0:
+            with open(path, "w") as f:
+                f.write(str(subscribers + 1024))
+            out["inotify_instances"] = subscribers + 1024
+            RESTORE.append((path, str(old)))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+RESTORE = []   # (path, value) of system settings to put back at exit
+
+
 def fmt_rate(r):
     if not r.get("ok"):
         return "FAILED"
@@ -1246,9 +1437,11 @@ def mb(x):
     return "%.0f MB" % (x / 1e6) if x is not None else "-"
 
 
-def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
+def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None, limits=None):
     slows = slows or {}
     loaded = loaded or {}
+    scale = scale or {}
+    limits = limits or {}
     lc, wd = bursts.get("logcast"), bursts.get("websocketd")
     lm = bursts.get("logcast-memory")
     ll, lw = lats.get("logcast"), lats.get("websocketd")
@@ -1266,6 +1459,40 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
         row("burst %dx%d" % (args.subscribers, args.lines),
             fmt_rate(lc) if lc else "-", fmt_rate(wd) if wd else "-",
             fmt_ratio(get(lc, "lines_per_second"), get(wd, "lines_per_second")))
+    mc, mw = scale.get(("many", "logcast")), scale.get(("many", "websocketd"))
+    if mc or mw:
+        row("burst %dx%d" % (args.many_subscribers, args.many_lines),
+            fmt_rate(mc) if mc else "-", fmt_rate(mw) if mw else "-",
+            fmt_ratio(get(mc, "lines_per_second"), get(mw, "lines_per_second")))
+    for mode in ("fixed", "regex"):
+        fc, fw = scale.get(("filter-" + mode, "logcast")), scale.get(("filter-" + mode, "websocketd"))
+        if fc or fw:
+            row("%d greps (%s)" % (FILTER_GROUPS, mode) if mode == "fixed" else "%d regexes" % FILTER_GROUPS,
+                fmt_rate(fc) if fc else "-", fmt_rate(fw) if fw else "-",
+                fmt_ratio(get(fc, "lines_per_second"), get(fw, "lines_per_second")))
+            row("  CPU seconds", "%.2f" % fc["server_cpu"] if get(fc, "server_cpu") is not None else "-",
+                "%.2f" % fw["server_cpu"] if get(fw, "server_cpu") is not None else "-",
+                fmt_ratio(get(fc, "server_cpu"), get(fw, "server_cpu")))
+    ic, iw = scale.get(("idle", "logcast")), scale.get(("idle", "websocketd"))
+    if ic or iw:
+        def kib(r, key):
+            if not r:
+                return "-"
+            return "%.1f KiB" % (r[key] / 1024) if r["ok"] else "FAILED"
+
+        def reach(r):
+            if not r:
+                return "-"
+            return "%.1f/%.1f ms" % (r["reach_p99_ms"], r["reach_max_ms"]) if r["ok"] else "FAILED"
+        label = "idle %d" % ic["subscribers"] if ic else "idle"
+        if iw and ic and iw["subscribers"] != ic["subscribers"]:
+            label += " (peer %d)" % iw["subscribers"]
+        row(label + ": RSS each", kib(ic, "rss_per_subscriber"), kib(iw, "rss_per_subscriber"),
+            fmt_ratio(get(ic, "rss_per_subscriber"), get(iw, "rss_per_subscriber")))
+        row("  PSS each", kib(ic, "pss_per_subscriber"), kib(iw, "pss_per_subscriber"),
+            fmt_ratio(get(ic, "pss_per_subscriber"), get(iw, "pss_per_subscriber")))
+        row("  reach all p99/max", reach(ic), reach(iw),
+            fmt_ratio(get(ic, "reach_max_ms"), get(iw, "reach_max_ms")))
     if lc and lm:
         row("  state dir vs none", fmt_rate(lc), fmt_rate(lm), fmt_ratio(get(lc, "lines_per_second"), get(lm, "lines_per_second")))
     if slows:
@@ -1349,6 +1576,20 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
             print("  loaded %-9s %d samples, max %.2f ms; %d of %d markers written before the last burst "
                   "subscriber was done (%.2f s)" % (kind, r["samples"], r["max_ms"], r["markers_during_burst"],
                                                   args.loaded_markers, r["burst_seconds"] or 0))
+    for (scenario, kind), r in sorted(scale.items()):
+        if not r or not r.get("ok"):
+            continue
+        if scenario == "idle":
+            print("  idle %-11s %d subscribers connected in %.1f s; server RSS %s -> %s, PSS %s -> %s "
+                  "(%d process(es)); per line (max over subscribers, ms): %s"
+                  % (kind, r["subscribers"], r["connect_seconds"], mb(r["rss_before"]), mb(r["rss_after"]),
+                     mb(r["pss_before"]), mb(r["pss_after"]), r["processes"],
+                     " ".join("%.1f" % x for x in r["reach_max_ms_each"])))
+        else:
+            print("  %-16s %s: %.2f s, %d lines delivered, server CPU %.2f s, client CPU %.2f s, "
+                  "%d frames, up to %d lines in a frame"
+                  % (scenario, kind, r["seconds"], r["delivered"], r["server_cpu"], r["client_cpu"], r["frames"],
+                     r["max_lines_per_frame"]))
     for (kind, stalled), r in sorted(slows.items()):
         if r and r.get("ok"):
             print("  slow %-11s %d healthy%s: %s%s" % (kind, args.slow_healthy, " + 1 stalled" if stalled else "",
@@ -1358,6 +1599,7 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
     checks = [("burst logcast", lc), ("burst websocketd", wd), ("latency logcast", ll), ("latency websocketd", lw)]
     checks += [("slow consumer %s%s" % (k, " + 1 stalled" if st else ""), r) for (k, st), r in sorted(slows.items())]
     checks += [("latency during a burst %s" % k, r) for k, r in sorted(loaded.items())]
+    checks += [("%s %s" % k, r) for k, r in sorted(scale.items())]
     for label, r in checks:
         if r and not r["ok"]:
             failed = True
@@ -1374,7 +1616,10 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
     print("  logcast %s" % logcast_info)
     queues = "".join(" --%s %d" % (k, v) for k, v in (("queue", args.queue), ("queue-bytes", args.queue_bytes))
                      if v is not None)
-    print("    serve --initial-lines 0%s --max-connections-per-address 4096" % queues)
+    print("    serve --initial-lines 0%s --max-connections-per-address max(4096, N+16) "
+          "--max-subscribers max(1024, N+16)" % queues)
+    print("    (the two limits are raised only where N subscribers exceed the defaults: 1024 subscribers, "
+          "64 connections per address)")
     if not queues:
         print("    (queues and slow-consumer policy at their defaults: a subscriber whose queue fills catches "
               "up from the history; any gap FAILS the run)")
@@ -1382,6 +1627,13 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None):
         print("    (queues raised from their defaults: this is not what a new user gets)")
     print("  %s: one `tail -n0 -F FILE` per subscriber, one message per line"
           % websocketd_version(args.websocketd_bin))
+    if scale:
+        print("  filtered fan-out: line i carries group G<i mod %d>; subscriber g asks logcast for grep=G<g>%%20 "
+              "(or regex=\\bG<g>\\b) and websocketd runs `tail -n0 -F FILE | grep --line-buffered -F 'G<g> '` "
+              "(or -E '\\bG<g>\\b') per connection" % FILTER_GROUPS)
+        print("  limits: descriptors %s (hard %s), inotify instances per user %s; websocketd needs a socket and "
+              "three pipes per subscriber in its one process"
+              % (limits.get("nofile_soft"), limits.get("nofile_hard"), limits.get("inotify_instances", "?")))
     print("  writer: lines of about %d bytes, the burst in writes of 1000 lines; client: %d worker process(es), "
           "a raw WebSocket client; subscribers: /ws?backlog=0 (NDJSON) and /"
           % (round(sum(len(burst_line(i)) + 1 for i in range(1000)) / 1000), args.clients))
@@ -1547,6 +1799,17 @@ def main():
                     help="healthy subscribers in the slow-consumer scenario (one more stalls)")
     ap.add_argument("--stall-timeout", type=float, default=20.0,
                     help="give up on a run when no subscriber received anything for this long")
+    ap.add_argument("--many-subscribers", type=int, default=1000, help="subscribers in the many-subscribers burst")
+    ap.add_argument("--many-lines", type=int, default=10_000, help="lines in the many-subscribers burst")
+    ap.add_argument("--skip-many", action="store_true", help="skip the many-subscribers burst")
+    ap.add_argument("--idle-subscribers", type=int, default=10_000, help="subscribers in the idle-scale scenario")
+    ap.add_argument("--idle-peer-subscribers", type=int, default=None,
+                    help="websocketd's subscribers in the idle-scale scenario (default: as many as its "
+                         "descriptor limit allows, at most --idle-subscribers)")
+    ap.add_argument("--idle-lines", type=int, default=5, help="lines that must reach every idle subscriber")
+    ap.add_argument("--idle-interval", type=float, default=1.0, help="seconds between the idle-scale lines")
+    ap.add_argument("--skip-idle", action="store_true", help="skip the idle-scale scenario")
+    ap.add_argument("--skip-filtered", action="store_true", help="skip the filtered fan-out")
     ap.add_argument("--deadline", type=float, default=600.0, help="longest a burst may take, in seconds")
     ap.add_argument("--json", help="also write all results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (server logs, input files)")
@@ -1557,6 +1820,8 @@ def main():
         ap.error("--logcast-bin is required")
     if args.quick:
         args.subscribers, args.lines, args.latency_lines = 20, 20_000, 200
+        args.many_subscribers, args.many_lines = 200, 5_000
+        args.idle_subscribers, args.idle_lines = 1000, 3
     if args.raised_queues:
         args.queue = args.queue or max(200_000, 2 * args.lines)
         args.queue_bytes = args.queue_bytes or max(32 * 1024 * 1024, 512 * args.lines)
@@ -1571,6 +1836,10 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
+    limits = raise_limits(max(args.idle_subscribers, args.many_subscribers, args.subscribers))
+    # websocketd holds a socket and three pipes per connection, in one process.
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    peer_idle = args.idle_peer_subscribers or min(args.idle_subscribers, (fd_limit - 200) // 4)
     workdir = tempfile.mkdtemp(prefix="logcast-bench-")
     logcast_info = logcast_description(args.logcast_bin, args.logcast_build)
     bursts, lats, all_bursts = {}, {}, {}
@@ -1625,11 +1894,62 @@ def main():
                       % (kind, args.latency_subscribers, args.latency_interval * 1000, args.subscribers, args.lines),
                       flush=True)
                 loaded[kind] = run_loaded_latency(kind, args, expected, workdir)
-        failed = report(args, bursts, lats, logcast_info, slows, loaded)
+        scale = {}
+        if not args.skip_many:
+            many_args = argparse.Namespace(**vars(args))
+            many_args.lines = args.many_lines
+            expected = Expected(args.many_lines)
+            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+                runs = []
+                for rep in range(args.repeat):
+                    print("many subscribers: %s, %d subscribers x %d lines (run %d of %d) ..."
+                          % (kind, args.many_subscribers, args.many_lines, rep + 1, args.repeat), flush=True)
+                    r = run_burst(kind, many_args, expected, workdir, rep, subscribers=args.many_subscribers,
+                                  tag="many")
+                    runs.append(r)
+                    print("  %s" % (fmt_rate(r) + ("" if r["ok"] else ": " + "; ".join(r["problems"]))), flush=True)
+                all_bursts.setdefault("%s/many" % kind, []).extend(runs)
+                scale[("many", kind)] = median_run(runs)
+        if not args.skip_filtered:
+            everything = Expected(0, msgs=[filtered_line(i) for i in range(args.lines)])
+            shares = [Expected(0, msgs=everything.msgs[g::FILTER_GROUPS]) for g in range(FILTER_GROUPS)]
+            paths = {("logcast", "fixed"): lambda i: "/ws?backlog=0&grep=G%02d%%20" % (i % FILTER_GROUPS),
+                     ("logcast", "regex"): lambda i: "/ws?backlog=0&regex=%%5CbG%02d%%5Cb" % (i % FILTER_GROUPS),
+                     ("websocketd", "fixed"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS),
+                     ("websocketd", "regex"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS)}
+            for mode in ("fixed", "regex"):
+                for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+                    runs = []
+                    for rep in range(args.repeat):
+                        print("filtered fan-out (%s): %s, %d subscribers with different filters x %d lines "
+                              "(run %d of %d) ..." % (mode, kind, FILTER_GROUPS, args.lines, rep + 1, args.repeat),
+                              flush=True)
+                        share_of = (lambda i: shares[i % FILTER_GROUPS])
+                        r = run_burst(kind, args, everything, workdir, rep, subscribers=FILTER_GROUPS,
+                                      tag="filter-%s-" % mode, filtered=(mode, paths[(kind.split("-")[0], mode)],
+                                                                          share_of))
+                        runs.append(r)
+                        print("  %s" % (fmt_rate(r) + ("" if r["ok"] else ": " + "; ".join(r["problems"]))),
+                              flush=True)
+                    all_bursts.setdefault("%s/filter-%s" % (kind, mode), []).extend(runs)
+                    scale[("filter-" + mode, kind)] = median_run(runs)
+        if not args.skip_idle:
+            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+                n = args.idle_subscribers if kind.startswith("logcast") else peer_idle
+                print("idle scale: %s, %d idle subscribers, %d lines %.1f s apart ..."
+                      % (kind, n, args.idle_lines, args.idle_interval), flush=True)
+                r = run_idle(kind, args, workdir, n)
+                scale[("idle", kind)] = r
+                print("  %s" % (("%.1f KiB RSS per subscriber, max %.1f ms to reach all"
+                                 % (r["rss_per_subscriber"] / 1024, r["reach_max_ms"])) if r["ok"]
+                                else "FAILED: " + "; ".join(r["problems"])), flush=True)
+        failed = report(args, bursts, lats, logcast_info, slows, loaded, scale, limits)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"args": vars(args), "burst_runs": all_bursts,
-                           "latency": {k: {kk: vv for kk, vv in v.items()} for k, v in lats.items()}},
+                json.dump({"args": vars(args), "limits": limits, "burst_runs": all_bursts,
+                           "latency": lats, "loaded_latency": loaded,
+                           "slow_consumer": {"%s/%d" % k: v for k, v in slows.items()},
+                           "scale": {"%s/%s" % k: v for k, v in scale.items()}},
                           f, indent=2, default=str)
     finally:
         cleanup_all()
