@@ -92,7 +92,7 @@ extension LogcastApplication {
                 loop: while true {
                     switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {
                     case .items(let gap, let batch):
-                        var buffer = ByteBuffer()
+                        var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: batch))
                         if let gap { app.metrics.slowConsumerGap(missed: gap.missed) }
                         let lines = framing.append(gap: gap, items: batch, to: &buffer)
                         let bytes = buffer.readableBytes

@@ -27,6 +27,28 @@ struct StreamFraming: Sendable {
     let kind: Kind
     let format: SubscriptionRequest.Format
 
+    /// The bytes a batch takes in this framing (JSON sizes plus each
+    /// framing's overhead), so a writer allocates what the batch needs: one
+    /// line to an idle subscriber costs a buffer of its size, not one sized
+    /// for the largest batch. Exact or above for JSON and for NDJSON text (a
+    /// message is never longer than its JSON); an SSE text message cut into
+    /// many `data:` lines may need more, and the buffer then grows.
+    func capacity(gap: SubscriberQueue.Gap?, items: [SubscriberQueue.Item]) -> Int {
+        let perItem: Int
+        switch kind {
+        case .ndjson: perItem = 1
+        case .sse(let epoch): perItem = epoch.utf8.count + 48
+        }
+        var total = gap == nil ? 0 : 160
+        for item in items {
+            switch item {
+            case .entry(let entry): total += entry.json.count + perItem
+            case .control(let json): total += json.count + perItem + 32
+            }
+        }
+        return total
+    }
+
     /// Appends a batch, after the slow-consumer gap in front of it if any.
     /// - Returns: the number of lines appended.
     func append(gap: SubscriberQueue.Gap?, items: some Sequence<SubscriberQueue.Item>, to buffer: inout ByteBuffer) -> Int {

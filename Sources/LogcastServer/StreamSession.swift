@@ -102,7 +102,7 @@ struct StreamSession {
         while true {
             switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes) {
             case .items(let gap, let items):
-                var buffer = allocator.buffer(capacity: configuration.maxBatchBytes / 4)
+                var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
                 // Counted in both formats; only JSON streams carry control objects.
                 if let gap { metrics.slowConsumerGap(missed: gap.missed) }
                 let lines = framing.append(gap: gap, items: items, to: &buffer)

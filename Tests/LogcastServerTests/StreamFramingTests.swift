@@ -1,0 +1,48 @@
+import LogcastProtocol
+import NIOCore
+import Testing
+
+@testable import LogcastHub
+@testable import LogcastServer
+
+@Suite struct StreamFramingTests {
+    static func entry(_ seq: UInt64, _ message: String) -> SubscriberQueue.Item {
+        let record = LogRecord(
+            timestamp: Timestamp(microseconds: 1_764_000_000_000_000),
+            source: "app",
+            message: message,
+            host: "h",
+            path: "/var/log/app.log"
+        )
+        return .entry(HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded()))
+    }
+
+    static let batches: [(SubscriberQueue.Gap?, [SubscriberQueue.Item])] = [
+        (nil, [entry(1, "one line")]),
+        (nil, (1...300).map { entry($0, String(repeating: "x", count: Int($0) % 97) + " \"quoted\" \u{1}") }),
+        (SubscriberQueue.Gap(after: 4, next: 9, missed: 4), [entry(9, "after a gap"), .control(Array(#"{"type":"subscribed"}"#.utf8) + [10])]),
+        (nil, [.control([])]),
+        (nil, []),
+    ]
+
+    /// The writers allocate `capacity` up front: it must hold the whole
+    /// batch (no growth) and not be the old fixed 64 KiB for a single line.
+    @Test func capacityHoldsWhatIsWrittenForEveryFramingAndFormat() {
+        let kinds: [StreamFraming.Kind] = [.ndjson, .sse(epoch: "0123456789abcdef")]
+        for kind in kinds {
+            for format in [SubscriptionRequest.Format.json, .text] {
+                let framing = StreamFraming(kind: kind, format: format)
+                for (gap, items) in Self.batches {
+                    var buffer = ByteBuffer()
+                    _ = framing.append(gap: gap, items: items, to: &buffer)
+                    let capacity = framing.capacity(gap: gap, items: items)
+                    #expect(capacity >= buffer.readableBytes, "\(kind) \(format): \(capacity) < \(buffer.readableBytes)")
+                    // JSON: close to the bytes written (text needs less than the JSON it is estimated by).
+                    if format == .json {
+                        #expect(capacity <= buffer.readableBytes + 100 + 64 * items.count, "\(kind): \(capacity) for \(buffer.readableBytes) bytes")
+                    }
+                }
+            }
+        }
+    }
+}
