@@ -9,9 +9,17 @@ import Synchronization
 /// The file holds one token per line; blank lines and lines starting with
 /// `#` are ignored, surrounding whitespace is trimmed. ``reload()`` rereads
 /// the file (SIGHUP) and keeps the old tokens when the new file is bad.
-/// Safe from any thread. Tokens are compared in constant time and never
-/// appear in descriptions or logs.
+/// Safe from any thread. Tokens never appear in descriptions or logs.
+///
+/// Comparison takes the same time whatever the tokens and the candidate
+/// hold, including their lengths: every token is kept zero-padded to
+/// ``maxTokenBytes`` with its length beside it, a candidate is padded the
+/// same way, and every byte of every slot is compared (a candidate's own
+/// length only decides how long copying it takes, which its sender knows).
 public final class TokenStore: Sendable {
+    /// The longest token accepted, in bytes (`openssl rand -hex 32` makes 64).
+    public static let maxTokenBytes = 512
+
     public let path: String
     private let tokens: Mutex<[[UInt8]]>
 
@@ -23,8 +31,9 @@ public final class TokenStore: Sendable {
 
     /// For tests and embedding: a fixed set of tokens.
     public init(tokens: [String]) {
+        precondition(tokens.allSatisfy { $0.utf8.count <= Self.maxTokenBytes }, "a token is at most \(Self.maxTokenBytes) bytes")
         path = ""
-        self.tokens = Mutex(tokens.map { Array($0.utf8) })
+        self.tokens = Mutex(tokens.map { Self.slot(Array($0.utf8)) })
     }
 
     /// Rereads the file; on error the current tokens stay.
@@ -35,10 +44,11 @@ public final class TokenStore: Sendable {
 
     public var count: Int { tokens.withLock { $0.count } }
 
-    /// Whether `candidate` is one of the tokens. Takes the same time for
-    /// every candidate of a given length, wherever it differs.
+    /// Whether `candidate` is one of the tokens. Takes the same time
+    /// wherever it differs and whatever the lengths (a candidate longer than
+    /// ``maxTokenBytes`` is compared as a slot that matches nothing).
     public func accepts(_ candidate: some Collection<UInt8>) -> Bool {
-        let candidate = Array(candidate)
+        let candidate = Self.slot(Array(candidate.prefix(Self.maxTokenBytes + 1)))
         return tokens.withLock { tokens in
             var matched: UInt8 = 0
             for token in tokens {
@@ -48,16 +58,23 @@ public final class TokenStore: Sendable {
         }
     }
 
-    /// Compares every byte of the longer input whatever the contents.
+    /// A token's comparison slot: two length bytes (big-endian; a length
+    /// past ``maxTokenBytes`` is kept as maxTokenBytes + 1, which no stored
+    /// token has), then its bytes, zero-padded to ``maxTokenBytes``.
+    static func slot(_ token: [UInt8]) -> [UInt8] {
+        let length = min(token.count, maxTokenBytes + 1)
+        var slot = [UInt8](repeating: 0, count: 2 + maxTokenBytes)
+        slot[0] = UInt8(truncatingIfNeeded: length >> 8)
+        slot[1] = UInt8(truncatingIfNeeded: length)
+        for index in 0..<min(token.count, maxTokenBytes) { slot[2 + index] = token[index] }
+        return slot
+    }
+
+    /// Compares every byte of two slots whatever the contents.
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        if a.count != b.count { difference |= 1 }
-        let length = max(a.count, b.count)
-        for index in 0..<length {
-            let x = index < a.count ? a[index] : 0
-            let y = index < b.count ? b[index] : 0
-            difference |= x ^ y
-        }
+        precondition(a.count == 2 + maxTokenBytes && b.count == a.count)
+        var difference: UInt8 = 0
+        for index in 0..<a.count { difference |= a[index] ^ b[index] }
         return difference == 0
     }
 
@@ -76,7 +93,12 @@ public final class TokenStore: Sendable {
             if line.contains(where: \.isWhitespace) {
                 throw TokenFileError("token file \(path), line \(number + 1): a token may not contain spaces; put one token per line")
             }
-            tokens.append(Array(line.utf8))
+            if line.utf8.count > maxTokenBytes {
+                throw TokenFileError(
+                    "token file \(path), line \(number + 1): a token is at most \(maxTokenBytes) bytes (this one has \(line.utf8.count))"
+                )
+            }
+            tokens.append(slot(Array(line.utf8)))
         }
         guard !tokens.isEmpty else {
             throw TokenFileError("token file \(path) holds no token; put one per line (e.g. from 'openssl rand -hex 32')")

@@ -97,13 +97,45 @@ import Testing
 }
 
 @Suite struct TokenStoreTests {
+    static func same(_ a: [UInt8], _ b: [UInt8]) -> Bool { TokenStore.constantTimeEqual(TokenStore.slot(a), TokenStore.slot(b)) }
+
     @Test func constantTimeEqualityIsExact() {
-        #expect(TokenStore.constantTimeEqual(Array("abc".utf8), Array("abc".utf8)))
-        #expect(!TokenStore.constantTimeEqual(Array("abc".utf8), Array("abd".utf8)))
-        #expect(!TokenStore.constantTimeEqual(Array("abc".utf8), Array("abcd".utf8)))
-        #expect(!TokenStore.constantTimeEqual([], Array("a".utf8)))
-        // 256 bytes longer: the length difference must not wrap to zero.
-        #expect(!TokenStore.constantTimeEqual(Array("a".utf8), Array("a".utf8) + [UInt8](repeating: 0, count: 256)))
+        #expect(Self.same(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!Self.same(Array("abc".utf8), Array("abd".utf8)))
+        #expect(!Self.same(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!Self.same([], Array("a".utf8)))
+        // Zero bytes after a token are not padding: the lengths differ.
+        for extra in [1, 255, 256, 257, 511] {
+            #expect(!Self.same(Array("a".utf8), Array("a".utf8) + [UInt8](repeating: 0, count: extra)), "\(extra)")
+        }
+    }
+
+    /// Every comparison covers the same bytes: a slot does not depend on
+    /// the token's length in size, and a candidate past the limit matches
+    /// no token, even one that is its prefix.
+    @Test func slotsHaveOneSizeAndLongCandidatesMatchNothing() {
+        let longest = [UInt8](repeating: UInt8(ascii: "k"), count: TokenStore.maxTokenBytes)
+        for token in [[], Array("a".utf8), longest, longest + [1], longest + longest] {
+            #expect(TokenStore.slot(token).count == 2 + TokenStore.maxTokenBytes)
+        }
+        let store = TokenStore(tokens: [String(decoding: longest, as: UTF8.self), "short"])
+        #expect(store.accepts(longest))
+        #expect(store.accepts(Array("short".utf8)))
+        #expect(!store.accepts(longest + Array("k".utf8)))
+        #expect(!store.accepts(longest + longest))
+        #expect(!store.accepts(Array("shor".utf8)))
+        #expect(!store.accepts([]))
+    }
+
+    @Test func aTokenOverTheLimitStopsTheLoad() throws {
+        let path = NSTemporaryDirectory() + "tokens-\(UUID().uuidString)"
+        try ("ok\n" + String(repeating: "x", count: TokenStore.maxTokenBytes + 1) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect {
+            try TokenStore(path: path)
+        } throws: { error in
+            "\(error)".contains("line 2: a token is at most \(TokenStore.maxTokenBytes) bytes")
+        }
     }
 
     @Test func fileWithCommentsBlankLinesAndCRLF() throws {
