@@ -131,7 +131,10 @@ def test_token_never_appears_in_the_log(serve, token_file, log):
 def test_bad_token_files_stop_the_start(tmp_path):
     empty = tmp_path / "empty"
     empty.write_text("# nothing here\n")
-    for path, words in [(tmp_path / "absent", "does not exist"), (empty, "holds no token")]:
+    too_long = tmp_path / "too-long"
+    too_long.write_text("fine\n" + "x" * 513 + "\n")
+    for path, words in [(tmp_path / "absent", "does not exist"), (empty, "holds no token"),
+                        (too_long, "line 2: a token is at most 512 bytes")]:
         result = subprocess.run([str(BINARY), "serve", "--demo", "--listen", "127.0.0.1:0", "--token-file", str(path)],
                                 capture_output=True, text=True, timeout=DEADLINE)
         assert result.returncode == 2
