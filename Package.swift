@@ -8,9 +8,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Linux only (inotify, sd-journal, libnats as built here): no platforms line.
+// Every module a target imports is declared below, products included.
 let package = Package(
     name: "logcast",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "logcast", targets: ["logcast"]),
         .library(name: "LogcastProtocol", targets: ["LogcastProtocol"]),
@@ -106,6 +107,7 @@ let package = Package(
                 "LogcastProtocol",
                 "LogcastHub",
                 "CNATS",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -118,6 +120,7 @@ let package = Package(
                 "LogcastProtocol",
                 "LogcastHub",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -177,6 +180,7 @@ let package = Package(
                 "LogcastService",
                 "LogcastClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -220,6 +224,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "WSClient", package: "swift-websocket"),
             ],
             swiftSettings: swiftSettings
         ),
