@@ -25,7 +25,7 @@ public enum HTTPGet {
 
         public var description: String {
             switch self {
-            case .timedOut(let limit): "no complete answer within \(limit.components.seconds) s"
+            case .timedOut(let limit): "no complete answer within \(limit)"
             case .bodyTooLarge(let limit): "the answer is larger than \(limit / 1024) KiB, the most this client reads"
             case .incomplete: "the server closed the connection before the answer was complete"
             }
