@@ -1820,9 +1820,11 @@ def main():
     if not args.logcast_bin:
         ap.error("--logcast-bin is required")
     if args.quick:
-        args.subscribers, args.lines, args.latency_lines = 20, 20_000, 200
-        args.many_subscribers, args.many_lines = 200, 5_000
-        args.idle_subscribers, args.idle_lines = 1000, 3
+        # Smaller defaults; what was given on the command line stays.
+        for key, value in (("subscribers", 20), ("lines", 20_000), ("latency_lines", 200), ("many_subscribers", 200),
+                           ("many_lines", 5_000), ("idle_subscribers", 1000), ("idle_lines", 3)):
+            if getattr(args, key) == ap.get_default(key):
+                setattr(args, key, value)
     if args.raised_queues:
         args.queue = args.queue or max(200_000, 2 * args.lines)
         args.queue_bytes = args.queue_bytes or max(32 * 1024 * 1024, 512 * args.lines)
