@@ -1048,9 +1048,18 @@ def kill_clients(procs):
         p.join(2)
 
 
-def verdict(kind, results, total, subscribers):
-    """Returns (ok, problems) for a run: every subscriber, every line, once."""
-    problems = []
+def end_run(fd, procs, server):
+    """Closes the writer's file, stops the clients and the server."""
+    if fd is not None:
+        os.close(fd)
+    kill_clients(procs)
+    server.stop()
+
+
+def verdict(kind, results, total, subscribers, alive=True):
+    """Returns (ok, problems) for a run: every subscriber, every line, once,
+    and (`alive`) the server still running at the end."""
+    problems = [] if alive else ["%s exited during the run" % kind]
     if len(results) != subscribers:
         problems.append("%d of %d subscribers reported" % (len(results), subscribers))
     incomplete = [r for r in results if not r["done"]]
@@ -1217,14 +1226,8 @@ def run_latency(kind, args, workdir):
     except ScenarioError as e:
         return {"kind": kind, "ok": False, "problems": [str(e)], "log": server.log_tail()}
     finally:
-        if fd is not None:
-            os.close(fd)
-        kill_clients(procs)
-        server.stop()
-    ok, problems = verdict(kind, results, total, n)
-    if not alive:
-        ok = False
-        problems.append("%s exited during the run" % kind)
+        end_run(fd, procs, server)
+    ok, problems = verdict(kind, results, total, n, alive)
     lat = sorted(x for r in results for x in r["latencies"])
     return {
         "kind": kind, "ok": ok, "problems": problems, "samples": len(lat),
@@ -1274,14 +1277,8 @@ def run_idle(kind, args, workdir, n):
     except ScenarioError as e:
         return {"kind": kind, "ok": False, "problems": [str(e)], "log": server.log_tail(), "subscribers": n}
     finally:
-        if fd is not None:
-            os.close(fd)
-        kill_clients(procs)
-        server.stop()
-    ok, problems = verdict(kind, results, lines, n)
-    if not alive:
-        ok = False
-        problems.append("%s exited during the run" % kind)
+        end_run(fd, procs, server)
+    ok, problems = verdict(kind, results, lines, n, alive)
     per_line_max, per_line_p99 = [], []
     if ok:
         for i in range(lines):
