@@ -65,9 +65,7 @@ public enum HTTPGet {
             }
         let timedOut = Flag()
         let underlying = channel.channel
-        let deadline = underlying.eventLoop.scheduleTask(
-            in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-        ) {
+        let deadline = underlying.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             timedOut.value.withLock { $0 = true }
             underlying.close(promise: nil)
         }

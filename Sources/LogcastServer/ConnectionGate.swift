@@ -84,14 +84,6 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     }
 }
 
-extension TimeAmount {
-    /// The same length of time, to the nanosecond.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
 /// At most `limit` of something at once (a counter, safe from any thread).
 final class InFlightLimit: Sendable {
     let limit: Int
