@@ -46,6 +46,22 @@ sed -e "s|/usr/local/bin/logcast|$prefix/bin/logcast|g" \
     deploy/logcast-gateway.service > "$root/lib/systemd/system/logcast-gateway.service"
 install -m 0644 deploy/logcast.socket "$root/lib/systemd/system/logcast.socket"
 chmod 0644 "$root/lib/systemd/system/logcast.service" "$root/lib/systemd/system/logcast-gateway.service"
+# systemd 253 and newer wait for the reload to finish (Type=notify-reload);
+# LOGCAST_NOTIFY_RELOAD=yes|no overrides the version check (e.g. for a DESTDIR image).
+notify_reload="${LOGCAST_NOTIFY_RELOAD:-}"
+if [[ -z $notify_reload ]]; then
+    systemd_version=$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
+    notify_reload=no
+    [[ $systemd_version =~ ^[0-9]+$ ]] && ((systemd_version >= 253)) && notify_reload=yes
+fi
+for unit in logcast.service logcast-gateway.service; do
+    if [[ $notify_reload == yes ]]; then
+        install -d "$root/lib/systemd/system/$unit.d"
+        install -m 0644 deploy/notify-reload.conf "$root/lib/systemd/system/$unit.d/notify-reload.conf"
+    else
+        rm -f "$root/lib/systemd/system/$unit.d/notify-reload.conf"
+    fi
+done
 install -m 0644 README.md "$root/share/doc/logcast/README.md"
 for config in config.yaml gateway.yaml; do
     install -m 0644 "deploy/$config" "$root/share/doc/logcast/$config"

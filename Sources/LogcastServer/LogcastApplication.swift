@@ -222,7 +222,7 @@ public struct LogcastApplication: Sendable {
                             }
                         }
                     ),
-                    context: configuration.tlsContext
+                    credentials: configuration.tls
                 ),
                 gate: gate,
                 headTimeout: TimeAmount(configuration.requestHeadTimeout)
@@ -235,7 +235,7 @@ public struct LogcastApplication: Sendable {
     func announcer(onListening: @escaping @Sendable (Int) async -> Void) -> @Sendable (Int, String) async -> Void {
         let (configuration, logger) = (self.configuration, self.logger)
         return { port, address in
-            let scheme = configuration.tlsContext == nil ? "http" : "https"
+            let scheme = configuration.tls == nil ? "http" : "https"
             logger.notice("listening", metadata: ["address": "\(scheme)://\(address):\(port)"])
             if !configuration.access.requiresToken, !Self.isLoopback(address) {
                 let warning =

@@ -7,6 +7,7 @@ import LogcastProtocol
 import Logging
 import NIOCore
 import NIOSSL
+import Synchronization
 
 // MARK: TLS
 
@@ -41,16 +42,45 @@ public struct ServerSetupError: Error, CustomStringConvertible {
     public var description: String
 }
 
+/// The server's certificate and key, loaded from their files, and loaded
+/// again on request (SIGHUP) so a renewed certificate is served without a
+/// restart. Each new connection takes the context current when it is
+/// accepted; connections already open keep theirs.
+public final class TLSCredentials: Sendable {
+    public let certificatePath: String
+    public let keyPath: String
+    private let current: Mutex<NIOSSLContext>
+
+    /// Loads both files.
+    /// - Throws: a ``ServerSetupError`` naming the file and what is wrong with it.
+    public init(certificatePath: String, keyPath: String) throws {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.current = Mutex(try makeTLSContext(certificatePath: certificatePath, keyPath: keyPath))
+    }
+
+    /// The context new connections get.
+    public var context: NIOSSLContext { current.withLock { $0 } }
+
+    /// Reads both files again and serves them from the next connection on.
+    /// - Throws: a ``ServerSetupError`` when they do not load; the context
+    ///   in use stays.
+    public func reload() throws {
+        let context = try makeTLSContext(certificatePath: certificatePath, keyPath: keyPath)
+        current.withLock { $0 = context }
+    }
+}
+
 /// Puts TLS in front of a child channel when a context is configured, so
 /// plain and TLS servers share one channel type.
 struct OptionalTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
 
     let base: Base
-    let context: NIOSSLContext?
+    let credentials: TLSCredentials?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        guard let context else { return base.setup(channel: channel, logger: logger) }
+        guard let context = credentials?.context else { return base.setup(channel: channel, logger: logger) }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
         }.flatMap {

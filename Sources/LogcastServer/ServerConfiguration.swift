@@ -1,6 +1,5 @@
 import LogcastHub
 import LogcastProtocol
-import NIOSSL
 
 /// Everything the HTTP/WebSocket side needs to know, with defaults.
 public struct ServerConfiguration: Sendable {
@@ -27,8 +26,8 @@ public struct ServerConfiguration: Sendable {
     /// A listening socket passed by systemd (socket activation); when set,
     /// `host` and `port` are not bound.
     public var activatedSocket: Int32?
-    /// Serve https/wss with this context; nil serves plain http/ws.
-    public var tlsContext: NIOSSLContext?
+    /// Serve https/wss with these (reloadable) credentials; nil serves plain http/ws.
+    public var tls: TLSCredentials?
     /// Streams (all transports) served at once; more get `503` with `Retry-After`.
     public var maxSubscribers = 1024
     /// Connections of any kind open at once (also capped by the descriptor

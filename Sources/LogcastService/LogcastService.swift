@@ -208,6 +208,7 @@ public enum LogcastService {
         })
         let reloader = Reloader(
             tokens: configuration.tokens,
+            tls: server.tls,
             connections: app.connections,
             fileTailers: fileTailers,
             journalTailers: journalTailers,

@@ -5,7 +5,6 @@ import LogcastServer
 import LogcastSources
 import LogcastStore
 import Logging
-import NIOSSL
 
 /// Everything `logcast serve` runs with, checked: the merged settings
 /// (file, then environment, then flags) turned into the configurations of
@@ -104,7 +103,7 @@ public struct ServeConfiguration: Sendable {
             }
         }
         server.access = AccessPolicy(tokens: tokens, allowedOrigins: settings.list(.allowOrigin))
-        server.tlsContext = try Self.tlsContext(settings)
+        server.tls = try Self.tlsCredentials(settings)
 
         let urls = settings.list(.nats).flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if !urls.isEmpty {
@@ -142,13 +141,13 @@ public struct ServeConfiguration: Sendable {
         }
     }
 
-    static func tlsContext(_ settings: ResolvedSettings) throws(ConfigurationError) -> NIOSSLContext? {
+    static func tlsCredentials(_ settings: ResolvedSettings) throws(ConfigurationError) -> TLSCredentials? {
         switch (settings.text(.tlsCert), settings.text(.tlsKey)) {
         case (nil, nil):
             return nil
         case (let cert?, let key?):
             do {
-                return try makeTLSContext(certificatePath: cert, keyPath: key)
+                return try TLSCredentials(certificatePath: cert, keyPath: key)
             } catch {
                 throw ConfigurationError("\(error)")
             }

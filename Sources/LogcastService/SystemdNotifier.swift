@@ -24,11 +24,29 @@ public struct SystemdNotifier: Service {
 
     /// Watchdog pings start once the service said it is ready.
     static let isReady = Atomic<Bool>(false)
+    /// The `STATUS=` of the last `READY=1`, said again when a reload ends.
+    static let readyStatus = Mutex("")
 
     /// Sends `READY=1` (and a human-readable `STATUS=`).
     public static func ready(status: String) {
+        readyStatus.withLock { $0 = status }
         send("READY=1\nSTATUS=\(status)")
         isReady.store(true, ordering: .releasing)
+    }
+
+    /// Sends `RELOADING=1` with `MONOTONIC_USEC` (the moment the reload
+    /// began, on `CLOCK_MONOTONIC`), as `Type=notify-reload` units require;
+    /// the service manager treats the unit as reloading until ``reloaded()``.
+    static func reloading() {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let microseconds = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        send("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=\(microseconds)")
+    }
+
+    /// Ends a reload: `READY=1` again, with the status from before it.
+    static func reloaded() {
+        send("READY=1\nSTATUS=\(readyStatus.withLock { $0 })")
     }
 
     @discardableResult

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,37 @@ def test_sd_notify_ready_after_listening_watchdog_and_stopping(tmp_path, log):
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=DEADLINE) == 0
         assert notify.received("STOPPING=1")
+    finally:
+        server.stop()
+
+
+def test_sighup_tells_systemd_when_the_reload_begins_and_ends(tmp_path, log):
+    notify = NotifySocket(tmp_path / "notify.sock")
+    tokens = tmp_path / "tokens"
+    tokens.write_text("reload-token-1\n")
+    server = Server(["--file", f"app={log}", "--token-file", str(tokens)], cwd=tmp_path, env={"NOTIFY_SOCKET": notify.path})
+    server.start()
+    try:
+        ready = wait_for(lambda: notify.received("READY=1"), message="READY=1")[0]
+        status = [field for field in ready.split("\n") if field.startswith("STATUS=")]
+        # A good reload and one whose token file is refused both end with READY=1.
+        for content in ["reload-token-2\n", "# no tokens now\n"]:
+            tokens.write_text(content)
+            seen = len(notify.messages)
+            before = time.monotonic_ns() // 1000
+            server.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: any("READY=1" in m.split("\n") for m in notify.messages[seen:]), message="READY=1 after the reload")
+            after = time.monotonic_ns() // 1000
+            sent = notify.messages[seen:]
+            reloading = [m for m in sent if "RELOADING=1" in m.split("\n")]
+            assert len(reloading) == 1, sent
+            fields = dict(field.split("=", 1) for field in reloading[0].split("\n") if field)
+            # MONOTONIC_USEC is CLOCK_MONOTONIC, the clock systemd compares it with.
+            assert before <= int(fields["MONOTONIC_USEC"]) <= after
+            done = next(m for m in sent if "READY=1" in m.split("\n"))
+            assert sent.index(reloading[0]) < sent.index(done)
+            assert [field for field in done.split("\n") if field.startswith("STATUS=")] == status
+        assert server.get("/api/v1/sources", {"Authorization": "Bearer reload-token-2"})[0] == 200
     finally:
         server.stop()
 
@@ -321,6 +353,20 @@ def test_install_into_a_prefix_gives_a_working_layout_and_a_valid_unit(tmp_path,
     assert again.returncode == 0 and "kept the existing" in again.stdout
     assert (prefix / "etc/logcast/config.yaml").read_text() == "listen: 127.0.0.1:9999\n"
     assert "Type=notify" in unit and "WatchdogSec=" in unit and "DynamicUser=yes" in unit
+    # systemd 253+ gets a drop-in so `systemctl reload` waits for READY=1; older systemd (this one, 252) does not know the type.
+    drop_in = prefix / "lib/systemd/system/logcast.service.d/notify-reload.conf"
+    systemd_version = int(subprocess.run(["systemctl", "--version"], capture_output=True, text=True).stdout.split()[1])
+    assert drop_in.exists() == (systemd_version >= 253)
+    for choice in ["yes", "no"]:
+        forced = subprocess.run([str(ROOT / "deploy" / "install.sh")],
+                                env={**os.environ, "PREFIX": str(prefix), "LOGCAST_BIN": str(BINARY), "LOGCAST_NOTIFY_RELOAD": choice},
+                                capture_output=True, text=True, timeout=120)
+        assert forced.returncode == 0, forced.stderr
+        for name in ["logcast.service", "logcast-gateway.service"]:
+            path = prefix / f"lib/systemd/system/{name}.d/notify-reload.conf"
+            assert path.exists() == (choice == "yes"), (choice, name)
+            if choice == "yes":
+                assert "Type=notify-reload" in path.read_text() and "\nExecReload=\n" in path.read_text()
     verify = subprocess.run(["systemd-analyze", "verify", str(prefix / "lib/systemd/system/logcast.service")],
                             capture_output=True, text=True)
     assert verify.returncode == 0, verify.stderr

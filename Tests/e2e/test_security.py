@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import random
+import signal
 import socket
 import ssl
 import subprocess
@@ -270,15 +271,78 @@ def test_public_bind_without_token_warns(serve, token_file, log):
 
 # --- TLS ------------------------------------------------------------------
 
-@pytest.fixture
-def certificate(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+def make_certificate(directory, name="localhost"):
+    """A self-signed certificate for 127.0.0.1 and localhost, with `name` as its CN."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )
     return cert, key
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    return make_certificate(tmp_path)
+
+
+def served_certificate(port):
+    """The DER certificate a new TLS connection to the port is given."""
+    return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", port), timeout=DEADLINE))
+
+
+def der(cert_path):
+    return ssl.PEM_cert_to_DER_cert(cert_path.read_text())
+
+
+def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_the_new_files_are_bad(serve, certificate, log, tmp_path):
+    cert, key = certificate
+    first = cert.read_bytes(), key.read_bytes()
+    renewed_cert, renewed_key = make_certificate(tmp_path / "renewed", "renewed")
+    server = serve("--file", f"app={log}", "--tls-cert", str(cert), "--tls-key", str(key))
+    assert served_certificate(server.port) == der(cert)
+    stream = Stream(f"wss://127.0.0.1:{server.port}/ws?backlog=0", ssl=ssl.create_default_context(cafile=str(cert)))
+    assert stream.next()["type"] == "hello"
+
+    def reload(expected):
+        count = sum(expected in line for line in server.stderr_lines)
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: sum(expected in line for line in server.stderr_lines) > count, message=expected)
+
+    # Renewal: new connections get the new certificate; the open stream goes on.
+    cert.write_bytes(renewed_cert.read_bytes())
+    key.write_bytes(renewed_key.read_bytes())
+    reload("TLS certificate reloaded")
+    assert served_certificate(server.port) == der(renewed_cert)
+    append(log, "after renewal\n")
+    assert stream.lines(1)[0]["msg"] == "after renewal"
+    renewed = ssl.create_default_context(cafile=str(renewed_cert))
+    fresh = Stream(f"wss://127.0.0.1:{server.port}/ws?backlog=0", ssl=renewed)
+    assert fresh.next()["type"] == "hello"
+    fresh.close()
+
+    # Files that do not load (each way they can be bad) leave the renewed certificate in use.
+    garbage = b"not a certificate\n"
+    for bad_cert, bad_key, what in [
+        (garbage, renewed_key.read_bytes(), "--tls-cert"),
+        (renewed_cert.read_bytes(), garbage, "--tls-key"),
+        (renewed_cert.read_bytes(), first[1], "does not fit"),  # another certificate's key
+        (b"", renewed_key.read_bytes(), "--tls-cert"),
+    ]:
+        cert.write_bytes(bad_cert)
+        key.write_bytes(bad_key)
+        reload("the previous certificate stays in use")
+        assert what in [line for line in server.stderr_lines if "previous certificate stays in use" in line][-1]
+        assert served_certificate(server.port) == der(renewed_cert), what
+        assert server.proc.poll() is None
+    append(log, "still served\n")
+    assert stream.lines(1)[0]["msg"] == "still served"
+    stream.close()
+    https = http.client.HTTPSConnection("127.0.0.1", server.port, context=renewed, timeout=DEADLINE)
+    https.request("GET", "/healthz")
+    assert https.getresponse().status == 200
 
 
 def test_wss_end_to_end_with_a_self_signed_certificate(serve, certificate, log):
