@@ -177,6 +177,16 @@ public struct AccessPolicy: Sendable {
         return .success(request.webSocketProtocols.contains(Self.subprotocol) ? Self.subprotocol : nil)
     }
 
+    /// The `Access-Control-Allow-Origin` a response to a page of `origin`
+    /// carries: the origin itself when `--allow-origin` names it (or is `*`);
+    /// nil for every other origin, for `null`, and for no origin. The
+    /// server's own pages are same-origin and need none.
+    public func crossOriginGrant(for origin: String?) -> String? {
+        guard let origin, let normalized = Self.normalizedOrigin(origin) else { return nil }
+        guard allowedOrigins.contains("*") || allowedOrigins.contains(normalized) else { return nil }
+        return origin.trimmingCharacters(in: .whitespaces)
+    }
+
     func checkOrigin(_ request: AccessRequest) -> Refusal? {
         guard let origin = request.origin else { return nil }
         // Browsers send http(s) origins (or "null"); a ws:// or wss:// origin

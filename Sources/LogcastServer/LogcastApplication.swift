@@ -83,6 +83,7 @@ public struct LogcastApplication: Sendable {
         router.addMiddleware {
             SecurityHeadersMiddleware()
             HostCheckMiddleware(hosts: hosts)
+            CORSMiddleware(policy: configuration.access)
             RequestGuardMiddleware(webRoot: configuration.webRoot, maxTargetBytes: configuration.maxRequestTargetBytes)
             AccessMiddleware(policy: configuration.access)
         }

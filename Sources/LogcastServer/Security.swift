@@ -108,19 +108,80 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     static var frameOptions: HTTPField.Name { HTTPField.Name("X-Frame-Options")! }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var response: Response
-        do {
-            response = try await next(request, context)
-        } catch let refusal as Refusal {
-            response = refusal.response
-        } catch let error as any HTTPResponseError {
-            // Hummingbird's own errors (404 for no route, 405 ...), in the same JSON shape.
-            response = Refusal(error.status, error.status.reasonPhrase.lowercased(), hint: "see the README for the endpoints").response
-        }
+        var response = try await respond(request, context: context, next: next)
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[Self.referrerPolicy] = "no-referrer"
         response.headers[Self.frameOptions] = "DENY"
+        return response
+    }
+}
+
+/// The response `next` gives, with a thrown refusal (ours, or Hummingbird's
+/// own: 404 for no route, 405 ...) turned into its JSON response, so a
+/// middleware can add headers to every answer.
+func respond<Context: RequestContext>(
+    _ request: Request,
+    context: Context,
+    next: (Request, Context) async throws -> Response
+) async throws -> Response {
+    do {
+        return try await next(request, context)
+    } catch let refusal as Refusal {
+        return refusal.response
+    } catch let error as any HTTPResponseError {
+        return Refusal(error.status, error.status.reasonPhrase.lowercased(), hint: "see the README for the endpoints").response
+    }
+}
+
+/// Lets pages of the origins `--allow-origin` names read the server from
+/// their own origin (CORS), and nobody else:
+/// - a preflight (`OPTIONS` with `Access-Control-Request-Method`) from an
+///   allowed origin gets `204` allowing `GET` and `HEAD` with the
+///   `Authorization` and `Last-Event-ID` headers, for 10 minutes; from any
+///   other origin `403`, saying why;
+/// - every other response to an allowed origin (refusals included, so the
+///   page can read why) carries `Access-Control-Allow-Origin` with that
+///   origin, `Vary: Origin` and the `Logcast-*` headers exposed.
+///
+/// Granting reading is all it does: the origin and token checks
+/// (``AccessMiddleware``) still decide every request.
+struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
+    let policy: AccessPolicy
+
+    static var allowOrigin: HTTPField.Name { HTTPField.Name("Access-Control-Allow-Origin")! }
+    static var allowMethods: HTTPField.Name { HTTPField.Name("Access-Control-Allow-Methods")! }
+    static var allowHeaders: HTTPField.Name { HTTPField.Name("Access-Control-Allow-Headers")! }
+    static var exposeHeaders: HTTPField.Name { HTTPField.Name("Access-Control-Expose-Headers")! }
+    static var maxAge: HTTPField.Name { HTTPField.Name("Access-Control-Max-Age")! }
+    static var requestMethod: HTTPField.Name { HTTPField.Name("Access-Control-Request-Method")! }
+    /// The response headers a page may read besides the safelisted ones.
+    static var exposed: String { "Logcast-Epoch, Logcast-Last-Seq, Logcast-Scan, Retry-After, WWW-Authenticate" }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let origin = request.headers[.origin]
+        let grant = policy.crossOriginGrant(for: origin)
+        if request.method == .options, request.headers[Self.requestMethod] != nil, let origin {
+            guard let grant else {
+                return Refusal(
+                    .forbidden,
+                    "origin '\(origin)' may not read this server from its pages",
+                    hint: "allow it with --allow-origin ORIGIN (e.g. --allow-origin https://logs.example.com)"
+                ).response
+            }
+            var headers = HTTPFields()
+            headers[Self.allowOrigin] = grant
+            headers[.vary] = "Origin"
+            headers[Self.allowMethods] = "GET, HEAD"
+            headers[Self.allowHeaders] = "Authorization, Last-Event-ID"
+            headers[Self.maxAge] = "600"
+            return Response(status: .noContent, headers: headers)
+        }
+        var response = try await respond(request, context: context, next: next)
+        guard let grant else { return response }
+        response.headers[Self.allowOrigin] = grant
+        response.headers[.vary] = "Origin"
+        response.headers[Self.exposeHeaders] = Self.exposed
         return response
     }
 }

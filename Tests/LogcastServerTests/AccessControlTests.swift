@@ -16,6 +16,22 @@ import Testing
         }
     }
 
+    @Test func crossOriginReadingIsGrantedToTheAllowedOriginsOnly() {
+        // Browsers serialise origins in lower case without default ports; any spelling of the allowed one is granted as sent.
+        #expect(policy.crossOriginGrant(for: "https://logs.example.com") == "https://logs.example.com")
+        #expect(policy.crossOriginGrant(for: "HTTPS://LOGS.example.com:443") == "HTTPS://LOGS.example.com:443")
+        for other in [
+            nil, "", "null", "http://logs.example.com", "https://logs.example.com:8443", "https://logs.example.com.evil.example",
+            "https://evil.example", "wss://logs.example.com", "https://user@logs.example.com",
+        ] {
+            #expect(policy.crossOriginGrant(for: other) == nil, "\(other ?? "no origin")")
+        }
+        #expect(AccessPolicy().crossOriginGrant(for: "https://logs.example.com") == nil)
+        let anyone = AccessPolicy(allowedOrigins: ["*"])
+        #expect(anyone.crossOriginGrant(for: "http://10.0.0.1:8000") == "http://10.0.0.1:8000")
+        #expect(anyone.crossOriginGrant(for: "null") == nil)
+    }
+
     @Test func bearerHeaderIsAccepted() {
         #expect(status(AccessRequest(authorization: "Bearer s3cret-token")) == nil)
         #expect(status(AccessRequest(authorization: "bearer second")) == nil)

@@ -155,6 +155,64 @@ def spellings(path, port):
     return sorted(out)
 
 
+# --- CORS: pages of allowed origins may read, nobody else ----------------
+
+ALLOWED = "https://logs.example.com"
+PREFLIGHT = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+
+
+def test_cors_grants_reading_to_allowed_origins_only_on_every_route_and_spelling(tmp_path, token_file, log):
+    args = ["--file", f"app={log}", "--token-file", str(token_file), "--allow-origin", ALLOWED]
+    routes = routes_of(args)
+    server = Server(args, cwd=tmp_path).start()
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        own = f"http://127.0.0.1:{server.port}"
+        targets = [path + "?backlog=0" if path == "/sse" else path for _, path, _ in routes] + ["/", "/app.js", "/no-such-file"]
+        for path in targets:
+            for target in [path] + ([spelling for spelling in spellings(path, server.port) if "#" not in spelling][:6] if "?" not in path else []):
+                plain = raw_request(server.port, target, auth)
+                if "content-security-policy" not in plain[1]:
+                    continue  # refused by the HTTP parser (e.g. no leading slash): never reaches the application
+                # An allowed origin reads what anyone with the token reads, with the grant.
+                granted = raw_request(server.port, target, {"Origin": ALLOWED, **auth})
+                assert granted[0] == plain[0], (target, granted[0], plain[0])
+                assert granted[1].get("access-control-allow-origin") == ALLOWED, (target, granted[1])
+                assert granted[1]["vary"] == "Origin" and "Logcast-Last-Seq" in granted[1]["access-control-expose-headers"]
+                # Its preflight is answered without a token (browsers send none), whatever the route.
+                preflight = raw_request(server.port, target, {"Origin": ALLOWED, **PREFLIGHT}, method="OPTIONS")
+                assert preflight[0] == 204 and preflight[2] == b"", (target, preflight)
+                assert preflight[1]["access-control-allow-origin"] == ALLOWED
+                assert "GET" in preflight[1]["access-control-allow-methods"]
+                assert "authorization" in preflight[1]["access-control-allow-headers"].lower()
+                # Others get no grant: not a foreign page, not `null`, not the server's own pages (same origin needs none).
+                for origin in ["https://evil.example", "null", "https://logs.example.com.evil.example", "http://logs.example.com", own]:
+                    other = raw_request(server.port, target, {"Origin": origin, **auth})
+                    assert "access-control-allow-origin" not in other[1], (target, origin)
+                    if origin != own:
+                        refused = raw_request(server.port, target, {"Origin": origin, **PREFLIGHT}, method="OPTIONS")
+                        assert refused[0] == 403 and "access-control-allow-origin" not in refused[1], (target, origin, refused)
+                        assert "--allow-origin" in json.loads(refused[2])["hint"]
+        # A refusal is readable by the allowed page: it learns it needs a token.
+        without = raw_request(server.port, "/api/v1/lines", {"Origin": ALLOWED})
+        assert without[0] == 401 and without[1]["access-control-allow-origin"] == ALLOWED
+        assert "token" in json.loads(without[2])["error"]
+        # An OPTIONS that is not a preflight is not answered as one.
+        bare = raw_request(server.port, "/api/v1/lines", {"Origin": ALLOWED}, method="OPTIONS")
+        assert bare[0] != 204 and "access-control-allow-methods" not in bare[1]
+    finally:
+        server.stop()
+    # `--allow-origin '*'` grants every http(s) origin, by name (never `*`, never `null`).
+    anyone = Server(["--file", f"app={log}", "--allow-origin", "*"], cwd=tmp_path).start()
+    try:
+        for origin in ["https://a.example", "http://10.1.2.3:8000"]:
+            granted = raw_request(anyone.port, "/api/v1/lines", {"Origin": origin})
+            assert granted[0] == 200 and granted[1]["access-control-allow-origin"] == origin
+        assert "access-control-allow-origin" not in raw_request(anyone.port, "/api/v1/lines", {"Origin": "null"})[1]
+    finally:
+        anyone.stop()
+
+
 # --- 1. access control belongs to the route ---------------------------------
 
 def test_every_spelling_that_reaches_a_protected_route_gets_the_canonical_refusal(tmp_path, token_file, log):

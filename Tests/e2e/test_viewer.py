@@ -953,3 +953,80 @@ def test_since_and_until_fields_read_a_time_range_and_go_in_the_url(page, serve,
     append(files["app"], "live\n")
     wait_for(lambda: model_messages(page)[-1] == "live", message="live lines after the range")
     assert_clean_console(page)
+
+
+# --- pages of another origin (CORS) ----------------------------------------
+
+CROSS_ORIGIN_READ = """
+const [base, token, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+(async () => {
+  const out = {};
+  try {
+    const response = await fetch(base + '/api/v1/lines?backlog=10', {headers: {Authorization: 'Bearer ' + token}});
+    out.status = response.status;
+    out.lastSeq = response.headers.get('Logcast-Last-Seq');
+    out.lines = (await response.text()).split('\\n').filter(Boolean).map(JSON.parse).filter(o => o.type === 'line').map(o => o.msg);
+  } catch (error) { out.error = String(error); }
+  try {
+    const response = await fetch(base + '/api/v1/lines');
+    out.refusedStatus = response.status;
+    out.refused = (await response.json()).error;
+  } catch (error) { out.refusedError = String(error); }
+  try {
+    // EventSource cannot send a token; a page reads /sse with fetch and a reader.
+    const controller = new AbortController();
+    const response = await fetch(base + '/sse?backlog=3', {headers: {Authorization: 'Bearer ' + token}, signal: controller.signal});
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('third')) {
+      const {value, done: ended} = await reader.read();
+      if (ended) break;
+      text += decoder.decode(value, {stream: true});
+    }
+    controller.abort();
+    out.sse = text;
+  } catch (error) { out.sseError = String(error); }
+  done(out);
+})();
+"""
+
+
+def test_a_page_of_an_allowed_origin_reads_lines_and_sse_and_others_cannot(page, serve, tmp_path):
+    """A page on a second origin (another port) reads /api/v1/lines and /sse
+    with a token (preflight and all, in Chromium); the same page on a third
+    origin (another host name) is kept out by the browser."""
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>other origin</title><p>another site</p>\n")
+    handler = lambda *args, **kwargs: http.server.SimpleHTTPRequestHandler(*args, directory=str(site), **kwargs)
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        token = "cors-token-" + "9c" * 12
+        (tmp_path / "tokens").write_text(token + "\n")
+        (tmp_path / "app.log").write_text("")
+        allowed = f"http://127.0.0.1:{other.server_address[1]}"
+        server = serve("--file", f"app={tmp_path}/app.log", "--token-file", str(tmp_path / "tokens"), "--allow-origin", allowed)
+        append(tmp_path / "app.log", "first\nsecond\nthird\n")
+        wait_for(lambda: json.loads(server.get("/healthz", {"Authorization": f"Bearer {token}"})[2])["last_seq"] == 3, message="the lines")
+        base = f"http://127.0.0.1:{server.port}"
+
+        page.get(allowed + "/")
+        out = page.execute_async_script(CROSS_ORIGIN_READ, base, token)
+        assert out.get("status") == 200 and out["lines"] == ["first", "second", "third"], out
+        assert out["lastSeq"] == "3", out  # an exposed header
+        assert out.get("refusedStatus") == 401 and "token" in out["refused"], out
+        assert "data: " in out.get("sse", "") and "third" in out["sse"], out
+
+        # The same page from localhost is another origin, not allowed: the browser refuses to hand it anything.
+        page.get(f"http://localhost:{other.server_address[1]}/")
+        out = page.execute_async_script(CROSS_ORIGIN_READ, base, token)
+        assert "status" not in out and "TypeError" in out["error"], out
+        assert "refusedStatus" not in out and "sse" not in out, out
+    finally:
+        other.shutdown()
+        other.server_close()

@@ -163,7 +163,8 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
         case .allowOrigin:
             return .list(
                 "ORIGIN",
-                "Let pages from this origin connect, besides the server's own (e.g. https://logs.example.com; '*' allows every origin). Repeatable.",
+                "Let pages from this origin connect and read /sse and /api/* (CORS), besides the server's own "
+                    + "(e.g. https://logs.example.com; '*' allows every origin). Repeatable.",
                 emptyMeans: "the server's own",
                 checkEach: {
                     $0 == "*" || AccessPolicy.normalizedOrigin($0) != nil
