@@ -105,8 +105,9 @@ public enum HTTPGet {
             head.headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
             head.headers.add(name: "Connection", value: "close")
             for (name, value) in headers { head.headers.add(name: name, value: value) }
-            try await outbound.write(.head(head))
-            try await outbound.write(.end(nil))
+            // One write, one flush: a server that answers on the head and closes
+            // must not find a second write of this request still to come.
+            try await outbound.write(contentsOf: [.head(head), .end(nil)])
             var response = Response(status: 0, headers: [], body: [])
             for try await part in inbound {
                 switch part {

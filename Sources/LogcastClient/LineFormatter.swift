@@ -1,10 +1,25 @@
 import Foundation
+import LogcastProtocol
 
-/// How `logcast tail` prints lines.
+/// How `logcast tail` prints lines. The `short-*` and `with-unit` modes
+/// print as `journalctl -o` does under the same names (local time, as the
+/// `TZ` the process has); `short` is logcast's own.
 public enum OutputMode: String, Sendable, CaseIterable {
-    /// Time, host, source (and identifier[pid]), message; level-coloured.
+    /// logcast's own: UTC time to the millisecond, host, source (and
+    /// identifier[pid]), message; level-coloured. Not journalctl's `short`,
+    /// which has neither the source nor the milliseconds.
     case short
-    /// Each line object exactly as the server sent it.
+    /// journalctl's: `2026-12-03T10:08:48+0000 host identifier[pid]: message`.
+    case shortISO = "short-iso"
+    /// journalctl's: `Dec 03 10:08:48.254194 host identifier[pid]: message`.
+    case shortPrecise = "short-precise"
+    /// journalctl's: `Thu 2026-12-03 10:08:48 UTC host identifier[pid]: message`.
+    case shortFull = "short-full"
+    /// journalctl's: as `short-full`, with the unit (when the line has one)
+    /// in place of the identifier: `unit[pid]`.
+    case withUnit = "with-unit"
+    /// Each line object exactly as the server sent it (not journalctl's
+    /// `json`, which prints journal fields).
     case json
     /// The message only.
     case cat
@@ -103,7 +118,10 @@ public struct LineFormatter: Sendable {
         /// A line; `seq` is nil for a line read from a source's archive (the
         /// journal) for a time range, which is not part of the stream.
         case line(seq: UInt64?, text: String)
+        /// A warning or error for stderr: a gap, an error reply, something unreadable.
         case notice(String)
+        /// Information for stderr that `-q` leaves out: a source event.
+        case event(String)
         case hello(epoch: String)
         case restart(next: UInt64?, notice: String)
         case ignored
@@ -146,7 +164,7 @@ public struct LineFormatter: Sendable {
             let event = object["event"] as? String ?? "?"
             let path = (object["path"] as? String).map { " (\(shown($0)))" } ?? ""
             let reason = (object["reason"] as? String).map { ": \(shown($0))" } ?? ""
-            return .notice("logcast: — \(shown(source)) \(shown(event))\(path)\(reason) —")
+            return .event("logcast: — \(shown(source)) \(shown(event))\(path)\(reason) —")
         case "error":
             let hint = (object["hint"] as? String).map { " (\(shown($0)))" } ?? ""
             return .notice("logcast: server says: \(shown(object["error"] as? String ?? "error"))\(hint)")
@@ -162,6 +180,19 @@ public struct LineFormatter: Sendable {
             return String(raw)
         case .cat:
             return message
+        case .shortISO, .shortPrecise, .shortFull, .withUnit:
+            // As journalctl prints: a line without an identifier (a file's) shows its source in that place.
+            var text = paint(Self.journalTime(object["ts"] as? String ?? "", mode: mode), "2")
+            if let host = object["host"] as? String { text += " " + shown(host) }
+            let pid = (object["pid"] as? NSNumber).map { "[\($0)]" } ?? ""
+            if mode == .withUnit, let unit = object["unit"] as? String {
+                text += " " + shown(unit) + pid
+            } else if let identifier = object["identifier"] as? String {
+                text += " " + shown(identifier) + pid
+            } else {
+                text += " " + shown(object["source"] as? String ?? "?")
+            }
+            return text + ": " + paint(message, Self.style(priority: (object["priority"] as? NSNumber)?.intValue))
         case .short:
             var text = ""
             let timestamp = Self.shortTime(object["ts"] as? String ?? "")
@@ -183,6 +214,30 @@ public struct LineFormatter: Sendable {
     static func shortTime(_ ts: String) -> String {
         guard ts.count == 27, ts.hasSuffix("Z") else { return ts }
         return String(ts.prefix(23)) + "Z"
+    }
+
+    /// The time as `journalctl -o MODE` prints it, in local time (`ts` as
+    /// it came when it is not a time).
+    static func journalTime(_ ts: String, mode: OutputMode) -> String {
+        guard let time = TimeBound.parse(ts), !ts.hasPrefix("-"), ts != "now" else { return ts }
+        var seconds = time_t(time.microseconds / 1_000_000)
+        var fraction = time.microseconds % 1_000_000
+        if fraction < 0 {
+            fraction += 1_000_000
+            seconds -= 1
+        }
+        var parts = tm()
+        guard localtime_r(&seconds, &parts) != nil else { return ts }
+        let format: String
+        switch mode {
+        case .shortISO: format = "%Y-%m-%dT%H:%M:%S%z"
+        case .shortPrecise: format = "%b %d %H:%M:%S"
+        default: format = "%a %Y-%m-%d %H:%M:%S %Z"
+        }
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, format, &parts)
+        let text = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return mode == .shortPrecise ? text + String(format: ".%06d", Int(fraction)) : text
     }
 
     /// journalctl's colours: emerg..err bold red, warning yellow, notice bold, debug grey.

@@ -172,3 +172,20 @@ public enum TailError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// journalctl's optional-value flags, for an argument parser that knows
+/// only flags and options with values: `--case-sensitive` alone means
+/// `--case-sensitive=yes` (journalctl's `--case-sensitive[=BOOL]`). Only the
+/// `tail` subcommand's arguments are touched, and none after `--`.
+public enum JournalctlArguments {
+    public static func normalized(_ arguments: [String]) -> [String] {
+        guard arguments.first == "tail" else { return arguments }
+        var out: [String] = []
+        var ended = false
+        for argument in arguments {
+            if argument == "--" { ended = true }
+            out.append(!ended && argument == "--case-sensitive" ? "--case-sensitive=yes" : argument)
+        }
+        return out
+    }
+}

@@ -21,6 +21,10 @@ public struct TailOptions: Sendable {
     public var backlog = 10
     /// Keep streaming (false: print the backlog and exit, `--no-follow`).
     public var follow = true
+    /// Print the lines newest first (`-r`; only when not following).
+    public var reverse = false
+    /// No connection notices or source events on stderr (`-q`); gaps and errors still show.
+    public var quiet = false
     public var token: String?
     /// TLS settings for `wss://` (system trust store unless changed).
     public var tls: TLSConfiguration = .makeClientConfiguration()
@@ -97,7 +101,7 @@ public final class TailSession: Sendable {
                     _,
                     _ in
                     connectedAt.withLock { $0 = .now }
-                    if wasConnected {
+                    if wasConnected, !self.options.quiet {
                         let seq = self.position.withLock { $0.lastSeq }
                         self.output.stderr("logcast: reconnected" + (seq.map { "; resuming after line \($0)" } ?? "") + "\n")
                     }
@@ -137,7 +141,7 @@ public final class TailSession: Sendable {
                 )
             }
             let wait = backoff.next()
-            if !announcedOutage {
+            if !announcedOutage, !options.quiet {
                 output.stderr("logcast: \(failure); reconnecting\n")
                 announcedOutage = true
             }
@@ -171,19 +175,29 @@ public final class TailSession: Sendable {
             if case .stop(let error) = Self.refusal(status: response.status, body: response.body, headers: response.headers) { throw error }
             throw .unreachable("logcast: \(response.status) from the server: \(response.text.prefix(300))")
         }
-        handle(frame: response.text)
+        handle(frame: response.text, reverse: options.reverse)
     }
 
     // MARK: Frames
 
-    func handle(frame: String) {
+    /// Prints what one frame (or one `/api/v1/lines` answer) holds: lines to
+    /// stdout, notices to stderr. With `reverse`, the lines are printed
+    /// newest first once the whole frame is read (notices as they come).
+    func handle(frame: String, reverse: Bool = false) {
         var lines = ""
+        var newestFirst: [String] = []
+        func add(_ text: String) {
+            if reverse { newestFirst.append(text) } else { lines += text + "\n" }
+        }
+        defer {
+            if reverse, !newestFirst.isEmpty { output.stdout(newestFirst.reversed().map { $0 + "\n" }.joined()) }
+        }
         for raw in frame.split(separator: "\n", omittingEmptySubsequences: true) {
             switch options.formatter.format(raw: raw) {
             case .line(let seq?, let text):
-                if position.withLock({ $0.sawLine(seq: seq) }) { lines += text + "\n" }
+                if position.withLock({ $0.sawLine(seq: seq) }) { add(text) }
             case .line(nil, let text):
-                lines += text + "\n"  // from the journal, before the stream: no place in it to remember
+                add(text)  // from the journal, before the stream: no place in it to remember
             case .hello(let epoch):
                 position.withLock { $0.sawHello(epoch: epoch) }
             case .restart(let next, let notice):
@@ -191,6 +205,10 @@ public final class TailSession: Sendable {
                 flush(&lines)
                 output.stderr(notice + "\n")
             case .notice(let text):
+                flush(&lines)
+                output.stderr(text + "\n")
+            case .event(let text):
+                guard !options.quiet else { break }
                 flush(&lines)
                 output.stderr(text + "\n")
             case .ignored:

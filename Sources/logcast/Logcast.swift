@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LogcastClient
 import LogcastProtocol
 import LogcastService
 
@@ -13,6 +14,34 @@ struct Logcast: AsyncParsableCommand {
         version: LogcastVersion.string,
         subcommands: [Serve.self, Tail.self]
     )
+
+    /// Parses the command line after mapping journalctl's optional-value
+    /// flags (``JournalctlArguments``), and runs the command. A command line
+    /// the parser refuses exits with 2, the documented usage status
+    /// (ArgumentParser's own would be 64).
+    static func main() async {
+        let arguments = JournalctlArguments.normalized(Array(CommandLine.arguments.dropFirst()))
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+        do {
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                var command = command
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// `logcast serve`: its flags come from the settings table in

@@ -13,10 +13,19 @@ struct Tail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stream lines from a logcast server to the terminal, like journalctl -f.",
         discussion: """
-            URL defaults to $LOGCAST_URL or ws://127.0.0.1:8080. Reconnects by itself and resumes where it left off.
-            Lines go to stdout; gaps, source events and connection notices go to stderr.
-            Exit codes: 0 done (--no-follow, Ctrl-C), 1 server unreachable, 2 bad usage, 3 filter refused, 4 token or origin refused.
-            Example: logcast tail ws://web1:8080 -u nginx -p warning -g timeout
+            URL defaults to $LOGCAST_URL or ws://127.0.0.1:8080. Follows by default (-f is accepted; --no-follow prints and exits). \
+            Reconnects by itself and resumes where it left off.
+            Lines go to stdout; gaps, source events and connection notices go to stderr (-q keeps only gaps and errors).
+
+            journalctl habits: -u, -t, -p, -g (PCRE2, smart case), --case-sensitive[=BOOL], -S, -U, -n, -f, -q, -r, -e, \
+            --no-pager and -o short-iso, short-precise, short-full, with-unit, json, cat mean what they mean there. \
+            Different here: -s is a logcast source, -H a cluster host; -o short is logcast's own (UTC, milliseconds, source) and \
+            -o json prints the server's line objects, not journal fields; -e only implies -n 1000 (there is no pager); \
+            -x is accepted and does nothing (no message catalog); -F is a fixed string.
+
+            Exit codes: 0 done (--no-follow, Ctrl-C, a closed pipe), 1 server unreachable, 2 bad usage, 3 filter refused, \
+            4 token or origin refused.
+            Example: logcast tail ws://web1:8080 -u nginx -p warning -g 'timeout|refused'
             """
     )
 
@@ -26,16 +35,27 @@ struct Tail: AsyncParsableCommand {
     @Option(name: [.short, .customLong("source")], help: ArgumentHelp("Only this source (repeatable).", valueName: "NAME"))
     var sources: [String] = []
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Message contains this text (repeatable: all must match; smart case).", valueName: "TEXT"))
-    var grep: [String] = []
+    @Option(
+        name: [.short, .long, .customLong("regex")],
+        help: ArgumentHelp("Message matches this PCRE2 regular expression, like journalctl -g (smart case).", valueName: "REGEX")
+    )
+    var grep: String?
 
     @Option(
-        name: [.customShort("e"), .customLong("regex")],
-        help: ArgumentHelp("Message matches this PCRE2 regular expression.", valueName: "REGEX")
+        help: ArgumentHelp(
+            "With -g: match case as given (yes) or ignore it (no); without it, smart case (as journalctl).",
+            valueName: "BOOL"
+        )
     )
-    var regex: String?
+    var caseSensitive: String?
 
-    @Option(name: [.customShort("x"), .long], help: ArgumentHelp("Drop lines containing this text (repeatable).", valueName: "TEXT"))
+    @Option(
+        name: [.customShort("F"), .customLong("contains")],
+        help: ArgumentHelp("Message contains this fixed text (repeatable: all must match; smart case).", valueName: "TEXT")
+    )
+    var contains: [String] = []
+
+    @Option(help: ArgumentHelp("Drop lines containing this text (repeatable).", valueName: "TEXT"))
     var exclude: [String] = []
 
     @Option(
@@ -68,15 +88,37 @@ struct Tail: AsyncParsableCommand {
     )
     var until: String?
 
-    @Option(name: [.customShort("n"), .long], help: "Lines of history to print first.")
-    var lines = 10
+    @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Lines of history to print first (default 10; 1000 with -e).", valueName: "N"))
+    var lines: Int?
+
+    @Flag(name: [.short, .long], help: "Follow new lines (the default; as journalctl -f).")
+    var follow = false
 
     @Flag(help: "Print the history lines and exit instead of following.")
     var noFollow = false
 
+    @Flag(name: [.short, .long], help: "Newest line first; only for lines that end (--no-follow or --until).")
+    var reverse = false
+
+    @Flag(name: [.short, .long], help: "Quiet: no connection notices or source events on stderr (gaps and errors still show).")
+    var quiet = false
+
+    @Flag(name: [.customShort("e"), .long], help: "As journalctl -e: start at the end, with -n 1000 unless -n is given.")
+    var pagerEnd = false
+
+    @Flag(name: [.customShort("x"), .long], help: "Accepted for journalctl -x habits; does nothing (no message catalog).")
+    var catalog = false
+
+    @Flag(help: "Accepted for journalctl habits; logcast never pages.")
+    var noPager = false
+
     @Option(
         name: [.short, .customLong("output")],
-        help: ArgumentHelp("short (time, host, source, message), json (the server's objects) or cat (message only).", valueName: "short|json|cat")
+        help: ArgumentHelp(
+            "short (logcast's: UTC time, host, source, message), short-iso, short-precise, short-full, with-unit (as journalctl), "
+                + "json (the server's line objects) or cat (message only).",
+            valueName: "MODE"
+        )
     )
     var output = "short"
 
@@ -130,8 +172,17 @@ struct Tail: AsyncParsableCommand {
         var options = TailOptions(address: try ServerAddress(parsing: text))
         var filter = TailFilter()
         filter.sources = sources
-        filter.grep = grep
-        filter.regex = regex
+        filter.grep = contains
+        if let caseSensitive {
+            guard let sensitive = Self.boolean(caseSensitive) else {
+                throw .usage("--case-sensitive '\(caseSensitive)' is not a boolean; use yes or no (1/0, true/false, on/off)")
+            }
+            guard grep != nil else { throw .usage("--case-sensitive applies to -g/--grep, which is not given") }
+            // An inline option at the start overrides the server's smart case (PCRE2 semantics).
+            filter.regex = grep.map { (sensitive ? "(?-i)" : "(?i)") + $0 }
+        } else {
+            filter.regex = grep
+        }
         filter.exclude = exclude
         filter.priority = priority
         filter.units = units
@@ -147,10 +198,20 @@ struct Tail: AsyncParsableCommand {
             throw .usage("--until is before --since")
         }
         options.filter = filter
-        guard lines >= 0 else { throw .usage("--lines must be 0 or more (got \(lines))") }
-        options.backlog = lines
+        let backlog = lines ?? (pagerEnd ? 1000 : 10)
+        guard backlog >= 0 else { throw .usage("--lines must be 0 or more (got \(backlog))") }
+        options.backlog = backlog
+        if follow && noFollow { throw .usage("-f/--follow and --no-follow contradict each other") }
+        if follow && until != nil { throw .usage("-f/--follow cannot be combined with --until (a range ends)") }
         options.follow = !noFollow && until == nil
-        guard let mode = OutputMode(rawValue: output) else { throw .usage("--output '\(output)' is not a mode; use short, json or cat") }
+        if reverse && options.follow {
+            throw .usage("-r/--reverse needs lines that end: add --no-follow or --until (a followed stream has no newest line)")
+        }
+        options.reverse = reverse
+        options.quiet = quiet
+        guard let mode = OutputMode(rawValue: output) else {
+            throw .usage("--output '\(output)' is not a mode; use \(OutputMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let useColor: Bool
         switch color {
         case "always": useColor = true
@@ -186,6 +247,17 @@ struct Tail: AsyncParsableCommand {
         }
         options.tls = tls
         return options
+    }
+}
+
+extension Tail {
+    /// A systemd boolean (`yes`/`no`, `1`/`0`, `true`/`false`, `on`/`off`, `y`/`n`, `t`/`f`), as journalctl takes them.
+    static func boolean(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "1", "yes", "y", "true", "t", "on": true
+        case "0", "no", "n", "false", "f", "off": false
+        default: nil
+        }
     }
 }
 

@@ -30,19 +30,35 @@ final class OneShotServer: @unchecked Sendable {
         Thread.detachNewThread {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { return }
+            // The whole request head first: replying to part of it and closing
+            // with the rest unread would reset the connection (and lose the reply).
+            var request: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
-            _ = read(client, &buffer, buffer.count)
+            while !request.ends(with: Array("\r\n\r\n".utf8)) {
+                let n = read(client, &buffer, buffer.count)
+                if n <= 0 { break }
+                request += buffer[0..<n]
+            }
             var sent = 0
             while sent < reply.count {
                 let n = reply[sent...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if n <= 0 { break }
                 sent += n
             }
+            // An orderly end: the client reads everything, then sees EOF; wait for it to close its side.
+            shutdown(client, Int32(SHUT_WR))
+            while read(client, &buffer, buffer.count) > 0 {}
             close(client)
         }
     }
 
     deinit { close(fd) }
+}
+
+extension Array where Element == UInt8 {
+    func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
 }
 
 @Suite(.timeLimit(.minutes(1))) struct HTTPGetTests {

@@ -118,7 +118,7 @@ extension ServerAddress {
         )
         #expect(
             formatter.format(raw: #"{"type":"source","source":"app","event":"rotated","path":"/var/log/app.log"}"#)
-                == .notice("logcast: — app rotated (/var/log/app.log) —")
+                == .event("logcast: — app rotated (/var/log/app.log) —")
         )
         #expect(formatter.format(raw: #"{"type":"subscribed","filter":{}}"#) == .ignored)
         guard case .notice(let text) = formatter.format(raw: "not json") else {
@@ -166,5 +166,17 @@ extension ServerAddress {
         #expect(LineFormatter.visible(text, keepSGR: true) == "\u{1B}[1;31mred\u{1B}[0m \\x1b[2J")
         #expect(LineFormatter.visible(text) == "\\x1b[1;31mred\\x1b[0m \\x1b[2J")
         #expect(LineFormatter.visible("\u{1B}[", keepSGR: true) == "\\x1b[")
+    }
+}
+
+@Suite struct JournalctlArgumentsTests {
+    @Test func aBareCaseSensitiveFlagMeansYesOnlyForTailAndBeforeTheTerminator() {
+        #expect(
+            JournalctlArguments.normalized(["tail", "-g", "Foo", "--case-sensitive"]) == ["tail", "-g", "Foo", "--case-sensitive=yes"]
+        )
+        #expect(JournalctlArguments.normalized(["tail", "--case-sensitive=no", "-g", "x"]) == ["tail", "--case-sensitive=no", "-g", "x"])
+        #expect(JournalctlArguments.normalized(["tail", "--", "--case-sensitive"]) == ["tail", "--", "--case-sensitive"])
+        #expect(JournalctlArguments.normalized(["serve", "--case-sensitive"]) == ["serve", "--case-sensitive"])
+        #expect(JournalctlArguments.normalized([]) == [])
     }
 }

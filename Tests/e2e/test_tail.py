@@ -1,6 +1,7 @@
 """`logcast tail`, the real binary, against a live server: filters, output
 modes, --no-follow, resume across cut connections and restarts, notices on
 stderr, refusals and exit codes."""
+import datetime
 import json
 import os
 import signal
@@ -95,8 +96,22 @@ def test_no_follow_prints_the_backlog_and_exits_0(app):
     (["-s", "app", "-g", "timeout"], ["ERROR db timeout"]),
     (["-p", "err"], ["ERROR db timeout", "ERROR other failed"]),
     (["-p", "warning..warning"], ["WARN slow"]),
-    (["-s", "app", "-x", "healthz", "-e", "^(INFO|WARN)"], ["INFO start", "WARN slow"]),
+    (["-s", "app", "--exclude", "healthz", "-g", "^(INFO|WARN)"], ["INFO start", "WARN slow"]),
     (["-s", "app", "-g", "TIMEOUT"], []),  # smart case: an upper-case letter makes it exact
+    # -g is a regex as in journalctl; -F keeps the fixed string.
+    (["-s", "app", "-g", "time.ut"], ["ERROR db timeout"]),
+    (["-s", "app", "-F", "time.ut"], []),
+    (["-s", "app", "-F", "timeout", "-F", "db"], ["ERROR db timeout"]),
+    (["-s", "app", "--regex", "slow$"], ["WARN slow"]),
+    # --case-sensitive[=BOOL] as journalctl takes it, overriding smart case both ways.
+    (["-s", "app", "-g", "TIMEOUT", "--case-sensitive=no"], ["ERROR db timeout"]),
+    (["-s", "app", "-g", "TIMEOUT", "--case-sensitive=0"], ["ERROR db timeout"]),
+    (["-g", "error"], ["ERROR db timeout", "ERROR other failed"]),
+    (["-g", "error", "--case-sensitive"], []),
+    (["-g", "error", "--case-sensitive=yes"], []),
+    (["-g", "ERROR", "--case-sensitive=true"], ["ERROR db timeout", "ERROR other failed"]),
+    # journalctl habits that change nothing here: -f, -x, --no-pager.
+    (["-s", "app", "-x", "--no-pager", "-g", "slow"], ["WARN slow"]),
     (["--host", "web1", "-s", "other"], ["ERROR other failed"]),
     (["-u", "nginx"], []),  # file lines carry no unit
 ])
@@ -126,6 +141,10 @@ def test_output_modes(app):
     ts = objects[1]["ts"]
     assert first.startswith(ts[:23]) and " web1 app: ERROR db timeout" in first
     assert "\x1b[" not in "".join(short), "no colours when stdout is not a terminal"
+    # journalctl's modes show a file line's source where a journal line has its identifier, in local time.
+    iso = run_tail(app.url, "--no-follow", "-n", "100", "-s", "app", "-o", "short-iso", env={"TZ": "Asia/Kolkata"}).stdout.splitlines()
+    local = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
+    assert iso[1] == local.strftime("%Y-%m-%dT%H:%M:%S+0530") + " web1 app: ERROR db timeout", iso
     coloured = run_tail(app.url, "--no-follow", "-n", "100", "-s", "app", "--color", "always").stdout.splitlines()
     assert "\x1b[1;31mERROR db timeout\x1b[0m" in coloured[1]
     assert "\x1b[33mWARN slow\x1b[0m" in coloured[2]
@@ -313,3 +332,95 @@ def test_wss_with_verification(serve, tmp_path):
         assert following.lines(1) == ["secure line"]
     finally:
         following.stop()
+
+
+# --- journalctl habits ------------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["-g", "x", "--case-sensitive=maybe"], "--case-sensitive 'maybe' is not a boolean"),
+    (["--case-sensitive"], "--case-sensitive applies to -g/--grep"),
+    (["-f", "--no-follow"], "-f/--follow and --no-follow contradict"),
+    (["-f", "--until=-1m"], "-f/--follow cannot be combined with --until"),
+    (["--lines", "many"], "Error: The value 'many' is invalid for '--lines <N>'"),  # the parser's own refusals exit 2 too
+    (["--no-such-flag"], "Unknown option '--no-such-flag'"),
+    (["-r"], "-r/--reverse needs lines that end"),
+    (["-o", "short-unix"], "--output 'short-unix' is not a mode; use short, short-iso, short-precise, short-full, with-unit, json, cat"),
+    (["-g", "("], None),  # the server's regex error, exit 3
+])
+def test_journalctl_flags_refused_with_a_reason(app, args, words):
+    result = run_tail(app.url, *args)
+    if words is None:
+        assert result.returncode == 3 and "regex" in result.stderr, result.stderr
+    else:
+        assert result.returncode == 2, result.stderr
+        assert words in result.stderr, result.stderr
+
+
+def test_reverse_and_pager_end_and_follow_as_journalctl(app, tails):
+    newest_first = run_tail(app.url, "--no-follow", "-r", "-n", "3", "-o", "cat", "-s", "app")
+    assert newest_first.returncode == 0, newest_first.stderr
+    assert newest_first.stdout.splitlines() == ["INFO GET /healthz", "WARN slow", "ERROR db timeout"]
+    until = run_tail(app.url, "-U", "now", "-r", "--since=-1d", "-o", "cat", "-s", "app")
+    assert until.stdout.splitlines() == ["INFO GET /healthz", "WARN slow", "ERROR db timeout", "INFO start"], until.stderr
+    # -e means the last 1000 unless -n says otherwise; -xe is a habit.
+    append(app.log, "".join(f"more {i}\n" for i in range(1100)))
+    wait_for(lambda: json.loads(app.get("/healthz")[2])["last_seq"] == 1105, message="the new lines")
+    end = run_tail(app.url, "--no-follow", "-xe", "-o", "cat", "-s", "app")
+    assert end.stdout.splitlines() == [f"more {i}" for i in range(100, 1100)], end.stderr
+    assert run_tail(app.url, "--no-follow", "-e", "-n", "2", "-o", "cat", "-s", "app").stdout.splitlines() == ["more 1098", "more 1099"]
+    # -f is the default spelled out.
+    t = tails(app.url, "-f", "-n", "1", "-o", "cat", "-s", "app")
+    assert t.lines(1) == ["more 1099"]
+    append(app.log, "followed\n")
+    assert t.lines(2)[1] == "followed"
+
+
+def test_quiet_leaves_out_connection_notices_and_source_events_but_not_gaps(app, tails):
+    loud = tails(app.url, "-n", "0", "-o", "cat", "-s", "app")
+    quiet = tails(app.url, "-q", "-n", "0", "-o", "cat", "-s", "app")
+    wait_for(lambda: json.loads(app.get("/healthz")[2])["subscribers"] == 2, message="both tails to connect")
+    app.log.write_text("")  # truncated: a source event
+    append(app.log, "after truncation\n")
+    assert loud.lines(1) == ["after truncation"] and quiet.lines(1) == ["after truncation"]
+    loud.stderr_has("app truncated")
+    # A server restart: the loud one says it reconnects; the quiet one says only what may be lost.
+    port = app.port
+    app.stop()
+    loud.stderr_has("reconnecting")
+    again = Server(["--file", f"app={app.log}", "--listen", f"127.0.0.1:{port}", "--initial-lines", "0"], cwd=app.log.parent).start()
+    try:
+        loud.stderr_has("the server restarted")
+        quiet.stderr_has("the server restarted")
+        append(app.log, "after restart\n")
+        assert loud.lines(2)[1] == "after restart" and quiet.lines(2)[1] == "after restart"
+        loud.stderr_has("reconnected")
+        assert not any("truncated" in line or "reconnect" in line for line in quiet.err), quiet.err
+    finally:
+        again.stop()
+
+
+def test_journalctl_output_modes_print_what_journalctl_prints(serve, tmp_path):
+    from journal_support import JournalWriter
+
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    writer = JournalWriter(journal)
+    try:
+        entries = [
+            {"MESSAGE": "with unit", "PRIORITY": 6, "SYSLOG_IDENTIFIER": "nginx", "_PID": 4242, "_SYSTEMD_UNIT": "nginx.service"},
+            {"MESSAGE": "no unit", "PRIORITY": 3, "SYSLOG_IDENTIFIER": "cron", "_PID": 77},
+            {"MESSAGE": "bare", "PRIORITY": 5, "SYSLOG_IDENTIFIER": "kernel"},
+        ]
+        writer.write(*entries)
+        server = serve("--journal-directory", str(journal), "--initial-lines", "10")
+        wait_for(lambda: json.loads(server.get("/healthz")[2])["last_seq"] == 3, message="the journal entries")
+        url = f"ws://127.0.0.1:{server.port}"
+        for zone in ["UTC", "America/New_York", "Asia/Kolkata"]:
+            for mode in ["short-iso", "short-precise", "short-full", "with-unit"]:
+                expected = subprocess.run(["journalctl", "--directory", str(journal), "-o", mode, "--no-pager", "-q"],
+                                          capture_output=True, text=True, env={**os.environ, "TZ": zone}, check=True).stdout.splitlines()
+                got = run_tail(url, "--no-follow", "-o", mode, env={"TZ": zone})
+                assert got.returncode == 0, got.stderr
+                assert got.stdout.splitlines() == expected, (zone, mode)
+    finally:
+        writer.close()
