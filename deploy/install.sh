@@ -8,7 +8,10 @@
 #   LOGCAST_BIN=path/to/logcast ...        # install this binary instead of building
 #
 # Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.{service,socket}
-# and logcast-gateway.service
+# and logcast-gateway.service, PREFIX/share/man/man1/logcast.1 (made by swift-argument-parser's
+# generate-manual from the binary), shell completions for bash, zsh and fish (from the binary's
+# --generate-completion-script) under PREFIX/share/{bash-completion/completions,zsh/vendor-completions,
+# fish/vendor_completions.d}
 # (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/,
 # and SYSCONFDIR/logcast/{config,gateway}.yaml (SYSCONFDIR: /etc for /usr and
 # /usr/local, else PREFIX/etc), never overwritten: the examples also go to
@@ -62,6 +65,24 @@ for unit in logcast.service logcast-gateway.service; do
         rm -f "$root/lib/systemd/system/$unit.d/notify-reload.conf"
     fi
 done
+# The man page, from the argument parser's own description of the binary. The generator is
+# swift-argument-parser's generate-manual, built once from the package's checkout into .build/tools.
+parser_checkout=.build/checkouts/swift-argument-parser
+[[ -d $parser_checkout ]] || swift package resolve >/dev/null
+swift build -q --package-path "$parser_checkout" --product generate-manual --scratch-path .build/tools
+man_dir=$(mktemp -d)
+trap 'rm -rf "$man_dir"' EXIT
+manual_date=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y-%m-%d)
+.build/tools/debug/generate-manual "$binary" --date "$manual_date" --output-directory "$man_dir"
+install -d "$root/share/man/man1"
+install -m 0644 "$man_dir/logcast.1" "$root/share/man/man1/logcast.1"
+# Shell completions, as the binary prints them.
+install -d "$root/share/bash-completion/completions" "$root/share/zsh/vendor-completions" "$root/share/fish/vendor_completions.d"
+"$binary" --generate-completion-script bash > "$root/share/bash-completion/completions/logcast"
+"$binary" --generate-completion-script zsh > "$root/share/zsh/vendor-completions/_logcast"
+"$binary" --generate-completion-script fish > "$root/share/fish/vendor_completions.d/logcast.fish"
+chmod 0644 "$root/share/bash-completion/completions/logcast" "$root/share/zsh/vendor-completions/_logcast" \
+    "$root/share/fish/vendor_completions.d/logcast.fish"
 install -m 0644 README.md "$root/share/doc/logcast/README.md"
 for config in config.yaml gateway.yaml; do
     install -m 0644 "deploy/$config" "$root/share/doc/logcast/$config"

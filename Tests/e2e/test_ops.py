@@ -339,6 +339,18 @@ def test_install_into_a_prefix_gives_a_working_layout_and_a_valid_unit(tmp_path,
                      "etc/logcast/config.yaml"]:
         assert (prefix / relative).exists(), relative
     assert os.access(prefix / "bin" / "logcast", os.X_OK)
+    # The man page renders and documents both commands, with the flags as the parser knows them.
+    page = subprocess.run(["groff", "-mandoc", "-Tutf8", "-P-cbou", str(prefix / "share/man/man1/logcast.1")],
+                          capture_output=True, text=True, check=True).stdout
+    for words in ["logcast", "serve", "tail", "--case-sensitive", "--no-follow", "--tls-cert", "Exit codes"]:
+        assert words in page.replace("\u2010", "-"), words
+    # Completions for bash (loaded and registered by a real bash), zsh and fish.
+    completion = prefix / "share/bash-completion/completions/logcast"
+    registered = subprocess.run(["bash", "-c", f"source {completion} && complete -p logcast"], capture_output=True, text=True)
+    assert registered.returncode == 0 and "logcast" in registered.stdout, registered.stderr
+    assert "--case-sensitive" in completion.read_text()
+    assert "#compdef logcast" in (prefix / "share/zsh/vendor-completions/_logcast").read_text()
+    assert "complete -c 'logcast'" in (prefix / "share/fish/vendor_completions.d/logcast.fish").read_text()
     unit = (prefix / "lib/systemd/system/logcast.service").read_text()
     assert f"ExecStart={prefix}/bin/logcast serve --config {prefix}/etc/logcast/config.yaml" in unit
     assert f"--web-root {prefix}/share/logcast/web" in unit
