@@ -239,10 +239,13 @@ public struct LogcastApplication: Sendable {
             let scheme = configuration.tls == nil ? "http" : "https"
             logger.notice("listening", metadata: ["address": "\(scheme)://\(address):\(port)"])
             if !configuration.access.requiresToken, !Self.isLoopback(address) {
-                let warning =
-                    "listening on \(address) without --token-file: anyone who can reach this port can read these logs; "
-                    + "set a token, or listen on 127.0.0.1 behind a proxy"
-                logger.warning("\(warning)")
+                logger.warning(
+                    """
+                    listening without --token-file: anyone who can reach this port can read these logs; \
+                    set a token, or listen on 127.0.0.1 behind a proxy
+                    """,
+                    metadata: ["address": "\(address)"]
+                )
             }
             await onListening(port)
         }

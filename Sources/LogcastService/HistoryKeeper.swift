@@ -23,7 +23,7 @@ struct HistoryKeeper: Service {
                 let problem = log.problem
                 if problem != reported {
                     if let problem {
-                        logger.error("\(problem)")
+                        logger.error("history not written", metadata: ["error": "\(problem)"])
                     } else {
                         logger.notice("writing the history again")
                     }

@@ -52,7 +52,10 @@ public enum LogcastService {
                 return 0
             }
             let level = configuration.logLevel
+            // Under systemd, entries go to the journal natively (priority and fields); elsewhere, lines on stderr.
+            let toJournal = JournalLogHandler.stderrIsJournal(environment: environment)
             LoggingSystem.bootstrap { label in
+                if toJournal { return JournalLogHandler(label: label, logLevel: level) }
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level
                 return handler

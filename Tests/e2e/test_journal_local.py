@@ -96,3 +96,61 @@ def test_local_journal_streams_entries_and_never_its_own_log(journald, tmp_path)
 def journalctl_local(*args):
     result = subprocess.run(["journalctl", "-o", "json", "--no-pager", *args], capture_output=True)
     return [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
+
+
+def journal_stream(identifier):
+    """A stream to journald set up as systemd does for `StandardError=journal`:
+    returns the socket and the JOURNAL_STREAM value naming it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect("/run/systemd/journal/stdout")
+    # identifier, unit id, priority, level prefix, forward to syslog, kmsg, console
+    sock.sendall(f"{identifier}\n\n6\n1\n0\n0\n0\n".encode())
+    sock.shutdown(socket.SHUT_RD)
+    status = os.fstat(sock.fileno())
+    return sock, f"{status.st_dev}:{status.st_ino}"
+
+
+def test_own_log_is_native_to_the_journal_when_stderr_is_the_journal(journald, tmp_path):
+    """With JOURNAL_STREAM naming stderr, each entry has its priority and its
+    metadata as fields; without it, the same stream gets plain lines."""
+    port = free_port()
+    sock, stream_id = journal_stream("logcast")
+    # Listening on all addresses without a token logs a warning with the address as metadata.
+    args = [str(BINARY), "serve", "--file", f"app={tmp_path}/app.log", "--listen", f"0.0.0.0:{port}", "--log-level", "debug"]
+    server = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=sock.fileno(),
+                              env={**os.environ, "JOURNAL_STREAM": stream_id})
+    sock.close()
+    try:
+        entries = lambda *match: journalctl_local(f"_PID={server.pid}", *match)
+        listening = wait_for(lambda: [e for e in entries() if str(e.get("MESSAGE", "")).startswith("listening ")],
+                             message="the listening entry")[0]
+        assert listening["PRIORITY"] == "5" and listening["SYSLOG_IDENTIFIER"] == "logcast"
+        assert listening["ADDRESS"] == f"http://0.0.0.0:{port}"
+        assert listening["MESSAGE"] == f"listening address=http://0.0.0.0:{port}"
+        assert listening["CODE_FILE"].endswith(".swift") and int(listening["CODE_LINE"]) > 0 and listening["CODE_FUNC"]
+        assert "_TRANSPORT" in listening and listening["_TRANSPORT"] == "journal"  # the native protocol, not the stream
+        warning = wait_for(lambda: [e for e in entries("-p", "warning")], message="the warning, found by priority")
+        assert [e["PRIORITY"] for e in warning] == ["4"] and "without --token-file" in warning[0]["MESSAGE"]
+        assert warning[0]["ADDRESS"] == "0.0.0.0"
+        # Fields are searchable as journalctl FIELD=value.
+        assert [e["MESSAGE"] for e in entries(f"ADDRESS=http://0.0.0.0:{port}")] == [listening["MESSAGE"]]
+        # Debug entries are kept at priority 7, below -p info.
+        assert all(int(e["PRIORITY"]) <= 6 for e in entries("-p", "info"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=DEADLINE)
+
+    # The same stream without JOURNAL_STREAM (or naming another descriptor): plain lines, one priority.
+    for environment in [{}, {"JOURNAL_STREAM": "1:2"}]:
+        sock, _ = journal_stream("logcast-plain")
+        env = {key: value for key, value in os.environ.items() if key != "JOURNAL_STREAM"}
+        plain = subprocess.Popen(args[:-4] + ["--listen", f"127.0.0.1:{free_port()}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                 stderr=sock.fileno(), env={**env, **environment})
+        sock.close()
+        try:
+            line = wait_for(lambda: [e for e in journalctl_local(f"_PID={plain.pid}") if "listening" in str(e.get("MESSAGE"))],
+                            message="the plain listening line")[0]
+            assert line["_TRANSPORT"] == "stdout" and line["PRIORITY"] == "6" and "ADDRESS" not in line, line
+        finally:
+            plain.send_signal(signal.SIGTERM)
+            plain.wait(timeout=DEADLINE)

@@ -802,7 +802,7 @@ struct FileTailLoop {
 
     mutating func recordError(_ message: String) {
         if lastError != message {
-            logger.error("\(message)", metadata: ["source": "\(configuration.name)"])
+            logger.error("source error", metadata: ["source": "\(configuration.name)", "error": "\(message)"])
         }
         lastError = message
     }

@@ -275,7 +275,7 @@ struct JournalTailLoop {
             let kind: SourceEvent.Kind = previous == .waiting ? .created : .reopened
             events[kind.rawValue, default: 0] += 1
             sink.event(SourceEvent(source: configuration.name, kind: kind, path: configuration.location.paths.first))
-            logger.info("journal \(kind.rawValue)", metadata: metadata)
+            logger.info("source event", metadata: metadata.merging(["event": "\(kind.rawValue)"]) { $1 })
         }
         hasStarted = true
         setState(.following, error: nil)
@@ -521,14 +521,14 @@ struct JournalTailLoop {
     /// Closes the journal after an error; the next turn reopens it after
     /// the last entry read.
     mutating func fail(_ message: String) {
-        logger.warning("\(message)", metadata: metadata)
+        logger.warning("journal failed", metadata: metadata.merging(["error": "\(message)"]) { $1 })
         closeJournal()
         setState(.failing, error: message)
     }
 
     mutating func setState(_ newState: SourceStatus.State, error: String?) {
         if newState != .following, let error, error != lastError {
-            logger.warning("\(error)", metadata: metadata)
+            logger.warning("source not following", metadata: metadata.merging(["state": "\(newState.rawValue)", "error": "\(error)"]) { $1 })
         }
         state = newState
         if let error { lastError = error } else if newState == .following { lastError = nil }
