@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 
@@ -424,3 +425,92 @@ def test_journalctl_output_modes_print_what_journalctl_prints(serve, tmp_path):
                 assert got.stdout.splitlines() == expected, (zone, mode)
     finally:
         writer.close()
+
+
+class SNIProxy:
+    """A TLS front for a plain server that records the server name (SNI) of
+    each handshake, refuses names other than `name` (as a virtual-hosting
+    front does), and relays the bytes."""
+
+    def __init__(self, cert, key, upstream_port, name="localhost"):
+        self.names = []
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(cert), str(key))
+
+        def on_name(connection, server_name, context):
+            self.names.append(server_name)
+            if server_name is not None and server_name != name:
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            return None
+        self.context.sni_callback = on_name
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        try:
+            secure = self.context.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError):
+            client.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+
+        def pump(source, sink):
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pump, args=(upstream, secure), daemon=True).start()
+        pump(secure, upstream)
+
+    def close(self):
+        self.listener.close()
+
+
+def test_server_name_is_sent_over_tls_for_names_and_not_for_addresses(serve, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    log = tmp_path / "app.log"
+    log.write_text("behind a front\n")
+    server = serve("--file", f"app={log}", "--allow-host", "*")
+    front = SNIProxy(cert, key, server.port)
+    try:
+        for scheme in ["https", "wss"]:
+            # --no-follow reads over HTTPGet; a refusal check too. Both send the name.
+            got = run_tail(f"{scheme}://localhost:{front.port}", "--no-follow", "-o", "cat", "--ca-file", str(cert))
+            assert got.returncode == 0 and got.stdout == "behind a front\n", got.stderr
+        assert front.names and set(front.names) == {"localhost"}, front.names
+        # Following (the WebSocket client) sends it as well.
+        seen = len(front.names)
+        following = Tail(f"wss://localhost:{front.port}", "-n", "1", "-o", "cat", "--ca-file", str(cert))
+        try:
+            assert following.lines(1) == ["behind a front"]
+            assert front.names[seen:] and set(front.names[seen:]) == {"localhost"}, front.names
+        finally:
+            following.stop()
+        # An address is not a name: no SNI (RFC 6066).
+        seen = len(front.names)
+        got = run_tail(f"https://127.0.0.1:{front.port}", "--no-follow", "-o", "cat", "--ca-file", str(cert))
+        assert got.returncode == 0 and got.stdout == "behind a front\n", got.stderr
+        assert front.names[seen:] == [None], front.names
+    finally:
+        front.close()
