@@ -296,3 +296,16 @@ class RawClient:
 
     def close(self):
         self.sock.close()
+
+
+def make_certificate(directory, name="localhost"):
+    """A self-signed certificate for 127.0.0.1 and localhost, with `name` as
+    its CN, written to DIRECTORY/cert.pem and key.pem; returns both paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key

@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from conftest import BINARY, DEADLINE, RawClient, Server, Stream, append, wait_for
+from conftest import BINARY, DEADLINE, RawClient, Server, Stream, append, make_certificate, wait_for
 
 TOKEN = "tok-" + "7f3a9c" * 6
 
@@ -270,18 +270,6 @@ def test_public_bind_without_token_warns(serve, token_file, log):
 
 
 # --- TLS ------------------------------------------------------------------
-
-def make_certificate(directory, name="localhost"):
-    """A self-signed certificate for 127.0.0.1 and localhost, with `name` as its CN."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
-
 
 @pytest.fixture
 def certificate(tmp_path):

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import BINARY, DEADLINE, Server, Stream, append, wait_for
+from conftest import BINARY, DEADLINE, Server, Stream, append, make_certificate, wait_for
 from viewer_support import PacedWriter, Proxy
 
 TOKEN = "tail-token-0123456789abcdef"
@@ -310,12 +310,7 @@ def test_piped_to_head_and_ctrl_c_exit_cleanly(app, tails):
 
 
 def test_wss_with_verification(serve, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = make_certificate(tmp_path)
     log = tmp_path / "app.log"
     log.write_text("secure line\n")
     server = serve("--file", f"app={log}", "--tls-cert", str(cert), "--tls-key", str(key))
@@ -463,32 +458,15 @@ class SNIProxy:
             client.close()
             return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-
-        def pump(source, sink):
-            try:
-                while data := source.recv(65536):
-                    sink.sendall(data)
-            except OSError:
-                pass
-            for end in (source, sink):
-                try:
-                    end.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        threading.Thread(target=pump, args=(upstream, secure), daemon=True).start()
-        pump(secure, upstream)
+        threading.Thread(target=Proxy._pump, args=(upstream, secure), daemon=True).start()
+        Proxy._pump(secure, upstream)
 
     def close(self):
         self.listener.close()
 
 
 def test_server_name_is_sent_over_tls_for_names_and_not_for_addresses(serve, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = make_certificate(tmp_path)
     log = tmp_path / "app.log"
     log.write_text("behind a front\n")
     server = serve("--file", f"app={log}", "--allow-host", "*")
