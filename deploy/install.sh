@@ -8,14 +8,14 @@
 #   LOGCAST_BIN=path/to/logcast ...        # install this binary instead of building
 #
 # Layout: PREFIX/bin/logcast, PREFIX/share/logcast/web/, PREFIX/lib/systemd/system/logcast.{service,socket}
-# and logcast-gateway.service, PREFIX/share/man/man1/logcast.1 (made by swift-argument-parser's
-# generate-manual from the binary), shell completions for bash, zsh and fish (from the binary's
-# --generate-completion-script) under PREFIX/share/{bash-completion/completions,zsh/vendor-completions,
-# fish/vendor_completions.d}
+# and logcast-gateway.service
 # (a directory systemd searches when PREFIX is /usr or /usr/local), PREFIX/share/doc/logcast/,
 # and SYSCONFDIR/logcast/{config,gateway}.yaml (SYSCONFDIR: /etc for /usr and
 # /usr/local, else PREFIX/etc), never overwritten: the examples also go to
-# PREFIX/share/doc/logcast/.
+# PREFIX/share/doc/logcast/. Also PREFIX/share/man/man1/logcast.1 (made from the binary
+# by swift-argument-parser's generate-manual) and completions for bash, zsh and fish
+# (from the binary's --generate-completion-script) under PREFIX/share/{bash-completion/
+# completions,zsh/vendor-completions,fish/vendor_completions.d}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
