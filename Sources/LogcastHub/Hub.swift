@@ -146,11 +146,13 @@ public final class Hub: Sendable {
             // Only publishers (holding `fanout`) move `nextSeq`, so the numbers
             // can be encoded outside the state lock.
             let first = state.withLock { $0.nextSeq }
+            let now = MonotonicClock.nanoseconds()
             var entries: [HubEntry] = []
             entries.reserveCapacity(records.count)
             for (index, record) in records.enumerated() {
                 let seq = first + UInt64(index)
-                entries.append(HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded()))
+                let json = ProtocolObject.line(record, seq: seq).encoded()
+                entries.append(HubEntry(position: seq, payload: .line(record), json: json, publishedAt: now))
             }
             durable?.append(entries, source: source, position: position)
             let subscribers = state.withLock { state -> [Subscription] in
@@ -186,10 +188,12 @@ public final class Hub: Sendable {
     public func publish(stamped: [(seq: UInt64, record: LogRecord)]) {
         fanout.withLock { _ in
             var last = state.withLock { $0.nextSeq } - 1
+            let now = MonotonicClock.nanoseconds()
             var entries: [HubEntry] = []
             entries.reserveCapacity(stamped.count)
             for (seq, record) in stamped where seq > last {
-                entries.append(HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded()))
+                let json = ProtocolObject.line(record, seq: seq).encoded()
+                entries.append(HubEntry(position: seq, payload: .line(record), json: json, publishedAt: now))
                 last = seq
             }
             guard !entries.isEmpty else { return }
@@ -213,7 +217,8 @@ public final class Hub: Sendable {
     public func publish(_ event: SourceEvent) {
         fanout.withLock { _ in
             let position = state.withLock { $0.nextSeq }
-            let entry = HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
+            let json = ProtocolObject.entry(event, position: position).encoded()
+            let entry = HubEntry(position: position, payload: .event(event), json: json, publishedAt: MonotonicClock.nanoseconds())
             durable?.append([entry], source: nil, position: nil)
             let subscribers = state.withLock { state -> [Subscription] in
                 Self.keep(CollectionOfOne(entry), in: &state, configuration)

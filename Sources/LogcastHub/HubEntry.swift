@@ -1,4 +1,15 @@
+import Glibc
 import LogcastProtocol
+
+/// `CLOCK_MONOTONIC` in nanoseconds: when entries enter the hub and
+/// subscribers start, for the delivery latency metric.
+public enum MonotonicClock {
+    public static func nanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}
 
 /// A line or source event as the hub holds it: stamped and encoded once.
 ///
@@ -20,12 +31,17 @@ public final class HubEntry: Sendable {
     /// A line read from a ``SourceArchive`` for a time range: it has no
     /// `seq` (`position` is that of the first line of the stream after it).
     public let isArchived: Bool
+    /// When the entry entered this hub (``MonotonicClock``, read once per
+    /// published chunk); 0 for entries read back from a durable or cluster
+    /// history, which did not enter it live.
+    public let publishedAt: UInt64
 
-    public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false) {
+    public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false, publishedAt: UInt64 = 0) {
         self.position = position
         self.payload = payload
         self.json = json
         self.isArchived = isArchived
+        self.publishedAt = publishedAt
     }
 
     /// A line read from an archive, shown before the line with `seq` `next`.

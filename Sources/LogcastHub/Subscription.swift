@@ -33,6 +33,10 @@ struct CatchUpCursor: Equatable, Sendable {
 /// in the order the hub pushed them.
 public final class Subscription: Sendable {
     public let id: Int
+    /// When the subscription began (``MonotonicClock``): lines that entered
+    /// the hub before it (a backlog, a resume) are not counted in the
+    /// delivery latency.
+    public let startedAt = MonotonicClock.nanoseconds()
     public let format: SubscriptionRequest.Format
 
     struct State: ~Copyable {

@@ -102,7 +102,7 @@ extension LogcastApplication {
                             reason = "peer gone"
                             break loop
                         }
-                        app.metrics.sent(.sse, lines: lines, bytes: bytes)
+                        app.metrics.sent(.sse, lines: lines, bytes: bytes, items: batch, subscribedAt: subscription.startedAt)
                     case .overflowed:
                         app.metrics.slowDisconnect()
                         reason = "slow consumer: queue overflowed"

@@ -28,7 +28,7 @@ public struct LogcastApplication: Sendable {
     /// Caps open connections of every kind (descriptors stay free for the sources).
     public let gate: ConnectionGate
     let pollsInFlight = InFlightLimit(Self.maxConcurrentPolls)
-    public let metrics = ServerMetrics()
+    public let metrics: ServerMetrics
     public let logger: Logger
     /// The `Host` names answered (DNS rebinding).
     let hosts: HostPolicy
@@ -51,9 +51,11 @@ public struct LogcastApplication: Sendable {
         logger: Logger,
         degradation: @escaping @Sendable () -> [String] = { [] },
         extraMetrics: @escaping @Sendable () -> [MetricSample] = { [] },
-        unavailable: @escaping @Sendable () -> String? = { nil }
+        unavailable: @escaping @Sendable () -> String? = { nil },
+        metrics: ServerMetrics = ServerMetrics()
     ) {
         self.configuration = configuration
+        self.metrics = metrics
         self.unavailable = unavailable
         self.degradation = degradation
         self.extraMetrics = extraMetrics
@@ -81,6 +83,8 @@ public struct LogcastApplication: Sendable {
         // router has picked it (so AccessMiddleware sees the route, not the
         // spelling), and for the static files when no route matches.
         router.addMiddleware {
+            // Outermost, so it sees every answer, refusals included.
+            MetricsMiddleware()
             SecurityHeadersMiddleware()
             HostCheckMiddleware(hosts: hosts)
             CORSMiddleware(policy: configuration.access)
@@ -91,7 +95,7 @@ public struct LogcastApplication: Sendable {
         router.get(path(.sources)) { _, _ in jsonResponse(.ok, sourcesJSON()) }
         router.get(path(.lines)) { request, _ in try await linesResponse(request) }
         router.get(path(.metrics)) { _, _ in
-            let text = metrics.exposition(
+            let text: [UInt8] = metrics.exposition(
                 hub: hub,
                 registry: registry,
                 uptimeSeconds: (ContinuousClock.now - startedAt).components.seconds,
@@ -100,7 +104,7 @@ public struct LogcastApplication: Sendable {
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: text))
+                body: .init(byteBuffer: ByteBuffer(bytes: text))
             )
         }
         router.get(path(.events)) { request, context in try await eventStream(request, context: context) }
@@ -371,14 +375,23 @@ public struct LogcastApplication: Sendable {
         case .success(let admitted):
             slot = admitted
         case .failure(.draining):
-            return .failure(Refusal(.serviceUnavailable, "server is shutting down", hint: "reconnect in a few seconds", headers: [.retryAfter: "5"]))
+            return .failure(
+                Refusal(
+                    .serviceUnavailable,
+                    "server is shutting down",
+                    hint: "reconnect in a few seconds",
+                    headers: [.retryAfter: "5"],
+                    reason: "shutting-down"
+                )
+            )
         case .failure(.tooMany(let limit)):
             return .failure(
                 Refusal(
                     .serviceUnavailable,
                     "too many subscribers (\(limit))",
                     hint: "try again later; the limit is --max-subscribers",
-                    headers: [.retryAfter: "10"]
+                    headers: [.retryAfter: "10"],
+                    reason: "too-many-subscribers"
                 )
             )
         case .failure(.tooManyFromAddress(let address, let limit)):
@@ -402,7 +415,13 @@ public struct LogcastApplication: Sendable {
 
     /// The refusal of a stream or read while there is nothing to serve yet.
     static func notYetServing(_ reason: String) -> Refusal {
-        Refusal(.serviceUnavailable, reason, hint: "it is retrying; reconnect in a few seconds", headers: [.retryAfter: "2"])
+        Refusal(
+            .serviceUnavailable,
+            reason,
+            hint: "it is retrying; reconnect in a few seconds",
+            headers: [.retryAfter: "2"],
+            reason: "not-serving-yet"
+        )
     }
 
     /// The router path of an endpoint.
@@ -438,7 +457,8 @@ public struct LogcastApplication: Sendable {
                 .serviceUnavailable,
                 "too many /api/v1/lines reads at once (\(Self.maxConcurrentPolls))",
                 hint: "retry in a second, or follow the stream on /ws or /sse",
-                headers: [.retryAfter: "1"]
+                headers: [.retryAfter: "1"],
+                reason: "too-many-reads"
             )
         }
         defer { pollsInFlight.leave() }
@@ -458,18 +478,23 @@ public struct LogcastApplication: Sendable {
             HTTPField.Name("Logcast-Scan")!: scan.complete ? "complete" : "incomplete",
         ]
         let framing = StreamFraming(kind: .ndjson, format: parsed.format)
+        let metrics = self.metrics
         return Response(
             status: .ok,
             headers: headers,
             body: ResponseBody { writer in
                 var buffer = ByteBuffer()
+                var (lines, bytes) = (0, 0)
+                defer { metrics.polled(lines: lines, bytes: bytes) }
                 for item in scan.items {
-                    _ = framing.append(item, to: &buffer)
+                    lines += framing.append(item, to: &buffer)
                     if buffer.readableBytes >= 64 * 1024 {
+                        bytes += buffer.readableBytes
                         try await writer.write(buffer)
                         buffer.clear()
                     }
                 }
+                bytes += buffer.readableBytes
                 if buffer.readableBytes > 0 { try await writer.write(buffer) }
                 try await writer.finish(nil)
             }

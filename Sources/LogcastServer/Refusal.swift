@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPTypes
 import Hummingbird
 import LogcastHub
@@ -16,15 +17,37 @@ public struct Refusal: HTTPResponseError, Sendable, Equatable {
     /// The `error` and `hint` of the body.
     public var error: FilterError
     public var headers: HTTPFields
+    /// Why, in a word, for the `reason` of `logcast_refusals_total`: by
+    /// default the status's (``reason(of:)``), or one of several refusals
+    /// that share a status (`503`).
+    public var reason: String
 
-    public init(_ status: HTTPResponse.Status, _ error: FilterError, headers: HTTPFields = [:]) {
+    public init(_ status: HTTPResponse.Status, _ error: FilterError, headers: HTTPFields = [:], reason: String? = nil) {
         self.status = status
         self.error = error
         self.headers = headers
+        self.reason = reason ?? Self.reason(of: status)
     }
 
-    public init(_ status: HTTPResponse.Status, _ message: String, hint: String, headers: HTTPFields = [:]) {
-        self.init(status, FilterError(message, hint: hint), headers: headers)
+    public init(_ status: HTTPResponse.Status, _ message: String, hint: String, headers: HTTPFields = [:], reason: String? = nil) {
+        self.init(status, FilterError(message, hint: hint), headers: headers, reason: reason)
+    }
+
+    /// The reason of a refusal with this status, when it does not say.
+    public static func reason(of status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 400: "bad-request"
+        case 401: "unauthorized"
+        case 403: "forbidden-origin"
+        case 404: "not-found"
+        case 405: "method-not-allowed"
+        case 414: "target-too-long"
+        case 421: "unknown-host"
+        case 426: "upgrade-required"
+        case 429: "too-many-from-address"
+        case 503: "unavailable"
+        default: String(status.code)
+        }
     }
 
     /// The JSON body.
@@ -35,8 +58,21 @@ public struct Refusal: HTTPResponseError, Sendable, Equatable {
         jsonResponse(status, body, extra: headers)
     }
 
+    /// ``response``, counted: every path that answers with a refusal (routes,
+    /// middleware) takes it from here, or counts it with ``count()`` (the
+    /// upgrade path, which writes its own bytes).
+    public func answer() -> Response {
+        count()
+        return response
+    }
+
+    /// Adds one to `logcast_refusals_total{reason}`.
+    public func count() {
+        CoreMetrics.Counter(label: MetricsCatalog.refusals, dimensions: [("reason", reason)]).increment()
+    }
+
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        response
+        answer()
     }
 }
 

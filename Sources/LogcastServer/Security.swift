@@ -128,9 +128,9 @@ func respond<Context: RequestContext>(
     do {
         return try await next(request, context)
     } catch let refusal as Refusal {
-        return refusal.response
+        return refusal.answer()
     } catch let error as any HTTPResponseError {
-        return Refusal(error.status, error.status.reasonPhrase.lowercased(), hint: "see the README for the endpoints").response
+        return Refusal(error.status, error.status.reasonPhrase.lowercased(), hint: "see the README for the endpoints").answer()
     }
 }
 
@@ -167,7 +167,7 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
                     .forbidden,
                     "origin '\(origin)' may not read this server from its pages",
                     hint: "allow it with --allow-origin ORIGIN (e.g. --allow-origin https://logs.example.com)"
-                ).response
+                ).answer()
             }
             var headers = HTTPFields()
             headers[Self.allowOrigin] = grant
@@ -230,7 +230,7 @@ struct HostCheckMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let host = request.head.authority, !hosts.accepts(host) else { return try await next(request, context) }
-        return hosts.refusal(for: host).response
+        return hosts.refusal(for: host).answer()
     }
 }
 
@@ -251,7 +251,7 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         case .success:
             return try await next(request, context)
         case .failure(let refusal):
-            return refusal.response
+            return refusal.answer()
         }
     }
 }

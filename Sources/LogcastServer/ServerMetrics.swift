@@ -1,184 +1,255 @@
-import Foundation
+import CoreMetrics
 import LogcastHub
 import LogcastProtocol
+import Prometheus
 import Synchronization
 
-/// Counters of what the server delivered, by transport, for `/metrics`.
+/// What the server records as it serves, through swift-metrics (the names
+/// are in ``MetricsCatalog``), and `/metrics`: the Prometheus registry the
+/// executable bootstrapped swift-metrics with, plus the values other parts
+/// own, copied in when it is read (``ScrapeCollector``).
 ///
-/// Lock-free (atomics); writers count after each frame or event they send.
+/// Counted per frame, chunk or read, never per line: a counter is an atomic
+/// add, a histogram one short lock.
 public final class ServerMetrics: Sendable {
     public enum Transport: String, Sendable, CaseIterable {
         case ws
         case sse
     }
 
-    struct PerTransport: ~Copyable, Sendable {
-        let linesSent = Atomic<UInt64>(0)
-        let bytesSent = Atomic<UInt64>(0)
-        let connections = Atomic<UInt64>(0)
-        let open = Atomic<Int>(0)
+    /// The handles of one streaming transport, made once.
+    struct Stream: Sendable {
+        let lines: CoreMetrics.Counter
+        let bytes: CoreMetrics.Counter
+        let connections: CoreMetrics.Counter
+        let open: Meter
+        let frameBytes: Recorder
+        let latency: CoreMetrics.Timer
+
+        init(_ transport: String) {
+            let dimensions = [("transport", transport)]
+            lines = CoreMetrics.Counter(label: MetricsCatalog.linesDelivered, dimensions: dimensions)
+            bytes = CoreMetrics.Counter(label: MetricsCatalog.bytesSent, dimensions: dimensions)
+            connections = CoreMetrics.Counter(label: MetricsCatalog.connections, dimensions: dimensions)
+            open = Meter(label: MetricsCatalog.subscribers, dimensions: dimensions)
+            frameBytes = Recorder(label: MetricsCatalog.frameBytes, dimensions: dimensions, aggregate: true)
+            latency = CoreMetrics.Timer(label: MetricsCatalog.deliveryLatency, dimensions: dimensions)
+        }
     }
 
-    private let ws = PerTransport()
-    private let sse = PerTransport()
-    /// Gaps sent, by reason.
-    let slowConsumerGaps = Atomic<UInt64>(0)
-    /// Lines dropped from slow subscribers' queues (the `missed` of their gaps).
-    let slowConsumerDropped = Atomic<UInt64>(0)
-    let disconnectedSlow = Atomic<UInt64>(0)
+    private let ws = Stream(Transport.ws.rawValue)
+    private let sse = Stream(Transport.sse.rawValue)
+    private let pollRequests = CoreMetrics.Counter(label: MetricsCatalog.pollRequests)
+    private let pollLines = CoreMetrics.Counter(label: MetricsCatalog.linesDelivered, dimensions: [("transport", "poll")])
+    private let pollBytes = CoreMetrics.Counter(label: MetricsCatalog.bytesSent, dimensions: [("transport", "poll")])
+    private let slowConsumerGaps = CoreMetrics.Counter(label: MetricsCatalog.gaps, dimensions: [("reason", "slow-consumer")])
+    private let slowConsumerDropped = CoreMetrics.Counter(label: MetricsCatalog.linesDropped, dimensions: [("reason", "slow-consumer")])
+    private let disconnectedSlow = CoreMetrics.Counter(label: MetricsCatalog.slowDisconnects)
+    let collector: ScrapeCollector
 
-    public init() {}
+    /// - Parameter registry: the registry swift-metrics was bootstrapped
+    ///   with (the executable's), which `/metrics` renders; without one
+    ///   (tests), `/metrics` shows only the values copied in at scrape time.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        collector = ScrapeCollector(registry: registry)
+    }
+
+    private func stream(_ transport: Transport) -> Stream {
+        switch transport {
+        case .ws: ws
+        case .sse: sse
+        }
+    }
 
     func opened(_ transport: Transport) {
-        counters(transport) {
-            $0.connections.add(1, ordering: .relaxed)
-            $0.open.add(1, ordering: .relaxed)
-        }
+        stream(transport).connections.increment()
+        stream(transport).open.increment()
     }
 
     func closed(_ transport: Transport) {
-        counters(transport) { $0.open.subtract(1, ordering: .relaxed) }
+        stream(transport).open.decrement()
     }
 
-    func sent(_ transport: Transport, lines: Int, bytes: Int) {
-        counters(transport) {
-            $0.linesSent.add(UInt64(lines), ordering: .relaxed)
-            $0.bytesSent.add(UInt64(bytes), ordering: .relaxed)
+    /// A frame (WebSocket) or chunk (SSE) written: its lines and bytes, its
+    /// size, and the delivery latency of its oldest line that entered the
+    /// hub after the subscriber started (a backlog or resume is not live).
+    func sent(_ transport: Transport, lines: Int, bytes: Int, items: [SubscriberQueue.Item], subscribedAt: UInt64) {
+        let handles = stream(transport)
+        if lines > 0 { handles.lines.increment(by: lines) }
+        handles.bytes.increment(by: bytes)
+        handles.frameBytes.record(bytes)
+        if let published = Self.oldestLive(items, since: subscribedAt) {
+            let now = MonotonicClock.nanoseconds()
+            handles.latency.recordNanoseconds(Int64(now &- min(published, now)))
         }
+    }
+
+    /// When the oldest line of `items` that entered the hub at or after `since` did.
+    static func oldestLive(_ items: [SubscriberQueue.Item], since: UInt64) -> UInt64? {
+        for item in items {
+            guard case .entry(let entry) = item, entry.hasSeq, entry.publishedAt != 0, entry.publishedAt >= since else { continue }
+            return entry.publishedAt
+        }
+        return nil
+    }
+
+    /// An `/api/v1/lines` read answered.
+    func polled(lines: Int, bytes: Int) {
+        pollRequests.increment()
+        pollLines.increment(by: lines)
+        pollBytes.increment(by: bytes)
     }
 
     func slowDisconnect() {
-        disconnectedSlow.add(1, ordering: .relaxed)
+        disconnectedSlow.increment()
     }
 
     func slowConsumerGap(missed: Int) {
-        slowConsumerGaps.add(1, ordering: .relaxed)
-        slowConsumerDropped.add(UInt64(max(missed, 0)), ordering: .relaxed)
+        slowConsumerGaps.increment()
+        slowConsumerDropped.increment(by: max(missed, 0))
     }
 
-    private func counters(_ transport: Transport, _ body: (borrowing PerTransport) -> Void) {
-        switch transport {
-        case .ws: body(ws)
-        case .sse: body(sse)
-        }
-    }
-
-    func snapshot(_ transport: Transport) -> (lines: UInt64, bytes: UInt64, connections: UInt64, open: Int) {
-        var result: (UInt64, UInt64, UInt64, Int) = (0, 0, 0, 0)
-        counters(transport) {
-            result = (
-                $0.linesSent.load(ordering: .relaxed), $0.bytesSent.load(ordering: .relaxed),
-                $0.connections.load(ordering: .relaxed), $0.open.load(ordering: .relaxed)
-            )
-        }
-        return result
-    }
-
-    /// The Prometheus text exposition (version 0.0.4) of everything logcast counts.
-    func exposition(hub: Hub, registry: SourceRegistry, uptimeSeconds: Int64, extra: [MetricSample] = []) -> String {
-        var out = PrometheusText()
-        out.metric("logcast_build_info", help: "Build information; the value is always 1.", type: "gauge")
-        out.sample("logcast_build_info", ["version": LogcastVersion.string], 1)
-        out.metric("logcast_uptime_seconds", help: "Seconds since the server started.", type: "gauge")
-        out.sample("logcast_uptime_seconds", [:], Double(uptimeSeconds))
-
-        let sources = registry.all
-        out.metric("logcast_source_lines_read_total", help: "Lines read from each source.", type: "counter")
-        for source in sources { out.sample("logcast_source_lines_read_total", ["source": source.name], Double(source.linesRead)) }
-        out.metric("logcast_source_bytes_read_total", help: "Bytes of message text read from each source.", type: "counter")
-        for source in sources { out.sample("logcast_source_bytes_read_total", ["source": source.name], Double(source.bytesRead)) }
-        out.metric("logcast_source_events_total", help: "Source events (rotated, truncated, missing, created, reopened) per source.", type: "counter")
-        for source in sources {
+    /// The Prometheus text exposition (version 0.0.4): the registry, with
+    /// the sources', the hub's, the process's and `extra` copied in first.
+    func exposition(hub: Hub, registry: SourceRegistry, uptimeSeconds: Int64, extra: [MetricSample] = []) -> [UInt8] {
+        var samples: [MetricSample] = [
+            MetricSample(name: "logcast_build_info", kind: .gauge, labels: [("version", LogcastVersion.string)], value: 1),
+            MetricSample(name: "logcast_uptime_seconds", kind: .gauge, value: Double(uptimeSeconds)),
+        ]
+        for source in registry.all {
+            let name = [("source", source.name)]
+            samples += [
+                MetricSample(name: "logcast_source_lines_read_total", kind: .counter, labels: name, value: Double(source.linesRead)),
+                MetricSample(name: "logcast_source_bytes_read_total", kind: .counter, labels: name, value: Double(source.bytesRead)),
+                MetricSample(name: "logcast_source_up", kind: .gauge, labels: name, value: source.state == .following ? 1 : 0),
+                MetricSample(name: "logcast_source_failing", kind: .gauge, labels: name, value: source.state == .failing ? 1 : 0),
+            ]
             for kind in SourceEvent.Kind.allCases {
-                out.sample("logcast_source_events_total", ["source": source.name, "event": kind.rawValue], Double(source.events[kind.rawValue] ?? 0))
+                samples.append(
+                    MetricSample(
+                        name: "logcast_source_events_total",
+                        kind: .counter,
+                        labels: [("source", source.name), ("event", kind.rawValue)],
+                        value: Double(source.events[kind.rawValue] ?? 0)
+                    )
+                )
             }
         }
-        out.metric("logcast_source_up", help: "1 when the source is being followed, 0 when it is waiting, failing or stopped.", type: "gauge")
-        for source in sources { out.sample("logcast_source_up", ["source": source.name], source.state == .following ? 1 : 0) }
-        out.metric("logcast_source_failing", help: "1 when the source cannot be read (see last_error in /api/v1/sources).", type: "gauge")
-        for source in sources { out.sample("logcast_source_failing", ["source": source.name], source.state == .failing ? 1 : 0) }
-
         let statistics = hub.statistics
-        out.metric("logcast_hub_lines_total", help: "Lines published into the hub.", type: "counter")
-        out.sample("logcast_hub_lines_total", [:], Double(statistics.linesPublished))
-        out.metric("logcast_hub_history_lines", help: "Lines retained for backlog and resume.", type: "gauge")
-        out.sample("logcast_hub_history_lines", [:], Double(statistics.historyLines))
-        out.metric("logcast_hub_history_bytes", help: "Bytes retained for backlog and resume.", type: "gauge")
-        out.sample("logcast_hub_history_bytes", [:], Double(statistics.historyBytes))
-        out.metric("logcast_subscriber_queue_lines", help: "Items waiting in all subscriber queues.", type: "gauge")
-        out.sample("logcast_subscriber_queue_lines", [:], Double(hub.queuedItems))
-        out.metric(
-            "logcast_catch_up_reads_total",
-            help: "Parts of the history read for subscribers that fell behind (--slow-consumer catch-up), by where they were read.",
-            type: "counter"
-        )
-        out.sample("logcast_catch_up_reads_total", ["from": "memory"], Double(statistics.catchUpReads - statistics.catchUpStoredReads))
-        out.sample("logcast_catch_up_reads_total", ["from": "stored"], Double(statistics.catchUpStoredReads))
-
-        out.metric("logcast_subscribers", help: "Open streams, by transport.", type: "gauge")
-        for transport in Transport.allCases { out.sample("logcast_subscribers", ["transport": transport.rawValue], Double(snapshot(transport).open)) }
-        out.metric("logcast_connections_total", help: "Streams opened, by transport.", type: "counter")
-        for transport in Transport.allCases {
-            out.sample("logcast_connections_total", ["transport": transport.rawValue], Double(snapshot(transport).connections))
-        }
-        out.metric("logcast_lines_delivered_total", help: "Lines sent to subscribers, by transport.", type: "counter")
-        for transport in Transport.allCases {
-            out.sample("logcast_lines_delivered_total", ["transport": transport.rawValue], Double(snapshot(transport).lines))
-        }
-        out.metric("logcast_bytes_sent_total", help: "Bytes of stream payload sent, by transport (before compression).", type: "counter")
-        for transport in Transport.allCases {
-            out.sample("logcast_bytes_sent_total", ["transport": transport.rawValue], Double(snapshot(transport).bytes))
-        }
-        out.metric("logcast_gaps_total", help: "Gap events sent because a subscriber fell behind, by reason.", type: "counter")
-        out.sample("logcast_gaps_total", ["reason": "slow-consumer"], Double(slowConsumerGaps.load(ordering: .relaxed)))
-        out.metric("logcast_lines_dropped_total", help: "Matching lines dropped from subscriber queues, by reason.", type: "counter")
-        out.sample("logcast_lines_dropped_total", ["reason": "slow-consumer"], Double(slowConsumerDropped.load(ordering: .relaxed)))
-        out.metric("logcast_slow_disconnects_total", help: "Subscribers closed with 1013 under --slow-consumer disconnect.", type: "counter")
-        out.sample("logcast_slow_disconnects_total", [:], Double(disconnectedSlow.load(ordering: .relaxed)))
-        for sample in extra {
-            out.metric(sample.name, help: sample.help, type: sample.type)
-            out.sample(sample.name, [:], sample.value)
-        }
-        return out.text
+        samples += [
+            MetricSample(name: "logcast_hub_lines_total", kind: .counter, value: Double(statistics.linesPublished)),
+            MetricSample(name: "logcast_hub_history_lines", kind: .gauge, value: Double(statistics.historyLines)),
+            MetricSample(name: "logcast_hub_history_bytes", kind: .gauge, value: Double(statistics.historyBytes)),
+            MetricSample(name: "logcast_subscriber_queue_lines", kind: .gauge, value: Double(hub.queuedItems)),
+            MetricSample(
+                name: "logcast_catch_up_reads_total",
+                kind: .counter,
+                labels: [("from", "memory")],
+                value: Double(statistics.catchUpReads - statistics.catchUpStoredReads)
+            ),
+            MetricSample(
+                name: "logcast_catch_up_reads_total",
+                kind: .counter,
+                labels: [("from", "stored")],
+                value: Double(statistics.catchUpStoredReads)
+            ),
+        ]
+        samples += ProcessMetrics.current()?.samples ?? []
+        return collector.render(samples + extra)
     }
 }
 
-/// Builds Prometheus text: `# HELP`, `# TYPE`, then samples with escaped labels.
-/// A metric a part outside the server reports (the durable history), with its help.
+/// A value another part owns (a source, the hub, the process, the durable
+/// history, the cluster), copied into the registry when `/metrics` is read.
 public struct MetricSample: Sendable {
     public var name: String
     public var help: String
-    /// `counter` or `gauge`.
-    public var type: String
+    /// `.counter` or `.gauge`.
+    public var kind: MetricsCatalog.Kind
+    public var labels: [(String, String)]
     public var value: Double
 
-    public init(name: String, help: String, type: String, value: Double) {
+    public init(name: String, help: String, kind: MetricsCatalog.Kind, labels: [(String, String)] = [], value: Double) {
         self.name = name
         self.help = help
-        self.type = type
+        self.kind = kind
+        self.labels = labels
         self.value = value
+    }
+
+    /// A sample of a family in ``MetricsCatalog``, with its help text.
+    init(name: String, kind: MetricsCatalog.Kind, labels: [(String, String)] = [], value: Double) {
+        self.init(name: name, help: MetricsCatalog.family(named: name)?.help ?? "", kind: kind, labels: labels, value: value)
     }
 }
 
-struct PrometheusText {
-    var text = ""
+/// Copies values owned elsewhere into the registry, then renders it.
+///
+/// swift-prometheus has no collector callback (like Go's `CounterFunc`), so
+/// a gauge is set, and a counter is brought up to its owner's value by
+/// incrementing it by the difference. An owner whose value went down (a
+/// source made anew by a reload) restarts its counter: a counter reset,
+/// which `rate()` expects. Series whose owner is gone (a source removed by a
+/// reload) are unregistered. Scrapes take turns (one lock).
+final class ScrapeCollector: Sendable {
+    struct Key: Hashable {
+        var name: String
+        var labels: [String]
 
-    mutating func metric(_ name: String, help: String, type: String) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        init(_ sample: MetricSample) {
+            name = sample.name
+            labels = sample.labels.flatMap { [$0.0, $0.1] }
+        }
     }
 
-    mutating func sample(_ name: String, _ labels: [String: String], _ value: Double) {
-        text += name
-        if !labels.isEmpty {
-            let rendered = labels.sorted(by: { $0.key < $1.key }).map { key, value in
-                let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
-                    .replacingOccurrences(of: "\"", with: "\\\"")
-                    .replacingOccurrences(of: "\n", with: "\\n")
-                return "\(key)=\"\(escaped)\""
+    struct State {
+        var counters: [Key: (counter: Prometheus.Counter, value: Double)] = [:]
+        var gauges: [Key: Prometheus.Gauge] = [:]
+        var buffer: [UInt8] = []
+    }
+
+    let registry: PrometheusCollectorRegistry
+    private let state = Mutex(State())
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    func render(_ samples: [MetricSample]) -> [UInt8] {
+        let registry = self.registry
+        return state.withLock { state in
+            var seen = Set<Key>()
+            for sample in samples {
+                let key = Key(sample)
+                seen.insert(key)
+                switch sample.kind {
+                case .counter:
+                    let entry =
+                        state.counters[key]
+                        ?? (registry.makeCounter(descriptor: MetricsCatalog.descriptor(sample.name, help: sample.help), labels: sample.labels), 0)
+                    if sample.value < entry.value { entry.counter.reset() }
+                    let base = sample.value < entry.value ? 0 : entry.value
+                    if sample.value > base { entry.counter.increment(by: sample.value - base) }
+                    state.counters[key] = (entry.counter, sample.value)
+                case .gauge, .histogram:
+                    let gauge =
+                        state.gauges[key]
+                        ?? registry.makeGauge(descriptor: MetricsCatalog.descriptor(sample.name, help: sample.help), labels: sample.labels)
+                    gauge.set(sample.value)
+                    state.gauges[key] = gauge
+                }
             }
-            text += "{" + rendered.joined(separator: ",") + "}"
+            for (key, entry) in state.counters where !seen.contains(key) {
+                registry.unregisterCounter(entry.counter)
+                state.counters[key] = nil
+            }
+            for (key, gauge) in state.gauges where !seen.contains(key) {
+                registry.unregisterGauge(gauge)
+                state.gauges[key] = nil
+            }
+            state.buffer.removeAll(keepingCapacity: true)
+            registry.emit(into: &state.buffer)
+            return state.buffer
         }
-        let formatted = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
-        text += " \(formatted)\n"
     }
 }

@@ -110,7 +110,7 @@ struct StreamSession {
                 do {
                     let bytes = buffer.readableBytes
                     try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
-                    metrics.sent(.ws, lines: lines, bytes: bytes)
+                    metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
                 } catch {
                     return .writerEnded
                 }

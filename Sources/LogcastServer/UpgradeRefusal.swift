@@ -122,6 +122,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
     /// then the whole connection when the client closes or after
     /// ``lingerTime``.
     private func respond(context: ChannelHandlerContext, with refusal: Refusal) {
+        refusal.count()
         let body = refusal.body
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")

@@ -6,6 +6,7 @@ import LogcastServer
 import LogcastSources
 import LogcastStore
 import Logging
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -18,12 +19,18 @@ import Glibc
 ///
 /// The executable parses its arguments into ``ServeArguments`` and calls
 /// ``main(arguments:environment:)``; tests and embedders can build a
-/// ``ServeConfiguration`` and call ``makeServiceGroup(_:logger:)``.
+/// ``ServeConfiguration`` and call ``makeServiceGroup(_:logger:metrics:)``.
 public enum LogcastService {
     /// Runs `logcast serve` with these arguments to the end, printing
     /// problems on stderr.
+    /// - Parameter metrics: the registry swift-metrics was bootstrapped with
+    ///   (by the executable), which `/metrics` renders.
     /// - Returns: the exit code: 0, or ``ConfigurationError/exitCode``.
-    public static func main(arguments: [String], environment: [String: String]) async throws -> Int32 {
+    public static func main(
+        arguments: [String],
+        environment: [String: String],
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) async throws -> Int32 {
         do {
             let arguments = try ServeArguments(parsing: arguments)
             if arguments.help {
@@ -60,7 +67,7 @@ public enum LogcastService {
                 handler.logLevel = level
                 return handler
             }
-            try await makeServiceGroup(configuration, logger: Logger(label: "logcast")).run()
+            try await makeServiceGroup(configuration, logger: Logger(label: "logcast"), metrics: metrics).run()
             return 0
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("logcast: \(error.description)\n".utf8))
@@ -79,7 +86,11 @@ public enum LogcastService {
     /// shutdown begins.
     /// - Throws: ``ConfigurationError`` when the demo directory or a socket
     ///   passed by systemd cannot be used.
-    public static func makeServiceGroup(_ configuration: ServeConfiguration, logger: Logger) throws(ConfigurationError) -> ServiceGroup {
+    public static func makeServiceGroup(
+        _ configuration: ServeConfiguration,
+        logger: Logger,
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) throws(ConfigurationError) -> ServiceGroup {
         var server = configuration.server
         do {
             server.activatedSocket = try SocketActivation.listeningSocket()
@@ -202,7 +213,8 @@ public enum LogcastService {
             extraMetrics: { [publisher, consumer, hub, served] in
                 Self.clusterMetrics(publisher: publisher, consumer: consumer, local: hub, served: served) + Self.historyMetrics(log)
             },
-            unavailable: { [consumer] in consumer?.waiting }
+            unavailable: { [consumer] in consumer?.waiting },
+            metrics: ServerMetrics(registry: metrics)
         )
         let sourceCount = configuration.sources.count
         let host = server.host
@@ -243,25 +255,25 @@ public enum LogcastService {
             MetricSample(
                 name: "logcast_history_stored_bytes",
                 help: "Bytes of the durable history in the state directory.",
-                type: "gauge",
+                kind: .gauge,
                 value: Double(statistics.bytes)
             ),
             MetricSample(
                 name: "logcast_history_segments",
                 help: "Segment files of the durable history.",
-                type: "gauge",
+                kind: .gauge,
                 value: Double(statistics.segments)
             ),
             MetricSample(
                 name: "logcast_history_write_errors_total",
                 help: "Writes of the durable history that failed (a full disk); those lines are served from memory only.",
-                type: "counter",
+                kind: .counter,
                 value: Double(statistics.writeErrors)
             ),
             MetricSample(
                 name: "logcast_history_damaged_segments",
                 help: "Segments found damaged at start; the records after the damage were skipped.",
-                type: "gauge",
+                kind: .gauge,
                 value: Double(statistics.damagedSegments)
             ),
         ]
@@ -276,31 +288,31 @@ public enum LogcastService {
                 MetricSample(
                     name: "logcast_nats_connected",
                     help: "1 when the agent can publish to NATS.",
-                    type: "gauge",
+                    kind: .gauge,
                     value: status.connected ? 1 : 0
                 ),
                 MetricSample(
                     name: "logcast_nats_publish_backlog_lines",
                     help: "Lines of this host not yet acknowledged by the stream.",
-                    type: "gauge",
+                    kind: .gauge,
                     value: Double(local.lastSeq - min(local.lastSeq, status.published))
                 ),
                 MetricSample(
                     name: "logcast_nats_publish_in_flight",
                     help: "Messages sent to the stream and not yet acknowledged.",
-                    type: "gauge",
+                    kind: .gauge,
                     value: Double(status.inFlight)
                 ),
                 MetricSample(
                     name: "logcast_nats_acknowledged_total",
                     help: "Lines the stream acknowledged.",
-                    type: "counter",
+                    kind: .counter,
                     value: Double(status.acknowledged)
                 ),
                 MetricSample(
                     name: "logcast_nats_acknowledgement_seconds_total",
                     help: "Seconds the acknowledged lines waited for their acknowledgement, in all (divide by logcast_nats_acknowledged_total).",
-                    type: "counter",
+                    kind: .counter,
                     value: status.acknowledgementSeconds
                 ),
             ]
@@ -310,25 +322,25 @@ public enum LogcastService {
                 MetricSample(
                     name: "logcast_nats_gateway_following",
                     help: "1 when the gateway follows the stream (0: it has not reached it yet and refuses streams).",
-                    type: "gauge",
+                    kind: .gauge,
                     value: consumer.waiting == nil ? 1 : 0
                 ),
                 MetricSample(
                     name: "logcast_nats_consumer_restarts_total",
                     help: "Times the gateway made its consumer of the stream again after it stopped receiving.",
-                    type: "counter",
+                    kind: .counter,
                     value: Double(consumer.consumerRestarts)
                 ),
                 MetricSample(
                     name: "logcast_nats_stream_seq",
                     help: "The stream sequence of the newest line the gateway has.",
-                    type: "gauge",
+                    kind: .gauge,
                     value: Double(served.lastSeq)
                 ),
                 MetricSample(
                     name: "logcast_nats_refused_messages_total",
                     help: "Messages on the stream that were not logcast records (skipped).",
-                    type: "counter",
+                    kind: .counter,
                     value: Double(consumer.refusedMessages.values.reduce(0, +))
                 ),
             ]

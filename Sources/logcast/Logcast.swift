@@ -1,8 +1,11 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import LogcastClient
 import LogcastProtocol
+import LogcastServer
 import LogcastService
+import Prometheus
 
 /// The `logcast` command: `serve` runs the service, `tail` subscribes to one.
 @main
@@ -57,7 +60,15 @@ struct Serve: AsyncParsableCommand {
     var arguments: [String] = []
 
     func run() async throws {
-        let code = try await LogcastService.main(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+        // The process's metrics backend: what the libraries record through
+        // swift-metrics lands in this registry, which `/metrics` renders.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(LogcastMetricsFactory(registry: registry))
+        let code = try await LogcastService.main(
+            arguments: arguments,
+            environment: ProcessInfo.processInfo.environment,
+            metrics: registry
+        )
         if code != 0 { throw ExitCode(code) }
     }
 }

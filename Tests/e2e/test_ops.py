@@ -158,6 +158,108 @@ def test_metrics_parse_and_count_what_was_sent(serve, log, tmp_path):
     wait_for(lambda: metrics(server)[1][("logcast_subscribers", (("transport", "ws"),))] == 0, message="ws gauge back to 0")
 
 
+def sample(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_metrics_histograms_move_when_lines_are_delivered(serve, log):
+    started = time.time()
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    ws = Stream(server.ws_url + "?backlog=0")
+    assert ws.next()["type"] == "hello"
+    sse = http.client.HTTPConnection("127.0.0.1", server.port, timeout=DEADLINE)
+    sse.request("GET", "/sse?backlog=0")
+    sse_response = sse.getresponse()
+    wait_for(lambda: server.health()["subscribers"] == 2, message="two subscribers")
+    families, before = metrics(server)
+    for name, family in families.items():
+        assert family.documentation, f"{name} has help text"
+    assert families["logcast_delivery_latency_seconds"].type == "histogram"
+    assert families["logcast_frame_bytes"].type == "histogram"
+
+    append(log, "".join(f"live {i}\n" for i in range(100)))
+    assert len(ws.lines(100)) == 100
+    read_sse_lines(sse_response, 100)
+    for transport in ("ws", "sse"):
+        wait_for(lambda: sample(metrics(server)[1], "logcast_lines_delivered_total", transport=transport) == 100,
+                 message=f"{transport} lines counted")
+    _, after = metrics(server)
+    for transport in ("ws", "sse"):
+        count = sample(after, "logcast_delivery_latency_seconds_count", transport=transport)
+        assert count >= 1, f"{transport}: a latency per frame"
+        assert sample(after, "logcast_delivery_latency_seconds_sum", transport=transport) > 0
+        assert sample(after, "logcast_delivery_latency_seconds_bucket", transport=transport, le="+Inf") == count
+        assert sample(after, "logcast_delivery_latency_seconds_bucket", transport=transport, le="10.0") == count, "under 10 s"
+        # Every byte sent went out in a frame the size histogram saw.
+        assert sample(after, "logcast_frame_bytes_sum", transport=transport) == \
+            sample(after, "logcast_bytes_sent_total", transport=transport) > 0
+        assert sample(after, "logcast_frame_bytes_count", transport=transport) >= count
+
+    # A backlog is not live: its lines are delivered without a latency sample.
+    latency_before = sample(after, "logcast_delivery_latency_seconds_count", transport="ws")
+    late = Stream(server.ws_url + "?backlog=100")
+    assert late.next()["type"] == "hello"
+    assert len(late.lines(100)) == 100
+    wait_for(lambda: sample(metrics(server)[1], "logcast_lines_delivered_total", transport="ws") == 200, message="backlog counted")
+    _, after_backlog = metrics(server)
+    assert sample(after_backlog, "logcast_delivery_latency_seconds_count", transport="ws") == latency_before
+
+    # /api/v1/lines reads are counted with their lines and bytes.
+    status, _, body = server.get("/api/v1/lines?backlog=10")
+    assert status == 200
+    _, polled = metrics(server)
+    assert sample(polled, "logcast_poll_requests_total") == sample(after_backlog, "logcast_poll_requests_total") + 1
+    assert sample(polled, "logcast_lines_delivered_total", transport="poll") == 10
+    assert sample(polled, "logcast_bytes_sent_total", transport="poll") == len(body)
+    assert sample(polled, "http_server_requests_total", http_route="/api/v1/lines", http_request_method="GET",
+                  http_response_status_code="200") == 1
+
+    # The process's own figures.
+    assert started - 5 <= sample(polled, "process_start_time_seconds") <= time.time() + 1
+    assert sample(polled, "process_resident_memory_bytes") > 1 << 20
+    assert sample(polled, "process_cpu_seconds_total") > 0
+    assert 3 <= sample(polled, "process_open_fds") <= sample(polled, "process_max_fds")
+    assert sample(polled, "process_threads") >= 2
+    for stream in (ws, late):
+        stream.close()
+    sse.close()
+
+
+def test_metrics_count_refusals_by_reason_on_every_path(serve, log, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("refusal-token-123\n")
+    server = serve("--file", f"app={log}", "--token-file", str(tokens), "--max-subscribers", "1")
+    auth = {"Authorization": "Bearer refusal-token-123"}
+
+    def refusals():
+        return {labels[0][1]: value for (name, labels), value in metrics(server, auth)[1].items()
+                if name == "logcast_refusals_total"}
+
+    before = refusals()
+    expected = {}
+
+    def refused(reason, status, answer):
+        assert answer[0] == status, answer
+        expected[reason] = expected.get(reason, 0) + 1
+
+    # Routes, middleware and the upgrade path, each answering its own refusal.
+    refused("unauthorized", 401, server.get("/api/v1/lines"))
+    refused("unauthorized", 401, server.get("/sse/"))
+    refused("unauthorized", 401, server.upgrade("/ws"))
+    refused("bad-request", 400, server.get("/api/v1/lines?priority=loud", auth))
+    refused("bad-request", 400, server.get("/api/v1/lines?limit=0", auth))
+    refused("not-found", 404, server.get("/nope", auth))
+    refused("unknown-host", 421, server.get("/healthz", {"Host": "evil.example"}))
+    refused("upgrade-required", 426, server.get("/ws", auth))
+    held = Stream(server.ws_url + "?backlog=0", additional_headers=auth)
+    assert held.next()["type"] == "hello"
+    refused("too-many-subscribers", 503, server.get("/sse", auth))
+    after = refusals()
+    for reason, count in expected.items():
+        assert after.get(reason, 0) - before.get(reason, 0) == count, (reason, after, before)
+    held.close()
+
+
 def test_metrics_need_the_token_when_one_is_set(serve, log, tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text("metrics-token-123\n")
