@@ -117,16 +117,16 @@ struct JournalLogHandler: LogHandler {
         return fields
     }
 
-    func log(
-        level: Logger.Level,
-        message: Logger.Message,
-        metadata: Logger.Metadata?,
-        source: String,
-        file: String,
-        function: String,
-        line: UInt
-    ) {
-        let fields = fields(level: level, message: message, metadata: metadata, file: file, function: function, line: line)
+    func log(event: LogEvent) {
+        let fields = fields(
+            level: event.level,
+            message: event.message,
+            metadata: event.metadata,
+            file: event.file,
+            function: event.function,
+            line: event.line
+        )
+        let level = event.level
         if Self.send(fields) { return }
         FileHandle.standardError.write(Data("<\(Self.priority(level))>\(fields[0].dropFirst("MESSAGE=".count))\n".utf8))
     }
