@@ -159,9 +159,12 @@ def run(kind, binary, entries, work):
         remote.stdin.write(source.batch("W", 1))
         remote.stdin.flush()
         deadline = time.monotonic() + 30
-        while not os.path.exists(os.path.join(directory, "bench.journal")):
+        # The file exists and holds its first entry before the reader opens the directory
+        # (journalctl -f exits with status 1 when it opens a file journal-remote is still creating).
+        while b"W 00000000" not in subprocess.run(["journalctl", "--directory", directory, "-o", "cat", "-n", "1", "-q"],
+                                                  capture_output=True).stdout:
             if time.monotonic() > deadline:
-                raise SystemExit("journal-remote wrote no file")
+                raise SystemExit("journal-remote wrote no readable file")
             time.sleep(0.01)
         proc, reader, sock = start_logcast(binary, directory, work) if kind == "logcast" else start_journalctl(directory)
         try:
@@ -175,7 +178,7 @@ def run(kind, binary, entries, work):
                     break
                 except SystemExit as error:
                     if "timed out" not in str(error):
-                        raise
+                        raise SystemExit(f"{kind}: {error} (reader exit status: {proc.poll()})")
             else:
                 raise SystemExit(f"{kind} never showed a warm-up entry")
             batch = source.batch("B", entries) + source.batch("E", 1)

@@ -38,8 +38,11 @@ public final class SegmentLog: DurableHistory, Sendable {
         public var segmentBytes: Int64 = 64 << 20
         /// About how many bytes lie between two seek marks of a segment
         /// (``Mark``): a read from a position decodes at most this much
-        /// before the first record it wants.
-        public var markBytes: Int64 = 256 << 10
+        /// before the first record it wants. A subscriber catching up near
+        /// the newest (uncached) chunk reads from a mark for every part, so
+        /// this bounds that overhead; a mark costs 16 bytes of memory
+        /// (32 KiB: 512 KiB for the whole default 1 GiB history).
+        public var markBytes: Int64 = 32 << 10
         /// Positions in one chunk of the read cache (``ChunkCache``).
         public var chunkPositions: UInt64 = 4096
         /// Chunks the read cache keeps, newest used first; 0 turns it off.
@@ -147,6 +150,7 @@ public final class SegmentLog: DurableHistory, Sendable {
                 case .event:
                     break
                 }
+                return true
             }
             if scan.validBytes < scan.fileBytes {
                 if isNewest {
@@ -175,10 +179,11 @@ public final class SegmentLog: DurableHistory, Sendable {
         var tailTotal = 0
         for segment in segments[start...] {
             _ = try? Self.scan(path: segment.path, upTo: segment.bytes) { record, size in
-                guard record.isEntry else { return }
+                guard record.isEntry else { return true }
                 tail.append((record, size))
                 tailTotal += size
                 while tail.count > tailLines || tailTotal > tailBytes, let old = tail.popFirst() { tailTotal -= old.bytes }
+                return true
             }
         }
         recovery.tail = tail.compactMap { $0.record.hubEntry }
@@ -472,29 +477,29 @@ public final class SegmentLog: DurableHistory, Sendable {
             var done = false
             let from = segment.path == segments.first?.path ? firstOffset : 0
             _ = try? scan(path: segment.path, from: from, upTo: segment.bytes) { record, _ in
-                guard !done else { return }
                 let wanted: Bool
                 switch record {
                 case .line(let seq, let line):
                     guard seq < before else {
                         done = true
-                        return
+                        return false
                     }
                     wanted = wantedLine(seq, line)
                     sawLine = sawLine || wanted
                 case .event(let position, _):
                     guard position < before else {
                         done = true
-                        return
+                        return false
                     }
                     wanted = wantedEvent(position, sawLine)
                 case .position, .lineSeq:
-                    return
+                    return true
                 }
                 if wanted, let entry = record.hubEntry {
                     out.append(entry)
                     if out.count == limit { done = true }
                 }
+                return !done
             }
             if done { break }
         }
@@ -509,8 +514,10 @@ public final class SegmentLog: DurableHistory, Sendable {
     /// The stamp of a segment's first line.
     static func firstLineTime(_ segment: Segment) -> Timestamp? {
         var found: Timestamp?
-        _ = try? scan(path: segment.path, upTo: segment.bytes, stopAtFirstLine: true) { record, _ in
-            if found == nil, case .line(_, let line) = record { found = line.timestamp }
+        _ = try? scan(path: segment.path, upTo: segment.bytes) { record, _ in
+            guard case .line(_, let line) = record else { return true }
+            found = line.timestamp
+            return false
         }
         return found
     }
@@ -524,19 +531,22 @@ public final class SegmentLog: DurableHistory, Sendable {
         var lastPosition: UInt64 = 0
     }
 
-    /// Reads a segment's records in order until its end or its first damaged
-    /// record (a bad length or checksum), and says how far it was whole.
+    /// Reads a segment's records in order until its end, its first damaged
+    /// record (a bad length or checksum), or `body` returning false, and
+    /// says how far it was whole (as far as it read).
     /// - Parameters:
     ///   - from: a record boundary to begin at (0, or a ``Mark``'s offset).
     ///   - markEvery: when above 0, also collect seek marks about this many bytes apart.
+    ///   - body: given each record and what it costs to keep; returns whether to read on.
+    ///     A reader that has what it wants stops here: reading to the segment's
+    ///     end would check and decode every later record (up to 64 MiB) for nothing.
     static func scan(
         path: String,
         from start: Int64 = 0,
         upTo limit: Int64 = .max,
-        stopAtFirstLine: Bool = false,
         decodeLines: Bool = true,
         markEvery: Int64 = 0,
-        _ body: (StoredRecord, Int) -> Void
+        _ body: (StoredRecord, Int) -> Bool
     ) throws(StoreError) -> ScanResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StoreError("cannot read \(path): \(String(cString: strerror(errno)))") }
@@ -550,7 +560,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         var filled = 0
         var consumed = 0
         var readOffset: Int64 = start
-        var sawLine = false
+        var stopped = false
         var marks: [Mark] = []
         var highest: UInt64 = 0
         while true {
@@ -582,13 +592,7 @@ public final class SegmentLog: DurableHistory, Sendable {
                     case .event(let position, _): highest = max(highest, position)
                     case .position: break
                     }
-                    body(record, length + 64)
-                    if stopAtFirstLine {
-                        switch record {
-                        case .line, .lineSeq: sawLine = true
-                        case .position, .event: break
-                        }
-                    }
+                    stopped = !body(record, length + 64)
                     return true
                 }
                 guard ok else {
@@ -597,9 +601,9 @@ public final class SegmentLog: DurableHistory, Sendable {
                 }
                 consumed += StoredRecord.headerBytes + length
                 valid += Int64(StoredRecord.headerBytes + length)
-                if sawLine { break }
+                if stopped { break }
             }
-            if sawLine { break }
+            if stopped { break }
             if stop || readOffset >= fileBytes { break }
             // Keep the unparsed rest, then read more after it.
             if consumed > 0 {

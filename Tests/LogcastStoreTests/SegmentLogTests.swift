@@ -76,6 +76,31 @@ func messages(_ entries: [HubEntry]) -> [String] {
         #expect(log.recovery.tornBytes == 0 && log.recovery.damagedSegments.isEmpty)
     }
 
+    @Test func aScanStopsWhenItsReaderHasWhatItWants() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = try open(directory)
+        log.append((1...2000).map { line($0) }, source: "app", position: position(1))
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".seg") }
+        let path = directory + "/" + (try #require(files.sorted().first))
+        var seen: [UInt64] = []
+        let scan = try SegmentLog.scan(path: path) { record, _ in
+            if case .line(let seq, _) = record { seen.append(seq) }
+            return seen.count < 5
+        }
+        #expect(seen == [1, 2, 3, 4, 5], "no record read after the reader stopped")
+        #expect(scan.validBytes < scan.fileBytes / 100, "it read a few records of \(scan.fileBytes) bytes, not the file")
+        var all = 0
+        _ = try SegmentLog.scan(path: path) { record, _ in
+            if case .line = record { all += 1 }
+            return true
+        }
+        #expect(all == 2000)
+        // The readers that stop early still read what they want.
+        #expect(log.lines(after: 10, before: 16, limit: 100).map(\.position) == Array(11...15))
+        #expect(log.oldestLineTime == Timestamp(microseconds: 1000))
+    }
+
     @Test func aTornLastRecordIsCutAndWritingGoesOn() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
