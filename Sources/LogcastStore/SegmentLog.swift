@@ -38,11 +38,10 @@ public final class SegmentLog: DurableHistory, Sendable {
         public var segmentBytes: Int64 = 64 << 20
         /// About how many bytes lie between two seek marks of a segment
         /// (``Mark``): a read from a position decodes at most this much
-        /// before the first record it wants. A subscriber catching up near
-        /// the newest (uncached) chunk reads from a mark for every part, so
-        /// this bounds that overhead; a mark costs 16 bytes of memory
-        /// (32 KiB: 512 KiB for the whole default 1 GiB history).
-        public var markBytes: Int64 = 32 << 10
+        /// before the first record it wants. (32 KiB instead made no
+        /// difference to the journal ingest benchmark, where subscribers
+        /// read from marks near the newest chunk all the time.)
+        public var markBytes: Int64 = 256 << 10
         /// Positions in one chunk of the read cache (``ChunkCache``).
         public var chunkPositions: UInt64 = 4096
         /// Chunks the read cache keeps, newest used first; 0 turns it off.
