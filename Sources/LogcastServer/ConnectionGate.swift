@@ -1,3 +1,4 @@
+import CoreMetrics
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -21,6 +22,10 @@ public final class ConnectionGate: Sendable {
 
     public var limit: Int { open.limit }
     private let open: InFlightLimit
+    private let overCapacity = CoreMetrics.Counter(label: MetricsCatalog.connectionsDropped, dimensions: [("reason", "over-capacity")])
+    let headTimeouts = CoreMetrics.Counter(label: MetricsCatalog.connectionsDropped, dimensions: [("reason", "head-timeout")])
+    /// At most one log entry every 10 s about connections closed at the cap.
+    private let overCapacityNotice = Mutex(RateLimiter(perSecond: 0.1, burst: 1))
 
     public init(maxConnections: Int) {
         open = InFlightLimit(max(1, min(maxConnections, Self.descriptorLimit() - Self.descriptorReserve)))
@@ -28,6 +33,20 @@ public final class ConnectionGate: Sendable {
 
     /// Counts a new connection; false (counting nothing) when at the cap.
     func enter() -> Bool { open.tryEnter() }
+
+    /// A connection was closed at accept because the cap was reached:
+    /// counted, and logged at most every 10 s (a flood must not flood the log).
+    func refused(remote: String?, logger: Logger) {
+        overCapacity.increment()
+        guard overCapacityNotice.withLock({ $0.allow() }) else { return }
+        logger.warning(
+            "closing connections over the connection limit",
+            metadata: [
+                "limit": "\(limit)", "remote": "\(remote ?? "-")",
+                "hint": "raise --max-connections (and the descriptor limit), or see logcast_connections_dropped_total",
+            ]
+        )
+    }
 
     func leave() { open.leave() }
 
@@ -60,18 +79,22 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         guard gate.enter() else {
+            gate.refused(remote: channel.remoteAddress?.description, logger: logger)
             channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(OverCapacity())
         }
         let gate = self.gate
         channel.closeFuture.whenComplete { _ in gate.leave() }
         let timeout = channel.eventLoop.scheduleTask(in: headTimeout) {
+            gate.headTimeouts.increment()
             logger.debug(
                 "closing a connection that sent no complete request head",
                 metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"]
             )
             channel.close(promise: nil)
         }
+        // A connection its client closed is not a timeout.
+        channel.closeFuture.whenComplete { _ in timeout.cancel() }
         return base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let handler = try channel.pipeline.syncOperations.handler(type: UpgradeRefusalHandler.self)
             handler.onFirstHead = { timeout.cancel() }

@@ -47,6 +47,7 @@ public enum MetricsCatalog {
     static let linesDropped = "logcast_lines_dropped_total"
     static let slowDisconnects = "logcast_slow_disconnects_total"
     static let refusals = "logcast_refusals_total"
+    static let connectionsDropped = "logcast_connections_dropped_total"
 
     /// Delivery latency buckets: 100 µs to 10 s.
     static let latencyBuckets: [Duration] = [
@@ -85,6 +86,11 @@ public enum MetricsCatalog {
         add(linesDropped, .counter, "Matching lines dropped from subscriber queues, by reason.")
         add(slowDisconnects, .counter, "Subscribers closed with 1013 under --slow-consumer disconnect.")
         add(refusals, .counter, "Requests and upgrades refused, by reason (see the README).")
+        add(
+            connectionsDropped,
+            .counter,
+            "Connections closed before a request was read, by reason: over-capacity (--max-connections), head-timeout (--request-head-timeout)."
+        )
         // Recorded by Hummingbird's MetricsMiddleware, renamed to the Prometheus conventions.
         add("http_server_requests_total", .counter, "HTTP requests answered, by route, method and status.", label: "hb.requests")
         add(

@@ -782,9 +782,24 @@ def test_half_sent_requests_are_closed_after_the_head_timeout(serve, log):
         wait_for(lambda: open_fds(server) <= baseline + 5, message="the descriptors to be given back")
         # A complete request on a connection is not cut by the head timeout.
         assert raw_request(server.port, "/healthz")[0] == 200
+        assert dropped(server, "head-timeout") == 300
+        # A connection its client closes before sending anything is not a timeout.
+        quiet = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+        quiet.close()
+        timed_out = half_sent(server.port, 1)
+        assert closed_by_server(timed_out[0])
+        timed_out[0].close()
+        assert dropped(server, "head-timeout") == 301
+        assert dropped(server, "over-capacity") == 0
     finally:
         for sock in socks:
             sock.close()
+
+
+def dropped(server, reason):
+    text = server.get("/metrics")[2].decode()
+    line = f'logcast_connections_dropped_total{{reason="{reason}"}} '
+    return int(float(next(l for l in text.splitlines() if l.startswith(line)).split()[-1]))
 
 
 def test_sources_can_open_files_when_clients_hold_every_descriptor(tmp_path, log):
@@ -801,8 +816,16 @@ def test_sources_can_open_files_when_clients_hold_every_descriptor(tmp_path, log
         os.rename(log, tmp_path / "app.log.1")
         append(log, "after rotation\n", mode="w")
         assert collect_lines(s, 1) == ["after rotation"]
-        # Connections over the cap were closed at once, not left hanging.
+        # Connections over the cap were closed at once, not left hanging,
+        # counted, and logged once (not once per connection).
         assert sum(1 for sock in socks[-100:] if closed_by_server(sock)) == 100
+        for sock in socks:
+            sock.close()
+        wait_for(lambda: open_fds(server) < 100, message="the half-sent connections to be closed")
+        assert dropped(server, "over-capacity") >= 100
+        notices = [l for l in server.stderr_lines if "closing connections over the connection limit" in l]
+        assert len(notices) == 1, notices
+        assert "--max-connections" in notices[0]
         s.close()
     finally:
         for sock in socks:
