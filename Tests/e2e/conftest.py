@@ -39,6 +39,15 @@ def wait_for(condition, timeout=DEADLINE, message="condition"):
         time.sleep(0.02)
 
 
+def crash_or_tail(lines, tail=40):
+    """A server's stderr for a failure report: from its crash report's start
+    (a fatal error and the backtrace of every thread) if it crashed, else its last lines."""
+    for index, line in enumerate(lines):
+        if "Fatal error" in line or "Program crashed" in line:
+            return lines[max(0, index - 5):]
+    return lines[-tail:]
+
+
 class Server:
     """A running `logcast serve` on a free port."""
 

@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from conftest import Server, Stream, append, wait_for
+from conftest import Server, Stream, append, crash_or_tail, wait_for
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -502,7 +502,7 @@ def test_three_agents_on_a_cluster_of_three_reach_two_gateways_through_node_loss
             s.close()
     except BaseException:
         for name, server in [*agents.items(), ("gateway 1", gateways[0]), ("gateway 2", gateways[1])]:
-            print(f"--- {name}:\n" + "".join(server.stderr_lines[-40:]))
+            print(f"--- {name}:\n" + "".join(crash_or_tail(server.stderr_lines)))
             print(server.get("/metrics")[2].decode())
         raise
     finally:

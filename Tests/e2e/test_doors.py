@@ -374,6 +374,13 @@ def read_sse(port, target, until, headers=None, timeout=DEADLINE):
         head, _, body = data.partition(b"\r\n\r\n")
         status = int(head.split()[1])
         if status != 200:
+            # A refusal: its whole body (the head and the body may come in separate writes).
+            length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+            while len(body) < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
             return status, body.decode()
         text = dechunk_partial(body)
         while not until(text):

@@ -121,14 +121,20 @@ def metrics(server, headers=None):
     return families, samples
 
 
-def test_metrics_parse_and_count_what_was_sent(serve, log, tmp_path):
-    server = serve("--file", f"app={log}", "--initial-lines", "0")
+def live_subscribers(server):
+    """One /ws and one /sse subscriber at the live edge: (ws, sse connection, sse response)."""
     ws = Stream(server.ws_url + "?backlog=0")
     assert ws.next()["type"] == "hello"
     sse = http.client.HTTPConnection("127.0.0.1", server.port, timeout=DEADLINE)
     sse.request("GET", "/sse?backlog=0")
     sse_response = sse.getresponse()
     wait_for(lambda: server.health()["subscribers"] == 2, message="two subscribers")
+    return ws, sse, sse_response
+
+
+def test_metrics_parse_and_count_what_was_sent(serve, log, tmp_path):
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    ws, sse, sse_response = live_subscribers(server)
     append(log, "".join(f"line {i}\n" for i in range(250)))
     assert len(ws.lines(250)) == 250
     read_sse_lines(sse_response, 250)
@@ -165,12 +171,7 @@ def sample(samples, name, **labels):
 def test_metrics_histograms_move_when_lines_are_delivered(serve, log):
     started = time.time()
     server = serve("--file", f"app={log}", "--initial-lines", "0")
-    ws = Stream(server.ws_url + "?backlog=0")
-    assert ws.next()["type"] == "hello"
-    sse = http.client.HTTPConnection("127.0.0.1", server.port, timeout=DEADLINE)
-    sse.request("GET", "/sse?backlog=0")
-    sse_response = sse.getresponse()
-    wait_for(lambda: server.health()["subscribers"] == 2, message="two subscribers")
+    ws, sse, sse_response = live_subscribers(server)
     families, before = metrics(server)
     for name, family in families.items():
         assert family.documentation, f"{name} has help text"
