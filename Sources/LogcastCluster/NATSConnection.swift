@@ -68,24 +68,25 @@ public final class NATSConnection: @unchecked Sendable {
     let connection: OpaquePointer
     let jetStream: OpaquePointer
     let options: Options
-    let events: Unmanaged<ConnectionEventBox>
+    /// The disconnect handler's key in ``CallbackTable/connections``.
+    let events: UInt
 
     /// Connects, waiting up to ``Options/timeout``. `onDisconnect` is
     /// called (on cnats's thread) each time the connection to the server
     /// is lost.
     public init(options: Options, onDisconnect: @escaping @Sendable () -> Void = {}) throws(NATSError) {
-        let events = Unmanaged.passRetained(ConnectionEventBox(onDisconnect))
+        let events = NATSCallbacks.connections.add(onDisconnect)
         do {
             (connection, jetStream) = try Self.connect(options, events: events)
         } catch {
-            events.release()
+            NATSCallbacks.connections.remove(events)
             throw error
         }
         self.options = options
         self.events = events
     }
 
-    private static func connect(_ options: Options, events: Unmanaged<ConnectionEventBox>) throws(NATSError) -> (OpaquePointer, OpaquePointer) {
+    private static func connect(_ options: Options, events: UInt) throws(NATSError) -> (OpaquePointer, OpaquePointer) {
         var opts: OpaquePointer?
         var status = natsOptions_Create(&opts)
         guard status == NATS_OK, let opts else { throw NATSError("cannot create NATS options", status) }
@@ -116,7 +117,7 @@ public final class NATSConnection: @unchecked Sendable {
         } else {
             _ = natsOptions_SetAllowReconnect(opts, false)
         }
-        _ = natsOptions_SetDisconnectedCB(opts, disconnected, events.toOpaque())
+        _ = natsOptions_SetDisconnectedCB(opts, disconnected, UnsafeMutableRawPointer(bitPattern: events))
 
         var connection: OpaquePointer?
         status = natsConnection_Connect(&connection, opts)
@@ -141,9 +142,8 @@ public final class NATSConnection: @unchecked Sendable {
     deinit {
         jsCtx_Destroy(jetStream)
         natsConnection_Destroy(connection)
-        // cnats may still be inside a callback for a moment; the box is kept until then.
-        let events = self.events
-        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { events.release() }
+        // A callback cnats makes after this finds nothing and does nothing.
+        NATSCallbacks.connections.remove(events)
     }
 
     /// Whether the connection is up now (it may be reconnecting).
@@ -310,18 +310,18 @@ public final class NATSConnection: @unchecked Sendable {
         maxWait: Duration,
         acknowledged: @escaping @Sendable (_ messageID: String, _ result: Result<UInt64, NATSError>) -> Void
     ) throws(NATSError) -> NATSAsyncPublisher {
-        let box = Unmanaged.passRetained(AcknowledgementBox(acknowledged))
+        let box = NATSCallbacks.acknowledgements.add(acknowledged)
         var jsOptions = jsOptions()
         jsOptions_Init(&jsOptions)
         jsOptions.Wait = Int64(options.timeout.components.seconds * 1000)
         // cnats's own bound is above ours: the publisher waits for room before it would stall.
         jsOptions.PublishAsync.MaxPending = Int64(maxInFlight * 2)
         jsOptions.PublishAsync.AckHandler = acknowledge
-        jsOptions.PublishAsync.AckHandlerClosure = box.toOpaque()
+        jsOptions.PublishAsync.AckHandlerClosure = UnsafeMutableRawPointer(bitPattern: box)
         var context: OpaquePointer?
         let status = natsConnection_JetStream(&context, connection, &jsOptions)
         guard status == NATS_OK, let context else {
-            box.release()
+            NATSCallbacks.acknowledgements.remove(box)
             throw NATSError("cannot use JetStream", status)
         }
         let milliseconds = maxWait.components.seconds * 1000 + maxWait.components.attoseconds / 1_000_000_000_000_000
@@ -428,7 +428,7 @@ public final class NATSConnection: @unchecked Sendable {
         startSequence: UInt64,
         handler: @escaping @Sendable (Message) -> Void
     ) throws(NATSError) -> NATSSubscription {
-        let box = Unmanaged.passRetained(HandlerBox(handler))
+        let box = NATSCallbacks.handlers.add(handler)
         var options = jsSubOptions()
         jsSubOptions_Init(&options)
         options.Ordered = true
@@ -439,10 +439,10 @@ public final class NATSConnection: @unchecked Sendable {
         var code = jsErrCode(rawValue: 0)
         let status = stream.withCString { name in
             options.Stream = name
-            return js_Subscribe(&subscription, jetStream, subject, deliver, box.toOpaque(), nil, &options, &code)
+            return js_Subscribe(&subscription, jetStream, subject, deliver, UnsafeMutableRawPointer(bitPattern: box), nil, &options, &code)
         }
         guard status == NATS_OK, let subscription else {
-            box.release()
+            NATSCallbacks.handlers.remove(box)
             throw NATSError("cannot read the stream \(stream)", status, code: code)
         }
         // The handler hands messages on at once; cnats must never drop one as a slow consumer.
@@ -463,29 +463,59 @@ extension NATSConnection.StreamInfo {
     }
 }
 
-/// A connection's event handlers, passed to cnats as their closure.
-final class ConnectionEventBox: Sendable {
-    let onDisconnect: @Sendable () -> Void
-    init(_ onDisconnect: @escaping @Sendable () -> Void) { self.onDisconnect = onDisconnect }
+/// The Swift handlers cnats calls back, each under a key that is passed to
+/// cnats as the callback's closure pointer.
+///
+/// cnats may call back on its own threads after the object that set the
+/// callback is gone (a publish's timeout fires after its connection was
+/// destroyed, a delivery thread is still inside its callback): a callback
+/// looks its key up and, once the owner has removed it, finds nothing and
+/// returns. No pointer to a Swift object is ever handed to cnats, so no
+/// late callback can reach freed memory. Keys are never reused.
+final class CallbackTable<Handler: Sendable>: Sendable {
+    private let state = Mutex<(next: UInt, handlers: [UInt: Handler])>((1, [:]))
+
+    /// Registers `handler`; the key is never 0 (a null closure).
+    func add(_ handler: Handler) -> UInt {
+        state.withLock { state in
+            defer { state.next += 1 }
+            state.handlers[state.next] = handler
+            return state.next
+        }
+    }
+
+    func remove(_ key: UInt) {
+        _ = state.withLock { $0.handlers.removeValue(forKey: key) }
+    }
+
+    /// The handler of the closure pointer cnats passed back (nil: removed).
+    func handler(_ closure: UnsafeMutableRawPointer?) -> Handler? {
+        let key = UInt(bitPattern: closure)
+        return state.withLock { $0.handlers[key] }
+    }
+
+}
+
+/// The callback tables of cnats's three kinds of callback.
+enum NATSCallbacks {
+    /// A connection's `onDisconnect`.
+    static let connections = CallbackTable<@Sendable () -> Void>()
+    /// An ordered consumer's message handler.
+    static let handlers = CallbackTable<@Sendable (NATSConnection.Message) -> Void>()
+    /// An asynchronous publisher's acknowledgement handler.
+    static let acknowledgements = CallbackTable<@Sendable (String, Result<UInt64, NATSError>) -> Void>()
 }
 
 private let disconnected: natsConnectionHandler = { _, closure in
-    guard let closure else { return }
-    Unmanaged<ConnectionEventBox>.fromOpaque(closure).takeUnretainedValue().onDisconnect()
-}
-
-/// The Swift handler of a subscription, passed to cnats as its closure.
-final class HandlerBox: Sendable {
-    let handler: @Sendable (NATSConnection.Message) -> Void
-    init(_ handler: @escaping @Sendable (NATSConnection.Message) -> Void) { self.handler = handler }
+    NATSCallbacks.connections.handler(closure)?()
 }
 
 /// cnats's message callback: copies the message out, frees it, calls the handler.
 private let deliver: natsMsgHandler = { _, _, message, closure in
-    guard let message, let closure else { return }
+    guard let message else { return }
     defer { natsMsg_Destroy(message) }
-    let box = Unmanaged<HandlerBox>.fromOpaque(closure).takeUnretainedValue()
-    if let copied = NATSConnection.Message(message) { box.handler(copied) }
+    guard let handler = NATSCallbacks.handlers.handler(closure) else { return }
+    if let copied = NATSConnection.Message(message) { handler(copied) }
 }
 
 extension NATSConnection.Message {
@@ -508,27 +538,21 @@ extension NATSConnection.Message {
     }
 }
 
-/// The Swift side of an asynchronous publisher's acknowledgements.
-final class AcknowledgementBox: Sendable {
-    let handler: @Sendable (String, Result<UInt64, NATSError>) -> Void
-    init(_ handler: @escaping @Sendable (String, Result<UInt64, NATSError>) -> Void) { self.handler = handler }
-}
-
 /// cnats's acknowledgement callback: the message's `Nats-Msg-Id` and its
 /// stream sequence, or the error (a refusal, or no answer within `MaxWait`).
 private let acknowledge: jsPubAckHandler = { _, message, ack, failure, closure in
     defer { natsMsg_Destroy(message) }
-    guard let message, let closure else { return }
-    let box = Unmanaged<AcknowledgementBox>.fromOpaque(closure).takeUnretainedValue()
+    guard let message else { return }
+    guard let handler = NATSCallbacks.acknowledgements.handler(closure) else { return }
     var value: UnsafePointer<CChar>?
     guard natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK, let value else { return }
     let id = String(cString: value)
     if let ack {
-        box.handler(id, .success(ack.pointee.Sequence))
+        handler(id, .success(ack.pointee.Sequence))
     } else if let failure {
         var text = String(cString: natsStatus_GetText(failure.pointee.Err))
         if let detail = failure.pointee.ErrText { text += " (\(String(cString: detail)))" }
-        box.handler(id, .failure(NATSError("publishing failed: \(text)")))
+        handler(id, .failure(NATSError("publishing failed: \(text)")))
     }
 }
 
@@ -539,10 +563,11 @@ private let acknowledge: jsPubAckHandler = { _, message, ack, failure, closure i
 public final class NATSAsyncPublisher: @unchecked Sendable {
     let connection: NATSConnection  // kept open while this publishes
     let context: OpaquePointer  // jsCtx*
-    let box: Unmanaged<AcknowledgementBox>
+    /// The acknowledgement handler's key in ``CallbackTable/acknowledgements``.
+    let box: UInt
     let maxWaitMilliseconds: Int64
 
-    init(connection: NATSConnection, context: OpaquePointer, box: Unmanaged<AcknowledgementBox>, maxWaitMilliseconds: Int64) {
+    init(connection: NATSConnection, context: OpaquePointer, box: UInt, maxWaitMilliseconds: Int64) {
         self.connection = connection
         self.context = context
         self.box = box
@@ -579,9 +604,8 @@ public final class NATSAsyncPublisher: @unchecked Sendable {
 
     deinit {
         jsCtx_Destroy(context)
-        // cnats may still be inside the callback for a moment; the box is kept until then.
-        let box = self.box
-        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { box.release() }
+        // Acknowledgements and timeouts that come later find no handler.
+        NATSCallbacks.acknowledgements.remove(box)
     }
 }
 
@@ -589,9 +613,10 @@ public final class NATSAsyncPublisher: @unchecked Sendable {
 public final class NATSSubscription: Sendable {
     /// The natsSubscription* as its address (0 once cancelled): pointers are not Sendable.
     private let state: Mutex<UInt>
-    private let box: Unmanaged<HandlerBox>
+    /// The handler's key in ``CallbackTable/handlers``.
+    let box: UInt
 
-    init(subscription: OpaquePointer, box: Unmanaged<HandlerBox>) {
+    init(subscription: OpaquePointer, box: UInt) {
         self.state = Mutex(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(subscription))))
         self.box = box
     }
@@ -609,8 +634,7 @@ public final class NATSSubscription: Sendable {
 
     deinit {
         cancel()
-        // cnats may still be inside the callback for a moment after Destroy; the box is kept until then.
-        let box = self.box
-        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { box.release() }
+        // A delivery thread still inside the callback finishes it; later ones find no handler.
+        NATSCallbacks.handlers.remove(box)
     }
 }

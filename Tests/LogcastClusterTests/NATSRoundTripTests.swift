@@ -180,6 +180,29 @@ func eventually(_ what: String, _ condition: () -> Bool) {
         #expect(try nats.streamInfo("LOGCAST").lastSequence == 100, "a repeat is a duplicate, not stored")
     }
 
+    @Test func callbacksAfterTheirOwnerIsGoneFindNoHandler() throws {
+        let server = try NATSServer()
+        var nats: NATSConnection? = try NATSConnection(options: .init(urls: [server.url]))
+        _ = try nats!.ensureStream(.init(name: "LOGCAST", subjects: [ClusterSubject.all]))
+        var publisher: NATSAsyncPublisher? = try nats!.asyncPublisher(maxInFlight: 4, maxWait: .seconds(5)) { _, _ in }
+        var subscription: NATSSubscription? = try nats!.subscribeOrdered(stream: "LOGCAST", subject: ClusterSubject.all, startSequence: 1) { _ in }
+        let keys = (connection: nats!.events, acknowledgement: publisher!.box, handler: subscription!.box)
+        func key(_ value: UInt) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: value) }
+        #expect(NATSCallbacks.connections.handler(key(keys.connection)) != nil)
+        #expect(NATSCallbacks.acknowledgements.handler(key(keys.acknowledgement)) != nil)
+        #expect(NATSCallbacks.handlers.handler(key(keys.handler)) != nil)
+        subscription = nil
+        #expect(NATSCallbacks.handlers.handler(key(keys.handler)) == nil, "a delivery after cancel reaches nobody")
+        publisher = nil
+        #expect(NATSCallbacks.acknowledgements.handler(key(keys.acknowledgement)) == nil, "a late acknowledgement or timeout reaches nobody")
+        nats = nil
+        #expect(NATSCallbacks.connections.handler(key(keys.connection)) == nil, "a late disconnect reaches nobody")
+        let fresh = NATSCallbacks.connections.add {}
+        #expect(fresh > keys.connection, "keys are never reused")
+        NATSCallbacks.connections.remove(fresh)
+        _ = (nats, publisher, subscription)
+    }
+
     @Test func anUnreachableServerIsAClearError() {
         var options = NATSConnection.Options(urls: ["nats://127.0.0.1:9"])
         options.timeout = .seconds(1)

@@ -462,7 +462,10 @@ def test_three_agents_on_a_cluster_of_three_reach_two_gateways_through_node_loss
 
     def check(lines):
         for host in hosts:
-            assert [l["msg"] for l in lines if l["host"] == host] == written[host], f"{host}: every line once, in file order"
+            got = [l["msg"] for l in lines if l["host"] == host]
+            missing = [m for m in written[host] if m not in got]
+            twice = sorted({m for m in got if got.count(m) > 1})
+            assert got == written[host], f"{host}: every line once, in file order; missing {missing}, twice {twice}, received {len(lines)}"
 
     try:
         streams = [Stream(g.ws_url) for g in gateways]
