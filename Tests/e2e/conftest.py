@@ -60,6 +60,8 @@ class Server:
         self.stderr_lines = []
         self.port = None
         self.proc = None
+        # The state directory made for this server (removed when it stops).
+        self.own_state = None
 
     def start(self):
         args = list(self.args)
@@ -67,7 +69,7 @@ class Server:
             # A state directory of its own; a test that restarts a server on the
             # same state passes --state-directory itself.
             import tempfile
-            state = tempfile.mkdtemp(prefix="logcast-state-")
+            state = self.own_state = tempfile.mkdtemp(prefix="logcast-state-")
             if self.wrapper:
                 os.chmod(state, 0o777)  # the wrapper may run logcast as another user
             args = ["--state-directory", state, *args]
@@ -125,6 +127,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.own_state and self.proc and self.proc.poll() is not None:
+            import shutil
+            shutil.rmtree(self.own_state, ignore_errors=True)
+            self.own_state = None
 
     def rss_kib(self):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
