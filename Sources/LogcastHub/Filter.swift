@@ -19,6 +19,11 @@ public struct Filter: Sendable, Equatable {
     public var since: Timestamp?
     /// Lines stamped at or before this time (`until`).
     public var until: Timestamp?
+    /// Lines around each matching one (`context`, `before-context`,
+    /// `after-context`): see ``ContextSelector``. With context, `priority`
+    /// chooses matches like the text keys do, and the other selection keys
+    /// (source, host, unit, identifier, time) also bound the context lines.
+    public var context = ContextWindow()
 
     public init() {}
 
@@ -50,6 +55,8 @@ public struct Filter: Sendable, Equatable {
         if !hosts.isEmpty { writer.field("host", strings: hosts) }
         if let since { writer.field("since", since.rfc3339) }
         if let until { writer.field("until", until.rfc3339) }
+        if context.before > 0 { writer.field("before-context", context.before) }
+        if context.after > 0 { writer.field("after-context", context.after) }
         writer.endObject()
     }
 
@@ -87,6 +94,9 @@ public final class LineMatcher: Sendable {
     /// No selection key (source, host, unit, identifier, priority, time):
     /// ``admits(_:)`` is true for everything.
     public let admitsEverything: Bool
+    /// The lines around each match to send; not empty: ``priority`` is a
+    /// match key, not a selection key, and a ``ContextSelector`` chooses.
+    public let context: ContextWindow
 
     /// - Throws: ``FilterError`` when a pattern does not compile.
     public init(_ filter: Filter) throws(FilterError) {
@@ -114,8 +124,9 @@ public final class LineMatcher: Sendable {
         units = Set(filter.units)
         identifiers = Set(filter.identifiers)
         hosts = Set(filter.hosts)
+        context = filter.context
         admitsEverything =
-            sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && filter.priority == nil
+            sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && (filter.priority == nil || !context.isEmpty)
             && filter.since == nil && filter.until == nil
     }
 
@@ -137,6 +148,13 @@ public final class LineMatcher: Sendable {
         }
     }
 
+    /// Whether a history scan hands `entry` on: with context, every line
+    /// that passes the selection keys (the ``ContextSelector`` chooses among
+    /// them), else only those that pass.
+    public func selects(_ entry: HubEntry) -> Bool {
+        context.isEmpty ? matches(entry) : admits(entry)
+    }
+
     /// Whether a line or event passes the selection keys, the ones that
     /// cost no pattern match (set lookups and comparisons). Cheap enough to
     /// run where lines are offered to a subscriber, so that a queue holds
@@ -149,13 +167,11 @@ public final class LineMatcher: Sendable {
         }
     }
 
-    func admits(_ record: LogRecord) -> Bool {
+    public func admits(_ record: LogRecord) -> Bool {
         if !sources.isEmpty, !sources.contains(record.source) { return false }
         if let since = filter.since, record.timestamp < since { return false }
         if let until = filter.until, until < record.timestamp { return false }
-        if let range = filter.priority {
-            guard let level = record.priority, range.contains(level) else { return false }
-        }
+        if context.isEmpty, !passesPriority(record) { return false }
         if !units.isEmpty {
             // Like journalctl -u: the entry's own unit, or the unit it is about.
             let own = record.unit.map(units.contains) ?? false
@@ -170,9 +186,16 @@ public final class LineMatcher: Sendable {
         return true
     }
 
+    private func passesPriority(_ record: LogRecord) -> Bool {
+        guard let range = filter.priority else { return true }
+        guard let level = record.priority else { return false }
+        return range.contains(level)
+    }
+
     /// Whether a line passes every key.
     public func matches(_ record: LogRecord) -> Bool {
         guard admits(record) else { return false }
+        if !context.isEmpty, !passesPriority(record) { return false }
         if grep.isEmpty && regex == nil && exclude.isEmpty { return true }
         var message = record.message
         return message.withUTF8 { utf8 in

@@ -485,7 +485,64 @@ public final class Hub: Sendable {
     /// after `after`; otherwise a `restart` gap if the epoch changed, then the
     /// `backlog`. At most `limit` lines. A scan that runs out of time ends
     /// with an `incomplete` object.
+    ///
+    /// With context (``LineMatcher/context``), a ``ContextSelector`` chooses
+    /// the lines to send among those the scan passes on, and the plan ends
+    /// with it (``SubscriberQueue/Item/adopt(_:)``) for the live lines.
     static func startPlan(
+        request: SubscriptionRequest,
+        matcher: LineMatcher,
+        history: HistorySnapshot,
+        epoch: String,
+        limit: Int,
+        durable: (any DurableHistory)? = nil,
+        durableLimit: Int = 0,
+        archives: [any SourceArchive] = [],
+        streamNumbered: Bool = false
+    ) -> StartPlan {
+        var plan = selectionPlan(
+            request: request,
+            matcher: matcher,
+            history: history,
+            epoch: epoch,
+            limit: limit,
+            durable: durable,
+            durableLimit: durableLimit,
+            archives: archives,
+            streamNumbered: streamNumbered
+        )
+        guard !matcher.context.isEmpty else { return plan }
+        var selector = ContextSelector(window: matcher.context)
+        plan.items = selector.select(plan.items, matcher: matcher)
+        plan.items.append(.adopt(selector))
+        return plan
+    }
+
+    /// The lines before `index` a context selector records before a scan
+    /// starts there: per file, the last `before + after + 1` lines that
+    /// pass the selection keys (what decides which of them are still owed
+    /// or kept), looking back at most ``contextLookBehind`` entries.
+    /// `sent`: whether matches among them count as sent (a resume: the
+    /// client has them) or only as lines (a backlog's first match gets its
+    /// full context).
+    static func contextPrimes(before index: Int, in entries: [HubEntry], matcher: LineMatcher, sent: Bool) -> [SubscriberQueue.Item] {
+        let wanted = matcher.context.before + matcher.context.after + 1
+        var perFile: [ContextSelector.Key: Int] = [:]
+        var primes: [SubscriberQueue.Item] = []
+        for entry in entries[max(0, index - contextLookBehind)..<index].reversed() {
+            guard case .line(let record) = entry.payload, matcher.admits(record) else { continue }
+            let key = ContextSelector.Key(source: record.source, path: record.path)
+            guard perFile[key, default: 0] < wanted else { continue }
+            perFile[key, default: 0] += 1
+            primes.append(.prime(entry, matched: sent && matcher.matches(record)))
+        }
+        return primes.reversed()
+    }
+
+    /// How far back a start looks for the lines before its first one that context needs.
+    static let contextLookBehind = 10_000
+
+    private static func selectionPlan(
         request: SubscriptionRequest,
         matcher: LineMatcher,
         history: HistorySnapshot,
@@ -529,7 +586,7 @@ public final class Hub: Sendable {
                             )
                         }
                         reached = max(reached, entry.lastSeqCovered)
-                        if matcher.matches(entry) { items.append(.entry(entry)) }
+                        if matcher.selects(entry) { items.append(.entry(entry)) }
                     }
                     if clock.cutShort {
                         items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
@@ -562,6 +619,9 @@ public final class Hub: Sendable {
             if history.firstIndex(after: from) < history.entries.count {
                 var count = 0
                 let start = history.firstIndex(after: from)
+                if !matcher.context.isEmpty {
+                    items += contextPrimes(before: start, in: history.entries, matcher: matcher, sent: true)
+                }
                 for entry in history.entries[start...] {
                     guard clock.tick() else { break }
                     if !streamNumbered, entry.position > resumeAfter + 1 {
@@ -572,7 +632,7 @@ public final class Hub: Sendable {
                         )
                     }
                     resumeAfter = max(resumeAfter, entry.lastSeqCovered)
-                    if matcher.matches(entry) {
+                    if matcher.selects(entry) {
                         items.append(.entry(entry))
                         if entry.isLine { count += 1 }
                         if count == limit { break }
@@ -594,8 +654,26 @@ public final class Hub: Sendable {
             )
         }
         var backlog: [HubEntry] = []
+        var contextual: [SubscriberQueue.Item] = []
         let wanted = min(request.backlog, limit)
-        if wanted > 0 {
+        if wanted > 0, !matcher.context.isEmpty {
+            // The last `wanted` matches, and everything after the first of them that context may need.
+            var lines = 0
+            var first: Int?
+            for index in history.entries.indices.reversed() {
+                guard clock.tick() else { break }
+                let entry = history.entries[index]
+                guard entry.isLine, matcher.matches(entry) else { continue }
+                first = index
+                lines += 1
+                if lines == wanted { break }
+            }
+            if let first {
+                contextual = contextPrimes(before: first, in: history.entries, matcher: matcher, sent: false)
+                for entry in history.entries[first...] where matcher.selects(entry) { contextual.append(.entry(entry)) }
+                backlog = contextual.compactMap(\.carried).reversed()  // for the restart gap's `next`
+            }
+        } else if wanted > 0 {
             var lines = 0
             for entry in history.entries.reversed() {
                 guard clock.tick() else { break }
@@ -612,7 +690,11 @@ public final class Hub: Sendable {
             items.append(.control(ProtocolObject.gap(after: after, next: next, missed: nil, reason: .restart).encoded()))
         }
         if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: nil))) }
-        for entry in backlog.reversed() { items.append(.entry(entry)) }
+        if matcher.context.isEmpty {
+            for entry in backlog.reversed() { items.append(.entry(entry)) }
+        } else {
+            items += contextual
+        }
         return StartPlan(items: items, deliveredUpTo: nil, complete: !clock.cutShort, examined: clock.examined)
     }
 
@@ -679,7 +761,7 @@ public final class Hub: Sendable {
             for entry in selected?.entries ?? durable.lines(since: since, before: oldest, limit: cap) {
                 guard clock.tick() else { break }
                 lastExamined = entry.lastSeqCovered
-                if matcher.matches(entry) {
+                if matcher.selects(entry) {
                     items.append(.entry(entry))
                     guard entry.isLine else { continue }
                     count += 1
@@ -700,7 +782,7 @@ public final class Hub: Sendable {
                 guard since <= record.timestamp else { continue }
                 guard clock.tick() else { break }
                 lastExamined = entry.position
-                if matcher.matches(record) {
+                if matcher.context.isEmpty ? matcher.matches(record) : matcher.admits(record) {
                     items.append(.entry(entry))
                     count += 1
                     if count == limit {

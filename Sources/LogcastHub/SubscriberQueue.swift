@@ -30,9 +30,29 @@ public enum SlowConsumerPolicy: String, Sendable, CaseIterable {
 /// - Lines come out in the order they went in.
 public struct SubscriberQueue: Sendable {
     public enum Item: Sendable {
+        /// A line or source event, to be filtered by the writer.
         case entry(HubEntry)
         /// A pre-encoded control object (`hello`, `subscribed`, `error`, a resume `gap`).
         case control([UInt8])
+        /// A matching line a ``ContextSelector`` chose: sent as a line, not filtered again.
+        case selected(HubEntry)
+        /// A line sent as context of a match (`"context":true`).
+        case context(HubEntry)
+        /// Between context groups that do not follow on (`{"type":"separator"}`, grep's `--`).
+        case separator
+        /// A line a ``ContextSelector`` records without sending it (the
+        /// lines before a backlog or a resume point); only in a start plan.
+        case prime(HubEntry, matched: Bool)
+        /// The selector a start plan ended with: the writer goes on with it.
+        case adopt(ContextSelector)
+
+        /// The line or event this item sends, if any.
+        public var carried: HubEntry? {
+            switch self {
+            case .entry(let entry), .selected(let entry), .context(let entry): entry
+            case .control, .separator, .prime, .adopt: nil
+            }
+        }
     }
 
     /// A `gap` caused by dropping queued lines.
@@ -85,8 +105,7 @@ public struct SubscriberQueue: Sendable {
     public mutating func push(_ item: Item) -> PushResult {
         if isOverflowed { return .overflowed }
         let size = Self.size(of: item)
-        let isLine: Bool
-        if case .entry(let entry) = item { isLine = entry.isLine } else { isLine = false }
+        let isLine = item.carried?.isLine ?? false
         var dropped = 0
         while !items.isEmpty, (isLine && lineCount + 1 > maxLines) || byteCount + size > maxBytes {
             if policy == .disconnect {
@@ -94,15 +113,15 @@ public struct SubscriberQueue: Sendable {
                 return .overflowed
             }
             if policy == .catchUp {
-                guard case .entry(let refused) = item, isLine else { break }  // control objects always fit
+                guard let refused = item.carried, isLine else { break }  // control objects always fit
                 takeBackEvents(at: refused.position)
                 return .refused
             }
             // Control objects (hello, subscribed) are never dropped: drop the oldest entry.
-            guard let index = items.firstIndex(where: { if case .entry = $0 { true } else { false } }) else { break }
+            guard let index = items.firstIndex(where: { $0.carried != nil }) else { break }
             let old = items.remove(at: index)
             byteCount -= Self.size(of: old)
-            if case .entry(let entry) = old, entry.isLine {
+            if let entry = old.carried, entry.isLine {
                 lineCount -= 1
                 dropped += 1
             }
@@ -123,11 +142,7 @@ public struct SubscriberQueue: Sendable {
         var gap: Gap? = pendingGap
         pendingGap = nil
         if droppedLines > 0 {
-            let next =
-                items.lazy.compactMap { item -> UInt64? in
-                    if case .entry(let entry) = item { return entry.position }
-                    return nil
-                }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
+            let next = items.lazy.compactMap { $0.carried?.position }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
             gap = Gap(after: lastDeliveredSeq, next: next, missed: droppedLines)
             droppedLines = 0
         }
@@ -139,7 +154,7 @@ public struct SubscriberQueue: Sendable {
             items.removeFirst()
             byteCount -= size
             taken += size
-            if case .entry(let entry) = first, entry.isLine {
+            if let entry = first.carried, entry.isLine {
                 lineCount -= 1
                 if entry.hasSeq { lastDeliveredSeq = entry.position }
             }
@@ -162,7 +177,7 @@ public struct SubscriberQueue: Sendable {
     /// stream). Control objects stay, in order: a client must still learn why
     /// an earlier message was refused.
     public mutating func removeEntries() {
-        items.removeAll { if case .entry = $0 { true } else { false } }
+        items.removeAll { if case .control = $0 { false } else { true } }
         lineCount = 0
         byteCount = items.reduce(0) { $0 + Self.size(of: $1) }
         droppedLines = 0
@@ -193,8 +208,11 @@ public struct SubscriberQueue: Sendable {
 
     static func size(of item: Item) -> Int {
         switch item {
-        case .entry(let entry): entry.byteCount
+        case .entry(let entry), .selected(let entry): entry.byteCount
+        case .context(let entry): entry.byteCount + 16
         case .control(let bytes): bytes.count
+        case .separator: 21
+        case .prime, .adopt: 0
         }
     }
 }

@@ -59,6 +59,10 @@ public final class Subscription: Sendable {
         /// Counts starts (a `subscribe` message begins a new one), so that a
         /// catch-up read made for an earlier start is discarded.
         var generation = 0
+        /// For a filter with context: which lines are sent. The writer takes
+        /// it out while it filters a batch (outside the lock) and puts it
+        /// back unless a new start has begun meanwhile.
+        var context: ContextSelector?
     }
 
     /// A request to end the stream now, with a WebSocket close code.
@@ -86,7 +90,9 @@ public final class Subscription: Sendable {
         self.catchUp = catchUp
         var queue = queue
         for control in prelude { queue.push(.control(control)) }
-        self.state = Mutex(State(matcher: matcher, queue: queue))
+        var state = State(matcher: matcher, queue: queue)
+        state.context = matcher.context.isEmpty ? nil : ContextSelector(window: matcher.context)
+        self.state = Mutex(state)
     }
 
     /// Ends a start (see ``Hub/subscribe(matcher:request:prelude:)``): queues
@@ -97,7 +103,7 @@ public final class Subscription: Sendable {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             for item in items {
                 guard state.behind == nil else { break }  // the rest is read from the history
-                if state.queue.push(item) == .refused, case .entry(let entry) = item { state.behind = CatchUpCursor(after: entry.position - 1) }
+                if state.queue.push(item) == .refused, let entry = item.carried { state.behind = CatchUpCursor(after: entry.position - 1) }
             }
             if let deliveredUpTo {
                 state.queue.markDelivered(upTo: deliveredUpTo)
@@ -127,6 +133,7 @@ public final class Subscription: Sendable {
             state.starting = true
             state.behind = nil
             state.generation += 1
+            state.context = matcher.context.isEmpty ? nil : ContextSelector(window: matcher.context)
         }
     }
 
@@ -267,11 +274,16 @@ public final class Subscription: Sendable {
     public func nextBatch(maxBytes: Int) async -> Batch {
         while true {
             var readOn: (cursor: CatchUpCursor, generation: Int)?
+            var context: (selector: ContextSelector, generation: Int)?
             let drained: (batch: Batch?, matcher: LineMatcher?) = state.withLock { state in
                 if let request = state.closeRequest { return (.close(request), nil) }
                 if state.queue.isOverflowed { return (.overflowed, nil) }
                 if !state.queue.isEmpty {
                     let (gap, items) = state.queue.drain(maxBytes: maxBytes)
+                    if let selector = state.context {
+                        context = (selector, state.generation)
+                        state.context = nil
+                    }
                     return (.items(gap: gap, items), state.matcher)
                 }
                 if state.finished || Task.isCancelled { return (.finished, nil) }
@@ -284,6 +296,16 @@ public final class Subscription: Sendable {
                 // A read is up to a queue's worth of lines: let other tasks (pings, other writers) run between reads.
                 await Task.yield()
                 continue
+            }
+            if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, var selector = context?.selector {
+                // Context: the selector chooses, in this task, outside every lock.
+                if gap != nil { selector.reset() }
+                let chosen = selector.select(items, matcher: matcher)
+                state.withLock { state in
+                    if state.generation == context?.generation, state.context == nil { state.context = selector }
+                }
+                if chosen.isEmpty && gap == nil { continue }
+                return .items(gap: gap, chosen)
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer's task, outside every lock.

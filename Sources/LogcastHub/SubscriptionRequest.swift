@@ -57,8 +57,8 @@ public struct SubscriptionRequest: Sendable, Equatable {
     /// Keys that may be given more than once (or comma-separated).
     public static let repeatableKeys: Set<String> = ["source", "grep", "exclude", "unit", "identifier", "host"]
     public static let allKeys = [
-        "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "since", "until", "backlog", "after", "epoch",
-        "format",
+        "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "since", "until", "context", "before-context",
+        "after-context", "backlog", "after", "epoch", "format",
     ]
 
     /// Parses query items in order. Repeated keys add values; repeatable keys also split on
@@ -72,6 +72,8 @@ public struct SubscriptionRequest: Sendable, Equatable {
     ) throws(FilterError) -> SubscriptionRequest {
         var request = SubscriptionRequest()
         var seen: [String: Int] = [:]
+        // `context` sets both sides; `before-context` and `after-context` win over it, in any order (as grep's -C, -B, -A).
+        var context: (both: Int?, before: Int?, after: Int?) = (nil, nil, nil)
         for (key, rawValue) in items {
             guard allKeys.contains(key) else {
                 throw FilterError("unknown parameter '\(key)'", hint: "known parameters: \(allKeys.joined(separator: ", "))")
@@ -97,9 +99,15 @@ public struct SubscriptionRequest: Sendable, Equatable {
                         hint: key == "regex" ? "combine the patterns into one, e.g. regex=a|b" : "give \(key) once"
                     )
                 }
-                try request.apply(key: key, value: value, limits: limits)
+                switch key {
+                case "context": context.both = try contextLines(key, value)
+                case "before-context": context.before = try contextLines(key, value)
+                case "after-context": context.after = try contextLines(key, value)
+                default: try request.apply(key: key, value: value, limits: limits)
+                }
             }
         }
+        request.filter.context = ContextWindow(before: context.before ?? context.both ?? 0, after: context.after ?? context.both ?? 0)
         if let since = request.filter.since, let until = request.filter.until, until < since {
             throw FilterError(
                 "until (\(until.rfc3339)) is before since (\(since.rfc3339))",
@@ -165,6 +173,18 @@ public struct SubscriptionRequest: Sendable, Equatable {
         default:
             break
         }
+    }
+
+    /// The number of a context key: 0 to ``ContextWindow/maxLines``.
+    static func contextLines(_ key: String, _ value: String) throws(FilterError) -> Int {
+        guard let number = Int(value), (0...ContextWindow.maxLines).contains(number) else {
+            throw FilterError(
+                "\(key) '\(value)' is not a number of lines from 0 to \(ContextWindow.maxLines)",
+                hint:
+                    "e.g. \(key)=3 for three lines \(key == "after-context" ? "after" : key == "before-context" ? "before" : "before and after") each match"
+            )
+        }
+        return number
     }
 
     /// `err` = 0...3; `warning..err` or `err..warning` = 3...4; names, aliases or digits.

@@ -147,6 +147,14 @@ public enum ProtocolObject: Sendable {
         return String(decoding: encoded[start..<end], as: UTF8.self)
     }
 
+    /// `{"type":"separator"}`: between context groups that do not follow on.
+    public static let separator: [UInt8] = Array(#"{"type":"separator"}"#.utf8) + [UInt8(ascii: "\n")]
+
+    /// A line object (as ``encoded()`` wrote it) sent as context is the
+    /// same object with `"context":true` last: its bytes without the final
+    /// `}` and newline, then these.
+    public static let contextSuffix: [UInt8] = Array(#","context":true}"#.utf8) + [UInt8(ascii: "\n")]
+
     /// The body of a refused HTTP request: `{"error":"...","hint":"..."}`.
     public static func refusalBody(error: String, hint: String) -> [UInt8] {
         var writer = JSONWriter()

@@ -42,8 +42,11 @@ struct StreamFraming: Sendable {
         var total = gap == nil ? 0 : 160
         for item in items {
             switch item {
-            case .entry(let entry): total += entry.json.count + perItem
+            case .entry(let entry), .selected(let entry): total += entry.json.count + perItem
+            case .context(let entry): total += entry.json.count + perItem + 16
             case .control(let json): total += json.count + perItem + 32
+            case .separator: total += ProtocolObject.separator.count + perItem + 32
+            case .prime, .adopt: break
             }
         }
         return total
@@ -69,11 +72,38 @@ struct StreamFraming: Sendable {
 
     /// Appends one item. - Returns: 1 for a line, else 0.
     func append(_ item: SubscriberQueue.Item, to buffer: inout ByteBuffer) -> Int {
-        switch (item, kind) {
-        case (.entry(let entry), .ndjson):
+        switch item {
+        case .entry(let entry), .selected(let entry): return append(entry, context: false, to: &buffer)
+        case .context(let entry): return append(entry, context: true, to: &buffer)
+        case .control(let json): append(control: json, to: &buffer)
+        case .separator:
+            switch (kind, format) {
+            case (.ndjson, .json): buffer.writeBytes(ProtocolObject.separator)
+            case (.ndjson, .text): buffer.writeString("--\n")
+            case (.sse, .json): Self.writeEvent(&buffer, name: "separator", data: ProtocolObject.separator)
+            case (.sse, .text): buffer.writeString("event: separator\ndata: --\n\n")
+            }
+        case .prime, .adopt: break
+        }
+        return 0
+    }
+
+    /// The line's object (`"context":true` for a context line), or its
+    /// text. - Returns: 1 for a line, 0 for an event.
+    private func append(_ entry: HubEntry, context: Bool, to buffer: inout ByteBuffer) -> Int {
+        func writeJSON() {
+            if context {
+                buffer.writeBytes(entry.json.dropLast(2))  // `}` and the newline
+                buffer.writeBytes(ProtocolObject.contextSuffix)
+            } else {
+                buffer.writeBytes(entry.json)
+            }
+        }
+        switch kind {
+        case .ndjson:
             switch (entry.payload, format) {
             case (_, .json):
-                buffer.writeBytes(entry.json)
+                writeJSON()
             case (.line(let record), .text):
                 buffer.writeString(record.message)
                 buffer.writeInteger(UInt8(ascii: "\n"))
@@ -81,10 +111,7 @@ struct StreamFraming: Sendable {
                 return 0
             }
             return entry.isLine ? 1 : 0
-        case (.control(let json), .ndjson):
-            if format == .json { buffer.writeBytes(json) }
-            return 0
-        case (.entry(let entry), .sse(let epoch)):
+        case .sse(let epoch):
             guard case .line(let record) = entry.payload else {
                 // A source event, or a `downtime` gap (sent in both formats, as a slow-consumer gap is).
                 let name = ProtocolObject.type(of: entry.json) ?? "source"
@@ -95,19 +122,25 @@ struct StreamFraming: Sendable {
             if entry.hasSeq { buffer.writeString("id: \(epoch)-\(entry.position)\n") }
             if format == .json {
                 buffer.writeString("data: ")
-                buffer.writeBytes(entry.json)  // ends with "\n"; JSON escapes CR and LF
+                writeJSON()  // ends with "\n"; JSON escapes CR and LF
             } else {
                 Self.writeDataLines(&buffer, record.message)
             }
             buffer.writeString("\n")
             return 1
-        case (.control(let json), .sse):
+        }
+    }
+
+    private func append(control json: [UInt8], to buffer: inout ByteBuffer) {
+        switch kind {
+        case .ndjson:
+            if format == .json { buffer.writeBytes(json) }
+        case .sse:
             if json.isEmpty {
                 buffer.writeString(": heartbeat\n\n")
             } else if format == .json {
                 Self.writeEvent(&buffer, name: ProtocolObject.type(of: json) ?? "message", data: json)
             }
-            return 0
         }
     }
 

@@ -46,6 +46,8 @@ final class FixedArchive: SourceArchive {
                 return entry.hasSeq ? "\(entry.position):\(record.message)" : "-:\(record.message)"
             case .control(let json):
                 return ProtocolObject.type(of: json) ?? "?"
+            case .selected, .context, .separator, .prime, .adopt:
+                return "\(item)"
             }
         }
     }

@@ -67,7 +67,10 @@ extension SubscriberQueue.Item {
     var text: String {
         switch self {
         case .control(let bytes): TestSupport.string(bytes)
-        case .entry(let entry): TestSupport.string(entry.json)
+        case .entry(let entry), .selected(let entry), .context(let entry): TestSupport.string(entry.json)
+        case .separator: "--"
+        case .prime(let entry, _): "prime " + TestSupport.string(entry.json)
+        case .adopt: "adopt"
         }
     }
 }

@@ -1,0 +1,158 @@
+import DequeModule
+import LogcastProtocol
+
+/// How many lines around each matching line a subscriber wants: grep's
+/// `-B` (``before``) and `-A` (``after``), the filter keys
+/// `before-context`, `after-context` and `context` (both).
+public struct ContextWindow: Sendable, Equatable {
+    public var before = 0
+    public var after = 0
+
+    /// The most lines either side, as in the protocol.
+    public static let maxLines = 100
+
+    public init(before: Int = 0, after: Int = 0) {
+        self.before = before
+        self.after = after
+    }
+
+    /// No context: a filter without one selects lines one at a time.
+    public var isEmpty: Bool { before == 0 && after == 0 }
+}
+
+/// `grep -C`, live: which lines a subscriber with a ``ContextWindow`` gets,
+/// given, for each line that passes its selection keys, whether it matches.
+///
+/// Context is taken from the same source and file (lines of other sources
+/// in between are not context): each file is a *track* with its own
+/// numbering of the lines seen, the lines seen since the last one sent (at
+/// most `before` of them kept), and how many lines after the last match are
+/// still to be sent. So:
+/// - a matching line is sent after the unsent lines kept before it, as
+///   context (``SubscriberQueue/Item/context(_:)``), and the next `after`
+///   lines of its file follow as context as they arrive;
+/// - a line is sent once, however many matches it is context for, and a
+///   context line that matches is sent as a match;
+/// - a ``SubscriberQueue/Item/separator`` comes before a group that does not
+///   follow on from the last line sent of its file (grep's `--`); never
+///   before a file's first group.
+///
+/// A source event of a file (rotated, truncated, missing, ...) ends its
+/// track: the next file is a new one, and nothing is context across it. A
+/// gap (lines lost) ends every track.
+///
+/// A plain value type: the hub runs one over a history scan to start a
+/// stream, and hands it to the subscriber's writer
+/// (``SubscriberQueue/Item/adopt(_:)``), which goes on with the live lines.
+public struct ContextSelector: Sendable {
+    public let window: ContextWindow
+
+    struct Key: Hashable, Sendable {
+        var source: String
+        var path: String?
+    }
+
+    struct Track: Sendable {
+        /// Lines of this file seen (each line's number is the count after it).
+        var seen: UInt64 = 0
+        /// The number of the last line sent (0: none yet).
+        var lastSent: UInt64 = 0
+        /// Lines still to send after the last match.
+        var afterLeft = 0
+        /// Unsent lines since the last one sent, the newest `before` of them.
+        var kept: Deque<(number: UInt64, entry: HubEntry)> = []
+    }
+
+    var tracks: [Key: Track] = [:]
+
+    /// Tracks with nothing kept and nothing owed are dropped once there are
+    /// this many (a glob that has seen thousands of files).
+    static let maxIdleTracks = 1024
+
+    public init(window: ContextWindow) {
+        self.window = window
+    }
+
+    /// Takes one line that passed the selection keys. With `emit`, appends
+    /// what is to be sent now; without, only records it (a line the client
+    /// already has, or one from before a backlog's first match).
+    mutating func line(_ entry: HubEntry, source: String, path: String?, matches: Bool, emit: Bool, into out: inout [SubscriberQueue.Item]) {
+        let key = Key(source: source, path: path)
+        if tracks[key] == nil, tracks.count >= Self.maxIdleTracks { dropIdleTracks() }
+        let window = self.window
+        func update(_ track: inout Track) {
+            track.seen += 1
+            let number = track.seen
+            if matches {
+                if emit {
+                    let first = track.kept.first?.number ?? number
+                    if track.lastSent > 0, first != track.lastSent + 1 { out.append(.separator) }
+                    for kept in track.kept { out.append(.context(kept.entry)) }
+                    out.append(.selected(entry))
+                }
+                track.kept.removeAll(keepingCapacity: true)
+                track.lastSent = number
+                track.afterLeft = window.after
+            } else if track.afterLeft > 0 {
+                // Follows on from the last line sent, so no separator.
+                track.afterLeft -= 1
+                if emit { out.append(.context(entry)) }
+                track.lastSent = number
+            } else if window.before > 0 {
+                if track.kept.count == window.before { track.kept.removeFirst() }
+                track.kept.append((number, entry))
+            }
+        }
+        update(&tracks[key, default: Track()])
+    }
+
+    /// A source event: the file it is about (every file of the source when
+    /// it names none) starts over.
+    mutating func event(_ event: SourceEvent) {
+        if let path = event.path {
+            tracks[Key(source: event.source, path: path)] = nil
+        } else {
+            tracks = tracks.filter { $0.key.source != event.source }
+        }
+    }
+
+    /// Lines were lost (a gap): nothing before it is context for what follows.
+    mutating func reset() {
+        tracks = [:]
+    }
+
+    private mutating func dropIdleTracks() {
+        tracks = tracks.filter { !$0.value.kept.isEmpty || $0.value.afterLeft > 0 }
+    }
+
+    /// Applies `matcher` to items in stream order: lines (``SubscriberQueue/Item/entry(_:)``)
+    /// become what is sent of them, ``SubscriberQueue/Item/prime(_:matched:)``
+    /// items are recorded, ``SubscriberQueue/Item/adopt(_:)`` replaces this
+    /// selector; everything else passes as it is. After `gap`, call ``reset()`` first.
+    public mutating func select(_ items: [SubscriberQueue.Item], matcher: LineMatcher) -> [SubscriberQueue.Item] {
+        var out: [SubscriberQueue.Item] = []
+        out.reserveCapacity(items.count)
+        for item in items {
+            switch item {
+            case .entry(let entry):
+                switch entry.payload {
+                case .line(let record):
+                    guard matcher.admits(record) else { continue }
+                    line(entry, source: record.source, path: record.path, matches: matcher.matches(record), emit: true, into: &out)
+                case .event(let event):
+                    guard matcher.matches(event) else { continue }
+                    self.event(event)
+                    out.append(item)
+                }
+            case .prime(let entry, let matched):
+                guard case .line(let record) = entry.payload, matcher.admits(record) else { continue }
+                line(entry, source: record.source, path: record.path, matches: matched, emit: false, into: &out)
+            case .adopt(let selector):
+                self = selector
+            case .control, .selected, .context, .separator:
+                out.append(item)
+            }
+        }
+        return out
+    }
+}
