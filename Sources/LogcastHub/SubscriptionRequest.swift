@@ -175,13 +175,14 @@ public struct SubscriptionRequest: Sendable, Equatable {
         }
     }
 
+    static let contextSide = ["before-context": "before", "after-context": "after", "context": "before and after"]
+
     /// The number of a context key: 0 to ``ContextWindow/maxLines``.
     static func contextLines(_ key: String, _ value: String) throws(FilterError) -> Int {
         guard let number = Int(value), (0...ContextWindow.maxLines).contains(number) else {
             throw FilterError(
                 "\(key) '\(value)' is not a number of lines from 0 to \(ContextWindow.maxLines)",
-                hint:
-                    "e.g. \(key)=3 for three lines \(key == "after-context" ? "after" : key == "before-context" ? "before" : "before and after") each match"
+                hint: "e.g. \(key)=3 for three lines \(Self.contextSide[key] ?? "around") each match"
             )
         }
         return number
