@@ -118,6 +118,10 @@ public struct LineFormatter: Sendable {
         /// A line; `seq` is nil for a line read from a source's archive (the
         /// journal) for a time range, which is not part of the stream.
         case line(seq: UInt64?, text: String)
+        /// A line sent as context of a match (`"context":true`).
+        case contextLine(seq: UInt64?, text: String)
+        /// Between context groups that do not follow on: `--`, as grep prints.
+        case separator(String)
         /// A warning or error for stderr: a gap, an error reply, something unreadable.
         case notice(String)
         /// Information for stderr that `-q` leaves out: a source event.
@@ -135,7 +139,11 @@ public struct LineFormatter: Sendable {
         else { return .notice("logcast: the server sent something that is not a JSON object: \(raw.prefix(200))") }
         switch type {
         case "line":
-            return .line(seq: (object["seq"] as? NSNumber)?.uint64Value, text: lineText(object, raw: raw))
+            let seq = (object["seq"] as? NSNumber)?.uint64Value
+            if object["context"] as? Bool == true { return .contextLine(seq: seq, text: lineText(object, raw: raw)) }
+            return .line(seq: seq, text: lineText(object, raw: raw))
+        case "separator":
+            return .separator(mode == .json ? String(raw) : paint("--", "2"))
         case "hello":
             return .hello(epoch: object["epoch"] as? String ?? "")
         case "gap":

@@ -62,6 +62,9 @@ public struct TailFilter: Sendable, Equatable {
     public var since: Timestamp?
     /// `-U`: up to this time.
     public var until: Timestamp?
+    /// `-B`, `-A` (`-C` sets both): lines around each match, as grep's.
+    public var beforeContext = 0
+    public var afterContext = 0
 
     public init() {}
 
@@ -77,6 +80,8 @@ public struct TailFilter: Sendable, Equatable {
         items += hosts.map { ("host", $0) }
         if let since { items.append(("since", since.rfc3339)) }
         if let until { items.append(("until", until.rfc3339)) }
+        if beforeContext > 0 { items.append(("before-context", String(beforeContext))) }
+        if afterContext > 0 { items.append(("after-context", String(afterContext))) }
         return items
     }
 }
@@ -100,6 +105,29 @@ public struct StreamPosition: Sendable, Equatable {
     /// - Returns: false for a line already seen (not to be printed again).
     public mutating func sawLine(seq: UInt64) -> Bool {
         if let lastSeq, seq <= lastSeq { return false }
+        lastSeq = seq
+        return true
+    }
+
+    /// The `seq`s of the context lines seen last that were older than a line
+    /// seen before them (at most ``recentContextLimit``).
+    private var recentContext: [UInt64] = []
+    static let recentContextLimit = 1024
+
+    /// A context line (`"context":true`): the lines before a match come
+    /// after newer lines of other files, so an older `seq` is no duplicate
+    /// in itself; one is when the same context line comes again (after a
+    /// reconnect that broke off a group).
+    /// - Returns: false for a line already seen.
+    public mutating func sawContextLine(seq: UInt64) -> Bool {
+        if let lastSeq, seq <= lastSeq {
+            if recentContext.contains(seq) { return false }
+            if recentContext.count == Self.recentContextLimit { recentContext.removeFirst() }
+            recentContext.append(seq)
+            return true
+        }
+        if recentContext.count == Self.recentContextLimit { recentContext.removeFirst() }
+        recentContext.append(seq)
         lastSeq = seq
         return true
     }

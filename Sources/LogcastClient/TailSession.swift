@@ -196,8 +196,12 @@ public final class TailSession: Sendable {
             switch options.formatter.format(raw: raw) {
             case .line(let seq?, let text):
                 if position.withLock({ $0.sawLine(seq: seq) }) { add(text) }
-            case .line(nil, let text):
+            case .line(nil, let text), .contextLine(nil, let text):
                 add(text)  // from the journal, before the stream: no place in it to remember
+            case .contextLine(let seq?, let text):
+                if position.withLock({ $0.sawContextLine(seq: seq) }) { add(text) }
+            case .separator(let text):
+                add(text)
             case .hello(let epoch):
                 position.withLock { $0.sawHello(epoch: epoch) }
             case .restart(let next, let notice):

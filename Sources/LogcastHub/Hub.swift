@@ -899,6 +899,62 @@ public final class Hub: Sendable {
 
     // MARK: Reading
 
+    /// What ``around(seq:window:matcher:)`` found.
+    public enum AroundResult: Sendable {
+        /// The context before, the line, the context after.
+        case lines([SubscriberQueue.Item])
+        /// No line has that `seq` yet (the newest is `lastSeq`).
+        case notYet(lastSeq: UInt64)
+        /// The line is no longer held (memory and the durable history begin at `oldest`).
+        case gone(oldest: UInt64)
+    }
+
+    /// How far either side of the line ``around(seq:window:matcher:)`` reads
+    /// the durable history for its context.
+    static let aroundReach: UInt64 = 2000
+
+    /// The line `seq` and up to `window` lines of its own file before and
+    /// after it that pass the selection keys of `matcher` (its text keys do
+    /// not apply: this is "show context" for one line). From memory, else
+    /// from the durable history.
+    public func around(seq: UInt64, window: ContextWindow, matcher: LineMatcher) -> AroundResult {
+        let history = state.withLock { Self.snapshot(of: $0) }
+        guard seq >= 1, seq <= history.lastSeq else { return .notYet(lastSeq: history.lastSeq) }
+        var entries = history.entries
+        let oldest = entries.first?.position ?? history.nextSeq
+        if seq < oldest || !entries.contains(where: { $0.hasSeq && $0.position == seq }) {
+            let from = seq > Self.aroundReach ? seq - Self.aroundReach : 0
+            let before = min(oldest, seq + Self.aroundReach + 1)
+            entries = durable?.lines(after: from, before: before, limit: Int(Self.aroundReach) * 2 + 2) ?? []
+            if before == oldest { entries += history.entries.prefix { $0.position <= seq + Self.aroundReach } }
+        }
+        let index = entries.firstIndex { $0.hasSeq && $0.position == seq }
+        guard let index, case .line(let target) = entries[index].payload else {
+            let first = durable?.lines(after: 0, before: oldest, limit: 1).first?.position ?? oldest
+            return .gone(oldest: first)
+        }
+        func sameFile(_ entry: HubEntry) -> Bool {
+            guard entry.hasSeq, case .line(let record) = entry.payload else { return false }
+            return record.source == target.source && record.path == target.path && matcher.admits(record)
+        }
+        // A rotation or truncation of the file between ends its context there, as in a stream.
+        func endsFile(_ entry: HubEntry) -> Bool {
+            guard case .event(let event) = entry.payload else { return false }
+            return event.source == target.source && (event.path == nil || event.path == target.path)
+        }
+        var before: [SubscriberQueue.Item] = []
+        for entry in entries[..<index].reversed() {
+            if before.count == window.before || endsFile(entry) { break }
+            if sameFile(entry) { before.append(.context(entry)) }
+        }
+        var after: [SubscriberQueue.Item] = []
+        for entry in entries[(index + 1)...] {
+            if after.count == window.after || endsFile(entry) { break }
+            if sameFile(entry) { after.append(.context(entry)) }
+        }
+        return .lines(before.reversed() + [.selected(entries[index])] + after)
+    }
+
     /// Retained lines that pass `matcher`: those after `after` (oldest first,
     /// at most `limit`), or the newest `limit` when `after` is nil.
     public func retainedLines(matching matcher: LineMatcher, after: UInt64?, limit: Int) -> [HubEntry] {

@@ -75,6 +75,12 @@ public struct SubscriptionRequest: Sendable, Equatable {
         // `context` sets both sides; `before-context` and `after-context` win over it, in any order (as grep's -C, -B, -A).
         var context: (both: Int?, before: Int?, after: Int?) = (nil, nil, nil)
         for (key, rawValue) in items {
+            if key == "around" {
+                throw FilterError(
+                    "around reads once: it is a parameter of /api/v1/lines, not of a stream",
+                    hint: "GET /api/v1/lines?around=SEQ&context=N shows the lines around one line"
+                )
+            }
             guard allKeys.contains(key) else {
                 throw FilterError("unknown parameter '\(key)'", hint: "known parameters: \(allKeys.joined(separator: ", "))")
             }

@@ -445,6 +445,21 @@ public struct LogcastApplication: Sendable {
             limit = value
             items.removeAll { $0.key == "limit" }
         }
+        var around: UInt64?
+        if let index = items.lastIndex(where: { $0.key == "around" }) {
+            guard let value = UInt64(items[index].value), value > 0 else {
+                throw Refusal(.badRequest, "bad around '\(items[index].value)'", hint: "around takes the seq of a line, e.g. around=1042")
+            }
+            if let other = items.first(where: { Self.notWithAround.contains($0.key) && !$0.value.isEmpty })?.key ?? (limit != nil ? "limit" : nil) {
+                throw Refusal(
+                    .badRequest,
+                    "around reads the lines around one line; \(other) does not go with it",
+                    hint: "give around=SEQ with context=N (or before-context, after-context) and selection keys (source, host, unit, identifier)"
+                )
+            }
+            around = value
+            items.removeAll { $0.key == "around" }
+        }
         if let reason = unavailable() { throw Self.notYetServing(reason) }
         let parsed: SubscriptionRequest
         let matcher: LineMatcher
@@ -452,6 +467,7 @@ public struct LogcastApplication: Sendable {
         case .success(let stream): (parsed, matcher) = (stream.request, stream.matcher)
         case .failure(let error): throw Refusal(.badRequest, error)
         }
+        if let around { return try aroundResponse(seq: around, request: parsed, matcher: matcher) }
         guard pollsInFlight.tryEnter() else {
             throw Refusal(
                 .serviceUnavailable,
@@ -499,6 +515,39 @@ public struct LogcastApplication: Sendable {
                 try await writer.finish(nil)
             }
         )
+    }
+
+    /// Keys that choose lines or where a read starts: `around` names its line itself.
+    static let notWithAround: Set<String> = ["after", "epoch", "backlog", "since", "until", "grep", "regex", "exclude", "priority"]
+
+    /// The lines either side of `around` when no context key is given.
+    static let defaultAroundContext = 10
+
+    /// `GET /api/v1/lines?around=SEQ`: the line and the lines of its file
+    /// around it (``Hub/around(seq:window:matcher:)``): `404` when it is not
+    /// held (or not written yet).
+    func aroundResponse(seq: UInt64, request: SubscriptionRequest, matcher: LineMatcher) throws(Refusal) -> Response {
+        var window = request.filter.context
+        if window.isEmpty { window = ContextWindow(before: Self.defaultAroundContext, after: Self.defaultAroundContext) }
+        let items: [SubscriberQueue.Item]
+        switch hub.around(seq: seq, window: window, matcher: matcher) {
+        case .lines(let lines): items = lines
+        case .notYet(let lastSeq):
+            throw Refusal(.notFound, "no line has seq \(seq) yet", hint: "the newest line is \(lastSeq)")
+        case .gone(let oldest):
+            throw Refusal(.notFound, "line \(seq) is no longer held", hint: "the oldest line held is \(oldest)")
+        }
+        let framing = StreamFraming(kind: .ndjson, format: request.format)
+        var buffer = ByteBuffer()
+        var lines = 0
+        for item in items { lines += framing.append(item, to: &buffer) }
+        metrics.polled(lines: lines, bytes: buffer.readableBytes)
+        let headers: HTTPFields = [
+            .contentType: request.format == .text ? "text/plain; charset=utf-8" : "application/x-ndjson",
+            .cacheControl: "no-store",
+            HTTPField.Name("Logcast-Epoch")!: hub.epoch,
+        ]
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: buffer))
     }
 
     /// `/api/v1/lines` reads served at once (each scans the history); more get `503`.

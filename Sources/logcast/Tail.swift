@@ -88,6 +88,15 @@ struct Tail: AsyncParsableCommand {
     )
     var until: String?
 
+    @Option(name: [.customShort("C"), .long], help: ArgumentHelp("Lines of context before and after each match (as grep -C).", valueName: "N"))
+    var context: Int?
+
+    @Option(name: [.customShort("B"), .long], help: ArgumentHelp("Lines of context before each match (as grep -B).", valueName: "N"))
+    var beforeContext: Int?
+
+    @Option(name: [.customShort("A"), .long], help: ArgumentHelp("Lines of context after each match (as grep -A).", valueName: "N"))
+    var afterContext: Int?
+
     @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Lines of history to print first (default 10; 1000 with -e).", valueName: "N"))
     var lines: Int?
 
@@ -188,6 +197,12 @@ struct Tail: AsyncParsableCommand {
         filter.units = units
         filter.identifiers = identifiers
         filter.hosts = hosts
+        for (flag, value) in [("-C/--context", context), ("-B/--before-context", beforeContext), ("-A/--after-context", afterContext)] {
+            guard let value, !(0...100).contains(value) else { continue }
+            throw .usage("\(flag) must be a number of lines from 0 to 100 (got \(value))")
+        }
+        filter.beforeContext = beforeContext ?? context ?? 0
+        filter.afterContext = afterContext ?? context ?? 0
         let now = Timestamp.now()
         for (flag, text, keyPath) in [("--since", since, \TailFilter.since), ("--until", until, \TailFilter.until)] {
             guard let text else { continue }

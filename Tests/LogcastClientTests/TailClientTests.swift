@@ -49,6 +49,20 @@ extension ServerAddress {
         #expect(results == [true, false, false, true])
     }
 
+    @Test func contextLinesMayBeOlderThanTheLastLineButAreShownOnce() {
+        var position = StreamPosition()
+        var shown: [Bool] = []
+        shown.append(position.sawLine(seq: 34))
+        shown.append(position.sawContextLine(seq: 33))  // before a match of another file, after newer lines
+        shown.append(position.sawLine(seq: 35))
+        shown.append(position.sawContextLine(seq: 36))  // after-context moves the resume point
+        #expect(position.lastSeq == 36)
+        shown.append(position.sawContextLine(seq: 33))  // sent again (a reconnect broke off its group)
+        shown.append(position.sawContextLine(seq: 36))
+        shown.append(position.sawLine(seq: 36))
+        #expect(shown == [true, true, true, true, false, false, false])
+    }
+
     @Test func aRestartStartsNumberingAgain() {
         var position = StreamPosition()
         position.sawHello(epoch: "old")
@@ -98,6 +112,14 @@ extension ServerAddress {
             LineFormatter(mode: .cat, color: false).format(raw: Substring(fromTheJournal)) == .line(seq: nil, text: "before the stream"),
             "a line read from the journal for a time range has no seq, and is shown all the same"
         )
+    }
+
+    @Test func contextLinesAndSeparatorsAsGrepPrintsThem() {
+        let context = String(line.dropLast()) + #","context":true}"#
+        #expect(LineFormatter(mode: .cat, color: false).format(raw: Substring(context)) == .contextLine(seq: 7, text: "disk full"))
+        let separator = #"{"type":"separator"}"#
+        #expect(LineFormatter(mode: .cat, color: false).format(raw: Substring(separator)) == .separator("--"))
+        #expect(LineFormatter(mode: .json, color: false).format(raw: Substring(separator)) == .separator(separator))
     }
 
     @Test func controlObjectsBecomeNotices() {

@@ -268,6 +268,27 @@ import Testing
         #expect(TestSupport.string(full.bytes) == #"{"source":["a","b"],"regex":"x\"y","priority":"err..warning","unit":["nginx.service"]}"#)
     }
 
+    @Test func contextSetsBothSidesAndTheOneSidedKeysWinInAnyOrder() throws {
+        #expect(try parse([("context", "3")]).filter.context == ContextWindow(before: 3, after: 3))
+        #expect(try parse([("context", "3"), ("after-context", "1")]).filter.context == ContextWindow(before: 3, after: 1))
+        #expect(try parse([("before-context", "0"), ("context", "5")]).filter.context == ContextWindow(before: 0, after: 5))
+        #expect(try parse([("after-context", "100")]).filter.context == ContextWindow(before: 0, after: 100))
+        #expect(try parse([("context", "0")]).filter.context.isEmpty)
+        let request = try parse([("grep", "x"), ("before-context", "2"), ("after-context", "4")])
+        #expect(TestSupport.string(request.filter.json) == #"{"grep":["x"],"before-context":2,"after-context":4}"#)
+    }
+
+    @Test(arguments: ["context", "before-context", "after-context"])
+    func aContextKeyTakesAWholeNumberUpTo100Once(key: String) throws {
+        for bad in ["101", "-1", "three", "1.5", " 2", "1e2"] {
+            let error = try #require(failure([(key, bad)]))
+            #expect(error.error == "\(key) '\(bad)' is not a number of lines from 0 to 100")
+            #expect(error.hint.hasPrefix("e.g. \(key)=3 for three lines"))
+        }
+        let twice = try #require(failure([(key, "1"), (key, "2")]))
+        #expect(twice.error == "\(key) given more than once")
+    }
+
     @Test func filterErrorJSONAndDescription() {
         let error = FilterError("bad \"x\"", hint: "try y")
         #expect(TestSupport.string(error.json) == #"{"error":"bad \"x\"","hint":"try y"}"#)
