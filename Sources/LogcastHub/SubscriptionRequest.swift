@@ -151,7 +151,7 @@ public struct SubscriptionRequest: Sendable, Equatable {
             }
             if key == "since" { filter.since = time } else { filter.until = time }
         case "backlog":
-            guard let number = Int(value), number >= 0, number <= limits.maxBacklog else {
+            guard let number = Self.wholeNumber(value), number <= limits.maxBacklog else {
                 throw FilterError(
                     "backlog '\(value)' is not a whole number from 0 to \(limits.maxBacklog)",
                     hint: "e.g. backlog=100, or backlog=0 for live lines only"
@@ -159,7 +159,7 @@ public struct SubscriptionRequest: Sendable, Equatable {
             }
             backlog = number
         case "after":
-            guard let number = UInt64(value) else {
+            guard value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let number = UInt64(value) else {
                 throw FilterError("after '\(value)' is not a sequence number", hint: "after takes the seq of the last line received, e.g. after=1042")
             }
             after = number
@@ -181,11 +181,17 @@ public struct SubscriptionRequest: Sendable, Equatable {
         }
     }
 
+    /// Digits only (no sign, no spaces), at most 18 of them: a count.
+    static func wholeNumber(_ text: String) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Int(text)
+    }
+
     static let contextSide = ["before-context": "before", "after-context": "after", "context": "before and after"]
 
     /// The number of a context key: 0 to ``ContextWindow/maxLines``.
     static func contextLines(_ key: String, _ value: String) throws(FilterError) -> Int {
-        guard let number = Int(value), (0...ContextWindow.maxLines).contains(number) else {
+        guard let number = Self.wholeNumber(value), number <= ContextWindow.maxLines else {
             throw FilterError(
                 "\(key) '\(value)' is not a number of lines from 0 to \(ContextWindow.maxLines)",
                 hint: "e.g. \(key)=3 for three lines \(Self.contextSide[key] ?? "around") each match"

@@ -447,7 +447,7 @@ public struct LogcastApplication: Sendable {
         }
         var around: UInt64?
         if let index = items.lastIndex(where: { $0.key == "around" }) {
-            guard let value = UInt64(items[index].value), value > 0 else {
+            guard items[index].value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = UInt64(items[index].value), value > 0 else {
                 throw Refusal(.badRequest, "bad around '\(items[index].value)'", hint: "around takes the seq of a line, e.g. around=1042")
             }
             if let other = items.first(where: { Self.notWithAround.contains($0.key) && !$0.value.isEmpty })?.key ?? (limit != nil ? "limit" : nil) {

@@ -148,14 +148,14 @@ import Testing
         #expect(try parse([("backlog", text)]).backlog == Int(text))
     }
 
-    @Test(arguments: ["-1", "1000001", "ten", "1.5", " 5"])
+    @Test(arguments: ["-1", "1000001", "ten", "1.5", " 5", "+5", "99999999999999999999"])
     func backlogOutOfBounds(text: String) throws {
         let error = try #require(failure([("backlog", text)]))
         #expect(error.error.contains("backlog '\(text)'"))
         #expect(error.error.contains("1000000"))
     }
 
-    @Test(arguments: ["abc", "-1", "1e3", "18446744073709551616"])
+    @Test(arguments: ["abc", "-1", "1e3", "18446744073709551616", "+7"])
     func afterMustBeASequenceNumber(text: String) throws {
         let error = try #require(failure([("after", text)]))
         #expect(error.error.contains("after '\(text)'"))
@@ -280,7 +280,7 @@ import Testing
 
     @Test(arguments: ["context", "before-context", "after-context"])
     func aContextKeyTakesAWholeNumberUpTo100Once(key: String) throws {
-        for bad in ["101", "-1", "three", "1.5", " 2", "1e2"] {
+        for bad in ["101", "-1", "three", "1.5", " 2", "1e2", "+2", "99999999999999999999"] {
             let error = try #require(failure([(key, bad)]))
             #expect(error.error == "\(key) '\(bad)' is not a number of lines from 0 to 100")
             #expect(error.hint.hasPrefix("e.g. \(key)=3 for three lines"))
