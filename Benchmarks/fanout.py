@@ -21,7 +21,10 @@ RFC 6455 client of their own, see `Conn*` below). Scenarios:
 7. filtered fan-out: 100 subscribers, each with its own `grep` (then each
             with its own `regex`), beside websocketd running
             `tail -n0 -F FILE | grep --line-buffered PATTERN` per connection;
-            each subscriber must get exactly its 1% of the lines.
+            each subscriber must get exactly its 1% of the lines. Then each
+            `grep` with `context=3`, beside `grep -C3`: each must get exactly
+            the lines within 3 of its own (7% of the lines, every other
+            group's lines as context; separators not counted).
 8. idle scale: 10,000 idle subscribers: server memory per subscriber, and
             how long one line takes to reach all of them (kernel receive
             timestamps). websocketd gets as many as its descriptor limit
@@ -113,6 +116,25 @@ def filtered_warm_line(n):
     return b"W%08d warmup %s ." % (n, b" ".join(b"G%02d" % g for g in range(FILTER_GROUPS)))
 
 
+CONTEXT_LINES = 3
+
+
+def context_filler_lines():
+    """Written after the warm-up of the context scenario: the warm-up line
+    matches every group, so these are its after-context, and the burst
+    starts with no context owed."""
+    return b"".join(b"F%08d filler\n" % n for n in range(CONTEXT_LINES))
+
+
+def context_share(count, group):
+    """The burst lines grep -C3 'G<group> ' sends of the filtered burst:
+    every line within 3 of one of the group's lines (a line once)."""
+    wanted = set()
+    for i in range(group, count, FILTER_GROUPS):
+        wanted.update(range(max(0, i - CONTEXT_LINES), min(count, i + CONTEXT_LINES + 1)))
+    return sorted(wanted)
+
+
 def ws_text_frame(payload):
     """An unmasked server-to-client text frame, as websocketd sends it."""
     n = len(payload)
@@ -129,7 +151,11 @@ class Expected:
     """What every subscriber must receive in a burst of `count` lines (or of
     the messages `msgs`, when they are given: a filtered subscriber's share)."""
 
-    def __init__(self, count, msgs=None):
+    def __init__(self, count, msgs=None, sequence=False):
+        # `sequence`: the lines carry ids of the whole burst, not of this
+        # share (context lines of other groups): received lines are compared
+        # one by one with `msgs`, in order, instead of by their ids.
+        self.sequence = sequence
         self.msgs = msgs if msgs is not None else [burst_line(i) for i in range(count)]
         self.count = count = len(self.msgs)
         self.file_chunks = []
@@ -344,7 +370,8 @@ class LogcastConn(ConnBase):
         self.parse_frames(now)
 
     def on_message(self, payload, now):
-        if self.phase == "burst" and not self.record_latency and self.fast_frame(payload, now):
+        sequence = self.expected is not None and self.expected.sequence
+        if self.phase == "burst" and not self.record_latency and not sequence and self.fast_frame(payload, now):
             return
         self.slow_frame(payload, now)
 
@@ -424,6 +451,9 @@ class LogcastConn(ConnBase):
     def on_line(self, obj, now):
         msg = obj.get("msg", "")
         seq = obj.get("seq")
+        if self.expected is not None and self.expected.sequence:
+            on_sequence_line(self, msg.encode(), now)
+            return
         if msg.startswith("W"):
             self.warm = True
             if self.phase != "warm":
@@ -507,7 +537,7 @@ class WebsocketdConn(ConnBase):
         # Back to comparing bytes once the complete frames are parsed; what is
         # left in the buffer is the start of the next frame.
         if (self.expected is not None and self.phase == "burst" and not self.record_latency
-                and self.frag is None and self.next_id < self.total):
+                and not self.expected.sequence and self.frag is None and self.next_id < self.total):
             pos = self.expected.offsets[self.next_id]
             if self.expected.wsd_stream.startswith(self.buf, pos):
                 self.fast = True
@@ -515,6 +545,10 @@ class WebsocketdConn(ConnBase):
                 self.buf = bytearray()
 
     def on_message(self, p, now):
+        if self.expected is not None and self.expected.sequence:
+            if p != b"--":  # grep's separator between context groups
+                on_sequence_line(self, p, now)
+            return
         if p.startswith(b"W"):
             self.warm = True
             if self.phase != "warm":
@@ -544,6 +578,31 @@ class WebsocketdConn(ConnBase):
         self.next_id = max(self.next_id, lid + 1)
         if self.next_id >= self.total:
             self.finished(now)
+
+
+def on_sequence_line(conn, msg, now):
+    """A line of a subscriber whose share is a sequence (``Expected.sequence``):
+    warm-up and filler lines are skipped, burst lines must be the next of its share."""
+    if msg.startswith(b"W"):
+        conn.warm = True
+        if conn.phase != "warm":
+            conn.error("warm-up line after the first burst line")
+        return
+    if msg.startswith(b"F"):
+        if conn.phase != "warm":
+            conn.error("filler line after the first burst line")
+        return
+    if conn.phase == "warm":
+        conn.phase = "burst"
+        conn.t_first = now
+    if conn.next_id >= conn.total:
+        conn.error("line past the end of its share: %r" % msg[:40])
+        return
+    if msg != conn.expected.msgs[conn.next_id]:
+        conn.error("line %d of its share is %r, not %r" % (conn.next_id, msg[:20], conn.expected.msgs[conn.next_id][:20]))
+    conn.next_id += 1
+    if conn.next_id >= conn.total:
+        conn.finished(now)
 
 
 # ---------------------------------------------------------------------------
@@ -913,8 +972,9 @@ class Server:
                 self.command += ["tail", "-n0", "-F", self.file]
             else:
                 # websocketd gives the command the query string (?g=37) in QUERY_STRING.
-                pattern = ('-F -e "G${QUERY_STRING#g=} "' if self.grep == "fixed"
-                           else '-E -e "\\bG${QUERY_STRING#g=}\\b"')
+                pattern = {"fixed": '-F -e "G${QUERY_STRING#g=} "',
+                           "context": '-F -C%d -e "G${QUERY_STRING#g=} "' % CONTEXT_LINES,
+                           "regex": '-E -e "\\bG${QUERY_STRING#g=}\\b"'}[self.grep]
                 self.command += ["sh", "-c", 'tail -n0 -F "$0" | grep --line-buffered %s' % pattern, self.file]
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
@@ -1106,6 +1166,8 @@ def run_burst(kind, args, expected, workdir, rep, subscribers=None, stalled=0, t
                                  record_latency=False, first=n, stall=True)
         wait_all(procs + slow, "connected", 120 + n / 20)
         warm_up(fd, procs + slow, server, line=filtered_warm_line if filtered else warm_line)
+        if grep == "context":
+            os.write(fd, context_filler_lines())
         tree = process_tree(server.proc.pid)
         if kind == "websocketd":
             tails = len([p for p in tree if proc_name(p) == "tail"])
@@ -1462,10 +1524,12 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
         row("burst %dx%d" % (args.many_subscribers, args.many_lines),
             fmt_rate(mc) if mc else "-", fmt_rate(mw) if mw else "-",
             fmt_ratio(get(mc, "lines_per_second"), get(mw, "lines_per_second")))
-    for mode in ("fixed", "regex"):
+    for mode in ("fixed", "regex", "context"):
         fc, fw = scale.get(("filter-" + mode, "logcast")), scale.get(("filter-" + mode, "websocketd"))
         if fc or fw:
-            row("%d greps (%s)" % (FILTER_GROUPS, mode) if mode == "fixed" else "%d regexes" % FILTER_GROUPS,
+            names = {"fixed": "%d greps (fixed)" % FILTER_GROUPS, "regex": "%d regexes" % FILTER_GROUPS,
+                     "context": "%d greps, context=%d" % (FILTER_GROUPS, CONTEXT_LINES)}
+            row(names[mode],
                 fmt_rate(fc) if fc else "-", fmt_rate(fw) if fw else "-",
                 fmt_ratio(get(fc, "lines_per_second"), get(fw, "lines_per_second")))
             row("  CPU seconds", "%.2f" % fc["server_cpu"] if get(fc, "server_cpu") is not None else "-",
@@ -1628,7 +1692,7 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
     if scale:
         print("  filtered fan-out: line i carries group G<i mod %d>; subscriber g asks logcast for grep=G<g>%%20 "
               "(or regex=\\bG<g>\\b) and websocketd runs `tail -n0 -F FILE | grep --line-buffered -F 'G<g> '` "
-              "(or -E '\\bG<g>\\b') per connection" % FILTER_GROUPS)
+              "(or -E '\\bG<g>\\b'; with context=3, grep -F -C3) per connection" % FILTER_GROUPS)
         print("  limits: descriptors %s (hard %s), inotify instances per user %s; websocketd needs a socket and "
               "three pipes per subscriber in its one process"
               % (limits.get("nofile_soft"), limits.get("nofile_hard"), limits.get("inotify_instances", "?")))
@@ -1756,6 +1820,40 @@ def self_test():
     a.close(), b.close()
     if c.errors == 0:
         failures.append("logcast repeat+loss inside a frame not seen by the per-line check")
+    # A context share (Expected.sequence): lines of other groups as context, separators, fillers.
+    burst = [filtered_line(i) for i in range(2000)]
+    share = Expected(0, msgs=[burst[i] for i in context_share(2000, 7)], sequence=True)
+    fillers = context_filler_lines().split(b"\n")[:-1]
+    grep_out = []  # what `grep -F -C3 'G07 '` prints after the fillers: groups split by `--`
+    for k, i in enumerate(context_share(2000, 7)):
+        if k and i != context_share(2000, 7)[k - 1] + 1:
+            grep_out.append(b"--")
+        grep_out.append(burst[i])
+
+    def context_case(name, wsd_messages, lc_msgs, want_ok):
+        a, b = socket.socketpair()
+        c = WebsocketdConn(0, a, share.count, share)
+        frames = [ws_text_frame(m) for m in [filtered_warm_line(0)] + fillers + wsd_messages]
+        for part in chunks(b"".join(frames)):
+            c.feed(memoryview(part), 0.0)
+        if (c.phase == "done" and c.errors == 0) != want_ok:
+            failures.append("websocketd context %s: done=%s errors=%s %s" % (name, c.phase, c.errors, c.error_samples))
+        a.close(), b.close()
+        a, b = socket.socketpair()
+        c = LogcastConn(0, a, share.count, share, contiguous=False)
+        objects = [lc_line(base + i, m) for i, m in enumerate([filtered_warm_line(0)] + fillers + lc_msgs)]
+        objects = [o.replace(b'}\n', b',"context":true}\n') if b" G07 " not in o else o for o in objects]
+        objects.insert(len(objects) // 2, b'{"type":"separator"}\n')
+        for part in chunks(ws_text_frame(hello) + b"".join(lc_frames(objects))):
+            c.feed(memoryview(part), 0.0)
+        if (c.phase == "done" and c.errors == 0) != want_ok:
+            failures.append("logcast context %s: done=%s errors=%s %s" % (name, c.phase, c.errors, c.error_samples))
+        a.close(), b.close()
+
+    context_case("right stream", grep_out, share.msgs, True)
+    context_case("a context line missing", grep_out[:5] + grep_out[6:], share.msgs[:5] + share.msgs[6:], False)
+    context_case("a line twice", grep_out[:9] + grep_out[8:], share.msgs[:9] + share.msgs[8:], False)
+    context_case("the last line missing", grep_out[:-1], share.msgs[:-1], False)
     for f in failures:
         print("self-test FAILED: " + f)
     if not failures:
@@ -1916,18 +2014,23 @@ def main():
         if not args.skip_filtered:
             everything = Expected(0, msgs=[filtered_line(i) for i in range(args.lines)])
             shares = [Expected(0, msgs=everything.msgs[g::FILTER_GROUPS]) for g in range(FILTER_GROUPS)]
+            context_shares = [Expected(0, msgs=[everything.msgs[i] for i in context_share(args.lines, g)], sequence=True)
+                              for g in range(FILTER_GROUPS)]
             paths = {("logcast", "fixed"): lambda i: "/ws?backlog=0&grep=G%02d%%20" % (i % FILTER_GROUPS),
+                     ("logcast", "context"): lambda i: "/ws?backlog=0&grep=G%02d%%20&context=3" % (i % FILTER_GROUPS),
+                     ("websocketd", "context"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS),
                      ("logcast", "regex"): lambda i: "/ws?backlog=0&regex=%%5CbG%02d%%5Cb" % (i % FILTER_GROUPS),
                      ("websocketd", "fixed"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS),
                      ("websocketd", "regex"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS)}
-            for mode in ("fixed", "regex"):
+            for mode in ("fixed", "regex", "context"):
                 for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
                     runs = []
                     for rep in range(args.repeat):
                         print("filtered fan-out (%s): %s, %d subscribers with different filters x %d lines "
                               "(run %d of %d) ..." % (mode, kind, FILTER_GROUPS, args.lines, rep + 1, args.repeat),
                               flush=True)
-                        share_of = (lambda i: shares[i % FILTER_GROUPS])
+                        share_of = ((lambda i: context_shares[i % FILTER_GROUPS]) if mode == "context"
+                                    else (lambda i: shares[i % FILTER_GROUPS]))
                         r = run_burst(kind, args, everything, workdir, rep, subscribers=FILTER_GROUPS,
                                       tag="filter-%s-" % mode, filtered=(mode, paths[(kind.split("-")[0], mode)],
                                                                           share_of))
