@@ -63,7 +63,12 @@ public struct ContextSelector: Sendable {
         var kept: Deque<(number: UInt64, entry: HubEntry)> = []
     }
 
-    var tracks: [Key: Track] = [:]
+    /// The tracks, and where each file's is: consecutive lines of one file
+    /// (the common case) find theirs without hashing, by ``lastKey``.
+    var tracks: [Track] = []
+    var index: [Key: Int] = [:]
+    var lastKey: Key?
+    var lastTrack = 0
 
     /// Tracks with nothing kept and nothing owed are dropped once there are
     /// this many (a glob that has seen thousands of files).
@@ -77,52 +82,74 @@ public struct ContextSelector: Sendable {
     /// what is to be sent now; without, only records it (a line the client
     /// already has, or one from before a backlog's first match).
     mutating func line(_ entry: HubEntry, source: String, path: String?, matches: Bool, emit: Bool, into out: inout [SubscriberQueue.Item]) {
-        let key = Key(source: source, path: path)
-        if tracks[key] == nil, tracks.count >= Self.maxIdleTracks { dropIdleTracks() }
-        let window = self.window
-        func update(_ track: inout Track) {
-            track.seen += 1
-            let number = track.seen
-            if matches {
-                if emit {
-                    let first = track.kept.first?.number ?? number
-                    if track.lastSent > 0, first != track.lastSent + 1 { out.append(.separator) }
-                    for kept in track.kept { out.append(.context(kept.entry)) }
-                    out.append(.selected(entry))
-                }
-                track.kept.removeAll(keepingCapacity: true)
-                track.lastSent = number
-                track.afterLeft = window.after
-            } else if track.afterLeft > 0 {
-                // Follows on from the last line sent, so no separator.
-                track.afterLeft -= 1
-                if emit { out.append(.context(entry)) }
-                track.lastSent = number
-            } else if window.before > 0 {
-                if track.kept.count == window.before { track.kept.removeFirst() }
-                track.kept.append((number, entry))
+        let t = track(source: source, path: path)
+        tracks[t].seen += 1
+        let number = tracks[t].seen
+        if matches {
+            if emit {
+                let first = tracks[t].kept.first?.number ?? number
+                if tracks[t].lastSent > 0, first != tracks[t].lastSent + 1 { out.append(.separator) }
+                for kept in tracks[t].kept { out.append(.context(kept.entry)) }
+                out.append(.selected(entry))
             }
+            if !tracks[t].kept.isEmpty { tracks[t].kept.removeAll(keepingCapacity: true) }
+            tracks[t].lastSent = number
+            tracks[t].afterLeft = window.after
+        } else if tracks[t].afterLeft > 0 {
+            // Follows on from the last line sent, so no separator.
+            tracks[t].afterLeft -= 1
+            if emit { out.append(.context(entry)) }
+            tracks[t].lastSent = number
+        } else if window.before > 0 {
+            if tracks[t].kept.count == window.before { tracks[t].kept.removeFirst() }
+            tracks[t].kept.append((number, entry))
         }
-        update(&tracks[key, default: Track()])
+    }
+
+    /// The index of the file's track, made when it has none.
+    private mutating func track(source: String, path: String?) -> Int {
+        if let lastKey, lastKey.source == source, lastKey.path == path { return lastTrack }
+        let key = Key(source: source, path: path)
+        let found: Int
+        if let existing = index[key] {
+            found = existing
+        } else {
+            if tracks.count >= Self.maxIdleTracks { dropIdleTracks() }
+            found = tracks.count
+            tracks.append(Track())
+            index[key] = found
+        }
+        lastKey = key
+        lastTrack = found
+        return found
     }
 
     /// A source event: the file it is about (every file of the source when
     /// it names none) starts over.
     mutating func event(_ event: SourceEvent) {
-        if let path = event.path {
-            tracks[Key(source: event.source, path: path)] = nil
-        } else {
-            tracks = tracks.filter { $0.key.source != event.source }
+        for (key, t) in index where key.source == event.source && (event.path == nil || key.path == event.path) {
+            tracks[t] = Track()
         }
     }
 
     /// Lines were lost (a gap): nothing before it is context for what follows.
     mutating func reset() {
-        tracks = [:]
+        tracks = []
+        index = [:]
+        lastKey = nil
     }
 
     private mutating func dropIdleTracks() {
-        tracks = tracks.filter { !$0.value.kept.isEmpty || $0.value.afterLeft > 0 }
+        let kept = index.filter { !tracks[$0.value].kept.isEmpty || tracks[$0.value].afterLeft > 0 }
+        var renumbered: [Key: Int] = [:]
+        var newTracks: [Track] = []
+        for (key, t) in kept {
+            renumbered[key] = newTracks.count
+            newTracks.append(tracks[t])
+        }
+        tracks = newTracks
+        index = renumbered
+        lastKey = nil
     }
 
     /// Applies `matcher` to items in stream order: lines (``SubscriberQueue/Item/entry(_:)``)
