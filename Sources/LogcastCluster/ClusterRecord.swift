@@ -59,7 +59,7 @@ public enum ClusterRecord {
         }
         guard let source = object["source"] as? String ?? source else { throw Refusal(description: "no source") }
         func int(_ key: String) -> Int? { (object[key] as? NSNumber).map(\.intValue) }
-        return LogRecord(
+        var record = LogRecord(
             timestamp: timestamp,
             source: source,
             message: message,
@@ -71,5 +71,7 @@ public enum ClusterRecord {
             pid: int("pid"),
             cursor: object["cursor"] as? String
         )
+        record.continued = object["continued"] as? Bool ?? false
+        return record
     }
 }

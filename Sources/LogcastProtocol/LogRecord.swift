@@ -117,6 +117,16 @@ public struct LogRecord: Sendable, Equatable {
     /// filters, as `journalctl -u` counts it (PID 1's messages about a unit,
     /// a root daemon's, a core dump's). Not sent on the wire.
     public var relatedUnit: String?
+    /// A multi-line record (`--multiline`) that continues one cut at its
+    /// line or byte bound (`"continued":true`).
+    public var continued = false
+
+    /// How many lines the message holds (`"lines"` on the wire when more than one).
+    public var lineCount: Int {
+        var count = 1
+        for byte in message.utf8 where byte == UInt8(ascii: "\n") { count += 1 }
+        return count
+    }
 
     public init(
         timestamp: Timestamp,

@@ -81,6 +81,9 @@ public enum ProtocolObject: Sendable {
             writer.field("host", record.host)
             writer.field("path", record.path)
             writer.field("msg", record.message)
+            let lines = record.lineCount
+            if lines > 1 { writer.field("lines", lines) }
+            if record.continued { writer.field("continued", true) }
             writer.field("priority", record.priority)
             writer.field("unit", record.unit)
             writer.field("identifier", record.identifier)

@@ -105,8 +105,7 @@ struct StreamFraming: Sendable {
             case (_, .json):
                 writeJSON()
             case (.line(let record), .text):
-                buffer.writeString(record.message)
-                buffer.writeInteger(UInt8(ascii: "\n"))
+                Self.writeText(&buffer, record.message)
             case (.event, .text):
                 return 0
             }
@@ -142,6 +141,23 @@ struct StreamFraming: Sendable {
                 Self.writeEvent(&buffer, name: ProtocolObject.type(of: json) ?? "message", data: json)
             }
         }
+    }
+
+    /// A message as a text line: a multi-line record's lines after the
+    /// first each start with a tab (as `journalctl` indents them), so that
+    /// a line starting with a tab continues the record before it.
+    static func writeText(_ buffer: inout ByteBuffer, _ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start...index]))
+                buffer.writeInteger(UInt8(ascii: "\t"))
+                start = index + 1
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start...]))
+        }
+        buffer.writeInteger(UInt8(ascii: "\n"))
     }
 
     /// `data: ` lines for `text`, cut at every CR, LF and CRLF (the SSE

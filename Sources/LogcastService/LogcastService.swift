@@ -150,6 +150,8 @@ public enum LogcastService {
             tailer.initialLines = configuration.initialLines
             tailer.maxCatchUpBytes = configuration.maxCatchUpBytes
             tailer.hostName = server.hostName
+            tailer.multiline = configuration.multiline[name]
+            tailer.multilineTimeout = configuration.multilineTimeout
             return FileTailer(configuration: tailer, sink: .hub(hub, registry: registry, name: name), logger: logger)
         }
         let journalTailers = journals.map {

@@ -25,6 +25,9 @@ public struct ServeConfiguration: Sendable {
     public var maxCatchUpBytes: Int64
     /// `--journal-unit`, normalised (`nginx` → `nginx.service`).
     public var journalUnits: [String]
+    /// `--multiline`: the rule of each file source that joins lines into records.
+    public var multiline: [String: MultilineRule] = [:]
+    public var multilineTimeout: Duration = .milliseconds(500)
     /// The token file, also reread on SIGHUP.
     public var tokens: TokenStore?
     /// The state directory; nil keeps everything in memory (`none`).
@@ -138,6 +141,29 @@ public struct ServeConfiguration: Sendable {
                         + "[NAME=]PATH, --journal, --journal-directory DIR (all repeatable) or --demo"
                 )
             }
+        }
+        multilineTimeout = settings.duration(.multilineTimeout)
+        var joined: Set<String> = []
+        for value in settings.list(.multiline) {
+            let equals = value.firstIndex(of: "=")!  // checked with the setting
+            let name = String(value[..<equals])
+            guard let spec = sources.first(where: { $0.name == name }) else {
+                let files = sources.filter { !$0.isJournal }.map(\.name)
+                throw ConfigurationError(
+                    "\(settings.origin(.multiline)): no file source is named '\(name)'"
+                        + (files.isEmpty ? "; add --file \(name)=PATH" : "; file sources: \(files.joined(separator: ", "))")
+                )
+            }
+            guard !spec.isJournal else {
+                throw ConfigurationError(
+                    "\(settings.origin(.multiline)): '\(name)' is a journal source; journal entries are whole messages already, only file "
+                        + "sources are joined"
+                )
+            }
+            guard joined.insert(name).inserted else {
+                throw ConfigurationError("\(settings.origin(.multiline)): '\(name)' is given more than once; give one START per source")
+            }
+            multiline[name] = try? MultilineRule.parse(String(value[value.index(after: equals)...]))
         }
     }
 

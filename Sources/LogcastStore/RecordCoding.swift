@@ -119,6 +119,8 @@ enum StoredRecord: Equatable {
             if let pid = record.pid { payload.u64(UInt64(bitPattern: Int64(pid))) }
             if let cursor = record.cursor { payload.string(cursor) }
             if let relatedUnit = record.relatedUnit { payload.string(relatedUnit) }
+            // More flags, after the fields: a record written before them ends here (none set).
+            if record.continued { payload.byte(1) }
         case .lineSeq:
             preconditionFailure("a line read without its fields is not written back")
         case .event(let position, let event):
@@ -177,6 +179,7 @@ enum StoredRecord: Equatable {
             if flags & 32 != 0 { record.pid = reader.u64().map { Int(Int64(bitPattern: $0)) } }
             if flags & 64 != 0 { record.cursor = reader.string() }
             if flags & 128 != 0 { record.relatedUnit = reader.string() }
+            if !reader.failed, reader.remaining > 0, let more = reader.byte() { record.continued = more & 1 != 0 }
             guard !reader.failed else { return nil }
             return .line(seq: seq, record)
         case .position:
@@ -282,6 +285,9 @@ struct RecordReader {
     }
 
     mutating func byte() -> UInt8? { take(1)?[0] }
+
+    /// Bytes not read yet.
+    var remaining: Int { buffer.count - offset }
 
     mutating func u32() -> UInt32? {
         guard let bytes = take(4) else { return nil }

@@ -22,6 +22,8 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
     case journalDirectory = "journal-directory"
     case journalFile = "journal-file"
     case journalUnit = "journal-unit"
+    case multiline
+    case multilineTimeout = "multiline-timeout"
     case demo
     case listen
     case history
@@ -108,6 +110,30 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
                 "UNIT",
                 "Read only this unit's entries from the journal sources, like journalctl -u ('nginx' means nginx.service). Repeatable.",
                 emptyMeans: "every unit"
+            )
+        case .multiline:
+            return .list(
+                "SOURCE=START",
+                "Join the lines of a file source into multi-line records (a stack trace is one line object): a line matching the PCRE2 "
+                    + "pattern START begins a record, the others continue it; START 'indented' (continuation lines are indented, or "
+                    + "Caused by:/Traceback follow-ups: Java, Python, Go) or 'none'. Repeatable.",
+                emptyMeans: "each line is a record",
+                checkEach: { value in
+                    guard let equals = value.firstIndex(of: "="), equals != value.startIndex, value.index(after: equals) != value.endIndex else {
+                        return "'\(value)' is not SOURCE=START; e.g. app=indented or app='^\\d{4}-\\d{2}-\\d{2}'"
+                    }
+                    do throws(PatternError) {
+                        _ = try MultilineRule.parse(String(value[value.index(after: equals)...]))
+                        return nil
+                    } catch {
+                        return "bad START pattern: \(error.message) at offset \(error.offset)"
+                    }
+                }
+            )
+        case .multilineTimeout:
+            return .seconds(
+                "Seconds a multi-line record waits for a continuation line before it is published.",
+                default: Self.tailer.multilineTimeout
             )
         case .demo:
             return .flag("Add a 'demo' source that writes a realistic mixed-level log, to see logcast working at once.")

@@ -35,6 +35,10 @@ public final class FileTailer: Service, Sendable {
         public var pollInterval: Duration = .seconds(1)
         /// A partial last line is published after this long without new bytes.
         public var partialLineTimeout: Duration = .milliseconds(500)
+        /// How lines are joined into multi-line records (`--multiline`); nil: each line is a record.
+        public var multiline: MultilineRule?
+        /// A pending multi-line record is published after this long without a continuation.
+        public var multilineTimeout: Duration = .milliseconds(500)
         public var maxLineBytes = 64 * 1024
         public var hostName: String?
         /// Where the last run stopped (from the state directory): the file
@@ -109,6 +113,8 @@ struct FollowedFile {
     var openIdentity: FileIdentity?
     var state: FollowState
     var splitter: LineSplitter
+    /// With ``FileTailer/Configuration/multiline``: the record being joined.
+    var joiner: RecordJoiner?
     /// A hash of the open file's first bytes, and how many (see ``FilePosition``).
     var fingerprint: (hash: UInt64, length: Int) = (0, 0)
     var lastData: ContinuousClock.Instant = .now
@@ -476,6 +482,10 @@ struct FileTailLoop {
             case .close:
                 closeFile(path)
             case .rewind:
+                // The record pending from before the truncation is published first, whole.
+                var joined: [JoinedRecord] = []
+                files[path]?.joiner?.endOfFile { joined.append($0) }
+                publish(joined.map { record($0, path: path) }, bytes: 0)
                 if let fd = files[path]?.fd, fd >= 0 { lseek(fd, 0, SEEK_SET) }
                 files[path]?.fingerprint = (0, 0)  // new content: taken again as it is read
                 files[path]?.splitter.reset()
@@ -525,11 +535,13 @@ struct FileTailLoop {
             file.state.didRead(count)
             let timestamp = Timestamp.now()
             var records: [LogRecord] = []
+            var joiner = file.joiner ?? configuration.multiline.map(RecordJoiner.init(rule:))
             readBuffer.withUnsafeBytes { bytes in
-                file.splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line in
-                    records.append(record(line, path: path, at: timestamp))
+                file.splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line, size in
+                    take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
                 }
             }
+            file.joiner = joiner
             if file.fingerprint.length < 256 { file.fingerprint = Self.fingerprint(fd: file.fd) }
             publish(records, bytes: count, position: position(of: file))
         }
@@ -540,7 +552,11 @@ struct FileTailLoop {
     mutating func closeFile(_ path: String) {
         guard var file = files[path], file.fd >= 0 else { return }
         var records: [LogRecord] = []
-        file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
+        var joiner = file.joiner
+        file.splitter.flushPartial { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records) }
+        // Leaving the file: its pending record ends here (nothing is joined across files).
+        joiner?.endOfFile { records.append(record($0, path: path)) }
+        file.joiner = joiner
         publish(records, bytes: 0, position: position(of: file))
         if let identity = file.openIdentity {
             let end = lseek(file.fd, 0, SEEK_CUR)
@@ -643,6 +659,7 @@ struct FileTailLoop {
         }
         let hash = Self.fingerprint(fd: fd)
         var splitter = LineSplitter(maxLineBytes: configuration.maxLineBytes)
+        var joiner = configuration.multiline.map(RecordJoiner.init(rule:))
         var total: Int64 = fingerprint == nil ? 0 : min(start, status.size)
         while true {
             let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -652,20 +669,23 @@ struct FileTailLoop {
             let timestamp = Timestamp.now()
             var records: [LogRecord] = []
             readBuffer.withUnsafeBytes { bytes in
-                splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { records.append(record($0, path: path, at: timestamp)) }
+                splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line, size in
+                    take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
+                }
             }
             let position = FilePosition(
                 path: candidate,
                 device: identity.device,
                 inode: identity.inode,
-                offset: total - Int64(splitter.pendingByteCount),
+                offset: total - Int64(splitter.pendingByteCount) - Int64(joiner?.pendingFileBytes ?? 0),
                 fingerprint: hash.hash,
                 fingerprintLength: hash.length
             )
             publish(records, bytes: count, position: .file(position))
         }
         var rest: [LogRecord] = []
-        splitter.flushPartial { rest.append(record($0, path: path, at: .now())) }
+        splitter.flushPartial { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &rest) }
+        joiner?.endOfFile { rest.append(record($0, path: path)) }
         let end = FilePosition(
             path: candidate,
             device: identity.device,
@@ -740,14 +760,45 @@ struct FileTailLoop {
         }
     }
 
+    /// Publishes a partial last line, and then a pending multi-line record,
+    /// that waited their timeouts without new bytes.
     mutating func flushStalePartials() {
         let now = ContinuousClock.now
-        for (path, var file) in files where file.splitter.hasPartialLine && now - file.lastData >= configuration.partialLineTimeout {
+        for (path, var file) in files {
+            let quiet = now - file.lastData
             var records: [LogRecord] = []
-            file.splitter.flushPartial { records.append(record($0, path: path, at: .now())) }
+            var joiner = file.joiner
+            if file.splitter.hasPartialLine, quiet >= configuration.partialLineTimeout {
+                file.splitter.flushPartial { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records) }
+            }
+            var joined = false
+            if !file.splitter.hasPartialLine, joiner?.hasPending == true, quiet >= configuration.multilineTimeout {
+                joiner?.flush { records.append(record($0, path: path)) }
+                joined = true
+            }
+            guard !records.isEmpty else { continue }
+            file.joiner = joiner
             files[path] = file
-            publish(records, bytes: 0)
+            // A record published by its timeout moves the saved position past it.
+            publish(records, bytes: 0, position: joined ? position(of: file) : nil)
         }
+    }
+
+    /// A line read from `path`: a record of its own, or a part of the
+    /// multi-line record `joiner` is joining (which emits the records it ends).
+    func take(_ line: String, fileBytes: Int, path: String, at timestamp: Timestamp, joiner: inout RecordJoiner?, into records: inout [LogRecord]) {
+        guard joiner != nil else {
+            records.append(record(line, path: path, at: timestamp))
+            return
+        }
+        joiner!.add(line, fileBytes: fileBytes, at: timestamp) { records.append(record($0, path: path)) }
+    }
+
+    /// A multi-line record of this source.
+    func record(_ joined: JoinedRecord, path: String) -> LogRecord {
+        var record = record(joined.message, path: path, at: joined.timestamp)
+        record.continued = joined.continued
+        return record
     }
 
     /// A line of this source, read from `path`, with its level detected from the text.
@@ -773,7 +824,7 @@ struct FileTailLoop {
                 path: file.path,
                 device: identity.device,
                 inode: identity.inode,
-                offset: Int64(offset) - Int64(file.splitter.pendingByteCount),
+                offset: Int64(offset) - Int64(file.splitter.pendingByteCount) - Int64(file.joiner?.pendingFileBytes ?? 0),
                 fingerprint: file.fingerprint.hash,
                 fingerprintLength: file.fingerprint.length
             )
@@ -873,6 +924,9 @@ struct FileTailLoop {
         var wait = configuration.pollInterval - (ContinuousClock.now - lastFullCheck)
         for file in files.values where file.splitter.hasPartialLine {
             wait = min(wait, configuration.partialLineTimeout - (ContinuousClock.now - file.lastData))
+        }
+        for file in files.values where file.joiner?.hasPending == true {
+            wait = min(wait, configuration.multilineTimeout - (ContinuousClock.now - file.lastData))
         }
         let ms = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
         return Int32(max(0, min(ms, 60_000)) + 1)

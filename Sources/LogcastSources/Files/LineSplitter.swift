@@ -34,6 +34,13 @@ public struct LineSplitter: Sendable {
 
     /// Feeds bytes; calls `emit` for each complete line, in order.
     public mutating func append(_ chunk: UnsafeRawBufferPointer, emit: (String) -> Void) {
+        append(chunk) { line, _ in emit(line) }
+    }
+
+    /// Feeds bytes; calls `emit` for each complete line, in order, with the
+    /// bytes of the file it took (its line end included): what a saved
+    /// position must count once the line is published.
+    public mutating func append(_ chunk: UnsafeRawBufferPointer, emit: (_ line: String, _ fileBytes: Int) -> Void) {
         guard let base = chunk.baseAddress, chunk.count > 0 else { return }
         var start = 0
         while start < chunk.count {
@@ -43,10 +50,10 @@ public struct LineSplitter: Sendable {
                 let end = base.distance(to: UnsafeRawPointer(found))
                 let piece = UnsafeRawBufferPointer(start: base + start, count: end - start)
                 if pending.isEmpty {
-                    emitLine(piece, emit: emit)
+                    emitLine(piece, terminator: 1, emit: emit)
                 } else {
                     pending.append(contentsOf: piece)
-                    pending.withUnsafeBytes { emitLine($0, emit: emit) }
+                    pending.withUnsafeBytes { emitLine($0, terminator: 1, emit: emit) }
                     pending.removeAll(keepingCapacity: true)
                 }
                 start = end + 1
@@ -65,8 +72,13 @@ public struct LineSplitter: Sendable {
 
     /// Emits the held partial line, if any (after a quiet period, or at end of a file that is being left).
     public mutating func flushPartial(emit: (String) -> Void) {
+        flushPartial { line, _ in emit(line) }
+    }
+
+    /// ``flushPartial(emit:)``, with the line's bytes of the file.
+    public mutating func flushPartial(emit: (_ line: String, _ fileBytes: Int) -> Void) {
         guard !pending.isEmpty else { return }
-        pending.withUnsafeBytes { emitLine($0, emit: emit) }
+        pending.withUnsafeBytes { emitLine($0, terminator: 0, emit: emit) }
         pending.removeAll(keepingCapacity: true)
     }
 
@@ -75,36 +87,39 @@ public struct LineSplitter: Sendable {
         pending.removeAll(keepingCapacity: false)
     }
 
-    private mutating func splitOverlongPending(emit: (String) -> Void) {
+    private mutating func splitOverlongPending(emit: (String, Int) -> Void) {
         // A trailing `\r` is held back: its `\n` may be in the next read, and then it is a line ending.
         while pending.count - (pending.last == 0x0D ? 1 : 0) > maxLineBytes {
             let cut = Self.characterBoundary(in: pending, atMost: maxLineBytes)
-            pending.withUnsafeBytes { emitPiece(UnsafeRawBufferPointer(rebasing: $0[0..<cut]), emit: emit) }
+            pending.withUnsafeBytes { emitPiece(UnsafeRawBufferPointer(rebasing: $0[0..<cut]), fileBytes: cut, emit: emit) }
             pending.removeFirst(cut)
         }
     }
 
-    private func emitLine(_ line: UnsafeRawBufferPointer, emit: (String) -> Void) {
+    /// `terminator`: the bytes of the line end after `line` in the file (1 for `\n`, 0 for a partial line).
+    private func emitLine(_ line: UnsafeRawBufferPointer, terminator: Int, emit: (String, Int) -> Void) {
         var line = line
+        var ending = terminator
         if let last = line.last, last == 0x0D {
             line = UnsafeRawBufferPointer(rebasing: line[0..<(line.count - 1)])
+            ending += 1
         }
         if line.count <= maxLineBytes {
-            emitPiece(line, emit: emit)
+            emitPiece(line, fileBytes: line.count + ending, emit: emit)
             return
         }
         var start = 0
         while line.count - start > maxLineBytes {
             let rest = UnsafeRawBufferPointer(rebasing: line[start...])
             let cut = Self.characterBoundary(in: rest, atMost: maxLineBytes)
-            emitPiece(UnsafeRawBufferPointer(rebasing: rest[0..<cut]), emit: emit)
+            emitPiece(UnsafeRawBufferPointer(rebasing: rest[0..<cut]), fileBytes: cut, emit: emit)
             start += cut
         }
-        emitPiece(UnsafeRawBufferPointer(rebasing: line[start...]), emit: emit)
+        emitPiece(UnsafeRawBufferPointer(rebasing: line[start...]), fileBytes: line.count - start + ending, emit: emit)
     }
 
-    private func emitPiece(_ bytes: UnsafeRawBufferPointer, emit: (String) -> Void) {
-        emit(String(decoding: bytes, as: UTF8.self))
+    private func emitPiece(_ bytes: UnsafeRawBufferPointer, fileBytes: Int, emit: (String, Int) -> Void) {
+        emit(String(decoding: bytes, as: UTF8.self), fileBytes)
     }
 
     /// The largest cut at or below `limit` that does not split a UTF-8 sequence
