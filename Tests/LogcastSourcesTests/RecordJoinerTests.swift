@@ -117,9 +117,9 @@ import Testing
         var splitter = LineSplitter(maxLineBytes: 8)
         var got: [(String, Int)] = []
         Array("ab\r\ncd\n0123456789ABCDEF\nxy".utf8).withUnsafeBytes { chunk in
-            splitter.append(chunk) { line, bytes in got.append((line, bytes)) }
+            splitter.appendSized(chunk, emit: { line, bytes in got.append((line, bytes)) })
         }
-        splitter.flushPartial { line, bytes in got.append((line, bytes)) }
+        splitter.flushPartialSized(emit: { line, bytes in got.append((line, bytes)) })
         #expect(got.map(\.0) == ["ab", "cd", "01234567", "89ABCDEF", "xy"])
         #expect(got.map(\.1) == [4, 3, 8, 9, 2], "CRLF, LF, a long line's pieces (the last with its LF), a partial line")
         #expect(got.map(\.1).reduce(0, +) == "ab\r\ncd\n0123456789ABCDEF\nxy".utf8.count)

@@ -537,9 +537,12 @@ struct FileTailLoop {
             var records: [LogRecord] = []
             var joiner = file.joiner ?? configuration.multiline.map(RecordJoiner.init(rule:))
             readBuffer.withUnsafeBytes { bytes in
-                file.splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line, size in
-                    take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
-                }
+                file.splitter.appendSized(
+                    UnsafeRawBufferPointer(rebasing: bytes[0..<count]),
+                    emit: { line, size in
+                        take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
+                    }
+                )
             }
             file.joiner = joiner
             if file.fingerprint.length < 256 { file.fingerprint = Self.fingerprint(fd: file.fd) }
@@ -553,7 +556,7 @@ struct FileTailLoop {
         guard var file = files[path], file.fd >= 0 else { return }
         var records: [LogRecord] = []
         var joiner = file.joiner
-        file.splitter.flushPartial { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records) }
+        file.splitter.flushPartialSized(emit: { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records) })
         // Leaving the file: its pending record ends here (nothing is joined across files).
         joiner?.endOfFile { records.append(record($0, path: path)) }
         file.joiner = joiner
@@ -669,9 +672,12 @@ struct FileTailLoop {
             let timestamp = Timestamp.now()
             var records: [LogRecord] = []
             readBuffer.withUnsafeBytes { bytes in
-                splitter.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count])) { line, size in
-                    take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
-                }
+                splitter.appendSized(
+                    UnsafeRawBufferPointer(rebasing: bytes[0..<count]),
+                    emit: { line, size in
+                        take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
+                    }
+                )
             }
             let position = FilePosition(
                 path: candidate,
@@ -684,7 +690,7 @@ struct FileTailLoop {
             publish(records, bytes: count, position: .file(position))
         }
         var rest: [LogRecord] = []
-        splitter.flushPartial { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &rest) }
+        splitter.flushPartialSized(emit: { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &rest) })
         joiner?.endOfFile { rest.append(record($0, path: path)) }
         let end = FilePosition(
             path: candidate,
@@ -769,7 +775,9 @@ struct FileTailLoop {
             var records: [LogRecord] = []
             var joiner = file.joiner
             if file.splitter.hasPartialLine, quiet >= configuration.partialLineTimeout {
-                file.splitter.flushPartial { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records) }
+                file.splitter.flushPartialSized(emit: { line, size in
+                    take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records)
+                })
             }
             var joined = false
             if !file.splitter.hasPartialLine, joiner?.hasPending == true, quiet >= configuration.multilineTimeout {

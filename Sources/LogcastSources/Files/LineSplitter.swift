@@ -34,13 +34,13 @@ public struct LineSplitter: Sendable {
 
     /// Feeds bytes; calls `emit` for each complete line, in order.
     public mutating func append(_ chunk: UnsafeRawBufferPointer, emit: (String) -> Void) {
-        append(chunk) { line, _ in emit(line) }
+        appendSized(chunk, emit: { line, _ in emit(line) })
     }
 
     /// Feeds bytes; calls `emit` for each complete line, in order, with the
     /// bytes of the file it took (its line end included): what a saved
     /// position must count once the line is published.
-    public mutating func append(_ chunk: UnsafeRawBufferPointer, emit: (_ line: String, _ fileBytes: Int) -> Void) {
+    public mutating func appendSized(_ chunk: UnsafeRawBufferPointer, emit: (_ line: String, _ fileBytes: Int) -> Void) {
         guard let base = chunk.baseAddress, chunk.count > 0 else { return }
         var start = 0
         while start < chunk.count {
@@ -72,11 +72,11 @@ public struct LineSplitter: Sendable {
 
     /// Emits the held partial line, if any (after a quiet period, or at end of a file that is being left).
     public mutating func flushPartial(emit: (String) -> Void) {
-        flushPartial { line, _ in emit(line) }
+        flushPartialSized(emit: { line, _ in emit(line) })
     }
 
     /// ``flushPartial(emit:)``, with the line's bytes of the file.
-    public mutating func flushPartial(emit: (_ line: String, _ fileBytes: Int) -> Void) {
+    public mutating func flushPartialSized(emit: (_ line: String, _ fileBytes: Int) -> Void) {
         guard !pending.isEmpty else { return }
         pending.withUnsafeBytes { emitLine($0, terminator: 0, emit: emit) }
         pending.removeAll(keepingCapacity: true)
