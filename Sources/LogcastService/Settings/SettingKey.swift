@@ -126,7 +126,7 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
                         _ = try MultilineRule.parse(String(value[value.index(after: equals)...]))
                         return nil
                     } catch {
-                        return "bad START pattern: \(error.message) at offset \(error.offset)"
+                        return "'\(value)': bad START pattern: \(error.message) at offset \(error.offset)"
                     }
                 }
             )

@@ -205,7 +205,7 @@ struct FileTailLoop {
             flushStalePartials()
             publishStatus()
         }
-        for path in files.keys { closeFile(path) }
+        for path in files.keys { closeFile(path, shuttingDown: true) }
         if inotifyFD >= 0 { close(inotifyFD) }
         sink.status { $0.state = .stopped }
     }
@@ -552,10 +552,19 @@ struct FileTailLoop {
         files[path] = file
     }
 
-    mutating func closeFile(_ path: String) {
+    /// Closes the file, publishing what it holds back first. When
+    /// `shuttingDown`, a multi-line record still being joined is not: the
+    /// saved position is before it, and the next run reads it again whole.
+    mutating func closeFile(_ path: String, shuttingDown: Bool = false) {
         guard var file = files[path], file.fd >= 0 else { return }
         var records: [LogRecord] = []
         var joiner = file.joiner
+        if shuttingDown, joiner != nil {
+            close(file.fd)
+            file.fd = -1
+            files[path] = file
+            return
+        }
         file.splitter.flushPartialSized(emit: { line, size in take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records) })
         // Leaving the file: its pending record ends here (nothing is joined across files).
         joiner?.endOfFile { records.append(record($0, path: path)) }
