@@ -144,6 +144,8 @@ const stream = new LogStream({
         received++;
         obj.kind = "line";
         add(obj);
+      } else if (obj.type === "separator") {
+        add(localNote("--", nowStamp(), "separator"));
       } else if (obj.type === "source") {
         add(sourceNote(obj, nowStamp()));
       } else if (obj.type === "gap") {
@@ -208,6 +210,7 @@ function fillForm() {
   renderSourcePicker();
   const extra = [];
   for (const key of ["identifier", "host"]) for (const value of filter[key]) extra.push(`${key}=${value}`);
+  for (const key of ["context", "before-context", "after-context"]) if (filter[key]) extra.push(`${key}=${filter[key]}`);
   $("extra-filters").hidden = extra.length === 0;
   $("extra-filters").textContent = extra.length ? "Also: " + extra.join(" · ") : "";
 }
@@ -224,6 +227,7 @@ function readForm() {
   next.source = [...$("source-list").querySelectorAll("input:checked")].map((box) => box.value);
   next.identifier = filter.identifier;
   next.host = filter.host;
+  for (const key of ["context", "before-context", "after-context"]) next[key] = filter[key];
   return next;
 }
 
@@ -502,7 +506,19 @@ function showDetails() {
     if (item.path) meta.push(item.path);
     if (item.unit) meta.push(`unit ${item.unit}`);
     if (item.identifier) meta.push(item.identifier + (item.pid ? `[${item.pid}]` : ""));
-    renderMessage($("details-msg"), item.msg || "", highlight);
+    if (item.lines > 1) {
+      // A multi-line record: its lines as lines (a newline is not a control to show).
+      const target = $("details-msg");
+      target.textContent = "";
+      (item.msg || "").split("\n").forEach((line, index) => {
+        if (index > 0) target.append("\n");
+        const span = document.createElement("span");
+        renderMessage(span, line, highlight);
+        target.append(span);
+      });
+    } else {
+      renderMessage($("details-msg"), item.msg || "", highlight);
+    }
   } else {
     meta.push(item.source || "logcast");
     $("details-msg").textContent = item.text;

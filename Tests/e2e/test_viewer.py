@@ -1030,3 +1030,28 @@ def test_a_page_of_an_allowed_origin_reads_lines_and_sse_and_others_cannot(page,
     finally:
         other.shutdown()
         other.server_close()
+
+
+def test_context_lines_are_dimmed_with_separators_and_a_trace_shows_its_first_line_and_count(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path, query="?grep=ERROR&context=1",
+                                extra=("--multiline", "app=indented", "--multiline-timeout", "0.2"))
+    trace = ("ERROR request failed\njava.lang.IllegalStateException: boom\n\tat com.example.A.run(A.java:10)\n"
+             "Caused by: java.io.IOException: disk full\n\tat com.example.C.io(C.java:3)\n")
+    append(files["app"], "INFO a\n" + trace + "INFO b\nINFO c\nINFO d\nERROR again\nINFO e\n")
+    expected = ["INFO a", "ERROR request failed +4 lines", "INFO b", "INFO d", "ERROR again", "INFO e"]
+    wait_for(lambda: dom_messages(page) == expected, message="the matches with their context")
+    rows = page.find_elements(By.CSS_SELECTOR, "#rows .row")
+    kinds = [("separator" if "tone-separator" in r.get_attribute("class") else
+              "context" if "context" in r.get_attribute("class").split() else "match") for r in rows]
+    assert kinds == ["context", "match", "context", "separator", "context", "match", "context"]
+    assert rows[3].find_element(By.CSS_SELECTOR, ".c-msg").text == "--"
+    assert "+4 lines" in rows[1].find_element(By.CSS_SELECTOR, ".more-lines").text
+    rows[1].click()  # the details panel shows the whole record
+    wait_for(lambda: page.execute_script("return document.getElementById('details-msg').textContent") == trace.rstrip("\n"),
+             message="the whole trace in the details panel")
+    # Typing another term keeps the context keys of the URL.
+    box = page.find_element(By.ID, "f-grep")
+    box.clear()
+    box.send_keys("again", Keys.ENTER)
+    wait_for(lambda: "context=1" in page.current_url and "grep=again" in page.current_url, message="the URL")
+    assert_clean_console(page)

@@ -87,6 +87,7 @@ export class LogStream {
     // Counters, for the status line and the test hook.
     this.connections = 0; // WebSocket connections opened
     this.duplicates = 0; // lines dropped for repeating a seq
+    this.recentContext = new Set(); // seqs of the context lines seen last (at most 1024)
     this.badObjects = 0; // objects that were not JSON
     this.status = { state: "idle" };
 
@@ -231,12 +232,26 @@ export class LogStream {
       }
       case "line":
         if (typeof obj.seq === "number") {
-          if (this.lastSeq !== null && obj.seq <= this.lastSeq) {
+          // A context line before a match may be older than lines of other files
+          // sent before it: an older seq is a duplicate only if that context line
+          // came already (docs/PROTOCOL.md, "Context lines").
+          const older = this.lastSeq !== null && obj.seq <= this.lastSeq;
+          if (obj.context === true) {
+            if (older && this.recentContext.has(obj.seq)) {
+              this.duplicates++;
+              return;
+            }
+            this.recentContext.add(obj.seq);
+            if (this.recentContext.size > 1024) this.recentContext.delete(this.recentContext.values().next().value);
+          } else if (older) {
             this.duplicates++;
             return;
           }
-          this.lastSeq = obj.seq;
+          if (!older) this.lastSeq = obj.seq;
         }
+        this.handlers.onObject(obj);
+        break;
+      case "separator":
         this.handlers.onObject(obj);
         break;
       case "gap":

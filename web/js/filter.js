@@ -13,7 +13,9 @@ export const REPEATABLE = ["source", "grep", "exclude", "unit", "identifier", "h
 // `since` and `until` are passed to the server as typed (RFC 3339, a date,
 // or relative like -10m, -2h, -1d, as journalctl -S takes them); the server
 // checks them and its error is shown.
-export const SINGLE = ["regex", "priority", "since", "until"];
+// The context keys (lines around each match, as grep -C/-B/-A) come from
+// the URL and are kept as they are; the page has no field for them.
+export const SINGLE = ["regex", "priority", "since", "until", "context", "before-context", "after-context"];
 export const FILTER_KEYS = [...REPEATABLE, ...SINGLE];
 
 export const DEFAULT_BACKLOG = 1000;
@@ -22,7 +24,10 @@ export const MIN_MAX_LINES = 100;
 export const MAX_MAX_LINES = 500000;
 
 export function emptyFilter() {
-  return { source: [], grep: [], exclude: [], unit: [], identifier: [], host: [], regex: "", priority: "", since: "", until: "" };
+  return {
+    source: [], grep: [], exclude: [], unit: [], identifier: [], host: [], regex: "", priority: "", since: "", until: "",
+    context: "", "before-context": "", "after-context": "",
+  };
 }
 
 /** Splits a comma-separated input into trimmed, non-empty terms. */

@@ -112,12 +112,23 @@ export function renderMessage(target, msg, highlight) {
 export function fillRow(row, item, context) {
   const [time, source, level, message] = row.cells;
   if (item.kind === "line") {
-    row.className = "row line " + levelClass(item.priority);
+    // A context line (around a match of a context filter) is dimmed.
+    row.className = "row line " + levelClass(item.priority) + (item.context ? " context" : "");
     time.textContent = context.timeMode === "off" ? "" : formatTime(item.ts, context.timeMode);
     source.textContent = item.source || "";
     source.className = "c-src src-" + sourceColour(item.source || "");
     level.textContent = levelLabel(item.priority);
-    renderMessage(message, item.msg || "", context.highlight);
+    // A multi-line record (a stack trace) shows its first line and how many
+    // more it has; the details panel shows all of it.
+    const msg = item.msg || "";
+    const newline = item.lines > 1 ? msg.indexOf("\n") : -1;
+    renderMessage(message, newline >= 0 ? msg.slice(0, newline) : msg, context.highlight);
+    if (newline >= 0) {
+      const more = document.createElement("span");
+      more.className = "more-lines";
+      more.textContent = ` +${item.lines - 1} lines`;
+      message.append(more);
+    }
     return;
   }
   if (item.kind === "dropped") {
@@ -177,6 +188,6 @@ export function gapNote(obj, ts, format) {
 }
 
 /** A row the viewer itself adds (lines dropped while paused, and the like). */
-export function localNote(text, ts) {
-  return { kind: "note", tone: "local", ts, text };
+export function localNote(text, ts, tone = "local") {
+  return { kind: "note", tone, ts, text };
 }
