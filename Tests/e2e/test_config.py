@@ -48,6 +48,8 @@ def every_key(tmp_path):
         "journal-directory": [f"jd={tmp_path}/journal"],
         "journal-file": [f"jf={tmp_path}/journal/x.journal"],
         "journal-unit": ["nginx.service", "cron.service"],
+        "multiline": ["a=indented", "b=^\\d{4}-\\d{2}-\\d{2} "],
+        "multiline-timeout": 1.5,
         "demo": False,
         "history": 1234,
         "history-bytes": 2048000,

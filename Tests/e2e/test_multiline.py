@@ -182,3 +182,15 @@ def test_a_journal_source_is_not_joined(tmp_path):
     result = subprocess.run([str(BINARY), "serve", "--journal-directory", f"logs={tmp_path}", "--multiline", "logs=indented",
                              "--state-directory", "none"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "'logs' is a journal source" in result.stderr, result.stderr
+
+
+def test_a_last_line_without_its_newline_joins_the_record_and_goes_out_with_it(serve, tmp_path):
+    log = tmp_path / "app.log"
+    log.touch()
+    # The record waits longer (2 s) than a partial line does (0.5 s): the partial line goes into the record.
+    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0", "--multiline-timeout", "2")
+    s = Stream(server.ws_url)
+    s.next()
+    append(log, "ERROR x\n\tat partial")
+    assert messages(s.lines(1)) == ["ERROR x\n\tat partial"]
+    s.close()

@@ -783,17 +783,20 @@ struct FileTailLoop {
             let quiet = now - file.lastData
             var records: [LogRecord] = []
             var joiner = file.joiner
+            var changed = false
             if file.splitter.hasPartialLine, quiet >= configuration.partialLineTimeout {
+                // Into the pending record, when lines are joined: it may still go on.
                 file.splitter.flushPartialSized(emit: { line, size in
                     take(line, fileBytes: size, path: path, at: .now(), joiner: &joiner, into: &records)
                 })
+                changed = true
             }
             var joined = false
             if !file.splitter.hasPartialLine, joiner?.hasPending == true, quiet >= configuration.multilineTimeout {
                 joiner?.flush { records.append(record($0, path: path)) }
                 joined = true
             }
-            guard !records.isEmpty else { continue }
+            guard changed || joined else { continue }
             file.joiner = joiner
             files[path] = file
             // A record published by its timeout moves the saved position past it.
