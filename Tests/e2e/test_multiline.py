@@ -27,16 +27,22 @@ PYTHON = (
 PLAIN = "2026-12-03 10:00:02 INFO all good\n"
 
 
+def follow(serve, tmp_path, *extra):
+    """A server following an empty app.log with --multiline app=indented, and a subscriber past its hello."""
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0", *extra)
+    s = Stream(server.ws_url)
+    s.next()
+    return log, server, s
+
+
 def messages(objects):
     return [o["msg"] for o in objects if o["type"] == "line"]
 
 
 def test_traces_are_one_record_each_and_a_grep_selects_the_whole_trace(serve, tmp_path):
-    log = tmp_path / "app.log"
-    log.touch()
-    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0")
-    s = Stream(server.ws_url)
-    s.next()
+    log, server, s = follow(serve, tmp_path)
     append(log, JAVA + PYTHON + PLAIN)
     got = s.lines(3)
     assert messages(got) == [JAVA.rstrip("\n"), PYTHON.rstrip("\n"), PLAIN.rstrip("\n")]
@@ -73,11 +79,7 @@ def test_text_framing_indents_continuations_and_sse_keeps_a_record_in_one_event(
 
 
 def test_a_record_waits_for_its_continuation_then_goes_out_after_the_timeout(serve, tmp_path):
-    log = tmp_path / "app.log"
-    log.touch()
-    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0", "--multiline-timeout", "0.3")
-    s = Stream(server.ws_url)
-    s.next()
+    log, server, s = follow(serve, tmp_path, "--multiline-timeout", "0.3")
     append(log, "ERROR first\n")
     append(log, "\tat one\n")
     # No start line follows: the timeout publishes it, with both lines.
@@ -89,11 +91,7 @@ def test_a_record_waits_for_its_continuation_then_goes_out_after_the_timeout(ser
 
 @pytest.mark.parametrize("how", ["rotate", "truncate", "delete"])
 def test_a_file_that_is_left_publishes_its_pending_record_first_and_nothing_joins_across(serve, tmp_path, how):
-    log = tmp_path / "app.log"
-    log.touch()
-    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0", "--multiline-timeout", "3600")
-    s = Stream(server.ws_url)
-    s.next()
+    log, server, s = follow(serve, tmp_path, "--multiline-timeout", "3600")
     append(log, "ERROR old file\n\tat old.frame\n")
     old = len("ERROR old file\n\tat old.frame\n")
     wait_for(lambda: json.loads(server.get("/api/v1/sources")[2])[0]["bytes_read"] == old, message="the old lines read (not yet published)")
@@ -117,11 +115,7 @@ def test_a_file_that_is_left_publishes_its_pending_record_first_and_nothing_join
 
 
 def test_a_record_is_cut_at_500_lines_and_the_rest_is_marked_continued(serve, tmp_path):
-    log = tmp_path / "app.log"
-    log.touch()
-    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0")
-    s = Stream(server.ws_url)
-    s.next()
+    log, server, s = follow(serve, tmp_path)
     frames = [f"\tat frame{i}" for i in range(1, 700)]
     append(log, "ERROR huge trace\n" + "".join(f + "\n" for f in frames) + "INFO after\n")
     got = s.lines(3)
@@ -185,12 +179,8 @@ def test_a_journal_source_is_not_joined(tmp_path):
 
 
 def test_a_last_line_without_its_newline_joins_the_record_and_goes_out_with_it(serve, tmp_path):
-    log = tmp_path / "app.log"
-    log.touch()
     # The record waits longer (2 s) than a partial line does (0.5 s): the partial line goes into the record.
-    server = serve("--file", f"app={log}", "--multiline", "app=indented", "--initial-lines", "0", "--multiline-timeout", "2")
-    s = Stream(server.ws_url)
-    s.next()
+    log, server, s = follow(serve, tmp_path, "--multiline-timeout", "2")
     append(log, "ERROR x\n\tat partial")
     assert messages(s.lines(1)) == ["ERROR x\n\tat partial"]
     s.close()
