@@ -467,7 +467,6 @@ public struct LogcastApplication: Sendable {
         case .success(let stream): (parsed, matcher) = (stream.request, stream.matcher)
         case .failure(let error): throw Refusal(.badRequest, error)
         }
-        if let around { return try aroundResponse(seq: around, request: parsed, matcher: matcher) }
         guard pollsInFlight.tryEnter() else {
             throw Refusal(
                 .serviceUnavailable,
@@ -478,6 +477,14 @@ public struct LogcastApplication: Sendable {
             )
         }
         defer { pollsInFlight.leave() }
+        if let around {
+            var window = parsed.filter.context
+            if window.isEmpty { window = ContextWindow(before: Self.defaultAroundContext, after: Self.defaultAroundContext) }
+            let (hub, aroundWindow) = (self.hub, window)
+            // It may read the durable history: off the cooperative pool, and counted as a read.
+            let found = await offCooperativePool { hub.around(seq: around, window: aroundWindow, matcher: matcher) }
+            return try aroundResponse(seq: around, found: found, format: parsed.format)
+        }
         var effective = parsed
         if parsed.after == nil, let limit { effective.backlog = limit }
         // The scan holds references to the history's entries, not copies; the
@@ -526,24 +533,22 @@ public struct LogcastApplication: Sendable {
     /// `GET /api/v1/lines?around=SEQ`: the line and the lines of its file
     /// around it (``Hub/around(seq:window:matcher:)``): `404` when it is not
     /// held (or not written yet).
-    func aroundResponse(seq: UInt64, request: SubscriptionRequest, matcher: LineMatcher) throws(Refusal) -> Response {
-        var window = request.filter.context
-        if window.isEmpty { window = ContextWindow(before: Self.defaultAroundContext, after: Self.defaultAroundContext) }
+    func aroundResponse(seq: UInt64, found: Hub.AroundResult, format: SubscriptionRequest.Format) throws(Refusal) -> Response {
         let items: [SubscriberQueue.Item]
-        switch hub.around(seq: seq, window: window, matcher: matcher) {
+        switch found {
         case .lines(let lines): items = lines
         case .notYet(let lastSeq):
             throw Refusal(.notFound, "no line has seq \(seq) yet", hint: "the newest line is \(lastSeq)")
         case .gone(let oldest):
             throw Refusal(.notFound, "line \(seq) is no longer held", hint: "the oldest line held is \(oldest)")
         }
-        let framing = StreamFraming(kind: .ndjson, format: request.format)
+        let framing = StreamFraming(kind: .ndjson, format: format)
         var buffer = ByteBuffer()
         var lines = 0
         for item in items { lines += framing.append(item, to: &buffer) }
         metrics.polled(lines: lines, bytes: buffer.readableBytes)
         let headers: HTTPFields = [
-            .contentType: request.format == .text ? "text/plain; charset=utf-8" : "application/x-ndjson",
+            .contentType: format == .text ? "text/plain; charset=utf-8" : "application/x-ndjson",
             .cacheControl: "no-store",
             HTTPField.Name("Logcast-Epoch")!: hub.epoch,
         ]
