@@ -8,10 +8,15 @@ import LogcastProtocol
 /// ``decode(_:host:source:)``, which refuses anything else (a message some
 /// other program put on a `logcast.` subject).
 public enum ClusterRecord {
-    /// The message body for `record`.
+    /// The message body for `record`; a journal line's fields go with it
+    /// as `"fields":{...}` (the last value of each name).
     public static func encode(_ record: LogRecord) -> [UInt8] {
         var bytes = ProtocolObject.line(record, seq: nil).encoded()
         bytes.removeLast()  // the NDJSON newline
+        if let object = record.fields?.jsonObject(selecting: nil) {
+            bytes.removeLast()  // `}`
+            bytes += Array(#","fields":"#.utf8) + object + [UInt8(ascii: "}")]
+        }
         return bytes
     }
 
@@ -72,6 +77,14 @@ public enum ClusterRecord {
             cursor: object["cursor"] as? String
         )
         record.continued = object["continued"] as? Bool ?? false
+        if let given = object["fields"] as? [String: Any] {
+            // A JSON object has no order: by name.
+            var fields = LineFields()
+            for name in given.keys.sorted() {
+                if let value = given[name] as? String { fields.append(name: name, value: value) }
+            }
+            if !fields.isEmpty { record.fields = fields }
+        }
         return record
     }
 }

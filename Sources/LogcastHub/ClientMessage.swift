@@ -36,7 +36,8 @@ public enum ClientMessage: Sendable, Equatable {
                     return .failure(FilterError("filter key '\(key)' must be a string, a number or an array of strings", hint: hint))
                 }
                 // Array elements are separate values, commas and all; a plain string may list several.
-                let splits = SubscriptionRequest.repeatableKeys.contains(key) && filter[key] is String
+                let splits =
+                    SubscriptionRequest.repeatableKeys.contains(key) && !SubscriptionRequest.unsplitKeys.contains(key) && filter[key] is String
                 for value in values {
                     if splits {
                         for part in value.split(separator: ",") { items.append((key, String(part))) }
@@ -52,7 +53,7 @@ public enum ClientMessage: Sendable, Equatable {
             }
             items.append(("backlog", values[0]))
         }
-        for item in items where ["after", "epoch", "format"].contains(item.key) {
+        for item in items where ["after", "epoch", "format", "fields"].contains(item.key) {
             return .failure(FilterError("'\(item.key)' cannot change on an open stream", hint: "reconnect with \(item.key) in the URL query"))
         }
         var limits = SubscriptionRequest.Limits(knownSources: knownSources)

@@ -165,7 +165,7 @@ public struct ContextSelector: Sendable {
                 switch entry.payload {
                 case .line(let record):
                     guard matcher.admits(record) else { continue }
-                    line(entry, source: record.source, path: record.path, matches: matcher.matches(record), emit: true, into: &out)
+                    line(entry, source: record.source, path: record.path, matches: matcher.matches(entry), emit: true, into: &out)
                 case .event(let event):
                     guard matcher.matches(event) else { continue }
                     self.event(event)

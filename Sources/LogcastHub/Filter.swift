@@ -24,6 +24,9 @@ public struct Filter: Sendable, Equatable {
     /// chooses matches like the text keys do, and the other selection keys
     /// (source, host, unit, identifier, time) also bound the context lines.
     public var context = ContextWindow()
+    /// Conditions on the line's structured fields (`field`), all of which
+    /// must hold: see ``FieldCondition``. Match keys, like `grep`.
+    public var fields: [FieldCondition] = []
 
     public init() {}
 
@@ -57,6 +60,7 @@ public struct Filter: Sendable, Equatable {
         if let until { writer.field("until", until.rfc3339) }
         if context.before > 0 { writer.field("before-context", context.before) }
         if context.after > 0 { writer.field("after-context", context.after) }
+        if !fields.isEmpty { writer.field("field", strings: fields.map(\.description)) }
         writer.endObject()
     }
 
@@ -85,6 +89,7 @@ public final class LineMatcher: Sendable {
     private let grep: [Pattern]
     private let regex: Pattern?
     private let exclude: [Pattern]
+    private let fieldTests: [FieldTest]
     private let sources: Set<String>
     private let units: Set<String>
     private let identifiers: Set<String>
@@ -120,6 +125,9 @@ public final class LineMatcher: Sendable {
         } else {
             regex = nil
         }
+        var fieldTests: [FieldTest] = []
+        for condition in filter.fields { fieldTests.append(try FieldTest(condition)) }
+        self.fieldTests = fieldTests
         sources = Set(filter.sources)
         units = Set(filter.units)
         identifiers = Set(filter.identifiers)
@@ -140,13 +148,17 @@ public final class LineMatcher: Sendable {
         sources.isEmpty || sources.contains(source)
     }
 
-    /// Whether a line or an event of the hub passes.
+    /// Whether a line or an event of the hub passes (a line's fields, when
+    /// the filter has `field` keys, parsed once per entry: ``HubEntry/fields``).
     public func matches(_ entry: HubEntry) -> Bool {
         switch entry.payload {
-        case .line(let record): matches(record)
+        case .line(let record): matches(record, fields: { entry.fields })
         case .event(let event): matches(event)
         }
     }
+
+    /// Whether the filter looks at structured fields (`field` keys).
+    public var needsFields: Bool { !fieldTests.isEmpty }
 
     /// Whether a history scan hands `entry` on: with context, every line
     /// that passes the selection keys (the ``ContextSelector`` chooses among
@@ -192,19 +204,32 @@ public final class LineMatcher: Sendable {
         return range.contains(level)
     }
 
-    /// Whether a line passes every key.
+    /// Whether a line passes every key (its fields, if a `field` key needs
+    /// them, parsed here: a caller holding a ``HubEntry`` passes the entry,
+    /// which parses once).
     public func matches(_ record: LogRecord) -> Bool {
+        matches(record, fields: { record.structuredFields })
+    }
+
+    /// Whether a line passes every key; `fields` is asked only when a
+    /// `field` key is left to decide.
+    public func matches(_ record: LogRecord, fields: () -> LineFields?) -> Bool {
         guard admits(record) else { return false }
         if !context.isEmpty, !passesPriority(record) { return false }
-        if grep.isEmpty && regex == nil && exclude.isEmpty { return true }
-        var message = record.message
-        return message.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            for pattern in grep where !pattern.matches(utf8: bytes) { return false }
-            if let regex, !regex.matches(utf8: bytes) { return false }
-            for pattern in exclude where pattern.matches(utf8: bytes) { return false }
-            return true
+        if !(grep.isEmpty && regex == nil && exclude.isEmpty) {
+            var message = record.message
+            let passes = message.withUTF8 { utf8 in
+                let bytes = UnsafeRawBufferPointer(utf8)
+                for pattern in grep where !pattern.matches(utf8: bytes) { return false }
+                if let regex, !regex.matches(utf8: bytes) { return false }
+                for pattern in exclude where pattern.matches(utf8: bytes) { return false }
+                return true
+            }
+            guard passes else { return false }
         }
+        if fieldTests.isEmpty { return true }
+        let lineFields = fields()
+        return fieldTests.allSatisfy { $0.passes(lineFields) }
     }
 }
 

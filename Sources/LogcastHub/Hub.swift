@@ -266,6 +266,7 @@ public final class Hub: Sendable {
                 id: state.nextSubscriptionID,
                 matcher: matcher,
                 format: request.format,
+                fields: request.fields,
                 queue: queue,
                 prelude: prelude,
                 catchUp: { [weak self] subscription, cursor, generation in
@@ -534,7 +535,7 @@ public final class Hub: Sendable {
             let key = ContextSelector.Key(source: record.source, path: record.path)
             guard perFile[key, default: 0] < wanted else { continue }
             perFile[key, default: 0] += 1
-            primes.append(.prime(entry, matched: sent && matcher.matches(record)))
+            primes.append(.prime(entry, matched: sent && matcher.matches(entry)))
         }
         return primes.reversed()
     }
@@ -782,7 +783,7 @@ public final class Hub: Sendable {
                 guard since <= record.timestamp else { continue }
                 guard clock.tick() else { break }
                 lastExamined = entry.position
-                if matcher.context.isEmpty ? matcher.matches(record) : matcher.admits(record) {
+                if matcher.context.isEmpty ? matcher.matches(entry) : matcher.admits(record) {
                     items.append(.entry(entry))
                     count += 1
                     if count == limit {
@@ -963,7 +964,7 @@ public final class Hub: Sendable {
             var out: [HubEntry] = []
             if let after {
                 for entry in history where entry.position > after {
-                    if case .line(let record) = entry.payload, matcher.matches(record) {
+                    if entry.isLine, matcher.matches(entry) {
                         out.append(entry)
                         if out.count == limit { break }
                     }
@@ -971,7 +972,7 @@ public final class Hub: Sendable {
                 return out
             }
             for entry in history.reversed() {
-                if case .line(let record) = entry.payload, matcher.matches(record) {
+                if entry.isLine, matcher.matches(entry) {
                     out.append(entry)
                     if out.count == limit { break }
                 }

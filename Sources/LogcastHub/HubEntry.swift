@@ -1,5 +1,6 @@
 import Glibc
 import LogcastProtocol
+import Synchronization
 
 /// `CLOCK_MONOTONIC` in nanoseconds: when entries enter the hub and
 /// subscribers start, for the delivery latency metric.
@@ -35,6 +36,9 @@ public final class HubEntry: Sendable {
     /// published chunk); 0 for entries read back from a durable or cluster
     /// history, which did not enter it live.
     public let publishedAt: UInt64
+    /// A file line's fields, parsed the first time a filter or a `fields`
+    /// request asks (under this lock, so never twice).
+    private let parsedFields = Mutex<LineFields??>(nil)
 
     public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false, publishedAt: UInt64 = 0) {
         self.position = position
@@ -64,7 +68,23 @@ public final class HubEntry: Sendable {
     }
 
     /// What the entry costs to keep, for byte caps.
-    public var byteCount: Int { json.count + 64 }
+    public var byteCount: Int {
+        guard case .line(let record) = payload, let fields = record.fields else { return json.count + 64 }
+        return json.count + 64 + fields.storage.count
+    }
+
+    /// The line's structured fields: the source's (a journal entry's), else
+    /// those of its message, parsed once; nil for an event or a line without.
+    public var fields: LineFields? {
+        guard case .line(let record) = payload else { return nil }
+        if let fields = record.fields { return fields }
+        return parsedFields.withLock { parsed in
+            if let parsed { return parsed }
+            let fields = FieldParser.fields(of: record.message)
+            parsed = .some(fields)
+            return fields
+        }
+    }
 
     /// The source this entry belongs to.
     public var source: String {

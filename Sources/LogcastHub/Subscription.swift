@@ -38,6 +38,8 @@ public final class Subscription: Sendable {
     /// delivery latency.
     public let startedAt = MonotonicClock.nanoseconds()
     public let format: SubscriptionRequest.Format
+    /// The structured fields sent with each line (`fields`), if asked for.
+    public let fields: FieldSelection?
 
     struct State: ~Copyable {
         var matcher: LineMatcher
@@ -81,12 +83,14 @@ public final class Subscription: Sendable {
         id: Int,
         matcher: LineMatcher,
         format: SubscriptionRequest.Format,
+        fields: FieldSelection? = nil,
         queue: SubscriberQueue,
         prelude: [[UInt8]] = [],
         catchUp: (@Sendable (Subscription, CatchUpCursor, Int) -> Void)? = nil
     ) {
         self.id = id
         self.format = format
+        self.fields = fields
         self.catchUp = catchUp
         var queue = queue
         for control in prelude { queue.push(.control(control)) }

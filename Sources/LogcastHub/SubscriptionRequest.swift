@@ -21,6 +21,8 @@ public struct SubscriptionRequest: Sendable, Equatable {
     /// With `after`: the epoch the client saw.
     public var epoch: String?
     public var format: Format = .json
+    /// Structured fields to send with each line (`fields`), as `"fields":{...}`.
+    public var fields: FieldSelection?
 
     public init(
         filter: Filter = Filter(),
@@ -54,11 +56,13 @@ public struct SubscriptionRequest: Sendable, Equatable {
         }
     }
 
-    /// Keys that may be given more than once (or comma-separated).
-    public static let repeatableKeys: Set<String> = ["source", "grep", "exclude", "unit", "identifier", "host"]
+    /// Keys that may be given more than once (or comma-separated, but for `field`).
+    public static let repeatableKeys: Set<String> = ["source", "grep", "exclude", "unit", "identifier", "host", "field"]
+    /// Repeatable keys whose values are never split at commas (a field value or regex may hold one).
+    static let unsplitKeys: Set<String> = ["field"]
     public static let allKeys = [
         "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "since", "until", "context", "before-context",
-        "after-context", "backlog", "after", "epoch", "format",
+        "after-context", "field", "backlog", "after", "epoch", "format", "fields",
     ]
 
     /// Parses query items in order. Repeated keys add values; repeatable keys also split on
@@ -89,7 +93,7 @@ public struct SubscriptionRequest: Sendable, Equatable {
                 throw FilterError("\(key) is \(rawValue.utf8.count) bytes long; at most \(limit) are allowed", hint: "shorten the \(key) value")
             }
             let values =
-                splitCommas && repeatableKeys.contains(key)
+                splitCommas && repeatableKeys.contains(key) && !unsplitKeys.contains(key)
                 ? rawValue.split(separator: ",", omittingEmptySubsequences: true).map(String.init) : [rawValue]
             for value in values where !value.isEmpty {
                 seen[key, default: 0] += 1
@@ -112,6 +116,9 @@ public struct SubscriptionRequest: Sendable, Equatable {
                 default: try request.apply(key: key, value: value, limits: limits)
                 }
             }
+        }
+        if request.fields != nil, request.format == .text {
+            throw FilterError("fields needs format=json: text lines carry only the message", hint: "drop fields, or drop format=text")
         }
         request.filter.context = ContextWindow(before: context.before ?? context.both ?? 0, after: context.after ?? context.both ?? 0)
         if let since = request.filter.since, let until = request.filter.until, until < since {
@@ -136,6 +143,11 @@ public struct SubscriptionRequest: Sendable, Equatable {
             filter.exclude.append(value)
         case "regex":
             filter.regex = value
+        case "field":
+            let condition = try FieldCondition.parse(value)
+            if !filter.fields.contains(condition) { filter.fields.append(condition) }
+        case "fields":
+            fields = try FieldSelection.parse(value)
         case "priority":
             filter.priority = try Self.parsePriority(value)
         case "unit":

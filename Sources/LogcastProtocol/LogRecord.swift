@@ -120,6 +120,17 @@ public struct LogRecord: Sendable, Equatable {
     /// A multi-line record (`--multiline`) that continues one cut at its
     /// line or byte bound (`"continued":true`).
     public var continued = false
+    /// Structured fields the source gave: a journal entry's (every field
+    /// but `MESSAGE` and binary ones), or a cluster peer's copy of them.
+    /// Nil for file lines, whose fields are parsed from the message when a
+    /// filter or a request needs them (``structuredFields``).
+    public var fields: LineFields?
+
+    /// The line's fields: those the source gave, else those of its message
+    /// (``FieldParser``), parsed on every call (``HubEntry`` keeps them).
+    public var structuredFields: LineFields? {
+        fields ?? FieldParser.fields(of: message)
+    }
 
     /// How many lines the message holds (`"lines"` on the wire when more than one).
     public var lineCount: Int {

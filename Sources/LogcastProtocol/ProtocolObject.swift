@@ -158,6 +158,9 @@ public enum ProtocolObject: Sendable {
     /// `}` and newline, then these.
     public static let contextSuffix: [UInt8] = Array(#","context":true}"#.utf8) + [UInt8(ascii: "\n")]
 
+    /// The end of an object: what follows members added after ``encoded()``.
+    public static let lineEnd: [UInt8] = [UInt8(ascii: "}"), UInt8(ascii: "\n")]
+
     /// The body of a refused HTTP request: `{"error":"...","hint":"..."}`.
     public static func refusalBody(error: String, hint: String) -> [UInt8] {
         var writer = JSONWriter()

@@ -87,7 +87,7 @@ extension LogcastApplication {
                     }
                 }
                 defer { heartbeat.cancel() }
-                let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format)
+                let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format, fields: subscription.fields)
                 var reason = "closed"
                 loop: while true {
                     switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {

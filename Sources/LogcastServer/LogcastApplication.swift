@@ -483,7 +483,7 @@ public struct LogcastApplication: Sendable {
             let (hub, aroundWindow) = (self.hub, window)
             // It may read the durable history: off the cooperative pool, and counted as a read.
             let found = await offCooperativePool { hub.around(seq: around, window: aroundWindow, matcher: matcher) }
-            return try aroundResponse(seq: around, found: found, format: parsed.format)
+            return try aroundResponse(seq: around, found: found, format: parsed.format, fields: parsed.fields)
         }
         var effective = parsed
         if parsed.after == nil, let limit { effective.backlog = limit }
@@ -500,7 +500,7 @@ public struct LogcastApplication: Sendable {
             HTTPField.Name("Logcast-Last-Seq")!: String(scan.lastSeq),
             HTTPField.Name("Logcast-Scan")!: scan.complete ? "complete" : "incomplete",
         ]
-        let framing = StreamFraming(kind: .ndjson, format: parsed.format)
+        let framing = StreamFraming(kind: .ndjson, format: parsed.format, fields: parsed.fields)
         let metrics = self.metrics
         return Response(
             status: .ok,
@@ -525,7 +525,7 @@ public struct LogcastApplication: Sendable {
     }
 
     /// Keys that choose lines or where a read starts: `around` names its line itself.
-    static let notWithAround: Set<String> = ["after", "epoch", "backlog", "since", "until", "grep", "regex", "exclude", "priority"]
+    static let notWithAround: Set<String> = ["after", "epoch", "backlog", "since", "until", "grep", "regex", "exclude", "priority", "field"]
 
     /// The lines either side of `around` when no context key is given.
     static let defaultAroundContext = 10
@@ -533,7 +533,12 @@ public struct LogcastApplication: Sendable {
     /// `GET /api/v1/lines?around=SEQ`: the line and the lines of its file
     /// around it (``Hub/around(seq:window:matcher:)``): `404` when it is not
     /// held (or not written yet).
-    func aroundResponse(seq: UInt64, found: Hub.AroundResult, format: SubscriptionRequest.Format) throws(Refusal) -> Response {
+    func aroundResponse(
+        seq: UInt64,
+        found: Hub.AroundResult,
+        format: SubscriptionRequest.Format,
+        fields: FieldSelection?
+    ) throws(Refusal) -> Response {
         let items: [SubscriberQueue.Item]
         switch found {
         case .lines(let lines): items = lines
@@ -542,7 +547,7 @@ public struct LogcastApplication: Sendable {
         case .gone(let oldest):
             throw Refusal(.notFound, "line \(seq) is no longer held", hint: "the oldest line held is \(oldest)")
         }
-        let framing = StreamFraming(kind: .ndjson, format: format)
+        let framing = StreamFraming(kind: .ndjson, format: format, fields: fields)
         var buffer = ByteBuffer()
         var lines = 0
         for item in items { lines += framing.append(item, to: &buffer) }

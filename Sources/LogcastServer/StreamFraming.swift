@@ -18,6 +18,11 @@ import NIOCore
 ///   (`event: gap`). A slow-consumer or downtime `gap` is sent in both
 ///   formats, other controls only in JSON; an empty control is a heartbeat
 ///   comment.
+///
+/// With `fields` (JSON only), a line's object gets `"fields":{...}` before
+/// its closing brace (and before `"context":true`), from its fields parsed
+/// once per entry (``HubEntry/fields``); a line without any of them is sent
+/// as it is.
 struct StreamFraming: Sendable {
     enum Kind: Sendable {
         case ndjson
@@ -26,6 +31,7 @@ struct StreamFraming: Sendable {
 
     let kind: Kind
     let format: SubscriptionRequest.Format
+    var fields: FieldSelection? = nil
 
     /// The bytes a batch takes in this framing (JSON sizes plus each
     /// framing's overhead), so a writer allocates what the batch needs: one
@@ -92,11 +98,17 @@ struct StreamFraming: Sendable {
     /// text. - Returns: 1 for a line, 0 for an event.
     private func append(_ entry: HubEntry, context: Bool, to buffer: inout ByteBuffer) -> Int {
         func writeJSON() {
+            let member = entry.isLine ? fields?.member(entry.fields) : nil
+            guard context || member != nil else {
+                buffer.writeBytes(entry.json)
+                return
+            }
+            buffer.writeBytes(entry.json.dropLast(2))  // `}` and the newline
+            if let member { buffer.writeBytes(member) }
             if context {
-                buffer.writeBytes(entry.json.dropLast(2))  // `}` and the newline
                 buffer.writeBytes(ProtocolObject.contextSuffix)
             } else {
-                buffer.writeBytes(entry.json)
+                buffer.writeBytes(ProtocolObject.lineEnd)
             }
         }
         switch kind {

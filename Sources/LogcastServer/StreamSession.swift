@@ -98,7 +98,7 @@ struct StreamSession {
 
     func writeLoop(_ subscription: Subscription, outbound: WebSocketOutboundWriter) async -> Outcome {
         let allocator = ByteBufferAllocator()
-        let framing = StreamFraming(kind: .ndjson, format: subscription.format)
+        let framing = StreamFraming(kind: .ndjson, format: subscription.format, fields: subscription.fields)
         while true {
             switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes) {
             case .items(let gap, let items):

@@ -19,6 +19,11 @@ import LogcastProtocol
 ///
 /// `fatal` and `critical` map to `crit` (2), `trace` to `debug` (7), `severe`
 /// to `err` (3).
+///
+/// When no word is found in a JSON line (one starting with `{`), a number
+/// as the value of one of those keys counts (`"level":50`): 0–7 are syslog levels; 10, 20, 30, 40, 50, 60
+/// are the levels of pino and bunyan (trace, debug → debug; info; warn;
+/// error → err; fatal → crit).
 public enum PriorityDetector {
     static let words: [String: Int] = [
         "emerg": 0, "emergency": 0, "panic": 0,
@@ -98,6 +103,33 @@ public enum PriorityDetector {
             // 6. Capitalised, followed by a colon.
             let capitalised = bytes[i] >= 65 && bytes[i] <= 90 && (i + 1..<j).allSatisfy { bytes[$0] >= 97 }
             if capitalised, after == UInt8(ascii: ":") { return level }
+        }
+        return bytes[0] == UInt8(ascii: "{") ? numericLevel(bytes, full: full) : nil
+    }
+
+    static let numericLevels: [Int: Int] = [10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2]
+
+    /// `"level":30`, `level=3`: a number as the value of a level key.
+    private static func numericLevel(_ bytes: UnsafeRawBufferPointer, full: UnsafeRawBufferPointer) -> Int? {
+        let n = bytes.count
+        var i = 0
+        while i < n {
+            guard isDigit(bytes[i]), i == 0 || !isWordByte(bytes[i - 1]) && bytes[i - 1] != UInt8(ascii: ".") else {
+                i += 1
+                continue
+            }
+            var j = i
+            var value = 0
+            while j < n, isDigit(bytes[j]), j - i < 3 {
+                value = value * 10 + Int(bytes[j] - 48)
+                j += 1
+            }
+            defer { i = j + 1 }
+            // A whole number: no digit, letter or fraction glued after it (look past the window too).
+            if j < full.count, isWordByte(full[j]) || full[j] == UInt8(ascii: ".") { continue }
+            guard let key = precedingKey(bytes, wordStart: i), keys.contains(key.lowercased()) else { continue }
+            if value <= 7 { return value }
+            if let level = numericLevels[value] { return level }
         }
         return nil
     }

@@ -119,8 +119,12 @@ enum StoredRecord: Equatable {
             if let pid = record.pid { payload.u64(UInt64(bitPattern: Int64(pid))) }
             if let cursor = record.cursor { payload.string(cursor) }
             if let relatedUnit = record.relatedUnit { payload.string(relatedUnit) }
-            // More flags, after the fields: a record written before them ends here (none set).
-            if record.continued { payload.byte(1) }
+            // More flags, after the fields: a record written before them ends
+            // here (none set). 1: continued; 2: the source's structured fields follow.
+            if record.continued || record.fields != nil {
+                payload.byte((record.continued ? 1 : 0) | (record.fields != nil ? 2 : 0))
+                if let fields = record.fields { payload.bytes(fields.storage) }
+            }
         case .lineSeq:
             preconditionFailure("a line read without its fields is not written back")
         case .event(let position, let event):
@@ -179,7 +183,13 @@ enum StoredRecord: Equatable {
             if flags & 32 != 0 { record.pid = reader.u64().map { Int(Int64(bitPattern: $0)) } }
             if flags & 64 != 0 { record.cursor = reader.string() }
             if flags & 128 != 0 { record.relatedUnit = reader.string() }
-            if !reader.failed, reader.remaining > 0, let more = reader.byte() { record.continued = more & 1 != 0 }
+            if !reader.failed, reader.remaining > 0, let more = reader.byte() {
+                record.continued = more & 1 != 0
+                if more & 2 != 0 {
+                    guard let storage = reader.bytes(), let fields = LineFields(storage: storage) else { return nil }
+                    record.fields = fields
+                }
+            }
             guard !reader.failed else { return nil }
             return .line(seq: seq, record)
         case .position:
@@ -264,6 +274,11 @@ struct RecordWriter {
         u32(UInt32(utf8.count))
         bytes += utf8
     }
+
+    mutating func bytes(_ value: [UInt8]) {
+        u32(UInt32(value.count))
+        bytes += value
+    }
 }
 
 struct RecordReader {
@@ -302,5 +317,10 @@ struct RecordReader {
     mutating func string() -> String? {
         guard let count = u32(), let bytes = take(Int(count)) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    mutating func bytes() -> [UInt8]? {
+        guard let count = u32(), let bytes = take(Int(count)) else { return nil }
+        return Array(bytes)
     }
 }

@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct ClusterRecordTests {
     @Test func aRecordRoundTripsWithEveryField() throws {
-        let record = LogRecord(
+        var record = LogRecord(
             timestamp: Timestamp(microseconds: 1_764_579_929_123_456),
             source: "journal",
             message: "ünïcødé \"quoted\"\n\ttab",
@@ -17,6 +17,10 @@ import Testing
             pid: 42,
             cursor: "s=1;i=2"
         )
+        var fields = LineFields()
+        fields.append(name: "A_FIELD", value: "x \"y\"")
+        fields.append(name: "_PID", value: "42")
+        record.fields = fields
         let body = ClusterRecord.encode(record)
         #expect(body.last != UInt8(ascii: "\n"))
         #expect(!String(decoding: body, as: UTF8.self).contains("\"seq\""))

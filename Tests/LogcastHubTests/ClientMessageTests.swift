@@ -142,4 +142,12 @@ import Testing
         let fromQuery = try SubscriptionRequest.parse(QueryString.parse("grep=a&priority=err&backlog=3"))
         #expect(fromJSON == fromQuery)
     }
+
+    @Test func aSubscribeMayChangeFieldConditionsButNotTheFieldsSent() throws {
+        let request = try subscribe(#"{"type":"subscribe","filter":{"field":["status>=500","path=/a,b"]}}"#)
+        #expect(request.filter.fields.map(\.description) == ["status>=500", "path=/a,b"], "array elements and strings are not split")
+        let single = try subscribe(#"{"type":"subscribe","filter":{"field":"path=/a,b"}}"#)
+        #expect(single.filter.fields.map(\.description) == ["path=/a,b"])
+        #expect(refusal(#"{"type":"subscribe","filter":{"fields":"status"}}"#)?.error.contains("'fields' cannot change") == true)
+    }
 }

@@ -294,4 +294,22 @@ import Testing
         #expect(TestSupport.string(error.json) == #"{"error":"bad \"x\"","hint":"try y"}"#)
         #expect(error.description == "bad \"x\" (try y)")
     }
+
+    @Test func fieldIsRepeatableAndNeverSplitAtCommas() throws {
+        let request = try parse([("field", "status>=500"), ("field", "msg~a{1,3}"), ("field", "status>=500")])
+        #expect(request.filter.fields.map(\.description) == ["status>=500", "msg~a{1,3}"], "a repeat is kept once")
+        #expect(TestSupport.string(request.filter.json).contains(#""field":["status>=500","msg~a{1,3}"]"#))
+        let many = (0...32).map { ("field", "f\($0)=1") }
+        #expect(failure(many)?.error.contains("too many field values") == true)
+        #expect(failure([("field", "status")])?.hint.contains("field=status>=500") == true)
+    }
+
+    @Test func fieldsSelectsOutputAndNeedsJSON() throws {
+        #expect(try parse([("fields", "status,user")]).fields == .names(["status", "user"]))
+        #expect(try parse([("fields", "*")]).fields == .all)
+        #expect(try parse([]).fields == nil)
+        let error = try #require(failure([("fields", "status"), ("format", "text")]))
+        #expect(error.error.contains("fields needs format=json"))
+        #expect(failure([("fields", "a b")])?.error.contains("a blank") == true)
+    }
 }

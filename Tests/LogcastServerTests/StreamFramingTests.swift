@@ -1,3 +1,4 @@
+import Foundation
 import LogcastProtocol
 import NIOCore
 import Testing
@@ -43,6 +44,24 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    @Test func fieldsAreAddedToLineObjectsBeforeContext() throws {
+        let json = StreamFraming(kind: .ndjson, format: .json, fields: .names(["status", "user"]))
+        var buffer = ByteBuffer()
+        let structured = Self.entry(1, #"{"status":503,"user":"bob","x":1}"#)
+        guard case .entry(let entry) = structured else { return }
+        let lines = json.append(gap: nil, items: [structured, .context(entry), Self.entry(2, "plain text")], to: &buffer)
+        #expect(lines == 3)
+        let text = String(buffer: buffer)
+        let objects = text.split(separator: "\n").map(String.init)
+        #expect(objects.count == 3)
+        #expect(objects[0].hasSuffix(#","fields":{"status":"503","user":"bob"}}"#), "\(objects[0])")
+        #expect(objects[1].hasSuffix(#","fields":{"status":"503","user":"bob"},"context":true}"#), "\(objects[1])")
+        #expect(!objects[2].contains("fields"), "a line without the fields is sent as it is")
+        for object in objects {
+            #expect((try? JSONSerialization.jsonObject(with: Data(object.utf8))) is [String: Any], "\(object)")
         }
     }
 }

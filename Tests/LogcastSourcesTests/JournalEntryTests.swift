@@ -12,6 +12,24 @@ import Testing
         return entry
     }
 
+    @Test func everyTextFieldButTheMessageIsKeptInOrder() throws {
+        var e = entry("MESSAGE=hello", "_PID=42", "CUSTOM_FIELD=a=b", "MULTI=one\ntwo", "REPEAT=1", "REPEAT=2", "TABBED=a\tb")
+        e.add("BINARY=a\u{1}b")
+        e.add("CR=a\rb")
+        var invalid = Array("BAD_UTF8=".utf8) + [0xFF, 0xFE]
+        invalid.withUnsafeMutableBytes { e.add(UnsafeRawBufferPointer($0)) }
+        e.add("UNICODE=ünï")
+        let record = e.record(source: "journal", timestamp: Timestamp(microseconds: 5), cursor: nil)
+        let fields = try #require(record.fields)
+        #expect(
+            fields.pairs.map { "\($0.name)=\($0.value)" } == [
+                "_PID=42", "CUSTOM_FIELD=a=b", "MULTI=one\ntwo", "REPEAT=1", "REPEAT=2", "TABBED=a\tb", "UNICODE=ünï",
+            ]
+        )
+        #expect(record.pid == 42, "the protocol fields are still taken")
+        #expect(entry("MESSAGE=only").record(source: "j", timestamp: Timestamp(microseconds: 0), cursor: nil).fields == nil)
+    }
+
     @Test func collectsTheProtocolFields() {
         let e = entry(
             "MESSAGE=Started nginx",

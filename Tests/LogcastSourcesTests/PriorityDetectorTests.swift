@@ -18,6 +18,29 @@ import Testing
         #expect(PriorityDetector.detect(line) == level)
     }
 
+    @Test(arguments: [
+        (#"{"level":50,"msg":"boom"}"#, 3),
+        (#"{"time":1733300000,"level":30}"#, 6),
+        (#"{"level":60}"#, 2),
+        (#"{"level":40}"#, 4),
+        (#"{"level":20}"#, 7),
+        (#"{"level":10}"#, 7),
+        (#"{"severity":3}"#, 3),
+        (#"{"level": "50"}"#, 3),
+    ])
+    func aNumericLevelOfAJSONLineCounts(line: String, level: Int) {
+        #expect(PriorityDetector.detect(line) == level)
+    }
+
+    @Test(arguments: [#"{"level":35}"#, #"{"level":300}"#, #"{"level":3.5}"#, #"{"time":50}"#, "level=50 plain", #"{"level":5000}"#])
+    func otherNumbersAreNotLevels(line: String) {
+        #expect(PriorityDetector.detect(line) == nil)
+    }
+
+    @Test func aWordLevelWinsOverANumber() {
+        #expect(PriorityDetector.detect(#"{"level":30,"msg":"ERROR here"}"#) == 3)
+    }
+
     @Test func syslogPrefixWithoutClosingBracketIsNotAPriority() {
         #expect(PriorityDetector.detect("<3 disk failed") == nil)
     }

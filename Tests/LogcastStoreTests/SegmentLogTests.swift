@@ -11,8 +11,15 @@ func temporaryDirectory() -> String {
     return String(cString: mkdtemp(&template)!)
 }
 
-func line(_ seq: UInt64, _ message: String = "") -> HubEntry {
+func line(_ seq: UInt64, _ message: String = "", fields: Bool = false) -> HubEntry {
     var record = LogRecord(timestamp: Timestamp(microseconds: Int64(seq) * 1000), source: "app", message: message.isEmpty ? "line \(seq)" : message)
+    if fields {
+        var given = LineFields()
+        given.append(name: "_PID", value: "1234")
+        given.append(name: "MULTI", value: "a\nb")
+        record.fields = given
+        record.continued = true
+    }
     record.host = "h"
     record.priority = Int(seq % 8)
     record.cursor = seq % 2 == 0 ? "c\(seq)" : nil
@@ -42,7 +49,7 @@ func messages(_ entries: [HubEntry]) -> [String] {
             let log = try open(directory)
             log.append([line(1), line(2)], source: "app", position: position(20))
             log.append([line(3, "ünïcødé \"quoted\"\n")], source: "app", position: position(40))
-            log.append([line(4)], source: "journal", position: .journal(cursor: "s=abc;i=4"))
+            log.append([line(4, fields: true)], source: "journal", position: .journal(cursor: "s=abc;i=4"))
             log.append(
                 [],
                 source: "nginx",
@@ -58,10 +65,13 @@ func messages(_ entries: [HubEntry]) -> [String] {
         #expect(log.recovery.lastSeq == 4)
         #expect(log.recovery.tail.map(\.position) == [2, 3, 4], "the newest lines, at most the tail's size")
         #expect(messages(log.recovery.tail) == ["line 2", "ünïcødé \"quoted\"\n", "line 4"])
+        guard case .line(let withFields) = log.recovery.tail.last?.payload else { return }
+        #expect(withFields.fields?.pairs.map(\.value) == ["1234", "a\nb"], "a source's fields are stored")
+        #expect(withFields.continued, "and the flag beside them")
         #expect(
             log.recovery.tail.map { String(decoding: $0.json, as: UTF8.self) }
                 == [2, 3, 4].map {
-                    String(decoding: line($0, $0 == 3 ? "ünïcødé \"quoted\"\n" : "").json, as: UTF8.self)
+                    String(decoding: line($0, $0 == 3 ? "ünïcødé \"quoted\"\n" : "", fields: $0 == 4).json, as: UTF8.self)
                 },
             "the same bytes as when they were published"
         )

@@ -36,6 +36,11 @@ public struct JournalEntry: Sendable, Equatable {
     public var objectUnit: String?
     /// `COREDUMP_UNIT`: the unit whose process dumped core.
     public var coredumpUnit: String?
+    /// Every field of the entry but `MESSAGE` (which is `msg`) and binary
+    /// ones (not valid UTF-8, or holding a control character other than tab
+    /// and newline, as `journalctl -o json` tells them), in the order
+    /// sd-journal gave them: what `field` filters and `fields` see.
+    public var fields = LineFields()
 
     public init() {}
 
@@ -71,12 +76,15 @@ public struct JournalEntry: Sendable, Equatable {
 
     /// Takes one `FIELD=value` item; items without `=` are ignored.
     public mutating func add(_ item: UnsafeRawBufferPointer) {
-        guard let equals = item.firstIndex(of: UInt8(ascii: "=")),
-            let candidates = Self.fieldsByLength[equals]
-        else { return }
+        guard let equals = item.firstIndex(of: UInt8(ascii: "=")) else { return }
         let name = UnsafeRawBufferPointer(rebasing: item[..<equals])
-        guard let field = candidates.first(where: { $0.1.elementsEqual(name) })?.0 else { return }
         let value = UnsafeRawBufferPointer(rebasing: item[(equals + 1)...])
+        if !(equals == 7 && name.elementsEqual("MESSAGE".utf8)), !Self.isBinary(value) {
+            fields.append(name: name, value: value)
+        }
+        guard let candidates = Self.fieldsByLength[equals],
+            let field = candidates.first(where: { $0.1.elementsEqual(name) })?.0
+        else { return }
         func text() -> String { String(decoding: value, as: UTF8.self) }
         func number() -> Int? { Int(text()) }
         switch field {
@@ -95,6 +103,17 @@ public struct JournalEntry: Sendable, Equatable {
         case .objectUnit: objectUnit = text()
         case .coredumpUnit: coredumpUnit = text()
         }
+    }
+
+    /// Whether a value is binary data rather than text.
+    static func isBinary(_ value: UnsafeRawBufferPointer) -> Bool {
+        var ascii = true
+        for byte in value {
+            if byte < 0x20, byte != 0x09, byte != 0x0A { return true }
+            if byte == 0x7F { return true }
+            if byte >= 0x80 { ascii = false }
+        }
+        return !ascii && !LineFields.isValidUTF8(value)
     }
 
     /// Convenience for tests and literals: `add("PRIORITY=3")`.
@@ -133,6 +152,7 @@ public struct JournalEntry: Sendable, Equatable {
             cursor: cursor
         )
         record.relatedUnit = relatedUnit
+        if !fields.isEmpty { record.fields = fields }
         return record
     }
 }
