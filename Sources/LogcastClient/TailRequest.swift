@@ -65,6 +65,10 @@ public struct TailFilter: Sendable, Equatable {
     /// `-B`, `-A` (`-C` sets both): lines around each match, as grep's.
     public var beforeContext = 0
     public var afterContext = 0
+    /// `--field`: conditions on structured fields (`status>=500`), all of which must hold.
+    public var fieldConditions: [String] = []
+    /// `--fields`: the fields the server adds to each line object (`status,user` or `*`).
+    public var fieldsSent: String?
 
     public init() {}
 
@@ -82,6 +86,8 @@ public struct TailFilter: Sendable, Equatable {
         if let until { items.append(("until", until.rfc3339)) }
         if beforeContext > 0 { items.append(("before-context", String(beforeContext))) }
         if afterContext > 0 { items.append(("after-context", String(afterContext))) }
+        items += fieldConditions.map { ("field", $0) }
+        if let fieldsSent { items.append(("fields", fieldsSent)) }
         return items
     }
 }

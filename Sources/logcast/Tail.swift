@@ -97,6 +97,22 @@ struct Tail: AsyncParsableCommand {
     @Option(name: [.customShort("A"), .long], help: ArgumentHelp("Lines of context after each match (as grep -A).", valueName: "N"))
     var afterContext: Int?
 
+    @Option(
+        name: .customLong("field"),
+        help: ArgumentHelp(
+            "A condition on a structured field (repeatable, all must hold): NAME=VALUE, NAME!=VALUE, NAME~REGEX, NAME>N, NAME>=N, "
+                + "NAME<N, NAME<=N; dotted names reach into JSON (http.status>=500); journal fields as journalctl (_PID=1234).",
+            valueName: "EXPR"
+        )
+    )
+    var fieldConditions: [String] = []
+
+    @Option(
+        name: .customLong("fields"),
+        help: ArgumentHelp("With -o json: add these fields to each line object as \"fields\" (comma-separated, or * for all).", valueName: "LIST")
+    )
+    var fieldsSent: String?
+
     @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Lines of history to print first (default 10; 1000 with -e).", valueName: "N"))
     var lines: Int?
 
@@ -203,6 +219,8 @@ struct Tail: AsyncParsableCommand {
         }
         filter.beforeContext = beforeContext ?? context ?? 0
         filter.afterContext = afterContext ?? context ?? 0
+        filter.fieldConditions = fieldConditions
+        filter.fieldsSent = fieldsSent
         let now = Timestamp.now()
         for (flag, text, keyPath) in [("--since", since, \TailFilter.since), ("--until", until, \TailFilter.until)] {
             guard let text else { continue }
@@ -227,6 +245,7 @@ struct Tail: AsyncParsableCommand {
         guard let mode = OutputMode(rawValue: output) else {
             throw .usage("--output '\(output)' is not a mode; use \(OutputMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        if fieldsSent != nil, mode != .json { throw .usage("--fields needs -o json (the other modes print the message, not fields)") }
         let useColor: Bool
         switch color {
         case "always": useColor = true

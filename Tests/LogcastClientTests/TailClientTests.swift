@@ -43,6 +43,16 @@ extension ServerAddress {
         #expect(position.query(filter: filter, backlog: 10).hasSuffix("after=5&epoch=e1"))
     }
 
+    @Test func fieldConditionsAndTheFieldsSentAreQueryItems() {
+        var filter = TailFilter()
+        filter.fieldConditions = ["status>=500", "path=/a,b"]
+        filter.fieldsSent = "status,user"
+        #expect(
+            StreamPosition().query(filter: filter, backlog: 0)
+                == "field=status%3E%3D500&field=path%3D%2Fa%2Cb&fields=status%2Cuser&backlog=0"
+        )
+    }
+
     @Test func duplicatesAndOlderLinesAreNotPrintedTwice() {
         var position = StreamPosition()
         let results = [3, 3, 2, 4].map { position.sawLine(seq: $0) }
