@@ -24,7 +24,9 @@ RFC 6455 client of their own, see `Conn*` below). Scenarios:
             each subscriber must get exactly its 1% of the lines. Then each
             `grep` with `context=3`, beside `grep -C3`: each must get exactly
             the lines within 3 of its own (7% of the lines, every other
-            group's lines as context; separators not counted).
+            group's lines as context; separators not counted). Then each
+            subscriber with `field=g=<g>` (every line holds the logfmt pair
+            g=<its group>), beside grep -F 'g=<g> '.
 8. idle scale: 10,000 idle subscribers: server memory per subscriber, and
             how long one line takes to reach all of them (kernel receive
             timestamps). websocketd gets as many as its descriptor limit
@@ -108,12 +110,13 @@ FILTER_GROUPS = 100
 def filtered_line(i):
     """Line i of the filtered burst: group G<i mod 100>, numbered within its
     group (so each group's subscriber sees ids 0, 1, 2, ... in order)."""
-    return b"B%08d G%02d %s" % (i // FILTER_GROUPS, i % FILTER_GROUPS, padding(i))
+    return b"B%08d G%02d g=%02d %s" % (i // FILTER_GROUPS, i % FILTER_GROUPS, i % FILTER_GROUPS, padding(i))
 
 
 def filtered_warm_line(n):
     """A warm-up line that every group's filter lets through."""
-    return b"W%08d warmup %s ." % (n, b" ".join(b"G%02d" % g for g in range(FILTER_GROUPS)))
+    return b"W%08d warmup %s %s ." % (n, b" ".join(b"G%02d" % g for g in range(FILTER_GROUPS)),
+                                      b" ".join(b"g=%02d" % g for g in range(FILTER_GROUPS)))
 
 
 CONTEXT_LINES = 3
@@ -655,7 +658,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
             if kind.startswith("logcast"):
                 c = LogcastConn(i, sock, t, e, full_check=(full_every > 0 and i % full_every == 0),
                                 record_latency=record_latency,
-                                contiguous=not any(k in p for k in ("source=", "grep=", "regex=")))
+                                contiguous=not any(k in p for k in ("source=", "grep=", "regex=", "field=")))
             else:
                 c = WebsocketdConn(i, sock, t, e, record_latency=record_latency)
             conns.append(c)
@@ -974,6 +977,7 @@ class Server:
                 # websocketd gives the command the query string (?g=37) in QUERY_STRING.
                 pattern = {"fixed": '-F -e "G${QUERY_STRING#g=} "',
                            "context": '-F -C%d -e "G${QUERY_STRING#g=} "' % CONTEXT_LINES,
+                           "field": '-F -e "g=${QUERY_STRING#g=} "',
                            "regex": '-E -e "\\bG${QUERY_STRING#g=}\\b"'}[self.grep]
                 self.command += ["sh", "-c", 'tail -n0 -F "$0" | grep --line-buffered %s' % pattern, self.file]
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -1524,11 +1528,12 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
         row("burst %dx%d" % (args.many_subscribers, args.many_lines),
             fmt_rate(mc) if mc else "-", fmt_rate(mw) if mw else "-",
             fmt_ratio(get(mc, "lines_per_second"), get(mw, "lines_per_second")))
-    for mode in ("fixed", "regex", "context"):
+    for mode in ("fixed", "regex", "context", "field"):
         fc, fw = scale.get(("filter-" + mode, "logcast")), scale.get(("filter-" + mode, "websocketd"))
         if fc or fw:
             names = {"fixed": "%d greps (fixed)" % FILTER_GROUPS, "regex": "%d regexes" % FILTER_GROUPS,
-                     "context": "%d greps, context=%d" % (FILTER_GROUPS, CONTEXT_LINES)}
+                     "context": "%d greps, context=%d" % (FILTER_GROUPS, CONTEXT_LINES),
+                     "field": "%d field=g=NN (logfmt)" % FILTER_GROUPS}
             row(names[mode],
                 fmt_rate(fc) if fc else "-", fmt_rate(fw) if fw else "-",
                 fmt_ratio(get(fc, "lines_per_second"), get(fw, "lines_per_second")))
@@ -1692,7 +1697,8 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
     if scale:
         print("  filtered fan-out: line i carries group G<i mod %d>; subscriber g asks logcast for grep=G<g>%%20 "
               "(or regex=\\bG<g>\\b) and websocketd runs `tail -n0 -F FILE | grep --line-buffered -F 'G<g> '` "
-              "(or -E '\\bG<g>\\b'; with context=3, grep -F -C3) per connection" % FILTER_GROUPS)
+              "(or -E '\\bG<g>\\b'; with context=3, grep -F -C3); the line also holds the logfmt pair g=<g>, and "
+              "with field=g=<g> websocketd's grep is -F 'g=<g> '" % FILTER_GROUPS)
         print("  limits: descriptors %s (hard %s), inotify instances per user %s; websocketd needs a socket and "
               "three pipes per subscriber in its one process"
               % (limits.get("nofile_soft"), limits.get("nofile_hard"), limits.get("inotify_instances", "?")))
@@ -1906,6 +1912,8 @@ def main():
     ap.add_argument("--idle-interval", type=float, default=1.0, help="seconds between the idle-scale lines")
     ap.add_argument("--skip-idle", action="store_true", help="skip the idle-scale scenario")
     ap.add_argument("--skip-filtered", action="store_true", help="skip the filtered fan-out")
+    ap.add_argument("--filter-modes", default="fixed,regex,context,field",
+                    help="the filtered fan-out's modes, comma-separated (fixed, regex, context, field)")
     ap.add_argument("--deadline", type=float, default=600.0, help="longest a burst may take, in seconds")
     ap.add_argument("--json", help="also write all results to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (server logs, input files)")
@@ -2021,8 +2029,10 @@ def main():
                      ("websocketd", "context"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS),
                      ("logcast", "regex"): lambda i: "/ws?backlog=0&regex=%%5CbG%02d%%5Cb" % (i % FILTER_GROUPS),
                      ("websocketd", "fixed"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS),
-                     ("websocketd", "regex"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS)}
-            for mode in ("fixed", "regex", "context"):
+                     ("websocketd", "regex"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS),
+                     ("logcast", "field"): lambda i: "/ws?backlog=0&field=g%%3D%02d" % (i % FILTER_GROUPS),
+                     ("websocketd", "field"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS)}
+            for mode in [m for m in ("fixed", "regex", "context", "field") if m in args.filter_modes.split(",")]:
                 for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
                     runs = []
                     for rep in range(args.repeat):

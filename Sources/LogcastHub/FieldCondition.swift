@@ -118,6 +118,13 @@ public struct FieldCondition: Sendable, Equatable, CustomStringConvertible {
             guard digits() > 0 else { return nil }
         }
         guard index == n else { return nil }
+        // Whole numbers of up to 15 digits are exact as Double: no text to convert.
+        let sign = bytes[0] == UInt8(ascii: "-") || bytes[0] == UInt8(ascii: "+") ? 1 : 0
+        if n - sign <= 15, bytes[sign...].allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            var value: Int64 = 0
+            for byte in bytes[sign...] { value = value * 10 + Int64(byte - 48) }
+            return Double(bytes[0] == UInt8(ascii: "-") ? -value : value)
+        }
         return Double(String(decoding: bytes, as: UTF8.self))
     }
 }
@@ -160,12 +167,9 @@ struct FieldTest: Sendable {
         case .matches:
             return pattern!.matches(utf8: field)
         case .equal, .notEqual:
-            let equal: Bool
-            if let number, let other = FieldCondition.number(field) {
-                equal = number == other
-            } else {
-                equal = field.elementsEqual(value)
-            }
+            // The same bytes are equal either way; otherwise numbers may still be (`5e2` and `500`).
+            var equal = field.count == value.count && value.withUnsafeBytes { field.elementsEqual($0) }
+            if !equal, let number, let other = FieldCondition.number(field) { equal = number == other }
             return equal == (condition.op == .equal)
         case .greater, .greaterOrEqual, .less, .lessOrEqual:
             let order: Int

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The named values of one line: a journal entry's fields, or the fields
 /// of a message that is a JSON object or logfmt (see ``FieldParser``).
 ///
@@ -50,12 +54,16 @@ public struct LineFields: Sendable, Equatable {
     /// Calls `body` with each name and value, in order; it returns false to stop.
     public func forEach(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
         storage.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            let count = bytes.count
             var index = 0
-            while index < bytes.count {
-                guard let nameEnd = bytes[index...].firstIndex(of: 0) else { return }
-                guard let valueEnd = bytes[(nameEnd + 1)...].firstIndex(of: 0) else { return }
-                let name = UnsafeRawBufferPointer(rebasing: bytes[index..<nameEnd])
-                let value = UnsafeRawBufferPointer(rebasing: bytes[(nameEnd + 1)..<valueEnd])
+            // memchr for each terminator: a line's fields are scanned at memory speed.
+            while index < count, let nameStop = memchr(base + index, 0, count - index) {
+                let nameEnd = base.distance(to: UnsafeRawPointer(nameStop))
+                guard let valueStop = memchr(base + nameEnd + 1, 0, count - nameEnd - 1) else { return }
+                let valueEnd = base.distance(to: UnsafeRawPointer(valueStop))
+                let name = UnsafeRawBufferPointer(start: base + index, count: nameEnd - index)
+                let value = UnsafeRawBufferPointer(start: base + nameEnd + 1, count: valueEnd - nameEnd - 1)
                 guard body(name, value) else { return }
                 index = valueEnd + 1
             }
@@ -65,9 +73,13 @@ public struct LineFields: Sendable, Equatable {
     /// Whether `test` holds for some value of the field `name`.
     public func contains(named name: [UInt8], where test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         var found = false
-        forEach { fieldName, value in
-            if fieldName.elementsEqual(name), test(value) { found = true }
-            return !found
+        name.withUnsafeBytes { wanted in
+            forEach { fieldName, value in
+                if fieldName.count == wanted.count, memcmp(fieldName.baseAddress!, wanted.baseAddress!, wanted.count) == 0, test(value) {
+                    found = true
+                }
+                return !found
+            }
         }
         return found
     }
