@@ -19,6 +19,11 @@
 //   logcast.lines()         lines in the view model, oldest first: [{seq, source, msg, priority}]
 //   logcast.entries()       every row of the model as {kind, text} (lines and notes)
 //   logcast.text()          what "Download" saves
+//   logcast.timeline()      the volume timeline as last drawn: {bucketSeconds, total,
+//                           buckets: [{start, end (ms), total, levels: {error, warning,
+//                           notice, info, debug, none}, x, y (its middle on the page)}]}
+//   logcast.fieldStats()    field names seen (with fields on) and how many lines had each
+//   logcast.folds()         multi-line records held: [{seq, lines, expanded}]
 // They are read-only views; changing what they return changes nothing.
 
 import { authFetch, authProblem, TokenPrompt } from "./js/auth.js";
@@ -28,9 +33,10 @@ import {
   DEFAULT_BACKLOG, DEFAULT_MAX_LINES, MAX_MAX_LINES, MIN_MAX_LINES,
   emptyFilter, filterKey, highlightNote, isEmptyFilter, makeHighlighter, readView, splitTerms, viewQuery,
 } from "./js/filter.js";
-import { formatCount, levelLabel, nowStamp, sourceColour } from "./js/format.js";
-import { fillRow, gapNote, localNote, renderMessage, sourceNote } from "./js/rows.js";
+import { formatCount, formatTime, levelClass, levelLabel, nowStamp, sourceColour } from "./js/format.js";
+import { fillRow, gapNote, localNote, renderLines, renderMessage, sourceNote } from "./js/rows.js";
 import { LineStore, Ring } from "./js/store.js";
+import { Timeline } from "./js/timeline.js";
 import { LogView } from "./js/viewport.js";
 
 const $ = (id) => document.getElementById(id);
@@ -54,7 +60,7 @@ function clampMax(n) {
 
 const PREFS_KEY = "logcast.prefs";
 const prefs = (() => {
-  const defaults = { wrap: false, timeMode: "local" };
+  const defaults = { wrap: false, timeMode: "local", timeline: true };
   try {
     return { ...defaults, ...JSON.parse(localStorage.getItem(PREFS_KEY) || "{}") };
   } catch {
@@ -70,8 +76,15 @@ function savePrefs() {
   }
 }
 
+// Field columns: from the URL (`columns=status,user`), so a link reproduces the view.
+let columns = initial.columns;
+let fieldsOn = columns.length > 0; // the stream asks for every line's fields (fields=*)
+const fieldStats = new Map(); // field name → lines seen with it (since the view was cleared)
+const MAX_FIELD_NAMES = 500;
+let autoExpand = false; // "Expand all": records arriving later are expanded too
+
 function updateURL() {
-  const query = viewQuery(filter, urlBacklog, maxLines);
+  const query = viewQuery(filter, urlBacklog, maxLines, columns);
   history.replaceState(null, "", location.pathname + query);
 }
 
@@ -91,6 +104,7 @@ const renderContext = {
   timeMode: prefs.timeMode,
   highlight,
   droppedText: "",
+  columns,
 };
 
 const viewportEl = $("viewport");
@@ -117,15 +131,52 @@ const logView = new LogView({
   },
 });
 
+const timeline = new Timeline({
+  canvas: $("timeline"),
+  tip: $("timeline-tip"),
+  onPick(ms) {
+    const index = store.indexAtTime(ms);
+    if (index === -1) return;
+    logView.scrollToUid(store.at(index).uid);
+    updateChrome();
+  },
+  onRange(fromMs, toMs) {
+    const next = readForm();
+    next.since = new Date(fromMs).toISOString();
+    next.until = new Date(toMs).toISOString();
+    inputs.since.value = next.since;
+    inputs.until.value = next.until;
+    applyFilter(next);
+  },
+});
+
+/** Puts an entry into the store, keeping the timeline's counts with it. */
+function keep(entry) {
+  if (autoExpand && entry.lines > 1) entry.expanded = true;
+  const old = store.push(entry);
+  timeline.add(entry);
+  if (old) timeline.remove(old);
+}
+
 function add(entry) {
   if (paused) {
     waiting.push(entry);
     return;
   }
-  store.push(entry);
+  keep(entry);
   if (!logView.following && entry.kind === "line") newWhileAway++;
   logView.invalidate();
 }
+
+function countFields(obj) {
+  if (!obj.fields) return;
+  for (const name of Object.keys(obj.fields)) {
+    if (fieldStats.has(name)) fieldStats.set(name, fieldStats.get(name) + 1);
+    else if (fieldStats.size < MAX_FIELD_NAMES) fieldStats.set(name, 1);
+  }
+  fieldPickerStale = true;
+}
+let fieldPickerStale = false;
 
 // ---- the stream ----------------------------------------------------------
 
@@ -143,6 +194,7 @@ const stream = new LogStream({
       if (obj.type === "line") {
         received++;
         obj.kind = "line";
+        countFields(obj);
         add(obj);
       } else if (obj.type === "separator") {
         add(localNote("--", nowStamp(), "separator"));
@@ -159,6 +211,9 @@ const stream = new LogStream({
     onReset(reason) {
       store.clear();
       waiting.clear();
+      timeline.reset([]);
+      fieldStats.clear();
+      fieldPickerStale = true;
       if (reason === "subscribed" && paused) setPaused(false); // show what the new filter selects
       selectedItem = null;
       logView.selectedUid = null;
@@ -213,6 +268,41 @@ function fillForm() {
   for (const key of ["context", "before-context", "after-context"]) if (filter[key]) extra.push(`${key}=${filter[key]}`);
   $("extra-filters").hidden = extra.length === 0;
   $("extra-filters").textContent = extra.length ? "Also: " + extra.join(" · ") : "";
+  renderFieldChips();
+}
+
+// Field conditions (field=status>=500): chips with a button that removes one.
+function renderFieldChips() {
+  const box = $("field-chips");
+  box.replaceChildren();
+  for (const condition of filter.field) {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    const text = document.createElement("code");
+    text.textContent = condition;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "chip-remove";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove the field filter ${condition}`);
+    remove.addEventListener("click", () => {
+      const next = readForm();
+      next.field = next.field.filter((c) => c !== condition);
+      applyFilter(next);
+      renderFieldChips();
+    });
+    chip.append(text, remove);
+    box.append(chip);
+  }
+  box.hidden = filter.field.length === 0;
+}
+
+function addFieldCondition(condition) {
+  const next = readForm();
+  if (next.field.includes(condition)) return;
+  next.field = [...next.field, condition];
+  applyFilter(next);
+  renderFieldChips();
 }
 
 function readForm() {
@@ -227,6 +317,7 @@ function readForm() {
   next.source = [...$("source-list").querySelectorAll("input:checked")].map((box) => box.value);
   next.identifier = filter.identifier;
   next.host = filter.host;
+  next.field = filter.field;
   for (const key of ["context", "before-context", "after-context"]) next[key] = filter[key];
   return next;
 }
@@ -274,12 +365,13 @@ function setFilterError(value) {
   // Point at the field the message names.
   const text = value ? value.error.toLowerCase() : "";
   const fields = {
-    regex: /regex/.test(text), priority: /priority|level/.test(text), unit: /unit/.test(text),
+    regex: /regex/.test(text) && !/field/.test(text), priority: /priority|level/.test(text), unit: /unit/.test(text),
     exclude: /exclude/.test(text), grep: /grep/.test(text),
     since: /since/.test(text), until: /until/.test(text),
   };
   for (const [key, input] of Object.entries(inputs)) input.setAttribute("aria-invalid", String(Boolean(fields[key])));
   $("source-picker").classList.toggle("invalid", /source/.test(text));
+  $("field-chips").classList.toggle("invalid", /field/.test(text));
   showHighlightNote();
 }
 
@@ -388,7 +480,7 @@ function setPaused(value) {
         nowStamp(),
       ));
     }
-    for (const entry of waiting.toArray()) store.push(entry);
+    for (const entry of waiting.toArray()) keep(entry);
     waiting.clear();
     logView.invalidate();
   }
@@ -406,6 +498,7 @@ function setTimeMode(mode) {
   prefs.timeMode = mode;
   savePrefs();
   renderContext.timeMode = mode;
+  timeline.setUTC(mode === "utc");
   viewportEl.classList.toggle("no-time", mode === "off");
   $("time-mode").value = mode;
   logView.measure();
@@ -421,6 +514,7 @@ function jumpToLatest() {
 function clearView() {
   store.clear();
   waiting.clear();
+  timeline.reset([]);
   selectItem(null);
   newWhileAway = 0;
   logView.setFollowing(true);
@@ -454,7 +548,171 @@ function download() {
   setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 }
 
+// ---- folding multi-line records -------------------------------------------
+
+function setExpanded(item, expanded) {
+  if (!item || item.kind !== "line" || !(item.lines > 1) || Boolean(item.expanded) === expanded) return;
+  item.expanded = expanded;
+  item.h = 0; // measured folded: measure again
+  if (expanded) logView.setExpanding(true);
+  logView.refresh();
+}
+
+function expandAll(expanded) {
+  autoExpand = expanded;
+  for (const item of store.toArray()) {
+    if (item.lines > 1) {
+      item.expanded = expanded;
+      item.h = 0;
+    }
+  }
+  for (const item of waiting.toArray()) if (item.lines > 1) item.expanded = expanded;
+  logView.setExpanding(expanded);
+  logView.refresh();
+}
+
+// ---- field columns ---------------------------------------------------------
+
+function setFieldsOn(on) {
+  if (fieldsOn === on) return;
+  fieldsOn = on;
+  if (!on && columns.length) setColumns([]);
+  $("fields-toggle").setAttribute("aria-pressed", String(on));
+  $("field-picker").hidden = !on;
+  stream.setFields(on ? "*" : ""); // a fresh stream, now with (or without) fields
+  renderFieldPicker();
+}
+
+function setColumns(next) {
+  columns = next;
+  renderContext.columns = columns;
+  viewportEl.classList.toggle("with-fields", columns.length > 0);
+  viewportEl.style.setProperty("--fields-w", `calc(${columns.length} * (var(--fv-w) + 1ch))`);
+  updateURL();
+  logView.measure();
+  logView.refresh();
+  renderFieldPicker();
+}
+
+function renderFieldPicker() {
+  fieldPickerStale = false;
+  const list = $("field-list");
+  const names = [...new Set([...columns, ...fieldStats.keys()])];
+  names.sort((a, b) => (fieldStats.get(b) || 0) - (fieldStats.get(a) || 0) || a.localeCompare(b));
+  list.replaceChildren();
+  for (const name of names) {
+    const label = document.createElement("label");
+    label.className = "source-option";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = name;
+    box.checked = columns.includes(name);
+    const text = document.createElement("span");
+    text.textContent = name;
+    const count = document.createElement("span");
+    count.className = "source-state";
+    count.textContent = formatCount(fieldStats.get(name) || 0);
+    label.append(box, text, count);
+    list.append(label);
+  }
+  if (names.length === 0) {
+    const none = document.createElement("p");
+    none.className = "muted";
+    none.textContent = fieldsOn ? "No fields seen yet: JSON, logfmt and journal lines have them." : "Fields are off.";
+    list.append(none);
+  }
+  $("field-summary").textContent = columns.length ? columns.join(", ") : `${formatCount(fieldStats.size)} seen`;
+}
+
+$("field-list").addEventListener("change", (event) => {
+  const box = event.target;
+  if (!(box instanceof HTMLInputElement)) return;
+  const next = columns.filter((c) => c !== box.value);
+  if (box.checked) next.push(box.value);
+  setColumns(next);
+});
+$("field-picker").addEventListener("toggle", () => { if ($("field-picker").open) renderFieldPicker(); });
+setInterval(() => { if (fieldPickerStale && $("field-picker").open) renderFieldPicker(); }, 1000);
+
+// ---- context around one line ------------------------------------------------
+
+const AROUND = 5;
+
+async function showContext() {
+  const item = selectedItem;
+  const panel = $("context-panel");
+  if (!item || item.kind !== "line" || typeof item.seq !== "number") return;
+  panel.hidden = false;
+  const list = $("context-lines");
+  const title = $("context-title");
+  title.textContent = `Loading the lines around seq ${formatCount(item.seq)}…`;
+  list.replaceChildren();
+  let objects = [];
+  try {
+    const response = await authFetch(`/api/v1/lines?around=${item.seq}&context=${AROUND}`);
+    const body = await response.text();
+    if (!response.ok) {
+      let problem = body;
+      try { const parsed = JSON.parse(body); problem = parsed.error + (parsed.hint ? ` (${parsed.hint})` : ""); } catch { /* not JSON */ }
+      title.textContent = `No context: ${problem}`;
+      return;
+    }
+    objects = body.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+  } catch (error) {
+    title.textContent = `No context: ${error.message}`;
+    return;
+  }
+  if (selectedItem !== item) return; // another line was chosen meanwhile
+  const lines = objects.filter((o) => o.type === "line");
+  title.textContent = `${lines.length} line${lines.length === 1 ? "" : "s"} of ${item.path ? basenameOf(item.path) : item.source} around seq ${formatCount(item.seq)}`;
+  for (const obj of objects) {
+    const li = document.createElement("li");
+    if (obj.type !== "line") {
+      li.className = "context-note";
+      li.textContent = obj.type === "separator" ? "--" : `— ${obj.event || obj.type} —`;
+      list.append(li);
+      continue;
+    }
+    li.className = "context-line " + levelClass(obj.priority) + (obj.seq === item.seq ? " anchor" : "");
+    if (obj.seq === item.seq) li.setAttribute("aria-current", "true");
+    const time = document.createElement("span");
+    time.className = "c-time";
+    time.textContent = formatTime(obj.ts, prefs.timeMode === "utc" ? "utc" : "local");
+    const msg = document.createElement("span");
+    msg.className = "c-msg";
+    if (obj.lines > 1) renderLines(msg, obj.msg || "", highlight);
+    else renderMessage(msg, obj.msg || "", highlight);
+    li.append(time, msg);
+    list.append(li);
+  }
+}
+
+function basenameOf(path) {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+function hideContext() {
+  $("context-panel").hidden = true;
+  $("context-lines").replaceChildren();
+}
+
+// ---- the timeline ----------------------------------------------------------
+
+function setTimelineShown(shown) {
+  prefs.timeline = shown;
+  savePrefs();
+  $("timeline-wrap").hidden = !shown;
+  $("timeline-toggle").setAttribute("aria-pressed", String(shown));
+  timeline.setHidden(!shown);
+}
+
 $("pause").addEventListener("click", () => setPaused(!paused));
+$("expand-all").addEventListener("click", () => expandAll(true));
+$("collapse-all").addEventListener("click", () => expandAll(false));
+$("fields-toggle").addEventListener("click", () => setFieldsOn(!fieldsOn));
+$("timeline-toggle").addEventListener("click", () => setTimelineShown(!prefs.timeline));
+$("context-button").addEventListener("click", showContext);
+$("context-close").addEventListener("click", hideContext);
 $("wrap").addEventListener("click", () => setWrap(!prefs.wrap));
 $("time-mode").addEventListener("change", (event) => setTimeMode(event.target.value));
 $("clear").addEventListener("click", clearView);
@@ -474,6 +732,7 @@ maxSelect.addEventListener("change", () => {
   maxLines = clampMax(Number(maxSelect.value));
   store.resize(maxLines);
   waiting.resize(maxLines);
+  timeline.reset(store.toArray());
   updateURL();
   logView.refresh();
   updateChrome();
@@ -485,6 +744,7 @@ function selectItem(item) {
   const previous = selectedItem;
   selectedItem = item && item.kind !== "dropped" ? item : null;
   logView.selectedUid = selectedItem ? selectedItem.uid : null;
+  if (selectedItem !== previous) hideContext();
   if (selectedItem) logView.setFollowing(false); // keep it in view as lines arrive
   else if (previous && logView.atBottom) logView.setFollowing(true); // nothing below: follow again
   showDetails();
@@ -498,6 +758,7 @@ function showDetails() {
   const item = selectedItem;
   panel.hidden = !item;
   if (!item) return;
+  $("context-button").disabled = !(item.kind === "line" && typeof item.seq === "number");
   const meta = [];
   if (item.kind === "line") {
     meta.push(typeof item.seq === "number" ? `seq ${item.seq}` : "from the journal (before the stream)", item.ts.replace("T", " ").replace("Z", " UTC"), item.source);
@@ -507,15 +768,7 @@ function showDetails() {
     if (item.unit) meta.push(`unit ${item.unit}`);
     if (item.identifier) meta.push(item.identifier + (item.pid ? `[${item.pid}]` : ""));
     if (item.lines > 1) {
-      // A multi-line record: its lines as lines (a newline is not a control to show).
-      const target = $("details-msg");
-      target.textContent = "";
-      (item.msg || "").split("\n").forEach((line, index) => {
-        if (index > 0) target.append("\n");
-        const span = document.createElement("span");
-        renderMessage(span, line, highlight);
-        target.append(span);
-      });
+      renderLines($("details-msg"), item.msg || "", highlight);
     } else {
       renderMessage($("details-msg"), item.msg || "", highlight);
     }
@@ -546,13 +799,27 @@ async function copySelected() {
   copySelected.timer = setTimeout(() => { done.hidden = true; }, 2000);
 }
 
+// A shift-click on a field value is an exclusion, not the end of a text selection.
+$("rows").addEventListener("mousedown", (event) => {
+  if (event.shiftKey && event.target.closest(".fv[data-field]")) event.preventDefault();
+});
 $("rows").addEventListener("click", (event) => {
+  const value = event.target.closest(".fv[data-field]");
+  if (value) {
+    addFieldCondition(`${value.dataset.field}${event.shiftKey ? "!=" : "="}${value.textContent}`);
+    return;
+  }
   if (!getSelection().isCollapsed) return; // the reader is selecting text
   const row = event.target.closest(".row");
   const uid = logView.uidOfRow(row);
   if (uid === null) return;
   const index = store.indexOfUid(uid);
   const item = index === -1 ? null : store.at(index);
+  // A fold control folds or expands its record; a field value filters on it.
+  if (event.target.closest(".more-lines")) {
+    setExpanded(item, !item.expanded);
+    return;
+  }
   selectItem(item && selectedItem && item.uid === selectedItem.uid ? null : item);
 });
 $("copy").addEventListener("click", copySelected);
@@ -610,6 +877,24 @@ document.addEventListener("keydown", (event) => {
     case "ArrowDown":
     case "ArrowUp":
       if (moveSelection(event.key === "ArrowDown" ? 1 : -1)) event.preventDefault();
+      break;
+    case "x":
+      if (selectedItem) setExpanded(selectedItem, !selectedItem.expanded);
+      break;
+    case "]":
+      expandAll(true);
+      break;
+    case "[":
+      expandAll(false);
+      break;
+    case "k":
+      showContext();
+      break;
+    case "t":
+      setTimelineShown(!prefs.timeline);
+      break;
+    case "f":
+      setFieldsOn(!fieldsOn);
       break;
     default:
       break;
@@ -734,11 +1019,22 @@ window.logcast = Object.freeze({
       cspViolations: [...cspViolations],
       selectedUid: logView.selectedUid,
       tokenPrompts: tokenPrompt.shown,
+      fieldsOn,
+      columns: [...columns],
+      timelineShown: prefs.timeline,
+      autoExpand,
+      firstVisibleUid: logView.firstVisibleUid(),
     };
+  },
+  timeline: () => timeline.snapshot(),
+  fieldStats: () => Object.fromEntries(fieldStats),
+  folds() {
+    return store.toArray().filter((e) => e.kind === "line" && e.lines > 1)
+      .map((e) => ({ seq: e.seq, lines: e.lines, expanded: Boolean(e.expanded) }));
   },
   lines() {
     return store.toArray().filter((e) => e.kind === "line")
-      .map((e) => ({ seq: e.seq, source: e.source, msg: e.msg, priority: e.priority }));
+      .map((e) => ({ seq: e.seq, ts: e.ts, source: e.source, msg: e.msg, priority: e.priority, uid: e.uid, fields: e.fields }));
   },
   entries() {
     return store.toArray().map((e) => ({ kind: e.kind, text: e.kind === "line" ? e.msg : e.text }));
@@ -751,6 +1047,12 @@ window.logcast = Object.freeze({
 fillForm();
 showHighlightNote();
 setWrap(prefs.wrap);
+stream.fields = fieldsOn ? "*" : "";
+$("fields-toggle").setAttribute("aria-pressed", String(fieldsOn));
+$("field-picker").hidden = !fieldsOn;
+if (columns.length) setColumns(columns);
+renderFieldPicker();
+setTimelineShown(prefs.timeline !== false);
 setTimeMode(["local", "utc", "off"].includes(prefs.timeMode) ? prefs.timeMode : "local");
 updateURL();
 updateChrome();

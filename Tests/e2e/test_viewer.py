@@ -1055,3 +1055,312 @@ def test_context_lines_are_dimmed_with_separators_and_a_trace_shows_its_first_li
     box.send_keys("again", Keys.ENTER)
     wait_for(lambda: "context=1" in page.current_url and "grep=again" in page.current_url, message="the URL")
     assert_clean_console(page)
+
+
+# ---- the timeline, field columns, folded records, context on demand -----
+
+def journal_viewer(page, serve, tmp_path, entries, query="", extra=()):
+    """A viewer on a journal written by systemd-journal-remote with these entries (their own stamps)."""
+    from journal_support import JournalWriter
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    writer = JournalWriter(directory)
+    writer.write(*entries)
+    writer.close()
+    server = serve("--web-root", str(WEB_ROOT), "--journal-directory", str(directory), "--initial-lines", "10000", *extra)
+    wait_for(lambda: server.health()["last_seq"] == len(entries), message="the journal read")
+    page.get(f"http://127.0.0.1:{server.port}/{query}")
+    wait_for(lambda: page.execute_script("return !!window.logcast") and state(page)["status"] == "live", message="the viewer")
+    wait_for(lambda: state(page)["lineCount"] == len(entries), message="the backlog in the page")
+    return server
+
+
+def spread_entries(count, seconds_apart=2, start=1_780_000_000):
+    """Journal entries `seconds_apart` apart, cycling through the levels (and one without)."""
+    priorities = [3, 4, 6, 6, 7, None, 5, 2]
+    out = []
+    for i in range(count):
+        entry = {"MESSAGE": f"entry {i:04d}", "__REALTIME_TIMESTAMP": (start + i * seconds_apart) * 1_000_000,
+                 "_PID": 100 + i, "SYSLOG_IDENTIFIER": "app", "REQUEST_STATUS": [200, 500][i % 2]}
+        if priorities[i % len(priorities)] is not None:
+            entry["PRIORITY"] = priorities[i % len(priorities)]
+        out.append(entry)
+    return out
+
+
+def timeline(driver):
+    return driver.execute_script("return window.logcast.timeline()")
+
+
+def ts_ms(ts):
+    from datetime import datetime
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=__import__("datetime").timezone.utc).timestamp() * 1000
+
+
+def test_the_timeline_counts_every_line_by_level_and_a_click_scrolls_to_a_bucket(page, serve, tmp_path):
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False})
+    entries = spread_entries(300)
+    journal_viewer(page, serve, tmp_path, entries, query="?backlog=1000")
+    wait_for(lambda: timeline(page)["total"] == 300 and timeline(page)["buckets"], message="the timeline drawn")
+    shot = timeline(page)
+    buckets = shot["buckets"]
+    assert sum(b["total"] for b in buckets) == state(page)["lineCount"] == 300
+    for b in buckets:
+        assert sum(b["levels"].values()) == b["total"]
+    want = {"error": 0, "warning": 0, "notice": 0, "info": 0, "debug": 0, "none": 0}
+    for e in entries:
+        p = e.get("PRIORITY")
+        want["none" if p is None else "error" if p <= 3 else ["warning", "notice", "info", "debug"][p - 4]] += 1
+    got = {k: sum(b["levels"][k] for b in buckets) for k in want}
+    assert got == want
+    # Each bucket counts the lines stamped inside it.
+    lines = model_lines(page)
+    for b in buckets:
+        assert b["total"] == sum(1 for line in lines if b["start"] <= ts_ms(line["ts"]) < b["end"])
+    assert len(buckets) > 20 and shot["bucketSeconds"] >= 2
+
+    # A click on a bucket in the middle puts its first line at the top of the list.
+    from selenium.webdriver.common.action_chains import ActionChains
+    target = buckets[len(buckets) // 2]
+    first = next(line for line in lines if ts_ms(line["ts"]) >= target["start"])
+    canvas = page.find_element(By.ID, "timeline")
+    box = canvas.rect
+    ActionChains(page).move_to_element_with_offset(canvas, int(target["x"] - box["x"] - box["width"] / 2), 0).click().perform()
+    wait_for(lambda: state(page)["firstVisibleUid"] == first["uid"], message="the bucket's first line at the top")
+    assert state(page)["following"] is False
+    assert first_visible_message(page) == first["msg"]
+    # Hovering shows the bucket's counts; the text alternative sums it all up.
+    tip = page.find_element(By.ID, "timeline-tip")
+    wait_for(lambda: tip.is_displayed() and f"{target['total']} line" in tip.text, message="the hover tip")
+    label = canvas.get_attribute("aria-label")
+    assert label.startswith("Volume timeline: 300 lines from") and "errors" in label
+    # From the keyboard: focus, arrows, Enter.
+    canvas.send_keys(Keys.HOME)
+    wait_for(lambda: tip.is_displayed() and tip.text.endswith(")") or "line" in tip.text, message="the first bucket's tip")
+    canvas.send_keys(Keys.ENTER)
+    wait_for(lambda: state(page)["firstVisibleUid"] == lines[0]["uid"], message="the first bucket's line at the top")
+
+    # Dragging across buckets shows that time range (since and until in the URL).
+    a, b = buckets[5], buckets[15]
+    ActionChains(page).move_to_element_with_offset(canvas, int(a["x"] - box["x"] - box["width"] / 2), 0).click_and_hold() \
+        .move_by_offset(int(b["x"] - a["x"]) // 2, 0).move_by_offset(int(b["x"] - a["x"]) - int(b["x"] - a["x"]) // 2, 0).release().perform()
+    wait_for(lambda: "since=" in page.current_url and "until=" in page.current_url, message="the range in the URL")
+    inside = [e["MESSAGE"] for e in entries if a["start"] <= e["__REALTIME_TIMESTAMP"] / 1000 < b["end"]]
+    wait_for(lambda: model_messages(page) == inside, message="the lines of the range")
+    assert_clean_console(page)
+
+
+def test_field_columns_come_from_the_url_and_a_click_on_a_value_filters(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path, query="?columns=status,user&backlog=100")
+    assert state(page)["fieldsOn"] is True and state(page)["columns"] == ["status", "user"]
+    rows = [{"status": s, "user": u, "msg": f"request {i}"} for i, (s, u) in
+            enumerate([(200, "bob"), (500, "ana"), (500, "bob"), (404, "eve"), (500, "eve")])]
+    append(files["app"], "".join(json.dumps(r) + "\n" for r in rows) + "level=info status=500 user=bob logfmt too\nplain\n")
+    wait_for(lambda: len(model_lines(page)) == 7, message="the lines")
+    cells = lambda: page.execute_script(
+        "return [...document.querySelectorAll('#rows .row.line')].map(r => [...r.querySelectorAll('.fv')].map(c => c.textContent))")
+    want = [["200", "bob"], ["500", "ana"], ["500", "bob"], ["404", "eve"], ["500", "eve"], ["500", "bob"], ["", ""]]
+    wait_for(lambda: cells() == want, message="the field columns drawn")
+    stats = page.execute_script("return window.logcast.fieldStats()")
+    assert stats["status"] == 6 and stats["user"] == 6 and stats["msg"] == 5 and stats["level"] == 1
+    # The picker lists the fields seen, with counts.
+    page.find_element(By.CSS_SELECTOR, "#field-picker summary").click()
+    listed = lambda: page.execute_script("return [...document.querySelectorAll('#field-list label')].map(l => l.textContent)")
+    wait_for(lambda: "status6" in listed() and "msg5" in listed(), message="the picker with counts")
+    page.find_element(By.CSS_SELECTOR, "#field-list input[value='msg']").click()
+    wait_for(lambda: "columns=status%2Cuser%2Cmsg" in page.current_url, message="the column in the URL")
+    page.find_element(By.CSS_SELECTOR, "#field-picker summary").click()
+    # A click on a value keeps the lines with it; a shift-click drops those with another.
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line .fv[data-field='status']")[1].click()
+    wait_for(lambda: "field=status%3D500" in page.current_url, message="the field filter in the URL")
+    wait_for(lambda: [l["msg"] for l in model_lines(page)] == [
+        json.dumps(rows[1]), json.dumps(rows[2]), json.dumps(rows[4]), "level=info status=500 user=bob logfmt too"],
+        message="the lines with status 500")
+    from selenium.webdriver.common.action_chains import ActionChains
+    bob = page.find_elements(By.CSS_SELECTOR, "#rows .row.line .fv[data-field='user']")[1]
+    assert bob.text == "bob"
+    ActionChains(page).key_down(Keys.SHIFT).click(bob).key_up(Keys.SHIFT).perform()
+    wait_for(lambda: "field=user%21%3Dbob" in page.current_url, message="the exclusion in the URL")
+    wait_for(lambda: [l["msg"] for l in model_lines(page)] == [json.dumps(rows[1]), json.dumps(rows[4])], message="bob dropped")
+    assert state(page)["filter"]["field"] == ["status=500", "user!=bob"]
+    # A chip removes its condition.
+    page.find_element(By.CSS_SELECTOR, "#field-chips .chip-remove").click()
+    wait_for(lambda: state(page)["filter"]["field"] == ["user!=bob"] and "status%3D500" not in page.current_url, message="the chip removed")
+    # Fields off: no columns, and lines come without fields again.
+    page.find_element(By.ID, "fields-toggle").click()
+    wait_for(lambda: state(page)["fieldsOn"] is False and state(page)["columns"] == [], message="fields off")
+    wait_for(lambda: model_lines(page) and all(l["fields"] is None for l in model_lines(page)), message="lines without fields")
+    assert "columns=" not in page.current_url
+    assert_clean_console(page)
+
+
+TRACE = ("ERROR request failed\njava.lang.IllegalStateException: boom\n\tat com.example.A.run(A.java:10)\n"
+         "Caused by: java.io.IOException: disk full\n\tat com.example.C.io(C.java:3)\n")
+
+
+def row_heights(driver):
+    """The heights of the drawn lines' messages (a row may add a pixel of its own around it)."""
+    return driver.execute_script("return [...document.querySelectorAll('#rows .row.line .c-msg')].map(r => r.getBoundingClientRect().height)")
+
+
+@pytest.mark.parametrize("wrap", [False, True], ids=["nowrap", "wrap"])
+def test_a_folded_trace_expands_and_collapse_all_folds_it_again(page, serve, tmp_path, wrap):
+    server, files = open_viewer(page, serve, tmp_path, query="?backlog=100",
+                                extra=("--multiline", "app=indented", "--multiline-timeout", "0.2"))
+    if wrap:
+        page.find_element(By.TAG_NAME, "body").send_keys("w")
+        wait_for(lambda: state(page)["wrap"], message="wrapping")
+    append(files["app"], "INFO before\n" + TRACE + "INFO after\n")
+    wait_for(lambda: dom_messages(page) == ["INFO before", "ERROR request failed +4 lines", "INFO after"], message="the folded trace")
+    one = row_heights(page)[0]
+    page.find_element(By.CSS_SELECTOR, "#rows .row.line .more-lines").click()
+    wait_for(lambda: dom_messages(page)[1] == TRACE.rstrip("\n") + "  ▴ fold", message="the whole trace in the list")
+    wait_for(lambda: abs(row_heights(page)[1] - 5 * one) < 2, message="the row as tall as its lines")
+    # Rows below are placed after it, not under it.
+    boxes = page.execute_script("return [...document.querySelectorAll('#rows .row.line')].map(r => [r.getBoundingClientRect().top, r.getBoundingClientRect().bottom])")
+    assert boxes[1][0] >= boxes[0][1] - 0.5 and boxes[2][0] >= boxes[1][1] - 0.5
+    assert page.execute_script("return window.logcast.folds()") == [{"seq": 2, "lines": 5, "expanded": True}]
+    page.find_element(By.ID, "collapse-all").click()
+    wait_for(lambda: dom_messages(page)[1] == "ERROR request failed +4 lines", message="folded again")
+    wait_for(lambda: abs(row_heights(page)[1] - one) < 2, message="one row tall again")
+    # From the keyboard: select it, X expands; ] expands all, and records arriving later too.
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[1].click()
+    page.find_element(By.TAG_NAME, "body").send_keys("x")
+    wait_for(lambda: page.execute_script("return window.logcast.folds()")[0]["expanded"], message="x expands")
+    page.find_element(By.TAG_NAME, "body").send_keys("[")
+    wait_for(lambda: not page.execute_script("return window.logcast.folds()")[0]["expanded"], message="[ folds all")
+    page.find_element(By.ID, "expand-all").click()
+    append(files["app"], TRACE.replace("request failed", "again") + "INFO end\n")
+    wait_for(lambda: [f["expanded"] for f in page.execute_script("return window.logcast.folds()")] == [True, True],
+             message="every record expanded, the new one too")
+    assert_clean_console(page)
+
+
+def test_show_context_fetches_the_lines_around_a_line_without_leaving_the_live_view(page, serve, tmp_path):
+    server, files = open_viewer(page, serve, tmp_path, query="?grep=ERROR")
+    append(files["app"], "".join(f"ERROR {i}\n" if i == 20 else f"ok {i}\n" for i in range(40)))
+    wait_for(lambda: model_messages(page) == ["ERROR 20"], message="the match")
+    page.find_element(By.CSS_SELECTOR, "#rows .row.line").click()
+    wait_for(lambda: page.find_element(By.ID, "details").is_displayed(), message="the details")
+    page.find_element(By.ID, "context-button").click()
+    items = lambda: page.execute_script(
+        "return [...document.querySelectorAll('#context-lines li')].map(li => [li.className, li.querySelector('.c-msg')?.textContent])")
+    wait_for(lambda: len(items()) == 11, message="the lines around it")
+    assert [msg for _, msg in items()] == [f"ok {i}" if i != 20 else "ERROR 20" for i in range(15, 26)]
+    assert ["anchor" in cls for cls, _ in items()] == [i == 20 for i in range(15, 26)]
+    assert "11 lines of app.log around seq 21" in page.find_element(By.ID, "context-title").text
+    # The live view goes on meanwhile: new matches arrive, the panel stays.
+    append(files["app"], "ERROR later\n")
+    wait_for(lambda: model_messages(page) == ["ERROR 20", "ERROR later"], message="live lines still arrive")
+    assert page.find_element(By.ID, "context-panel").is_displayed()
+    page.find_element(By.ID, "context-close").click()
+    assert not page.find_element(By.ID, "context-panel").is_displayed()
+    # K does the same from the keyboard.
+    page.find_element(By.TAG_NAME, "body").send_keys("k")
+    wait_for(lambda: len(items()) == 11, message="k shows the context")
+    assert_clean_console(page)
+
+
+def relative_luminance(rgb_value):
+    def channel(c):
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(c) for c in rgb_value[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a, b):
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_colours_meet_wcag_aa_contrast_in_both_themes(page, serve, tmp_path):
+    open_viewer(page, serve, tmp_path)
+    text = ["--fg", "--muted", "--faint", "--lvl-err", "--lvl-warn", "--lvl-notice", "--lvl-debug", "--note", "--gap", "--accent"]
+    graphics = ["--lvl-err", "--lvl-warn", "--lvl-notice", "--tl-info", "--lvl-debug", "--tl-none"]
+    for theme in ("light", "dark"):
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": theme}]})
+        wait_for(lambda: page.execute_script(f"return matchMedia('(prefers-color-scheme: {theme})').matches"), message=theme)
+        colours = page.execute_script("""
+            const probe = document.createElement('span'); document.body.append(probe);
+            const out = {};
+            for (const name of arguments[0]) { probe.style.color = `var(${name})`; out[name] = getComputedStyle(probe).color; }
+            probe.remove(); return out;""", sorted(set(text + graphics + ["--bg", "--bg-bar", "--bg-input"])))
+        for fg in text:
+            for bg in ("--bg", "--bg-bar"):
+                ratio = contrast(rgb(colours[fg]), rgb(colours[bg]))
+                assert ratio >= 4.5, f"{theme}: {fg} on {bg} is {ratio:.2f}:1, below AA's 4.5:1"
+        for mark in graphics[:-1]:  # the bars of the timeline (lines without a level are the faintest on purpose)
+            ratio = contrast(rgb(colours[mark]), rgb(colours["--bg-bar"]))
+            assert ratio >= 3, f"{theme}: timeline {mark} is {ratio:.2f}:1, below the 3:1 of graphics"
+
+
+def incident_entries(start=1_780_000_000):
+    """A believable hour-ish of journal entries: a steady trickle, a burst of errors, a stack trace or two."""
+    import random
+    rnd = random.Random(3)
+    out = []
+    t = start
+    for i in range(400):
+        burst = 150 <= i < 230
+        t += rnd.choice([1, 2, 3]) if burst else rnd.choice([5, 8, 12, 20])
+        status = 503 if burst and i % 3 else rnd.choice([200, 200, 200, 304, 404])
+        priority = 3 if status == 503 else rnd.choice([6, 6, 6, 7, 5, 4])
+        message = f"GET /api/orders/{4000 + i} {status} {rnd.randint(2, 900)}ms"
+        if burst and i % 25 == 0:
+            priority = 2
+            message = (f"request {i} failed: upstream timeout\njava.util.concurrent.TimeoutException: payments.internal:443\n"
+                       "\tat com.example.pay.Client.call(Client.java:88)\n\tat com.example.api.Orders.create(Orders.java:41)")
+        out.append({"MESSAGE": message, "__REALTIME_TIMESTAMP": t * 1_000_000, "PRIORITY": priority, "_PID": 4100 + i % 3,
+                    "SYSLOG_IDENTIFIER": "orders", "_SYSTEMD_UNIT": "orders.service", "REQUEST_STATUS": status,
+                    "USER_NAME": rnd.choice(["ana", "bob", "eve"])})
+    return out
+
+
+def test_screenshots_of_the_new_views_in_both_themes_and_at_phone_width(page, serve, tmp_path):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 720, "deviceScaleFactor": 1, "mobile": False})
+    entries = incident_entries()
+    server = journal_viewer(page, serve, tmp_path, entries, query="?backlog=1000&columns=REQUEST_STATUS,USER_NAME")
+    wait_for(lambda: timeline(page)["total"] == len(entries), message="the timeline")
+
+    def shoot(name, theme):
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": theme}]})
+        wait_for(lambda: page.execute_script(f"return matchMedia('(prefers-color-scheme: {theme})').matches"), message=theme)
+        page.execute_script("window.dispatchEvent(new Event('resize'))")
+        path = SCREENSHOTS / f"{name}-{theme}.png"
+        wait_for(lambda: page.save_screenshot(str(path)) and path.stat().st_size > 5_000, message=str(path))
+
+    # 1. The timeline over the incident, and field columns.
+    assert f"{len(entries)} lines" in page.find_element(By.ID, "timeline").get_attribute("aria-label")
+    for theme in ("light", "dark"):
+        shoot("viewer-timeline-fields", theme)
+    # 2. Filtered on a field value, a trace expanded, and the context of a line open.
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line .fv[data-field='REQUEST_STATUS']")[-1].click()
+    wait_for(lambda: state(page)["filter"].get("field") and model_lines(page), message="a field filter")
+    page.get(f"http://127.0.0.1:{server.port}/?backlog=1000&field=REQUEST_STATUS%3D503&columns=USER_NAME")
+    wait_for(lambda: state(page)["status"] == "live" and len(page.execute_script("return window.logcast.folds()")) > 0,
+             message="the 503s with their traces")
+    page.find_element(By.ID, "expand-all").click()
+    traced = next(line for line in model_lines(page) if "\n" in line["msg"])
+    rows = page.find_elements(By.CSS_SELECTOR, "#rows .row.line")
+    rows[-3].click()
+    page.find_element(By.ID, "context-button").click()
+    wait_for(lambda: len(page.find_elements(By.CSS_SELECTOR, "#context-lines li")) >= 6, message="the context panel")
+    assert traced
+    for theme in ("light", "dark"):
+        shoot("viewer-fields-folds-context", theme)
+    # 3. A phone, 390 px wide: the bars wrap, the list stays readable.
+    page.get(f"http://127.0.0.1:{server.port}/?backlog=1000")
+    wait_for(lambda: state(page)["status"] == "live" and state(page)["lineCount"] == len(entries), message="the full view")
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    wait_for(lambda: page.execute_script("return document.documentElement.clientWidth") == 390, message="phone width")
+    assert page.execute_script("return document.documentElement.scrollWidth") <= 390, "nothing sticks out sideways"
+    assert page.execute_script(
+        "return [...document.querySelectorAll('.actions button')].every(b => b.getBoundingClientRect().right <= 390)"), \
+        "every view button is on screen"
+    msg = page.execute_script("const m = document.querySelector('#rows .row.line .c-msg').getBoundingClientRect(); return [m.left, m.width]")
+    assert msg[0] < 250 and msg[1] > 120, f"the message column keeps room: {msg}"
+    for theme in ("light", "dark"):
+        shoot("viewer-phone", theme)
+    assert_clean_console(page)

@@ -71,6 +71,7 @@ export class LogStream {
     this.desiredRejected = false; // the server refused `desired`
     this.good = null; // the last filter the server accepted
     this.streamKey = null; // the filter the lines handed over so far belong to
+    this.fields = ""; // `fields` of the URL: the structured fields sent with each line ("" for none)
     this.epoch = null;
     this.lastSeq = null;
 
@@ -113,6 +114,18 @@ export class LogStream {
     // While connecting, the hello handler subscribes if the filter changed.
   }
 
+  /**
+   * Asks for structured fields with each line (`fields=*`, or "" for none).
+   * A stream cannot change them: this starts a fresh one (the page clears
+   * and gets the backlog again, now with fields).
+   */
+  setFields(fields) {
+    if (fields === this.fields) return;
+    this.fields = fields;
+    this.streamKey = null;
+    this.connect();
+  }
+
   /** Connects at once if a retry is waiting (the user asked, or the network came back). */
   retryNow() {
     if (this.ws) return;
@@ -143,6 +156,7 @@ export class LogStream {
     const key = filterKey(filter);
     const query = filterParams(filter);
     query.set("backlog", String(this.backlog));
+    if (this.fields) query.set("fields", this.fields);
     const resuming = this.lastSeq !== null && this.epoch !== null && this.streamKey === key;
     if (resuming) {
       query.set("after", String(this.lastSeq));

@@ -9,7 +9,10 @@
 
 import { compileRegex } from "./regex.js";
 
-export const REPEATABLE = ["source", "grep", "exclude", "unit", "identifier", "host"];
+// `field` conditions (status>=500) are repeatable but never split at commas:
+// a value may hold one.
+export const REPEATABLE = ["source", "grep", "exclude", "unit", "identifier", "host", "field"];
+const UNSPLIT = new Set(["field"]);
 // `since` and `until` are passed to the server as typed (RFC 3339, a date,
 // or relative like -10m, -2h, -1d, as journalctl -S takes them); the server
 // checks them and its error is shown.
@@ -25,7 +28,7 @@ export const MAX_MAX_LINES = 500000;
 
 export function emptyFilter() {
   return {
-    source: [], grep: [], exclude: [], unit: [], identifier: [], host: [], regex: "", priority: "", since: "", until: "",
+    source: [], grep: [], exclude: [], unit: [], identifier: [], host: [], field: [], regex: "", priority: "", since: "", until: "",
     context: "", "before-context": "", "after-context": "",
   };
 }
@@ -50,11 +53,12 @@ export function readView(search) {
   const params = new URLSearchParams(search);
   const filter = emptyFilter();
   for (const key of REPEATABLE) {
-    const terms = params.getAll(key).flatMap(splitTerms);
+    const terms = UNSPLIT.has(key) ? params.getAll(key).filter((t) => t !== "") : params.getAll(key).flatMap(splitTerms);
     filter[key] = [...new Set(terms)];
   }
   for (const key of SINGLE) filter[key] = (params.get(key) || "").trim();
-  return { filter, backlog: intParam(params, "backlog"), max: intParam(params, "max") };
+  const columns = splitTerms(params.get("columns") || "");
+  return { filter, backlog: intParam(params, "backlog"), max: intParam(params, "max"), columns: [...new Set(columns)] };
 }
 
 /** Query parameters for the server (no viewer-only keys such as `max`). */
@@ -66,8 +70,9 @@ export function filterParams(filter) {
 }
 
 /** The page URL's query for this view; defaults are left out so URLs stay short. */
-export function viewQuery(filter, backlog, max) {
+export function viewQuery(filter, backlog, max, columns = []) {
   const params = filterParams(filter);
+  if (columns.length) params.set("columns", columns.join(","));
   if (backlog !== null && backlog !== undefined) params.set("backlog", String(backlog));
   if (max !== null && max !== undefined && max !== DEFAULT_MAX_LINES) params.set("max", String(max));
   const text = params.toString();

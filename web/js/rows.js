@@ -17,14 +17,40 @@ function cell(className) {
   return span;
 }
 
-/** A row element with its four cells, to be filled and refilled by `fillRow`. */
+/**
+ * A row element with its cells (time, source, level, message, and the
+ * field columns, shown only when some are chosen), to be filled and
+ * refilled by `fillRow`.
+ */
 export function createRow() {
   const row = document.createElement("div");
   row.className = "row";
-  const cells = [cell("c-time"), cell("c-src"), cell("c-lvl"), cell("c-msg")];
-  row.append(...cells);
+  const cells = [cell("c-time"), cell("c-src"), cell("c-lvl"), cell("c-msg"), cell("c-fields")];
+  row.append(cells[0], cells[1], cells[2], cells[4], cells[3]);
   row.cells = cells;
   return row;
+}
+
+/** The field columns of a line: one span per chosen field, its value or empty. */
+function fillFields(target, item, columns) {
+  if (!columns || columns.length === 0) {
+    if (target.firstChild) target.replaceChildren();
+    return;
+  }
+  const fields = item.fields || {};
+  const spans = [];
+  for (const name of columns) {
+    const span = document.createElement("span");
+    span.className = "fv";
+    const value = fields[name];
+    if (value !== undefined) {
+      span.textContent = value;
+      span.dataset.field = name;
+      span.title = `${name}=${value} — click to keep lines with this value, shift-click to drop them`;
+    }
+    spans.push(span);
+  }
+  target.replaceChildren(...spans);
 }
 
 function cssColour(colour) {
@@ -106,28 +132,50 @@ export function renderMessage(target, msg, highlight) {
 }
 
 /**
+ * Puts a multi-line record into `target`, its lines as lines: a newline
+ * between records' lines is not a control character to show.
+ */
+export function renderLines(target, msg, highlight) {
+  const fragment = document.createDocumentFragment();
+  msg.split("\n").forEach((line, index) => {
+    if (index > 0) fragment.append("\n");
+    const span = document.createElement("span");
+    renderMessage(span, line, highlight);
+    fragment.append(span);
+  });
+  target.replaceChildren(fragment);
+}
+
+/**
  * Fills `row` with `item`.
  * @param {object} context  {timeMode: "local"|"utc"|"off", highlight: fn|null, droppedText: string}
  */
 export function fillRow(row, item, context) {
-  const [time, source, level, message] = row.cells;
+  const [time, source, level, message, fieldCells] = row.cells;
+  fillFields(fieldCells, item.kind === "line" ? item : {}, context.columns);
   if (item.kind === "line") {
+    // A multi-line record (a stack trace) is folded to its first line and
+    // how many more it has, or expanded to all of them (item.expanded).
+    const msg = item.msg || "";
+    const newline = item.lines > 1 ? msg.indexOf("\n") : -1;
+    const expanded = newline >= 0 && item.expanded === true;
     // A context line (around a match of a context filter) is dimmed.
-    row.className = "row line " + levelClass(item.priority) + (item.context ? " context" : "");
+    row.className = "row line " + levelClass(item.priority) + (item.context ? " context" : "") + (expanded ? " expanded" : "");
     time.textContent = context.timeMode === "off" ? "" : formatTime(item.ts, context.timeMode);
     source.textContent = item.source || "";
     source.className = "c-src src-" + sourceColour(item.source || "");
     level.textContent = levelLabel(item.priority);
-    // A multi-line record (a stack trace) shows its first line and how many
-    // more it has; the details panel shows all of it.
-    const msg = item.msg || "";
-    const newline = item.lines > 1 ? msg.indexOf("\n") : -1;
-    renderMessage(message, newline >= 0 ? msg.slice(0, newline) : msg, context.highlight);
+    if (expanded) {
+      renderLines(message, msg, context.highlight);
+    } else {
+      renderMessage(message, newline >= 0 ? msg.slice(0, newline) : msg, context.highlight);
+    }
     if (newline >= 0) {
-      const more = document.createElement("span");
-      more.className = "more-lines";
-      more.textContent = ` +${item.lines - 1} lines`;
-      message.append(more);
+      const fold = document.createElement("span");
+      fold.className = "more-lines";
+      fold.title = expanded ? "Fold the record to its first line (X)" : "Show every line of the record (X)";
+      fold.textContent = expanded ? "  ▴ fold" : ` +${item.lines - 1} lines`;
+      message.append(fold);
     }
     return;
   }

@@ -78,6 +78,7 @@ export class LineStore {
   get capacity() { return this.ring.capacity; }
   get dropped() { return this.ring.dropped; }
 
+  /** Adds a row; returns the oldest row when it was dropped to make room. */
   push(entry) {
     entry.uid = this.nextUid++;
     const old = this.ring.push(entry);
@@ -85,6 +86,23 @@ export class LineStore {
     if (old && old.kind === "line") this.lines--;
     if (this.ring.size > this.highWater) this.highWater = this.ring.size;
     this.version++;
+    return old;
+  }
+
+  /** The index of the first row at or after time `ms` (rows are mostly in time order), or -1. */
+  indexAtTime(ms) {
+    const time = (item) => (item.t !== undefined ? item.t : Date.parse(item.ts));
+    let lo = 0;
+    let hi = this.ring.size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const t = time(this.ring.at(mid));
+      if (Number.isFinite(t) && t < ms) lo = mid + 1;
+      else hi = mid;
+    }
+    // The first line at or after `ms` (skip notes, which are stamped when received).
+    for (let i = lo; i < this.ring.size; i++) if (this.ring.at(i).kind === "line") return i;
+    return -1;
   }
 
   at(i) { return this.ring.at(i); }

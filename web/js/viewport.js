@@ -6,6 +6,9 @@
 // the few real rows sit in a container moved to where they belong.
 // - Wrapping off: every row is exactly one row-height tall, so positions are
 //   arithmetic (index × height) and nothing is measured.
+// - A multi-line record expanded (app.js sets `item.expanded`, and
+//   `setExpanding(true)` once any is) is as tall as its lines: positions
+//   become prefix sums too, with the drawn rows measured.
 // - Wrapping on: rows have different heights. A row not yet drawn gets an
 //   estimate from its length and the characters that fit in the message
 //   column (the font is monospace); drawn rows are measured and the estimate
@@ -40,6 +43,7 @@ export class LogView {
   constructor({ viewport, sizer, rows, store, fill, onFollowChange, onFrame }) {
     Object.assign(this, { viewport, sizer, rows, store, fill, onFollowChange, onFrame });
     this.wrap = false;
+    this.expanding = false; // some rows may be expanded records
     this.following = true;
     this.atBottom = true; // the last frame showed the end of the list
     this.selectedUid = null;
@@ -88,6 +92,31 @@ export class LogView {
     this.viewport.classList.toggle("wrap", wrap);
     this.measure();
     this.refresh();
+  }
+
+  /** Whether rows may be expanded records (taller than one row). */
+  setExpanding(expanding) {
+    if (this.expanding === expanding) return;
+    this.expanding = expanding;
+    this.refresh();
+  }
+
+  /** Variable row heights: wrapping, or expanded records. */
+  get variable() {
+    return this.wrap || this.expanding;
+  }
+
+  /** Puts the item with `uid` at the top of the view and stops following. */
+  scrollToUid(uid) {
+    const index = this.indexOfUid(uid);
+    if (index === -1) return;
+    this.setFollowing(false);
+    this.buildLayout();
+    const view = this.viewport;
+    view.scrollTop = Math.min(this.offsetOf(index), Math.max(0, this.total - view.clientHeight));
+    this.lastSetTop = view.scrollTop;
+    this.snapshot = null;
+    this.invalidate();
   }
 
   scrollToLatest() {
@@ -150,13 +179,20 @@ export class LogView {
 
   heightOf(item) {
     if (item.hw === this.widthKey && item.h > 0) return item.h;
+    const expanded = item.kind === "line" && item.expanded && item.lines > 1;
+    if (!this.wrap) return this.rowHeight * (expanded ? item.lines : 1);
+    if (expanded) {
+      let rows = 0;
+      for (const line of (item.msg || "").split("\n")) rows += Math.max(1, Math.ceil(line.length / this.charsPerLine));
+      return this.rowHeight * rows;
+    }
     const length = item.kind === "line" ? (item.msg || "").length : (item.text || "").length;
     return this.rowHeight * Math.max(1, Math.ceil(length / this.charsPerLine));
   }
 
   buildLayout() {
     const n = this.itemCount();
-    if (!this.wrap) {
+    if (!this.variable) {
       this.offsets = null;
       this.total = n * this.rowHeight;
       return;
@@ -290,8 +326,8 @@ export class LogView {
       }
     }
 
-    // Wrap mode: measure what was drawn; if estimates were off, lay out again.
-    if (this.wrap && count > 0) {
+    // Variable heights: measure what was drawn; if estimates were off, lay out again.
+    if (this.variable && count > 0) {
       let changed = false;
       for (let k = 0; k < count; k++) {
         const item = this.itemAt(first + k);
@@ -310,6 +346,14 @@ export class LogView {
     }
     this.firstDrawn = first;
     this.onFrame();
+  }
+
+  /** The uid of the item at the top of the view, or null when there is none. */
+  firstVisibleUid() {
+    if (this.itemCount() === 0) return null;
+    this.buildLayout();
+    const item = this.itemAt(this.indexAt(this.viewport.scrollTop + 1));
+    return item ? item.uid : null;
   }
 
   /** The uid of the item drawn in a row element (for clicks), or null. */
