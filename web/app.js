@@ -777,6 +777,38 @@ function showDetails() {
     $("details-msg").textContent = item.text;
   }
   $("details-meta").textContent = meta.join(" · ");
+  showDetailFields(item);
+}
+
+// The selected line's fields, each with buttons that keep or drop lines with
+// its value: the keyboard's way to what a click on a column value does.
+function showDetailFields(item) {
+  const table = $("details-fields");
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  const fields = item.kind === "line" && item.fields ? Object.entries(item.fields) : [];
+  table.hidden = fields.length === 0;
+  for (const [name, value] of fields) {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = name;
+    const td = document.createElement("td");
+    td.textContent = value;
+    const actions = document.createElement("td");
+    actions.className = "field-actions";
+    for (const [label, op, hint] of [["=", "=", "keep lines where"], ["≠", "!=", "drop lines where"]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      button.setAttribute("aria-label", `${hint} ${name} is ${value}`);
+      button.title = `field=${name}${op}${value}`;
+      button.addEventListener("click", () => addFieldCondition(`${name}${op}${value}`));
+      actions.append(button);
+    }
+    tr.append(th, td, actions);
+    body.append(tr);
+  }
 }
 
 async function copySelected() {

@@ -1183,6 +1183,17 @@ def test_field_columns_come_from_the_url_and_a_click_on_a_value_filters(page, se
     wait_for(lambda: "field=user%21%3Dbob" in page.current_url, message="the exclusion in the URL")
     wait_for(lambda: [l["msg"] for l in model_lines(page)] == [json.dumps(rows[1]), json.dumps(rows[4])], message="bob dropped")
     assert state(page)["filter"]["field"] == ["status=500", "user!=bob"]
+    # From the keyboard: the selected line's fields in the details panel, with = and ≠ buttons.
+    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[0].click()
+    table = lambda: page.execute_script(
+        "return [...document.querySelectorAll('#details-fields tr')].map(r => r.querySelector('th').textContent + '=' + r.children[1].textContent)")
+    wait_for(lambda: table() == ["status=500", "user=ana", "msg=request 1"], message="the fields of the selected line")
+    keep = page.find_element(By.CSS_SELECTOR, "#details-fields tr:nth-child(3) button")
+    keep.send_keys(Keys.ENTER)
+    wait_for(lambda: state(page)["filter"]["field"] == ["status=500", "user!=bob", "msg=request 1"], message="the field kept from the panel")
+    wait_for(lambda: [l["msg"] for l in model_lines(page)] == [json.dumps(rows[1])], message="only that line")
+    page.find_elements(By.CSS_SELECTOR, "#field-chips .chip-remove")[2].click()
+    wait_for(lambda: state(page)["filter"]["field"] == ["status=500", "user!=bob"], message="the chip removed")
     # A chip removes its condition.
     page.find_element(By.CSS_SELECTOR, "#field-chips .chip-remove").click()
     wait_for(lambda: state(page)["filter"]["field"] == ["user!=bob"] and "status%3D500" not in page.current_url, message="the chip removed")
