@@ -155,8 +155,10 @@ private struct JSONFields {
         return true
     }
 
-    /// `{ "key": value, ... }`, its members' names after `prefix`.
-    mutating func object(prefix: [UInt8], depth: Int) -> Bool {
+    /// `{ "key": value, ... }`: its members become fields named after
+    /// `prefix` (`a.b`), or with a nil prefix (an object inside an array)
+    /// are only checked.
+    mutating func object(prefix: [UInt8]?, depth: Int) -> Bool {
         guard depth <= FieldParser.maxDepth, expect(UInt8(ascii: "{")) else { return false }
         skipBlanks()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
@@ -165,9 +167,13 @@ private struct JSONFields {
         }
         while true {
             skipBlanks()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), var name = string() else { return false }
-            if !prefix.isEmpty { name = prefix + [UInt8(ascii: ".")] + name }
-            guard name.count <= FieldParser.maxNameBytes, expect(UInt8(ascii: ":")), member(name: name, depth: depth) else { return false }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return false }
+            if let prefix {
+                let name = prefix.isEmpty ? key : prefix + [UInt8(ascii: ".")] + key
+                guard name.count <= FieldParser.maxNameBytes, expect(UInt8(ascii: ":")), member(name: name, depth: depth) else { return false }
+            } else {
+                guard expect(UInt8(ascii: ":")), skipValue(depth: depth) else { return false }
+            }
             skipBlanks()
             guard index < bytes.count else { return false }
             if bytes[index] == UInt8(ascii: ",") {
@@ -277,36 +283,12 @@ private struct JSONFields {
         guard index < bytes.count else { return false }
         switch bytes[index] {
         case UInt8(ascii: "["): return skipArray(depth: depth + 1)
-        case UInt8(ascii: "{"): return skipObject(depth: depth + 1)
+        case UInt8(ascii: "{"): return object(prefix: nil, depth: depth + 1)
         case UInt8(ascii: "\""): return string() != nil
         case UInt8(ascii: "t"): return literal("true")
         case UInt8(ascii: "f"): return literal("false")
         case UInt8(ascii: "n"): return literal("null")
         default: return number()
-        }
-    }
-
-    mutating func skipObject(depth: Int) -> Bool {
-        guard depth <= FieldParser.maxDepth, expect(UInt8(ascii: "{")) else { return false }
-        skipBlanks()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return true
-        }
-        while true {
-            skipBlanks()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), string() != nil, expect(UInt8(ascii: ":")),
-                skipValue(depth: depth)
-            else { return false }
-            skipBlanks()
-            guard index < bytes.count else { return false }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "}") else { return false }
-            index += 1
-            return true
         }
     }
 
