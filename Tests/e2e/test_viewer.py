@@ -789,9 +789,10 @@ def test_wrapped_long_lines_are_virtualised_without_overlap(page, serve, tmp_pat
 # ---- 7 -------------------------------------------------------------------
 
 def test_line_bound_holds_and_page_stays_responsive_in_a_flood(page, serve, tmp_path):
-    total = 150_000
+    total = 200_000  # 10 s at 20,000 lines/s
     server, files = open_viewer(page, serve, tmp_path, query="?backlog=0")
     assert state(page)["max"] == 10_000
+    assert state(page)["timelineShown"], "the timeline is on, as it is by default"
     levels = ("INFO", "WARN", "ERROR", "DEBUG")
     writer = PacedWriter(
         files["app"], total, rate=20_000,
@@ -817,6 +818,12 @@ def test_line_bound_holds_and_page_stays_responsive_in_a_flood(page, serve, tmp_
     wait_for(lambda: state(page)["lastSeq"] == total, timeout=60, message="the page to receive the last line")
     final = state(page)
     assert final["size"] == 10_000 and final["highWater"] == 10_000
+    # The timeline counts what the page holds: lines dropped from the top left it too.
+    def timeline_counts():
+        shot = page.execute_script("return window.logcast.timeline()")
+        return shot["total"], sum(b["total"] for b in shot["buckets"])
+    wait_for(lambda: timeline_counts() == (10_000, 10_000) and final["lineCount"] == 10_000,
+             message="the timeline drawn with what the page holds")
     assert final["dropped"] > 0, "the flood went over the bound"
     assert final["domRows"] < 120
     wait_for(lambda: dom_messages(page)[-1:] and dom_messages(page)[-1].startswith(f"INFO flood {total} "),
@@ -830,7 +837,7 @@ def test_line_bound_holds_and_page_stays_responsive_in_a_flood(page, serve, tmp_
     assert len(samples) >= 3
     assert peak_rate > 2_000, "the rate meter shows the flood"
     # Memory stays flat: after twice as many lines the heap is about what it was
-    # half-way (keeping all 150,000 lines would take well over 40 MB).
+    # half-way (keeping all 200,000 lines would take well over 40 MB).
     assert heap_mid is not None
     assert heap_end < heap_mid + 16e6, (heap_mid, heap_end)
     assert heap_end < 40e6, heap_end
