@@ -685,6 +685,8 @@ async function showContext() {
     li.append(time, msg);
     list.append(li);
   }
+  // The panel took room from the list: keep the line it is about in view.
+  requestAnimationFrame(() => logView.reveal(item.uid));
 }
 
 function basenameOf(path) {
@@ -787,7 +789,8 @@ function showDetailFields(item) {
   const body = table.tBodies[0];
   body.replaceChildren();
   const fields = item.kind === "line" && item.fields ? Object.entries(item.fields) : [];
-  table.hidden = fields.length === 0;
+  $("details-fields-box").hidden = fields.length === 0;
+  $("details-fields-summary").textContent = `Fields (${fields.length}): = keeps lines with a value, ≠ drops them`;
   for (const [name, value] of fields) {
     const tr = document.createElement("tr");
     const th = document.createElement("th");

@@ -1192,6 +1192,7 @@ def test_field_columns_come_from_the_url_and_a_click_on_a_value_filters(page, se
     assert state(page)["filter"]["field"] == ["status=500", "user!=bob"]
     # From the keyboard: the selected line's fields in the details panel, with = and ≠ buttons.
     page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[0].click()
+    page.find_element(By.ID, "details-fields-summary").click()
     table = lambda: page.execute_script(
         "return [...document.querySelectorAll('#details-fields tr')].map(r => r.querySelector('th').textContent + '=' + r.children[1].textContent)")
     wait_for(lambda: table() == ["status=500", "user=ana", "msg=request 1"], message="the fields of the selected line")
@@ -1267,6 +1268,7 @@ def test_show_context_fetches_the_lines_around_a_line_without_leaving_the_live_v
     assert [msg for _, msg in items()] == [f"ok {i}" if i != 20 else "ERROR 20" for i in range(15, 26)]
     assert ["anchor" in cls for cls, _ in items()] == [i == 20 for i in range(15, 26)]
     assert "11 lines of app.log around seq 21" in page.find_element(By.ID, "context-title").text
+    wait_for(lambda: selected_row_in_view(page) == "ERROR 20", message="the line stays in view beside its context")
     # The live view goes on meanwhile: new matches arrive, the panel stays.
     append(files["app"], "ERROR later\n")
     wait_for(lambda: model_messages(page) == ["ERROR 20", "ERROR later"], message="live lines still arrive")
