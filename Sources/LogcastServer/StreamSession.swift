@@ -62,28 +62,29 @@ struct StreamSession {
             ]
         )
 
+        // The writer runs in this task and the reader in one child: every
+        // task of an idle connection costs its async frames (about a third
+        // of an idle subscriber's memory was a second child task).
         let readerError: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
-            group.addTask { await writeLoop(subscription, outbound: outbound) }
             group.addTask {
+                let outcome: Outcome
                 do {
                     try await readLoop(subscription, inbound: inbound)
-                    return .readerEnded(nil)
+                    outcome = .readerEnded(nil)
                 } catch {
-                    return .readerEnded(error)
+                    outcome = .readerEnded(error)
                 }
+                // The peer is gone or broke the protocol: the writer finishes what is queued.
+                hub.unsubscribe(subscription)
+                return outcome
             }
+            _ = await writeLoop(subscription, outbound: outbound)
+            // The writer ended (closed the connection, or finished): stop waiting for the peer.
+            hub.unsubscribe(subscription)
+            group.cancelAll()
             var readerError: (any Error)?
             while let outcome = await group.next() {
-                switch outcome {
-                case .readerEnded(let error):
-                    readerError = error
-                    // The peer is gone or broke the protocol: let the writer finish.
-                    hub.unsubscribe(subscription)
-                case .writerEnded:
-                    // The writer closed the connection; stop waiting for the peer.
-                    hub.unsubscribe(subscription)
-                    group.cancelAll()
-                }
+                if case .readerEnded(let error) = outcome { readerError = error }
             }
             return readerError
         }
