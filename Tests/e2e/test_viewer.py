@@ -1177,21 +1177,22 @@ def test_field_columns_come_from_the_url_and_a_click_on_a_value_filters(page, se
     page.find_element(By.CSS_SELECTOR, "#field-list input[value='msg']").click()
     wait_for(lambda: "columns=status%2Cuser%2Cmsg" in page.current_url, message="the column in the URL")
     page.find_element(By.CSS_SELECTOR, "#field-picker summary").click()
+    wait_for(lambda: cells()[:2] == [["200", "bob", "request 0"], ["500", "ana", "request 1"]], message="three columns drawn")
     # A click on a value keeps the lines with it; a shift-click drops those with another.
-    page.find_elements(By.CSS_SELECTOR, "#rows .row.line .fv[data-field='status']")[1].click()
+    click_when_drawn(page, "#rows .row.line .fv[data-field='status']", 1)
     wait_for(lambda: "field=status%3D500" in page.current_url, message="the field filter in the URL")
     wait_for(lambda: [l["msg"] for l in model_lines(page)] == [
         json.dumps(rows[1]), json.dumps(rows[2]), json.dumps(rows[4]), "level=info status=500 user=bob logfmt too"],
         message="the lines with status 500")
-    from selenium.webdriver.common.action_chains import ActionChains
-    bob = page.find_elements(By.CSS_SELECTOR, "#rows .row.line .fv[data-field='user']")[1]
-    assert bob.text == "bob"
-    ActionChains(page).key_down(Keys.SHIFT).click(bob).key_up(Keys.SHIFT).perform()
+    wait_for(lambda: cells() == [["500", "ana", "request 1"], ["500", "bob", "request 2"], ["500", "eve", "request 4"], ["500", "bob", ""]],
+             message="the filtered rows drawn")
+    click_when_drawn(page, "#rows .row.line .fv[data-field='user']", 1, shift=True)  # bob
     wait_for(lambda: "field=user%21%3Dbob" in page.current_url, message="the exclusion in the URL")
     wait_for(lambda: [l["msg"] for l in model_lines(page)] == [json.dumps(rows[1]), json.dumps(rows[4])], message="bob dropped")
     assert state(page)["filter"]["field"] == ["status=500", "user!=bob"]
     # From the keyboard: the selected line's fields in the details panel, with = and ≠ buttons.
-    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[0].click()
+    wait_for(lambda: cells() == [["500", "ana", "request 1"], ["500", "eve", "request 4"]], message="bob's rows gone")
+    click_when_drawn(page, "#rows .row.line", 0)
     page.find_element(By.ID, "details-fields-summary").click()
     table = lambda: page.execute_script(
         "return [...document.querySelectorAll('#details-fields tr')].map(r => r.querySelector('th').textContent + '=' + r.children[1].textContent)")
@@ -1232,7 +1233,7 @@ def test_a_folded_trace_expands_and_collapse_all_folds_it_again(page, serve, tmp
     append(files["app"], "INFO before\n" + TRACE + "INFO after\n")
     wait_for(lambda: dom_messages(page) == ["INFO before", "ERROR request failed +4 lines", "INFO after"], message="the folded trace")
     one = row_heights(page)[0]
-    page.find_element(By.CSS_SELECTOR, "#rows .row.line .more-lines").click()
+    click_when_drawn(page, "#rows .row.line .more-lines", 0)
     wait_for(lambda: dom_messages(page)[1] == TRACE.rstrip("\n") + "  ▴ fold", message="the whole trace in the list")
     wait_for(lambda: abs(row_heights(page)[1] - 5 * one) < 2, message="the row as tall as its lines")
     # Rows below are placed after it, not under it.
@@ -1243,7 +1244,8 @@ def test_a_folded_trace_expands_and_collapse_all_folds_it_again(page, serve, tmp
     wait_for(lambda: dom_messages(page)[1] == "ERROR request failed +4 lines", message="folded again")
     wait_for(lambda: abs(row_heights(page)[1] - one) < 2, message="one row tall again")
     # From the keyboard: select it, X expands; ] expands all, and records arriving later too.
-    page.find_elements(By.CSS_SELECTOR, "#rows .row.line")[1].click()
+    click_when_drawn(page, "#rows .row.line", 1)
+    wait_for(lambda: state(page)["selectedUid"] is not None, message="the record selected")
     page.find_element(By.TAG_NAME, "body").send_keys("x")
     wait_for(lambda: page.execute_script("return window.logcast.folds()")[0]["expanded"], message="x expands")
     page.find_element(By.TAG_NAME, "body").send_keys("[")
@@ -1258,8 +1260,8 @@ def test_a_folded_trace_expands_and_collapse_all_folds_it_again(page, serve, tmp
 def test_show_context_fetches_the_lines_around_a_line_without_leaving_the_live_view(page, serve, tmp_path):
     server, files = open_viewer(page, serve, tmp_path, query="?grep=ERROR")
     append(files["app"], "".join(f"ERROR {i}\n" if i == 20 else f"ok {i}\n" for i in range(40)))
-    wait_for(lambda: model_messages(page) == ["ERROR 20"], message="the match")
-    page.find_element(By.CSS_SELECTOR, "#rows .row.line").click()
+    wait_for(lambda: dom_messages(page) == ["ERROR 20"], message="the match drawn")
+    click_when_drawn(page, "#rows .row.line", 0)
     wait_for(lambda: page.find_element(By.ID, "details").is_displayed(), message="the details")
     page.find_element(By.ID, "context-button").click()
     items = lambda: page.execute_script(
@@ -1279,6 +1281,29 @@ def test_show_context_fetches_the_lines_around_a_line_without_leaving_the_live_v
     page.find_element(By.TAG_NAME, "body").send_keys("k")
     wait_for(lambda: len(items()) == 11, message="k shows the context")
     assert_clean_console(page)
+
+
+def click_when_drawn(driver, css, index=0, shift=False):
+    """Clicks the `index`-th element matching `css` once it is drawn. The list
+    refills its rows on the next animation frame after a change, so an
+    element found a moment before may be gone: find it again and retry."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    def attempt():
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, css)
+            if not -len(found) <= index < len(found):
+                return False
+            if shift:
+                ActionChains(driver).key_down(Keys.SHIFT).click(found[index]).key_up(Keys.SHIFT).perform()
+            else:
+                found[index].click()
+            return True
+        except StaleElementReferenceException:
+            ActionChains(driver).key_up(Keys.SHIFT).perform()
+            return False
+    wait_for(attempt, message=f"a click on {css} [{index}]")
 
 
 def relative_luminance(rgb_value):
@@ -1356,15 +1381,14 @@ def test_screenshots_of_the_new_views_in_both_themes_and_at_phone_width(page, se
     for theme in ("light", "dark"):
         shoot("viewer-timeline-fields", theme)
     # 2. Filtered on a field value, a trace expanded, and the context of a line open.
-    page.find_elements(By.CSS_SELECTOR, "#rows .row.line .fv[data-field='REQUEST_STATUS']")[-1].click()
-    wait_for(lambda: state(page)["filter"].get("field") and model_lines(page), message="a field filter")
     page.get(f"http://127.0.0.1:{server.port}/?backlog=1000&field=REQUEST_STATUS%3D503&columns=USER_NAME")
     wait_for(lambda: state(page)["status"] == "live" and len(page.execute_script("return window.logcast.folds()")) > 0,
              message="the 503s with their traces")
     page.find_element(By.ID, "expand-all").click()
     traced = next(line for line in model_lines(page) if "\n" in line["msg"])
-    rows = page.find_elements(By.CSS_SELECTOR, "#rows .row.line")
-    rows[-3].click()
+    wait_for(lambda: any("▴ fold" in m for m in dom_messages(page)), message="the traces expanded")
+    click_when_drawn(page, "#rows .row.line", -3)
+    wait_for(lambda: page.find_element(By.ID, "details").is_displayed(), message="the details")
     page.find_element(By.ID, "context-button").click()
     wait_for(lambda: len(page.find_elements(By.CSS_SELECTOR, "#context-lines li")) >= 6, message="the context panel")
     assert traced
