@@ -13,9 +13,9 @@ public enum ClusterRecord {
     public static func encode(_ record: LogRecord) -> [UInt8] {
         var bytes = ProtocolObject.line(record, seq: nil).encoded()
         bytes.removeLast()  // the NDJSON newline
-        if let object = record.fields?.jsonObject(selecting: nil) {
+        if let member = record.fields?.member(selecting: nil) {
             bytes.removeLast()  // `}`
-            bytes += Array(#","fields":"#.utf8) + object + [UInt8(ascii: "}")]
+            bytes += member + [UInt8(ascii: "}")]
         }
         return bytes
     }

@@ -36,8 +36,7 @@ public enum ClientMessage: Sendable, Equatable {
                     return .failure(FilterError("filter key '\(key)' must be a string, a number or an array of strings", hint: hint))
                 }
                 // Array elements are separate values, commas and all; a plain string may list several.
-                let splits =
-                    SubscriptionRequest.repeatableKeys.contains(key) && !SubscriptionRequest.unsplitKeys.contains(key) && filter[key] is String
+                let splits = SubscriptionRequest.commaSeparatedKeys.contains(key) && filter[key] is String
                 for value in values {
                     if splits {
                         for part in value.split(separator: ",") { items.append((key, String(part))) }

@@ -217,14 +217,9 @@ public enum FieldSelection: Sendable, Equatable {
     /// The `"fields":{...}` member for `fields` (nil when none is selected),
     /// with its leading comma: what goes before a line object's closing `}`.
     public func member(_ fields: LineFields?) -> [UInt8]? {
-        let object: [UInt8]?
         switch self {
-        case .all: object = fields?.jsonObject(selecting: nil)
-        case .names(let names): object = fields?.jsonObject(selecting: names)
+        case .all: fields?.member(selecting: nil)
+        case .names(let names): fields?.member(selecting: names)
         }
-        guard let object else { return nil }
-        return Self.memberPrefix + object
     }
-
-    static let memberPrefix = Array(#","fields":"#.utf8)
 }

@@ -56,10 +56,11 @@ public struct SubscriptionRequest: Sendable, Equatable {
         }
     }
 
-    /// Keys that may be given more than once (or comma-separated, but for `field`).
+    /// Keys that may be given more than once.
     public static let repeatableKeys: Set<String> = ["source", "grep", "exclude", "unit", "identifier", "host", "field"]
-    /// Repeatable keys whose values are never split at commas (a field value or regex may hold one).
-    static let unsplitKeys: Set<String> = ["field"]
+    /// Repeatable keys whose values may also be comma-separated: all but
+    /// `field`, whose value (a regex, a path) may hold a comma.
+    static let commaSeparatedKeys = repeatableKeys.subtracting(["field"])
     public static let allKeys = [
         "source", "grep", "regex", "exclude", "priority", "unit", "identifier", "host", "since", "until", "context", "before-context",
         "after-context", "field", "backlog", "after", "epoch", "format", "fields",
@@ -93,7 +94,7 @@ public struct SubscriptionRequest: Sendable, Equatable {
                 throw FilterError("\(key) is \(rawValue.utf8.count) bytes long; at most \(limit) are allowed", hint: "shorten the \(key) value")
             }
             let values =
-                splitCommas && repeatableKeys.contains(key) && !unsplitKeys.contains(key)
+                splitCommas && commaSeparatedKeys.contains(key)
                 ? rawValue.split(separator: ",", omittingEmptySubsequences: true).map(String.init) : [rawValue]
             for value in values where !value.isEmpty {
                 seen[key, default: 0] += 1

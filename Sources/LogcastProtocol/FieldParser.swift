@@ -159,28 +159,35 @@ private struct JSONFields {
     /// `prefix` (`a.b`), or with a nil prefix (an object inside an array)
     /// are only checked.
     mutating func object(prefix: [UInt8]?, depth: Int) -> Bool {
-        guard depth <= FieldParser.maxDepth, expect(UInt8(ascii: "{")) else { return false }
+        list(open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), depth: depth) { parser in
+            parser.skipBlanks()
+            guard parser.index < parser.bytes.count, parser.bytes[parser.index] == UInt8(ascii: "\""), let key = parser.string() else {
+                return false
+            }
+            guard let prefix else { return parser.expect(UInt8(ascii: ":")) && parser.skipValue(depth: depth) }
+            let name = prefix.isEmpty ? key : prefix + [UInt8(ascii: ".")] + key
+            return name.count <= FieldParser.maxNameBytes && parser.expect(UInt8(ascii: ":")) && parser.member(name: name, depth: depth)
+        }
+    }
+
+    /// `open`, elements separated by commas (each read by `element`), `close`;
+    /// at most ``FieldParser/maxDepth`` deep.
+    mutating func list(open: UInt8, close: UInt8, depth: Int, element: (inout JSONFields) -> Bool) -> Bool {
+        guard depth <= FieldParser.maxDepth, expect(open) else { return false }
         skipBlanks()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+        if index < bytes.count, bytes[index] == close {
             index += 1
             return true
         }
         while true {
-            skipBlanks()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return false }
-            if let prefix {
-                let name = prefix.isEmpty ? key : prefix + [UInt8(ascii: ".")] + key
-                guard name.count <= FieldParser.maxNameBytes, expect(UInt8(ascii: ":")), member(name: name, depth: depth) else { return false }
-            } else {
-                guard expect(UInt8(ascii: ":")), skipValue(depth: depth) else { return false }
-            }
+            guard element(&self) else { return false }
             skipBlanks()
             guard index < bytes.count else { return false }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
                 continue
             }
-            guard bytes[index] == UInt8(ascii: "}") else { return false }
+            guard bytes[index] == close else { return false }
             index += 1
             return true
         }
@@ -257,24 +264,7 @@ private struct JSONFields {
 
     /// Skips an array (checking it), at most ``FieldParser/maxDepth`` deep.
     mutating func skipArray(depth: Int) -> Bool {
-        guard depth <= FieldParser.maxDepth, expect(UInt8(ascii: "[")) else { return false }
-        skipBlanks()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-            index += 1
-            return true
-        }
-        while true {
-            guard skipValue(depth: depth) else { return false }
-            skipBlanks()
-            guard index < bytes.count else { return false }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else { return false }
-            index += 1
-            return true
-        }
+        list(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), depth: depth) { $0.skipValue(depth: depth) }
     }
 
     /// Skips any value inside an array.

@@ -20,13 +20,11 @@ public struct LineFields: Sendable, Equatable {
     /// The fields `storage` holds, as ``storage`` gave them (a stored record
     /// read back): nil when the bytes are not a sequence of pairs.
     public init?(storage: [UInt8]) {
-        var count = 0
         var terminators = 0
         for byte in storage where byte == 0 { terminators += 1 }
         guard terminators % 2 == 0, storage.last == 0 || storage.isEmpty else { return nil }
-        count = terminators / 2
         self.storage = storage
-        self.count = count
+        self.count = terminators / 2
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -122,6 +120,15 @@ public struct LineFields: Sendable, Equatable {
         writer.endObject()
         return writer.bytes
     }
+
+    /// `,"fields":{...}` (``jsonObject(selecting:)`` with its key and
+    /// leading comma): what goes before a line object's closing `}`. Nil
+    /// when none of the fields is there.
+    public func member(selecting names: [String]?) -> [UInt8]? {
+        jsonObject(selecting: names).map { Self.memberPrefix + $0 }
+    }
+
+    static let memberPrefix = Array(#","fields":"#.utf8)
 
     /// Every field as a pair of strings, in order (tests and clients).
     public var pairs: [(name: String, value: String)] {

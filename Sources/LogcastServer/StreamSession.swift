@@ -30,11 +30,6 @@ struct StreamSession {
     /// Rate-limited messages a connection may send before it is closed.
     static let maxRefusedMessages = 100
 
-    enum Outcome {
-        case readerEnded((any Error)?)
-        case writerEnded
-    }
-
     /// Runs the stream until either side ends it.
     /// - Parameter slot: the stream's admitted place; released when it ends.
     func run(
@@ -65,28 +60,24 @@ struct StreamSession {
         // The writer runs in this task and the reader in one child: every
         // task of an idle connection costs its async frames (about a third
         // of an idle subscriber's memory was a second child task).
-        let readerError: (any Error)? = await withTaskGroup(of: Outcome.self) { group in
+        let readerError: (any Error)? = await withTaskGroup(of: (any Error)?.self) { group in
             group.addTask {
-                let outcome: Outcome
+                defer {
+                    // The peer is gone or broke the protocol: the writer finishes what is queued.
+                    hub.unsubscribe(subscription)
+                }
                 do {
                     try await readLoop(subscription, inbound: inbound)
-                    outcome = .readerEnded(nil)
+                    return nil
                 } catch {
-                    outcome = .readerEnded(error)
+                    return error
                 }
-                // The peer is gone or broke the protocol: the writer finishes what is queued.
-                hub.unsubscribe(subscription)
-                return outcome
             }
-            _ = await writeLoop(subscription, outbound: outbound)
+            await writeLoop(subscription, outbound: outbound)
             // The writer ended (closed the connection, or finished): stop waiting for the peer.
             hub.unsubscribe(subscription)
             group.cancelAll()
-            var readerError: (any Error)?
-            while let outcome = await group.next() {
-                if case .readerEnded(let error) = outcome { readerError = error }
-            }
-            return readerError
+            return await group.next() ?? nil
         }
         logger.info(
             "subscriber disconnected",
@@ -97,7 +88,8 @@ struct StreamSession {
 
     // MARK: Writer
 
-    func writeLoop(_ subscription: Subscription, outbound: WebSocketOutboundWriter) async -> Outcome {
+    /// Sends batches until the subscription ends or the socket does.
+    func writeLoop(_ subscription: Subscription, outbound: WebSocketOutboundWriter) async {
         let allocator = ByteBufferAllocator()
         let framing = StreamFraming(kind: .ndjson, format: subscription.format, fields: subscription.fields)
         while true {
@@ -113,24 +105,24 @@ struct StreamSession {
                     try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
                     metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
                 } catch {
-                    return .writerEnded
+                    return
                 }
             case .overflowed:
                 logger.notice("closing slow subscriber", metadata: ["subscriber": "\(subscription.id)"])
                 metrics.slowDisconnect()
                 try? await outbound.close(Self.closeTryAgainLater, reason: "slow consumer: queue overflowed")
                 await waitForPeerClose()
-                return .writerEnded
+                return
             case .finished:
-                guard connections.isDraining else { return .writerEnded }
+                guard connections.isDraining else { return }
                 try? await outbound.close(.goingAway, reason: "server shutting down")
                 await waitForPeerClose()
-                return .writerEnded
+                return
             case .close(let request):
                 logger.notice("closing subscriber", metadata: ["subscriber": "\(subscription.id)", "reason": "\(request.reason)"])
                 try? await outbound.close(WebSocketErrorCode(codeNumber: Int(request.code)), reason: request.reason)
                 await waitForPeerClose()
-                return .writerEnded
+                return
             }
         }
     }

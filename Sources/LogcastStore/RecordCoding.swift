@@ -270,11 +270,10 @@ struct RecordWriter {
     }
 
     mutating func string(_ text: String) {
-        let utf8 = Array(text.utf8)
-        u32(UInt32(utf8.count))
-        bytes += utf8
+        bytes(Array(text.utf8))
     }
 
+    /// A length (`UInt32`) and the bytes.
     mutating func bytes(_ value: [UInt8]) {
         u32(UInt32(value.count))
         bytes += value
@@ -315,12 +314,16 @@ struct RecordReader {
     }
 
     mutating func string() -> String? {
-        guard let count = u32(), let bytes = take(Int(count)) else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+        lengthPrefixed().map { String(decoding: $0, as: UTF8.self) }
     }
 
     mutating func bytes() -> [UInt8]? {
-        guard let count = u32(), let bytes = take(Int(count)) else { return nil }
-        return Array(bytes)
+        lengthPrefixed().map { Array($0) }
+    }
+
+    /// A length (`UInt32`) and that many bytes.
+    private mutating func lengthPrefixed() -> UnsafeRawBufferPointer? {
+        guard let count = u32() else { return nil }
+        return take(Int(count))
     }
 }

@@ -173,6 +173,11 @@ def test_fields_adds_the_chosen_fields_to_each_line_object(structured):
                 last[name] = value
             assert obj["fields"] == last, line
             assert list(obj["fields"]) == list(dict.fromkeys(n for n, _ in want)), "in the order names first occur"
+    # SSE frames the same objects, fields and all.
+    _, sse = read_sse(server.port, "/sse?fields=*&backlog=1000",
+                      lambda t: len([e for e in parse_sse(t)[0] if e.get("event") is None]) >= len(lines))
+    sse_objects = [json.loads(e["data"]) for e in parse_sse(sse)[0] if e.get("event") is None]
+    assert [o.get("fields") for o in sse_objects] == [o.get("fields") for o in objects]
     _, _, body = server.get("/api/v1/lines?fields=user,status,http.status&grep=level&backlog=1000")
     for obj in map(json.loads, body.decode().splitlines()):
         want = dict(reference_fields(obj["msg"]) or [])
