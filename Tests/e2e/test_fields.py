@@ -188,6 +188,11 @@ def test_fields_adds_the_chosen_fields_to_each_line_object(structured):
     objects = [json.loads(line) for line in body.decode().splitlines() if '"line"' in line]
     assert any(o.get("context") for o in objects)
     assert all(("fields" in o) == (reference_fields(o["msg"]) is not None) for o in objects)
+    # And so do the lines around one (the viewer's "show context").
+    _, _, body = server.get(f"/api/v1/lines?around={objects[0]['seq']}&context=2&fields=n")
+    around = [json.loads(line) for line in body.decode().splitlines()]
+    assert len(around) == 5 and all(o.get("fields") == ({"n": dict(reference_fields(o["msg"]))["n"]} if reference_fields(o["msg"]) else None)
+                                    for o in around)
     tail = run_tail(f"ws://127.0.0.1:{server.port}", "--no-follow", "-n", "3", "--fields", "n", "-o", "json")
     printed = [json.loads(line) for line in tail.stdout.splitlines()]
     assert tail.returncode == 0 and [o.get("fields") for o in printed] == [
