@@ -159,18 +159,23 @@ public struct ContextSelector: Sendable {
     public mutating func select(_ items: [SubscriberQueue.Item], matcher: LineMatcher) -> [SubscriberQueue.Item] {
         var out: [SubscriberQueue.Item] = []
         out.reserveCapacity(items.count)
+        func take(_ entry: HubEntry) {
+            switch entry.payload {
+            case .line(let record):
+                guard matcher.admits(record) else { return }
+                line(entry, source: record.source, path: record.path, matches: matcher.matches(entry), emit: true, into: &out)
+            case .event(let event):
+                guard matcher.matches(event) else { return }
+                self.event(event)
+                out.append(.entry(entry))
+            }
+        }
         for item in items {
             switch item {
             case .entry(let entry):
-                switch entry.payload {
-                case .line(let record):
-                    guard matcher.admits(record) else { continue }
-                    line(entry, source: record.source, path: record.path, matches: matcher.matches(entry), emit: true, into: &out)
-                case .event(let event):
-                    guard matcher.matches(event) else { continue }
-                    self.event(event)
-                    out.append(item)
-                }
+                take(entry)
+            case .run(let lines, _, _):
+                for entry in lines { take(entry) }
             case .prime(let entry, let matched):
                 guard case .line(let record) = entry.payload, matcher.admits(record) else { continue }
                 line(entry, source: record.source, path: record.path, matches: matched, emit: false, into: &out)

@@ -102,6 +102,14 @@ public final class LineMatcher: Sendable {
     /// The lines around each match to send; not empty: ``priority`` is a
     /// match key, not a selection key, and a ``ContextSelector`` chooses.
     public let context: ContextWindow
+    /// Only text keys (`grep`, `regex`, `exclude`): a line passes on its
+    /// message bytes alone (``HubEntry/messageBytes``).
+    private let textOnly: Bool
+    /// What the hub's shared text index looks up for this filter: the
+    /// longest `grep`, or text every `regex` match holds (``RegexLiteral``),
+    /// that it can index, folded (see ``TextDictionary``); nil when none
+    /// can be. Only lines that contain it can match.
+    public let textKey: [UInt8]?
 
     /// - Throws: ``FilterError`` when a pattern does not compile.
     public init(_ filter: Filter) throws(FilterError) {
@@ -136,6 +144,28 @@ public final class LineMatcher: Sendable {
         admitsEverything =
             sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && (filter.priority == nil || !context.isEmpty)
             && filter.since == nil && filter.until == nil
+        textOnly = admitsEverything && context.isEmpty && fieldTests.isEmpty
+        var keys = zip(filter.grep, grep).compactMap { Self.indexKey($0, caseSensitive: $1.caseSensitive) }
+        if let regex, let source = filter.regex, let literal = RegexLiteral.required(in: source),
+            let key = Self.indexKey(literal, caseSensitive: regex.caseSensitive)
+        {
+            keys.append(key)
+        }
+        textKey = keys.max { $0.count < $1.count }
+    }
+
+    /// A `grep` text as the shared index holds it (ASCII folded), or nil
+    /// when the index cannot stand for it: empty, longer than
+    /// ``TextDictionary/maxKeyBytes``, or caseless with a byte outside ASCII
+    /// or a `k` or `s` (PCRE2 folds the Kelvin sign and the long s to those).
+    static func indexKey(_ text: String, caseSensitive: Bool) -> [UInt8]? {
+        let bytes = Array(text.utf8)
+        guard !bytes.isEmpty, bytes.count <= TextDictionary.maxKeyBytes else { return nil }
+        if !caseSensitive {
+            let unsafe: Set<UInt8> = [UInt8(ascii: "k"), UInt8(ascii: "K"), UInt8(ascii: "s"), UInt8(ascii: "S")]
+            guard bytes.allSatisfy({ $0 < 0x80 && !unsafe.contains($0) }) else { return nil }
+        }
+        return bytes.map(TextDictionary.fold)
     }
 
     /// Whether a source event is for a source this filter follows.
@@ -151,9 +181,10 @@ public final class LineMatcher: Sendable {
     /// Whether a line or an event of the hub passes (a line's fields, when
     /// the filter has `field` keys, parsed once per entry: ``HubEntry/fields``).
     public func matches(_ entry: HubEntry) -> Bool {
+        if textOnly, entry.isLine { return matchesText(entry.messageBytes) }
         switch entry.payload {
-        case .line(let record): matches(record, fields: { entry.fields })
-        case .event(let event): matches(event)
+        case .line(let record): return matches(record, fields: { entry.fields })
+        case .event(let event): return matches(event)
         }
     }
 
@@ -211,6 +242,14 @@ public final class LineMatcher: Sendable {
         matches(record, fields: { record.structuredFields })
     }
 
+    /// Whether a message passes the text keys: every `grep`, the `regex`, no `exclude`.
+    private func matchesText(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        for pattern in grep where !pattern.matches(utf8: bytes) { return false }
+        if let regex, !regex.matches(utf8: bytes) { return false }
+        for pattern in exclude where pattern.matches(utf8: bytes) { return false }
+        return true
+    }
+
     /// Whether a line passes every key; `fields` is asked only when a
     /// `field` key is left to decide.
     public func matches(_ record: LogRecord, fields: () -> LineFields?) -> Bool {
@@ -218,14 +257,7 @@ public final class LineMatcher: Sendable {
         if !context.isEmpty, !passesPriority(record) { return false }
         if !(grep.isEmpty && regex == nil && exclude.isEmpty) {
             var message = record.message
-            let passes = message.withUTF8 { utf8 in
-                let bytes = UnsafeRawBufferPointer(utf8)
-                for pattern in grep where !pattern.matches(utf8: bytes) { return false }
-                if let regex, !regex.matches(utf8: bytes) { return false }
-                for pattern in exclude where pattern.matches(utf8: bytes) { return false }
-                return true
-            }
-            guard passes else { return false }
+            guard message.withUTF8({ matchesText(UnsafeRawBufferPointer($0)) }) else { return false }
         }
         if fieldTests.isEmpty { return true }
         let lineFields = fields()

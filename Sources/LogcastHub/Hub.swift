@@ -64,6 +64,18 @@ public final class Hub: Sendable {
         var subscriptions: [Int: Subscription] = [:]
         var nextSubscriptionID = 1
         var linesPublished: UInt64 = 0
+        /// Each subscriber's ``LineMatcher/textKey``, and the dictionary made
+        /// of them for the chunks published (made again at the next publish
+        /// once they change).
+        var textKeys: [Int: [UInt8]] = [:]
+        var dictionary: TextDictionary?
+        var dictionaryStale = false
+
+        mutating func setTextKey(_ key: [UInt8]?, of id: Int) {
+            guard textKeys[id] != key else { return }
+            textKeys[id] = key
+            dictionaryStale = true
+        }
     }
 
     private let state = Mutex(State())
@@ -132,6 +144,21 @@ public final class Hub: Sendable {
 
     // MARK: Publishing
 
+    /// The dictionary of the subscribers' text keys for a chunk about to be
+    /// published (under the fan-out lock), made again when they changed.
+    private func currentDictionary() -> TextDictionary? {
+        let keys = state.withLock { state -> [[UInt8]]? in
+            guard state.dictionaryStale else { return nil }
+            state.dictionaryStale = false
+            return Array(state.textKeys.values)
+        }
+        guard let keys else { return state.withLock { $0.dictionary } }
+        // Made outside the state lock; a key that changes meanwhile marks it stale again.
+        let made = TextDictionary(keys: keys)
+        state.withLock { $0.dictionary = made }
+        return made
+    }
+
     /// Publishes lines in order. Called from source threads; never suspends,
     /// and never waits for a subscriber's filter.
     /// With a ``DurableHistory``, the lines (and `position`, the source's
@@ -155,25 +182,25 @@ public final class Hub: Sendable {
                 entries.append(HubEntry(position: seq, payload: .line(record), json: json, publishedAt: now))
             }
             durable?.append(entries, source: source, position: position)
+            let bytes = entries.reduce(0) { $0 + $1.byteCount }
+            let chunk = HubChunk(lines: entries, dictionary: currentDictionary())
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq += UInt64(entries.count)
                 state.linesPublished += UInt64(entries.count)
-                Self.keep(entries, in: &state, configuration)
+                Self.keep(entries, in: &state, configuration, bytes: bytes)
                 return Array(state.subscriptions.values)
             }
-            // One short lock and at most one wake-up per subscriber for the whole chunk.
-            for subscription in subscribers { subscription.offer(entries) }
+            // One short lock, a queued run and at most one wake-up per subscriber for the whole chunk.
+            for subscription in subscribers { subscription.offer(chunk, bytes: bytes) }
         }
     }
 
     public func publish(_ record: LogRecord) { publish([record]) }
 
     /// Appends entries to the history and trims it to its limits (the oldest go first).
-    private static func keep(_ entries: some Sequence<HubEntry>, in state: inout State, _ configuration: Configuration) {
-        for entry in entries {
-            state.history.append(entry)
-            state.historyBytes += entry.byteCount
-        }
+    private static func keep(_ entries: some Sequence<HubEntry>, in state: inout State, _ configuration: Configuration, bytes: Int? = nil) {
+        state.history.append(contentsOf: entries)
+        state.historyBytes += bytes ?? entries.reduce(0) { $0 + $1.byteCount }
         while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
             let old = state.history.popFirst()
         {
@@ -198,13 +225,15 @@ public final class Hub: Sendable {
             }
             guard !entries.isEmpty else { return }
             durable?.append(entries, source: nil, position: nil)
+            let bytes = entries.reduce(0) { $0 + $1.byteCount }
+            let chunk = HubChunk(lines: entries, dictionary: currentDictionary())
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq = last + 1
                 state.linesPublished += UInt64(entries.count)
-                Self.keep(entries, in: &state, configuration)
+                Self.keep(entries, in: &state, configuration, bytes: bytes)
                 return Array(state.subscriptions.values)
             }
-            for subscription in subscribers { subscription.offer(entries) }
+            for subscription in subscribers { subscription.offer(chunk, bytes: bytes) }
         }
     }
 
@@ -275,6 +304,7 @@ public final class Hub: Sendable {
             )
             state.nextSubscriptionID += 1
             state.subscriptions[subscription.id] = subscription
+            state.setTextKey(matcher.textKey, of: subscription.id)
             return (subscription, Self.snapshot(of: state))
         }
         let plan = Self.startPlan(
@@ -298,6 +328,7 @@ public final class Hub: Sendable {
     public func resubscribe(_ subscription: Subscription, matcher: LineMatcher, backlog: Int, reply: [UInt8]) {
         let snapshot = state.withLock { state -> HistorySnapshot in
             subscription.restart(matcher: matcher, reply: reply)
+            state.setTextKey(matcher.textKey, of: subscription.id)
             return Self.snapshot(of: state)
         }
         let plan = Self.startPlan(
@@ -337,6 +368,30 @@ public final class Hub: Sendable {
             subscription.refill(part.entries, gap: part.gap, at: cursor, through: part.through, generation: generation)
             return
         }
+        // A part that stops short of the newest line needs no fan-out lock (publishers
+        // only append after it), so a hundred subscribers catching up do not hold up publishing.
+        let early = state.withLock { state -> MemoryPart in
+            let start = Self.firstIndex(in: state.history, after: cursor.after)
+            if start == 0, let first = state.history.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
+                return .evicted
+            }
+            guard state.history.count - start > room + cursor.events else { return .reachesTheEnd }
+            let from = state.history.startIndex + start
+            return .part(Array(state.history[from..<(from + room + cursor.events)]))
+        }
+        switch early {
+        case .evicted:
+            return  // the next read is from the durable history
+        case .part(let read):
+            let entries = cursor.unseen(read)
+            catchUpReads.add(1, ordering: .relaxed)
+            if !entries.isEmpty {
+                subscription.refill(entries, gap: nil, at: cursor, through: cursor.advanced(past: entries), generation: generation)
+            }
+            return
+        case .reachesTheEnd:
+            break
+        }
         // Under the fan-out lock no publisher is between appending and offering, so
         // the read and the switch to live lines meet exactly: nothing lost, nothing twice.
         let part = fanout.withLock { _ -> ArraySlice<HubEntry>? in
@@ -365,6 +420,16 @@ public final class Hub: Sendable {
         if !part.isEmpty {
             subscription.refill(part, gap: nil, at: cursor, through: cursor.advanced(past: part), generation: generation)
         }
+    }
+
+    /// What a catch-up finds in memory before it takes the fan-out lock.
+    private enum MemoryPart {
+        /// The lines after the cursor have left memory meanwhile.
+        case evicted
+        /// The next part, which does not reach the newest line.
+        case part([HubEntry])
+        /// The rest fits: read it and go live under the fan-out lock.
+        case reachesTheEnd
     }
 
     /// A part of a catch-up read from the durable history: at most one gap
@@ -438,14 +503,21 @@ public final class Hub: Sendable {
 
     /// Removes a subscriber; its writer gets what is queued, then the end.
     public func unsubscribe(_ subscription: Subscription) {
-        _ = state.withLock { $0.subscriptions.removeValue(forKey: subscription.id) }
+        state.withLock { state in
+            state.subscriptions[subscription.id] = nil
+            state.setTextKey(nil, of: subscription.id)
+        }
         subscription.finish()
     }
 
     /// Ends every subscription (shutdown): writers flush what is queued, then stop.
     public func finishAll() {
         let all = state.withLock { state -> [Subscription] in
-            defer { state.subscriptions.removeAll() }
+            defer {
+                state.subscriptions.removeAll()
+                state.textKeys.removeAll()
+                state.dictionaryStale = true
+            }
             return Array(state.subscriptions.values)
         }
         for subscription in all { subscription.finish() }

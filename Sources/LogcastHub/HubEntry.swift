@@ -39,6 +39,8 @@ public final class HubEntry: Sendable {
     /// A file line's fields, parsed the first time a filter or a `fields`
     /// request asks (under this lock, so never twice).
     private let parsedFields = Mutex<LineFields??>(nil)
+    /// A line's message as UTF-8, owned by this entry (see ``messageBytes``).
+    nonisolated(unsafe) private let messageStorage: UnsafeMutableRawBufferPointer
 
     public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false, publishedAt: UInt64 = 0) {
         self.position = position
@@ -46,7 +48,29 @@ public final class HubEntry: Sendable {
         self.json = json
         self.isArchived = isArchived
         self.publishedAt = publishedAt
+        if case .line(let record) = payload, let fields = record.fields {
+            byteCount = json.count + 64 + fields.storage.count
+        } else {
+            byteCount = json.count + 64
+        }
+        if case .line(let record) = payload, !record.message.isEmpty {
+            let utf8 = record.message.utf8
+            messageStorage = .allocate(byteCount: utf8.count, alignment: 1)
+            _ = messageStorage.initializeMemory(as: UInt8.self, from: utf8)
+        } else {
+            messageStorage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        }
     }
+
+    deinit {
+        messageStorage.deallocate()
+    }
+
+    /// A line's message as UTF-8 (empty for an event), valid while this
+    /// entry lives. Text filters read it here: a hundred writers matching
+    /// the same line touch no reference count of the line or its strings,
+    /// which two cores would otherwise fight over.
+    public var messageBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(messageStorage) }
 
     /// A line read from an archive, shown before the line with `seq` `next`.
     public static func archived(_ record: LogRecord, before next: UInt64) -> HubEntry {
@@ -67,11 +91,10 @@ public final class HubEntry: Sendable {
         hasSeq ? position : position - 1
     }
 
-    /// What the entry costs to keep, for byte caps.
-    public var byteCount: Int {
-        guard case .line(let record) = payload, let fields = record.fields else { return json.count + 64 }
-        return json.count + 64 + fields.storage.count
-    }
+    /// What the entry costs to keep, for byte caps: its JSON, a source's
+    /// fields, and 64 bytes for the rest. Computed once: queues and frames
+    /// add it up per line.
+    public let byteCount: Int
 
     /// The line's structured fields: the source's (a journal entry's), else
     /// those of its message, parsed once; nil for an event or a line without.

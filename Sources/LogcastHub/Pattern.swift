@@ -32,13 +32,15 @@ public final class Pattern: Sendable {
     public let caseSensitive: Bool
 
     private let engine: Mutex<Engine>
+    /// A case-sensitive fixed string's bytes: matched with `memmem`, with
+    /// no lock and no PCRE2 (nil for every other pattern).
+    private let literal: [UInt8]?
 
     /// A PCRE2 pattern with its match data; only touched under ``engine``'s lock.
     private struct Engine: ~Copyable, @unchecked Sendable {
         var code: OpaquePointer?
         var matchData: OpaquePointer?
         var context: OpaquePointer?
-        var literal: [UInt8]
 
         deinit {
             if let matchData { pcre2_match_data_free_8(matchData) }
@@ -60,9 +62,11 @@ public final class Pattern: Sendable {
         self.caseSensitive = sensitive
 
         if kind == .fixedString && sensitive {
-            engine = Mutex(Engine(code: nil, matchData: nil, context: nil, literal: Array(source.utf8)))
+            engine = Mutex(Engine(code: nil, matchData: nil, context: nil))
+            literal = Array(source.utf8)
             return
         }
+        literal = nil
         var options: UInt32 = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF
         // In UTF mode, caseless matching folds non-ASCII letters too; UCP
         // (Unicode \w, \d) is for regular expressions only: PCRE2_LITERAL refuses it.
@@ -83,7 +87,7 @@ public final class Pattern: Sendable {
         pcre2_set_match_limit_8(context, Pattern.matchLimit)
         pcre2_set_depth_limit_8(context, Pattern.matchLimit)
         let matchData = pcre2_match_data_create_from_pattern_8(code, nil)
-        engine = Mutex(Engine(code: code, matchData: matchData, context: context, literal: []))
+        engine = Mutex(Engine(code: code, matchData: matchData, context: context))
     }
 
     /// Whether the pattern occurs in `text`.
@@ -94,14 +98,15 @@ public final class Pattern: Sendable {
 
     /// Whether the pattern occurs in these UTF-8 bytes.
     public func matches(utf8 text: UnsafeRawBufferPointer) -> Bool {
-        engine.withLock { engine in
-            guard let code = engine.code else {
-                return engine.literal.withUnsafeBytes { needle in
-                    if needle.isEmpty { return true }
-                    guard let hay = text.baseAddress, let pin = needle.baseAddress else { return false }
-                    return logcast_memmem(hay, text.count, pin, needle.count) != nil
-                }
+        if let literal {
+            return literal.withUnsafeBytes { needle in
+                if needle.isEmpty { return true }
+                guard let hay = text.baseAddress, let pin = needle.baseAddress else { return false }
+                return logcast_memmem(hay, text.count, pin, needle.count) != nil
             }
+        }
+        return engine.withLock { engine in
+            guard let code = engine.code else { return false }
             let base = text.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer<UInt8>(bitPattern: 1)!
             let result = pcre2_match_8(code, base, text.count, 0, 0, engine.matchData, engine.context)
             // >= 0: matched. PCRE2_ERROR_NOMATCH, PCRE2_ERROR_MATCHLIMIT, ...: not a match.

@@ -45,13 +45,27 @@ public struct SubscriberQueue: Sendable {
         case prime(HubEntry, matched: Bool)
         /// The selector a start plan ended with: the writer goes on with it.
         case adopt(ContextSelector)
+        /// Consecutive live lines of one published chunk, to be filtered by
+        /// the writer (``SubscriberQueue/pushRun(_:bytes:chunk:)``): one queued item
+        /// and one reference for the whole run, however many lines it holds.
+        /// Only lines (no events), with rising `seq`; `bytes` is the sum of
+        /// their ``HubEntry/byteCount``; `chunk`, when the lines are a slice
+        /// of its ``HubChunk/lines``, has their text index.
+        /// ``Subscription/nextBatch(maxBytes:)`` hands them on as ``entry(_:)`` items.
+        case run(ArraySlice<HubEntry>, bytes: Int, chunk: HubChunk?)
 
-        /// The line or event this item sends, if any.
+        /// The line or event this item sends, if any (nil for a run, which carries many).
         public var carried: HubEntry? {
             switch self {
             case .entry(let entry), .selected(let entry), .context(let entry): entry
-            case .control, .separator, .prime, .adopt: nil
+            case .control, .separator, .prime, .adopt, .run: nil
             }
+        }
+
+        /// The position of the first line or event the item carries.
+        var firstPosition: UInt64? {
+            if case .run(let lines, _, _) = self { return lines.first?.position }
+            return carried?.position
         }
     }
 
@@ -118,20 +132,62 @@ public struct SubscriberQueue: Sendable {
                 return .refused
             }
             // Control objects (hello, subscribed) are never dropped: drop the oldest entry.
-            guard let index = items.firstIndex(where: { $0.carried != nil }) else { break }
+            guard let index = items.firstIndex(where: { $0.firstPosition != nil }) else { break }
             let old = items.remove(at: index)
             byteCount -= Self.size(of: old)
-            if let entry = old.carried, entry.isLine {
-                lineCount -= 1
-                dropped += 1
-            }
+            let oldLines = Self.lines(in: old)
+            lineCount -= oldLines
+            dropped += oldLines
         }
         droppedLines += dropped
         items.append(item)
         byteCount += size
-        if isLine { lineCount += 1 }
+        lineCount += Self.lines(in: item)
         if case .control = item { controlCount += 1 }
         return dropped > 0 ? .queuedAfterDropping(dropped) : .queued
+    }
+
+    /// What ``pushRun(_:bytes:)`` did.
+    public enum RunPushResult: Equatable, Sendable {
+        /// Every line of the run is queued.
+        case queued
+        /// The lines before this index of the run are queued; the one at it
+        /// did not fit (nor did any after it): read on from the history
+        /// before it. Events of its position queued just before are taken
+        /// back, as ``push(_:)`` does for one refused line.
+        case refused(at: Int)
+    }
+
+    /// Queues consecutive lines of one published chunk as one item
+    /// (``Item/run(_:bytes:chunk:)``), under ``SlowConsumerPolicy/catchUp`` only:
+    /// the limits hold as if each line were pushed alone (an empty queue
+    /// takes at least one line), and the part that does not fit is refused.
+    /// - Parameter bytes: the lines' summed ``HubEntry/byteCount``.
+    public mutating func pushRun(_ lines: ArraySlice<HubEntry>, bytes: Int, chunk: HubChunk? = nil) -> RunPushResult {
+        precondition(policy == .catchUp, "runs are queued under the catch-up policy only")
+        guard !lines.isEmpty else { return .queued }
+        var fit = lines.count
+        var fitBytes = bytes
+        if !(lineCount + lines.count <= maxLines && byteCount + bytes <= maxBytes) {
+            // The prefix that fits, line by line, as single pushes would have taken it.
+            fit = 0
+            fitBytes = 0
+            for entry in lines {
+                let size = entry.byteCount
+                let empty = items.isEmpty && fit == 0
+                if !empty, lineCount + fit + 1 > maxLines || byteCount + fitBytes + size > maxBytes { break }
+                fit += 1
+                fitBytes += size
+            }
+        }
+        if fit == 0 {
+            takeBackEvents(at: lines[lines.startIndex].position)
+            return .refused(at: lines.startIndex)
+        }
+        items.append(.run(lines.prefix(fit), bytes: fitBytes, chunk: chunk))
+        byteCount += fitBytes
+        lineCount += fit
+        return fit == lines.count ? .queued : .refused(at: lines.startIndex + fit)
     }
 
     /// Removes everything up to about `maxBytes` for one frame, oldest first.
@@ -142,7 +198,7 @@ public struct SubscriberQueue: Sendable {
         var gap: Gap? = pendingGap
         pendingGap = nil
         if droppedLines > 0 {
-            let next = items.lazy.compactMap { $0.carried?.position }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
+            let next = items.lazy.compactMap { $0.firstPosition }.first ?? lastDeliveredSeq + UInt64(droppedLines) + 1
             gap = Gap(after: lastDeliveredSeq, next: next, missed: droppedLines)
             droppedLines = 0
         }
@@ -150,6 +206,18 @@ public struct SubscriberQueue: Sendable {
         var taken = 0
         while let first = items.first {
             let size = Self.size(of: first)
+            if case .run(let lines, _, let chunk) = first, taken + size > budget,
+                let part = Self.split(lines, room: budget - taken, atLeastOne: out.isEmpty)
+            {
+                // Only part of the run fits this frame: the rest stays first in line.
+                items[items.startIndex] = .run(lines.dropFirst(part.count), bytes: size - part.bytes, chunk: chunk)
+                byteCount -= part.bytes
+                taken += part.bytes
+                lineCount -= part.count
+                lastDeliveredSeq = lines[lines.startIndex + part.count - 1].position
+                out.append(.run(lines.prefix(part.count), bytes: part.bytes, chunk: chunk))
+                break
+            }
             if !out.isEmpty, taken + size > budget { break }
             items.removeFirst()
             byteCount -= size
@@ -158,10 +226,34 @@ public struct SubscriberQueue: Sendable {
                 lineCount -= 1
                 if entry.hasSeq { lastDeliveredSeq = entry.position }
             }
+            if case .run(let lines, _, _) = first, let last = lines.last {
+                lineCount -= lines.count
+                lastDeliveredSeq = last.position
+            }
             if case .control = first { controlCount -= 1 }
             out.append(first)
         }
         return (gap, out)
+    }
+
+    /// The longest prefix of `lines` within `room` bytes (at least one line
+    /// when `atLeastOne`); nil when it would be empty or the whole run.
+    private static func split(_ lines: ArraySlice<HubEntry>, room: Int, atLeastOne: Bool) -> (count: Int, bytes: Int)? {
+        var count = 0
+        var bytes = 0
+        for entry in lines {
+            let size = entry.byteCount
+            if bytes + size > room, !(atLeastOne && count == 0) { break }
+            count += 1
+            bytes += size
+        }
+        return count == 0 || count == lines.count ? nil : (count, bytes)
+    }
+
+    /// The lines an item counts against ``maxLines``.
+    static func lines(in item: Item) -> Int {
+        if case .run(let lines, _, _) = item { return lines.count }
+        return item.carried?.isLine == true ? 1 : 0
     }
 
     /// Replaces the newest item with `json` when it is a control object that
@@ -213,6 +305,7 @@ public struct SubscriberQueue: Sendable {
         case .control(let bytes): bytes.count
         case .separator: 21
         case .prime, .adopt: 0
+        case .run(_, let bytes, _): bytes
         }
     }
 }

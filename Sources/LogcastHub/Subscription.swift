@@ -146,7 +146,7 @@ public final class Subscription: Sendable {
     /// subscriber stays behind, at `through` (or before the first line that
     /// did not fit). Discarded when a new start has begun.
     func refill(
-        _ entries: some Collection<HubEntry>,
+        _ entries: ArraySlice<HubEntry>,
         gap: SubscriberQueue.Gap?,
         at cursor: CatchUpCursor,
         through: CatchUpCursor,
@@ -156,13 +156,7 @@ public final class Subscription: Sendable {
             guard state.generation == generation, state.behind == cursor, !state.finished else { return nil }
             state.behind = through
             if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
-            for entry in entries where !(entry.hasSeq && entry.position <= state.deliveredThrough) {
-                guard state.matcher.admitsEverything || state.matcher.admits(entry) else { continue }
-                if state.queue.push(.entry(entry)) == .refused {
-                    state.behind = CatchUpCursor(after: entry.position - 1)
-                    break
-                }
-            }
+            state.queueRuns(entries)
             return state.take()
         }
         waiter?.resume()
@@ -200,16 +194,35 @@ public final class Subscription: Sendable {
                 return nil
             }
             guard state.behind == nil else { return nil }  // it reads them from the history
-            let admitsEverything = state.matcher.admitsEverything
-            for entry in entries {
-                guard !state.queue.isOverflowed else { break }
-                if entry.position <= state.deliveredThrough, entry.hasSeq { continue }
-                // Only lines that may match take room: the selection keys are cheap set lookups.
-                if !admitsEverything, !state.matcher.admits(entry) { continue }
-                if state.queue.push(.entry(entry)) == .refused {
-                    state.behind = CatchUpCursor(after: entry.position - 1)
-                    break
-                }
+            state.queueEach(entries)
+            return state.take()
+        }
+        waiter?.resume()
+    }
+
+    /// Offers one published chunk of lines (no events; `bytes` is their
+    /// summed ``HubEntry/byteCount``), as ``offer(_:)`` does, but under
+    /// ``SlowConsumerPolicy/catchUp`` as runs (``SubscriberQueue/Item/run(_:bytes:chunk:)``):
+    /// one queued item per run of lines the selection keys admit (the whole
+    /// chunk for a filter without them), so a subscriber costs the publisher
+    /// one short lock and a few references per chunk, not a queued item per line.
+    func offer(_ chunk: HubChunk, bytes: Int) {
+        let entries = chunk.lines
+        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+            guard !state.finished else { return nil }
+            if state.starting {
+                state.held.append(contentsOf: entries)
+                return nil
+            }
+            guard state.behind == nil else { return nil }  // it reads them from the history
+            guard state.queue.policy == .catchUp, let first = entries.first, first.position > state.deliveredThrough else {
+                state.queueEach(entries)
+                return state.take()
+            }
+            if state.matcher.admitsEverything {
+                state.queueRun(entries[...], bytes: bytes, chunk: chunk)
+            } else {
+                state.queueRuns(entries[...], chunk: chunk)
             }
             return state.take()
         }
@@ -219,6 +232,7 @@ public final class Subscription: Sendable {
     /// Control objects a subscriber may leave unread; a client that lets
     /// more pile up is not reading its replies.
     public static let maxPendingControls = 64
+
 
     /// Queues a pre-encoded control object (an `error` reply, say).
     /// - Returns: false, queuing nothing, when ``maxPendingControls`` are
@@ -304,7 +318,7 @@ public final class Subscription: Sendable {
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, var selector = context?.selector {
                 // Context: the selector chooses, in this task, outside every lock.
                 if gap != nil { selector.reset() }
-                let chosen = selector.select(items, matcher: matcher)
+                let chosen = selector.select(Self.flatten(items, filter: nil), matcher: matcher)
                 state.withLock { state in
                     if state.generation == context?.generation, state.context == nil { state.context = selector }
                 }
@@ -313,13 +327,11 @@ public final class Subscription: Sendable {
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer's task, outside every lock.
-                let passing = items.filter { item in
-                    guard case .entry(let entry) = item else { return true }
-                    return matcher.matches(entry)
-                }
+                let passing = Self.flatten(items, filter: matcher)
                 if passing.isEmpty && gap == nil { continue }
                 return .items(gap: gap, passing)
             }
+            if case .items(let gap, let items)? = drained.batch { return .items(gap: gap, Self.flatten(items, filter: nil)) }
             if let batch = drained.batch { return batch }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
@@ -341,6 +353,40 @@ public final class Subscription: Sendable {
         }
     }
 
+    /// `items` with every run (``SubscriberQueue/Item/run(_:bytes:chunk:)``)
+    /// laid out as ``SubscriberQueue/Item/entry(_:)`` items, keeping only
+    /// the entries (of runs and alone) that pass `filter` (all when nil);
+    /// other items stay. A run whose chunk has a text index for the
+    /// filter's ``LineMatcher/textKey`` is matched only on the lines that
+    /// contain the key.
+    static func flatten(_ items: [SubscriberQueue.Item], filter: LineMatcher?) -> [SubscriberQueue.Item] {
+        if filter == nil, !items.contains(where: { if case .run = $0 { true } else { false } }) { return items }
+        var out: [SubscriberQueue.Item] = []
+        out.reserveCapacity(filter == nil ? items.reduce(0) { $0 + max(1, SubscriberQueue.lines(in: $1)) } : items.count)
+        for item in items {
+            switch item {
+            case .run(let lines, _, let chunk):
+                guard let filter else {
+                    for entry in lines { out.append(.entry(entry)) }
+                    continue
+                }
+                if let key = filter.textKey, let chunk, let candidates = chunk.candidates(for: key) {
+                    for index in candidates where lines.indices.contains(Int(index)) {
+                        let entry = chunk.lines[Int(index)]
+                        if filter.matches(entry) { out.append(.entry(entry)) }
+                    }
+                    continue
+                }
+                for entry in lines where filter.matches(entry) { out.append(.entry(entry)) }
+            case .entry(let entry):
+                if filter?.matches(entry) ?? true { out.append(item) }
+            case .control, .selected, .context, .separator, .prime, .adopt:
+                out.append(item)
+            }
+        }
+        return out
+    }
+
     /// Lines and bytes waiting in the queue, for metrics.
     public var queueDepth: (items: Int, bytes: Int) {
         state.withLock { ($0.queue.count, $0.queue.queuedBytes) }
@@ -351,5 +397,66 @@ extension Subscription.State {
     mutating func take() -> CheckedContinuation<Void, Never>? {
         defer { waiter = nil }
         return waiter
+    }
+
+    /// Queues live entries one by one: those the client has not had and
+    /// the selection keys admit (cheap set lookups, so that only lines that
+    /// may match take room). A refused line makes the subscriber behind.
+    mutating func queueEach(_ entries: some Collection<HubEntry>) {
+        let admitsEverything = matcher.admitsEverything
+        for entry in entries {
+            guard !queue.isOverflowed else { break }
+            if entry.position <= deliveredThrough, entry.hasSeq { continue }
+            if !admitsEverything, !matcher.admits(entry) { continue }
+            if queue.push(.entry(entry)) == .refused {
+                behind = CatchUpCursor(after: entry.position - 1)
+                break
+            }
+        }
+    }
+
+    /// Queues entries in order as ``queueEach(_:)`` does, but, under
+    /// ``SlowConsumerPolicy/catchUp``, each stretch of consecutive lines that
+    /// are new to the client and admitted as one run (events and lines from
+    /// an archive alone); stops where the subscriber becomes behind.
+    mutating func queueRuns(_ entries: ArraySlice<HubEntry>, chunk: HubChunk? = nil) {
+        guard queue.policy == .catchUp else {
+            queueEach(entries)
+            return
+        }
+        let admitsEverything = matcher.admitsEverything
+        var start: Int?
+        var runBytes = 0
+        for index in entries.indices {
+            let entry = entries[index]
+            if entry.hasSeq, entry.position > deliveredThrough, admitsEverything || matcher.admits(entry) {
+                if start == nil {
+                    start = index
+                    runBytes = 0
+                }
+                runBytes += entry.byteCount
+                continue
+            }
+            if let from = start {
+                start = nil
+                guard queueRun(entries[from..<index], bytes: runBytes, chunk: chunk) else { return }
+            }
+            if entry.hasSeq, entry.position <= deliveredThrough { continue }
+            if !admitsEverything, !matcher.admits(entry) { continue }
+            if queue.push(.entry(entry)) == .refused {
+                behind = CatchUpCursor(after: entry.position - 1)
+                return
+            }
+        }
+        if let from = start { queueRun(entries[from...], bytes: runBytes, chunk: chunk) }
+    }
+
+    /// Queues a run of live lines; where it does not fit the subscriber
+    /// becomes behind. - Returns: whether all of it was queued.
+    @discardableResult
+    mutating func queueRun(_ lines: ArraySlice<HubEntry>, bytes: Int, chunk: HubChunk? = nil) -> Bool {
+        guard case .refused(let index) = queue.pushRun(lines, bytes: bytes, chunk: chunk) else { return true }
+        behind = CatchUpCursor(after: lines[index].position - 1)
+        return false
     }
 }

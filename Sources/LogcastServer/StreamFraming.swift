@@ -52,6 +52,7 @@ struct StreamFraming: Sendable {
             case .context(let entry): total += entry.json.count + perItem + 16
             case .control(let json): total += json.count + perItem + 32
             case .separator: total += ProtocolObject.separator.count + perItem + 32
+            case .run(let lines, _, _): for entry in lines { total += entry.json.count + perItem }
             case .prime, .adopt: break
             }
         }
@@ -89,6 +90,7 @@ struct StreamFraming: Sendable {
             case (.sse, .json): Self.writeEvent(&buffer, name: "separator", data: ProtocolObject.separator)
             case (.sse, .text): buffer.writeString("event: separator\ndata: --\n\n")
             }
+        case .run(let lines, _, _): return lines.reduce(0) { $0 + append($1, context: false, to: &buffer) }
         case .prime, .adopt: break
         }
         return 0

@@ -46,7 +46,7 @@ final class FixedArchive: SourceArchive {
                 return entry.hasSeq ? "\(entry.position):\(record.message)" : "-:\(record.message)"
             case .control(let json):
                 return ProtocolObject.type(of: json) ?? "?"
-            case .selected, .context, .separator, .prime, .adopt:
+            case .selected, .context, .separator, .prime, .adopt, .run:
                 return "\(item)"
             }
         }

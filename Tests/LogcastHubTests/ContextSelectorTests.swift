@@ -19,7 +19,7 @@ private func rendered(_ items: [SubscriberQueue.Item]) -> [String] {
         case .selected(let entry), .entry(let entry): entry.isLine ? "m:\(entry.position)" : "e"
         case .context(let entry): "c:\(entry.position)"
         case .separator: "--"
-        case .control, .prime, .adopt: nil
+        case .control, .prime, .adopt, .run: nil
         }
     }
 }

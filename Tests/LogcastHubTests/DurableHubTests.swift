@@ -94,7 +94,7 @@ extension HubEntry {
                 return "event"
             case .control(let json):
                 return String(decoding: json, as: UTF8.self).trimmingCharacters(in: .newlines)
-            case .selected, .context, .separator, .prime, .adopt:
+            case .selected, .context, .separator, .prime, .adopt, .run:
                 return "\(item)"
             }
         }
@@ -166,7 +166,7 @@ extension HubEntry {
             switch item {
             case .entry(let entry): if case .line(let record) = entry.payload { return record.message } else { return "event" }
             case .control(let json): return String(decoding: json, as: UTF8.self).trimmingCharacters(in: .newlines)
-            case .selected, .context, .separator, .prime, .adopt: return "\(item)"
+            case .selected, .context, .separator, .prime, .adopt, .run: return "\(item)"
             }
         }
         #expect(Array(got.prefix(4)) == ["n3", "n4", "n5", "n6"])

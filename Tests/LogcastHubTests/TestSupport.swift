@@ -71,6 +71,7 @@ extension SubscriberQueue.Item {
         case .separator: "--"
         case .prime(let entry, _): "prime " + TestSupport.string(entry.json)
         case .adopt: "adopt"
+        case .run(let lines, _, _): lines.map { TestSupport.string($0.json) }.joined(separator: "\n")
         }
     }
 }

@@ -1,0 +1,209 @@
+import Synchronization
+
+/// A shared prefilter for fixed-string filters: which lines of a published
+/// chunk contain which subscriber's text, found in one pass over the chunk
+/// for every subscriber at once.
+///
+/// Every subscriber whose filter has an indexable `grep` (``LineMatcher/textKey``)
+/// contributes that text, ASCII letters folded to lower case, to the hub's
+/// ``TextDictionary``. The first writer that reads a chunk for such a key
+/// scans the chunk's messages once with the dictionary's automaton
+/// (Aho–Corasick over the bytes that occur in the keys, one table step per
+/// byte: linear in the chunk, whatever the keys) and keeps, per key, the
+/// lines that contain it (``TextPostings``). Every writer then visits only
+/// its key's lines instead of every line, and runs its whole filter on
+/// them: the index only ever leaves out lines that cannot match.
+///
+/// Why folding keeps that promise: a case-sensitive key's occurrences are
+/// occurrences of its folded form too; a caseless (smart-case) key is only
+/// indexed when it is ASCII without `k` or `s`, because PCRE2's caseless
+/// matching lets the Kelvin sign (U+212A) stand for `k` and the long s
+/// (U+017F) for `s`, and no other character outside ASCII for an ASCII
+/// letter (``TextIndexTests`` checks this against PCRE2 for every code point).
+public final class TextDictionary: Sendable {
+    /// The folded keys, by id.
+    let keys: [[UInt8]]
+    private let ids: [[UInt8]: Int]
+    /// The byte classes: the bytes that occur in keys get one each, every other byte class 0.
+    private let classOf: [UInt8]
+    private let classCount: Int
+    /// The automaton's moves, `state * classCount + class`.
+    private let moves: [Int32]
+    /// The keys that end at each state (its own and those of its suffixes),
+    /// as ranges of ``outputs``: state s has `outputs[outputStart[s]..<outputStart[s + 1]]`.
+    private let outputStart: [Int32]
+    private let outputs: [Int32]
+
+    /// The longest key indexed, in bytes (a longer `grep` is matched line by line).
+    public static let maxKeyBytes = 256
+    /// The largest move table built (states x classes); keys past it are left out.
+    public static let maxMoves = 1 << 20
+
+    /// Folds ASCII upper-case letters to lower case.
+    @inline(__always)
+    static func fold(_ byte: UInt8) -> UInt8 {
+        byte &- 65 < 26 ? byte | 0x20 : byte
+    }
+
+    /// A dictionary of `keys` (already folded; duplicates are kept once).
+    /// Keys beyond ``maxMoves`` are left out (their subscribers match line
+    /// by line); nil when no key is left.
+    public init?(keys: some Sequence<[UInt8]>) {
+        var unique: [[UInt8]] = []
+        var seen = Set<[UInt8]>()
+        for key in keys where !key.isEmpty && key.count <= Self.maxKeyBytes && seen.insert(key).inserted { unique.append(key) }
+        // Shorter keys first: when the table must be cut, it keeps the most keys.
+        unique.sort { $0.count != $1.count ? $0.count < $1.count : $0.lexicographicallyPrecedes($1) }
+
+        var classOf = [UInt8](repeating: 0, count: 256)
+        var classCount = 1
+        var kept: [[UInt8]] = []
+        var states = 1
+        for key in unique {
+            var newClasses = 0
+            var marked = Set<UInt8>()
+            for byte in key where classOf[Int(byte)] == 0 && marked.insert(byte).inserted { newClasses += 1 }
+            // An upper bound of the states (every byte a new one) and classes this key adds.
+            guard (states + key.count) * (classCount + newClasses) <= Self.maxMoves, classCount + newClasses <= 255 else { continue }
+            for byte in marked {
+                classOf[Int(byte)] = UInt8(classCount)
+                classCount += 1
+            }
+            states += key.count
+            kept.append(key)
+        }
+        guard !kept.isEmpty else { return nil }
+
+        // The trie, with moves to be completed into the automaton.
+        var moves = [Int32](repeating: -1, count: classCount)
+        var ends: [[Int32]] = [[]]
+        for (id, key) in kept.enumerated() {
+            var state = 0
+            for byte in key {
+                let slot = state * classCount + Int(classOf[Int(byte)])
+                if moves[slot] < 0 {
+                    moves[slot] = Int32(ends.count)
+                    ends.append([])
+                    moves += [Int32](repeating: -1, count: classCount)
+                }
+                state = Int(moves[slot])
+            }
+            ends[state].append(Int32(id))
+        }
+        // Breadth first: each state's missing moves follow its longest proper suffix's.
+        let count = ends.count
+        var fail = [Int](repeating: 0, count: count)
+        var queue: [Int] = []
+        for symbol in 0..<classCount {
+            if moves[symbol] < 0 {
+                moves[symbol] = 0
+            } else {
+                queue.append(Int(moves[symbol]))
+            }
+        }
+        var head = 0
+        while head < queue.count {
+            let state = queue[head]
+            head += 1
+            ends[state] += ends[fail[state]]
+            for symbol in 0..<classCount {
+                let slot = state * classCount + symbol
+                let target = moves[slot]
+                let viaSuffix = moves[fail[state] * classCount + symbol]
+                if target < 0 {
+                    moves[slot] = viaSuffix
+                } else {
+                    fail[Int(target)] = Int(viaSuffix)
+                    queue.append(Int(target))
+                }
+            }
+        }
+        var outputStart: [Int32] = [0]
+        var outputs: [Int32] = []
+        for list in ends {
+            outputs += list
+            outputStart.append(Int32(outputs.count))
+        }
+        self.keys = kept
+        self.ids = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($1, $0) })
+        self.classOf = classOf
+        self.classCount = classCount
+        self.moves = moves
+        self.outputStart = outputStart
+        self.outputs = outputs
+    }
+
+    /// The id of a folded key, if this dictionary indexes it.
+    public func id(of key: [UInt8]) -> Int? { ids[key] }
+
+    /// For each key, the indices of `lines` whose message contains it
+    /// (ASCII case folded), in rising order.
+    func scan(_ lines: [HubEntry]) -> TextPostings {
+        var found: [(key: Int32, line: Int32)] = []
+        var lastLine = [Int32](repeating: -1, count: keys.count)
+        moves.withUnsafeBufferPointer { moves in
+            classOf.withUnsafeBufferPointer { classOf in
+                for index in lines.indices {
+                    var state = 0
+                    for byte in lines[index].messageBytes {
+                        state = Int(moves[state * classCount + Int(classOf[Int(Self.fold(byte))])])
+                        let start = Int(outputStart[state])
+                        let end = Int(outputStart[state + 1])
+                        guard start < end else { continue }
+                        for key in outputs[start..<end] where lastLine[Int(key)] != Int32(index) {
+                            lastLine[Int(key)] = Int32(index)
+                            found.append((key, Int32(index)))
+                        }
+                    }
+                }
+            }
+        }
+        // Grouped by key (a counting sort keeps each key's lines in order).
+        var offsets = [Int32](repeating: 0, count: keys.count + 1)
+        for hit in found { offsets[Int(hit.key) + 1] += 1 }
+        for key in 0..<keys.count { offsets[key + 1] += offsets[key] }
+        var next = offsets
+        var postings = [Int32](repeating: 0, count: found.count)
+        for hit in found {
+            postings[Int(next[Int(hit.key)])] = hit.line
+            next[Int(hit.key)] += 1
+        }
+        return TextPostings(offsets: offsets, lines: postings)
+    }
+}
+
+/// Which lines of a chunk contain which key of a ``TextDictionary``.
+struct TextPostings: Sendable {
+    /// Key `k`'s lines are `lines[offsets[k]..<offsets[k + 1]]`.
+    var offsets: [Int32]
+    var lines: [Int32]
+
+    func lines(of key: Int) -> ArraySlice<Int32> {
+        lines[Int(offsets[key])..<Int(offsets[key + 1])]
+    }
+}
+
+/// The lines of one publish, shared by every subscriber queue that holds
+/// them (``SubscriberQueue/Item/run(_:bytes:chunk:)``), with the text index
+/// the first reader that needs it builds, once.
+public final class HubChunk: Sendable {
+    public let lines: [HubEntry]
+    /// The hub's keys when the chunk was published (nil: none to index).
+    let dictionary: TextDictionary?
+    private let postings = Mutex<TextPostings?>(nil)
+
+    init(lines: [HubEntry], dictionary: TextDictionary?) {
+        self.lines = lines
+        self.dictionary = dictionary
+    }
+
+    /// The indices (into ``lines``) of the lines whose message contains
+    /// `key` (folded), or nil when this chunk has no index for it.
+    func candidates(for key: [UInt8]) -> ArraySlice<Int32>? {
+        guard let dictionary, let id = dictionary.id(of: key) else { return nil }
+        return postings.withLock { postings in
+            if postings == nil { postings = dictionary.scan(lines) }
+            return postings?.lines(of: id)
+        }
+    }
+}
