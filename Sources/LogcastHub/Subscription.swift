@@ -233,7 +233,6 @@ public final class Subscription: Sendable {
     /// more pile up is not reading its replies.
     public static let maxPendingControls = 64
 
-
     /// Queues a pre-encoded control object (an `error` reply, say).
     /// - Returns: false, queuing nothing, when ``maxPendingControls`` are
     ///   already waiting (or the stream has finished).

@@ -12,7 +12,8 @@ import Testing
     private func chunk(from first: UInt64, count: Int, using rng: inout SeededGenerator) -> (lines: ArraySlice<HubEntry>, bytes: Int) {
         let skipped = Int.random(in: 0...5, using: &rng)
         let all = (0..<(skipped + count)).map { index in
-            index < skipped ? TestSupport.lineEntry(0) : TestSupport.lineEntry(first + UInt64(index - skipped), size: Int.random(in: 64...400, using: &rng))
+            index < skipped
+                ? TestSupport.lineEntry(0) : TestSupport.lineEntry(first + UInt64(index - skipped), size: Int.random(in: 64...400, using: &rng))
         }
         let lines = all[skipped...]
         return (lines, lines.reduce(0) { $0 + $1.byteCount })
