@@ -54,9 +54,12 @@ public final class HubEntry: Sendable {
             byteCount = json.count + 64
         }
         if case .line(let record) = payload, !record.message.isEmpty {
-            let utf8 = record.message.utf8
-            messageStorage = .allocate(byteCount: utf8.count, alignment: 1)
-            _ = messageStorage.initializeMemory(as: UInt8.self, from: utf8)
+            var message = record.message
+            messageStorage = message.withUTF8 { utf8 in
+                let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: utf8.count, alignment: 1)
+                storage.copyMemory(from: UnsafeRawBufferPointer(utf8))
+                return storage
+            }
         } else {
             messageStorage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         }

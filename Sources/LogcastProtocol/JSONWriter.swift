@@ -49,6 +49,25 @@ public struct JSONWriter {
         needsComma = false
     }
 
+    /// Appends an integer's decimal digits without making a `String`.
+    mutating func appendInteger<I: BinaryInteger>(_ value: I) {
+        guard let small = Int64(exactly: value) else {
+            bytes.append(contentsOf: String(value).utf8)
+            return
+        }
+        if small < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = small.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+        }
+    }
+
     public mutating func field(_ key: String, _ value: String) {
         self.key(key)
         appendString(value)
@@ -61,7 +80,7 @@ public struct JSONWriter {
 
     public mutating func field<I: BinaryInteger>(_ key: String, _ value: I) {
         self.key(key)
-        bytes.append(contentsOf: String(value).utf8)
+        appendInteger(value)
         needsComma = true
     }
 

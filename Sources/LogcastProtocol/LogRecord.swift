@@ -65,30 +65,36 @@ public struct Timestamp: Sendable, Hashable, Comparable {
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
 
-        func digits(_ value: Int64, _ count: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<count { divisor *= 10 }
-            var v = value
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8((v / divisor) % 10))
-                v %= divisor
-                divisor /= 10
+        // YYYY-MM-DDTHH:MM:SS.ffffffZ, written into 27 bytes at once.
+        let pairs = [year / 100, year % 100, -1, month, -1, day, -2, secondOfDay / 3600, -3, secondOfDay / 60 % 60, -3, secondOfDay % 60]
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 27) { text in
+            var at = 0
+            for pair in pairs {
+                switch pair {
+                case -1:
+                    text[at] = UInt8(ascii: "-")
+                    at += 1
+                case -2:
+                    text[at] = UInt8(ascii: "T")
+                    at += 1
+                case -3:
+                    text[at] = UInt8(ascii: ":")
+                    at += 1
+                default:
+                    text[at] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: pair / 10)
+                    text[at + 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: pair % 10)
+                    at += 2
+                }
             }
+            text[at] = UInt8(ascii: ".")
+            var rest = fraction
+            for index in stride(from: at + 6, to: at, by: -1) {
+                text[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            }
+            text[at + 7] = UInt8(ascii: "Z")
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<27]))
         }
-        digits(year, 4)
-        out.append(UInt8(ascii: "-"))
-        digits(month, 2)
-        out.append(UInt8(ascii: "-"))
-        digits(day, 2)
-        out.append(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2)
-        out.append(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2)
-        out.append(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2)
-        out.append(UInt8(ascii: "."))
-        digits(fraction, 6)
-        out.append(UInt8(ascii: "Z"))
     }
 }
 
@@ -134,9 +140,17 @@ public struct LogRecord: Sendable, Equatable {
 
     /// How many lines the message holds (`"lines"` on the wire when more than one).
     public var lineCount: Int {
-        var count = 1
-        for byte in message.utf8 where byte == UInt8(ascii: "\n") { count += 1 }
-        return count
+        var message = message
+        return message.withUTF8 { utf8 in
+            guard var next = utf8.baseAddress else { return 1 }
+            let end = next + utf8.count
+            var count = 1
+            while next < end, let found = memchr(next, Int32(UInt8(ascii: "\n")), end - next) {
+                count += 1
+                next = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) + 1
+            }
+            return count
+        }
     }
 
     public init(

@@ -94,6 +94,7 @@ enum StoredRecord: Equatable {
     /// Appends the framed record to `out`.
     func append(to out: inout [UInt8]) {
         var payload = RecordWriter()
+        if case .line(_, let record) = self { payload.bytes.reserveCapacity(record.message.utf8.count + 96) }
         switch self {
         case .line(let seq, let record):
             payload.byte(Kind.line.rawValue)
@@ -262,15 +263,20 @@ struct RecordWriter {
     mutating func byte(_ value: UInt8) { bytes.append(value) }
 
     mutating func u32(_ value: UInt32) {
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     mutating func u64(_ value: UInt64) {
-        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
+    /// A length (`UInt32`) and the text's UTF-8 bytes.
     mutating func string(_ text: String) {
-        bytes(Array(text.utf8))
+        var text = text
+        text.withUTF8 { utf8 in
+            u32(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
     }
 
     /// A length (`UInt32`) and the bytes.

@@ -536,11 +536,12 @@ struct FileTailLoop {
             let timestamp = Timestamp.now()
             var records: [LogRecord] = []
             var joiner = file.joiner ?? configuration.multiline.map(RecordJoiner.init(rule:))
+            let maker = lineMaker
             readBuffer.withUnsafeBytes { bytes in
                 file.splitter.appendSized(
                     UnsafeRawBufferPointer(rebasing: bytes[0..<count]),
                     emit: { line, size in
-                        take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
+                        maker.take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
                     }
                 )
             }
@@ -680,11 +681,12 @@ struct FileTailLoop {
             total += Int64(count)
             let timestamp = Timestamp.now()
             var records: [LogRecord] = []
+            let maker = lineMaker
             readBuffer.withUnsafeBytes { bytes in
                 splitter.appendSized(
                     UnsafeRawBufferPointer(rebasing: bytes[0..<count]),
                     emit: { line, size in
-                        take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
+                        maker.take(line, fileBytes: size, path: path, at: timestamp, joiner: &joiner, into: &records)
                     }
                 )
             }
@@ -807,30 +809,44 @@ struct FileTailLoop {
     /// A line read from `path`: a record of its own, or a part of the
     /// multi-line record `joiner` is joining (which emits the records it ends).
     func take(_ line: String, fileBytes: Int, path: String, at timestamp: Timestamp, joiner: inout RecordJoiner?, into records: inout [LogRecord]) {
-        guard joiner != nil else {
-            records.append(record(line, path: path, at: timestamp))
-            return
-        }
-        joiner!.add(line, fileBytes: fileBytes, at: timestamp) { records.append(record($0, path: path)) }
+        lineMaker.take(line, fileBytes: fileBytes, path: path, at: timestamp, joiner: &joiner, into: &records)
     }
 
     /// A multi-line record of this source.
     func record(_ joined: JoinedRecord, path: String) -> LogRecord {
-        var record = record(joined.message, path: path, at: joined.timestamp)
-        record.continued = joined.continued
-        return record
+        lineMaker.record(joined, path: path)
     }
 
-    /// A line of this source, read from `path`, with its level detected from the text.
-    func record(_ line: String, path: String, at timestamp: Timestamp) -> LogRecord {
-        LogRecord(
-            timestamp: timestamp,
-            source: configuration.name,
-            message: line,
-            host: configuration.hostName,
-            path: path,
-            priority: PriorityDetector.detect(line)
-        )
+    /// What makes this source's records, small enough to copy into a read
+    /// loop's closure (capturing the whole loop state there copied it once per line).
+    var lineMaker: LineMaker { LineMaker(source: configuration.name, host: configuration.hostName) }
+
+    /// Makes a file source's records from its lines.
+    struct LineMaker {
+        let source: String
+        let host: String?
+
+        /// Turns a line into a record, or hands it to the multi-line joiner.
+        func take(_ line: String, fileBytes: Int, path: String, at timestamp: Timestamp, joiner: inout RecordJoiner?, into records: inout [LogRecord])
+        {
+            guard joiner != nil else {
+                records.append(record(line, path: path, at: timestamp))
+                return
+            }
+            joiner!.add(line, fileBytes: fileBytes, at: timestamp) { records.append(record($0, path: path)) }
+        }
+
+        /// A multi-line record of this source.
+        func record(_ joined: JoinedRecord, path: String) -> LogRecord {
+            var record = record(joined.message, path: path, at: joined.timestamp)
+            record.continued = joined.continued
+            return record
+        }
+
+        /// A line of this source, read from `path`, with its level detected from the text.
+        func record(_ line: String, path: String, at timestamp: Timestamp) -> LogRecord {
+            LogRecord(timestamp: timestamp, source: source, message: line, host: host, path: path, priority: PriorityDetector.detect(line))
+        }
     }
 
     /// Where the lines published from `file` so far end: its read offset
