@@ -318,7 +318,7 @@ public final class Hub: Sendable {
             archives: archives,
             streamNumbered: configuration.streamNumbered
         )
-        subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo)
+        subscription.start(plan.items, after: snapshot.lastSeq, deliveredUpTo: plan.deliveredUpTo, behind: plan.behind)
         return subscription
     }
 
@@ -533,6 +533,10 @@ public final class Hub: Sendable {
         var deliveredUpTo: UInt64?
         var complete: Bool
         var examined: Int
+        /// A stream that resumes further back than one queue holds: after
+        /// `items` it reads on from the history at this cursor (catch-up),
+        /// instead of jumping to memory with an `evicted` gap.
+        var behind: CatchUpCursor? = nil
     }
 
     /// ``scanBudget`` in milliseconds, as `incomplete` objects say it.
@@ -668,9 +672,15 @@ public final class Hub: Sendable {
                     if let selected, selected.complete, stored.count < durableLimit {
                         reached = max(reached, oldest - 1)  // the selection read everything of its host and source before memory
                     }
+                    if limit == Int.max, stored.count >= durableLimit, reached + 1 < oldest {
+                        // A stream whose queue cannot hold the rest: it reads on from the durable history
+                        // where this read stopped (catch-up), as a subscriber that fell behind does.
+                        let trailing = stored.reversed().prefix { !$0.isLine && $0.position == reached + 1 }.count
+                        let behind = CatchUpCursor(after: reached, events: trailing)
+                        return StartPlan(items: items, deliveredUpTo: delivered, complete: true, examined: clock.examined, behind: behind)
+                    }
                     if limit < Int.max, durableLimit > 0, stored.count >= durableLimit, reached + 1 < oldest {
-                        // A read (`/api/v1/lines`) that its limit cuts: not a gap; read on. (A stream whose
-                        // queue cannot hold the rest goes on from memory after an `evicted` gap.)
+                        // A read (`/api/v1/lines`) that its limit cuts: not a gap; read on.
                         items.append(
                             .control(
                                 ProtocolObject.incomplete(examined: clock.examined, resumeAfter: reached, budgetMilliseconds: 0, reason: .limit)

@@ -103,7 +103,10 @@ public final class Subscription: Sendable {
     /// `items` (gap, backlog), then the live entries held meanwhile that are
     /// newer than `after` (the last `seq` the start saw), and lets live
     /// entries flow.
-    func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?) {
+    /// - Parameter behind: where a resume too long for one queue reads on
+    ///   from the history once `items` are sent (the held entries are then
+    ///   read from there too).
+    func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?, behind: CatchUpCursor? = nil) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             for item in items {
                 guard state.behind == nil else { break }  // the rest is read from the history
@@ -113,6 +116,7 @@ public final class Subscription: Sendable {
                 state.queue.markDelivered(upTo: deliveredUpTo)
                 state.deliveredThrough = deliveredUpTo
             }
+            if state.behind == nil, let behind { state.behind = behind }
             for entry in state.held where entry.position > after && !(entry.hasSeq && entry.position <= state.deliveredThrough) {
                 guard state.behind == nil else { break }
                 guard state.matcher.admitsEverything || state.matcher.admits(entry) else { continue }

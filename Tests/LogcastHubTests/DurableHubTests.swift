@@ -146,15 +146,30 @@ extension HubEntry {
         #expect(got == ["n1", "n2", #"{"type":"gap","after":2,"next":5,"missed":2,"reason":"evicted"}"#, "n5", "n6"])
     }
 
-    @Test func aDiskReadBeyondTheQueueEndsWithAGapToMemory() async throws {
+    /// A resume further back than one queue holds reads on from the disk
+    /// where the first read stopped (catch-up), not with a gap to memory:
+    /// every stored line arrives, once and in order, then live lines.
+    @Test(.timeLimit(.minutes(1)), arguments: [10, 5, 1])
+    func aResumeBeyondTheQueueReadsOnFromDiskWithoutAGap(queue: Int) async throws {
         let durable = FakeDurable()
-        // The queue holds 10: 5 from memory, so at most 5 from disk.
-        let hub = hub(durable, queue: 10)
-        publish(hub, 1...20)
-        let got = try await start(hub, SubscriptionRequest(after: 0, epoch: "00000000000000bb"))
-        #expect(Array(got.prefix(5)) == ["n1", "n2", "n3", "n4", "n5"])
-        #expect(got[5] == #"{"type":"gap","after":5,"next":16,"missed":10,"reason":"evicted"}"#)
-        #expect(Array(got.dropFirst(6)) == (16...20).map { "n\($0)" })
+        // Memory holds 5: a queue of 10 leaves 5 for the first disk read, of 5 or 1 none.
+        let hub = hub(durable, queue: queue)
+        publish(hub, 1...40)
+        let subscription = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(after: 0, epoch: "00000000000000bb"))
+        defer { hub.unsubscribe(subscription) }
+        var got: [String] = []
+        while got.count < 40 {
+            guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 300) else { break }
+            #expect(gap == nil)
+            for case .entry(let entry) in items {
+                if case .line(let record) = entry.payload { got.append(record.message) }
+            }
+            for case .control(let json) in items { got.append(String(decoding: json, as: UTF8.self)) }
+        }
+        #expect(got == (1...40).map { "n\($0)" })
+        publish(hub, 41...41)
+        guard case .items(_, let items) = await subscription.nextBatch(maxBytes: .max) else { return }
+        #expect(items.compactMap(\.lineSeq) == [41], "then live")
     }
 
     @Test func aReadWhoseLimitCutsTheDiskEndsIncompleteNotWithAGap() throws {

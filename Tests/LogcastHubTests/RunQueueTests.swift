@@ -128,7 +128,7 @@ import Testing
         return out
     }
 
-    @Test func subscribersOfOneMixedChunkGetTheirLinesInOrder() async throws {
+    @Test(.timeLimit(.minutes(1))) func subscribersOfOneMixedChunkGetTheirLinesInOrder() async throws {
         let hub = Hub(epoch: "00000000000000dd")
         func subscribe(_ configure: (inout Filter) -> Void) throws -> Subscription {
             var filter = Filter()

@@ -112,7 +112,7 @@ import Testing
     /// Subscribers with indexable greps, before and after a chunk is
     /// published and with other keys beside them, get what their filter
     /// alone passes: the index only narrows where the filter looks.
-    @Test func indexedSubscribersGetWhatTheirFilterPasses() async throws {
+    @Test(.timeLimit(.minutes(1))) func indexedSubscribersGetWhatTheirFilterPasses() async throws {
         let hub = Hub(epoch: "00000000000000ee")
         var rng = SeededGenerator(state: 7)
         let words = ["G5 ", "g5 ", "timeout", "TIMEOUT", "refused", "Kelvin", "\u{212A}elvin", "é"]
