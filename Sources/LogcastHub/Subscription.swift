@@ -180,6 +180,9 @@ public final class Subscription: Sendable {
         }
     }
 
+    /// Whether more is waiting for the writer (queued, or to read from the history).
+    public var hasMore: Bool { state.withLock { !$0.queue.isEmpty || $0.behind != nil } }
+
     /// Whether the subscriber is behind (reading from the history), for metrics.
     public var isBehind: Bool { state.withLock { $0.behind != nil } }
 

@@ -103,6 +103,8 @@ extension LogcastApplication {
                             break loop
                         }
                         app.metrics.sent(.sse, lines: lines, bytes: bytes, items: batch, subscribedAt: subscription.startedAt)
+                        // As the WebSocket writer: a busy stream lets the others run between its chunks.
+                        if subscription.hasMore { await Task.yield() }
                     case .overflowed:
                         app.metrics.slowDisconnect()
                         reason = "slow consumer: queue overflowed"

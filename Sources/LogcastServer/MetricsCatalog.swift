@@ -55,7 +55,7 @@ public enum MetricsCatalog {
         .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
         .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
-    /// Frame size buckets: 128 bytes to the largest batch (256 KiB by default) and beyond.
+    /// Frame size buckets: 128 bytes to past the largest batch (64 KiB by default: a batch may exceed it by a line).
     static let frameBuckets: [Double] = [128, 512, 1024, 4096, 16384, 65536, 262_144, 1_048_576]
     /// HTTP request duration buckets: 1 ms to 10 s (a stream's request lasts as long as the stream).
     static let requestBuckets: [Duration] = [
