@@ -616,6 +616,13 @@ public final class Hub: Sendable {
         return primes.reversed()
     }
 
+    /// Where a reader that has passed `processed` (read in order, the last
+    /// `seq` covered being `reached`) reads on: after `reached`, past the
+    /// events of the next position it has already read.
+    static func cursor(after reached: UInt64, past processed: some BidirectionalCollection<HubEntry>) -> CatchUpCursor {
+        CatchUpCursor(after: reached, events: processed.reversed().prefix { !$0.isLine && $0.position == reached + 1 }.count)
+    }
+
     /// How far back a start looks for the lines before its first one that context needs.
     static let contextLookBehind = 10_000
 
@@ -653,8 +660,10 @@ public final class Hub: Sendable {
                         reached = next - 1
                     }
                     let stored = selected?.entries ?? durable.lines(after: after, before: oldest, limit: durableLimit)
+                    var processed = 0
                     for entry in stored {
                         guard clock.tick() else { break }
+                        processed += 1
                         if selected == nil, entry.position > reached + 1 {
                             // A hole in the stored history (lines not stored while the disk was full).
                             let missed = Int(entry.position - reached - 1)
@@ -664,6 +673,11 @@ public final class Hub: Sendable {
                         }
                         reached = max(reached, entry.lastSeqCovered)
                         if matcher.selects(entry) { items.append(.entry(entry)) }
+                    }
+                    if clock.cutShort, limit == Int.max {
+                        // A stream whose start ran out of time reads on from where it stopped (catch-up).
+                        let behind = Self.cursor(after: reached, past: stored.prefix(processed))
+                        return StartPlan(items: items, deliveredUpTo: delivered, complete: true, examined: clock.examined, behind: behind)
                     }
                     if clock.cutShort {
                         items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: reached)))
@@ -675,8 +689,7 @@ public final class Hub: Sendable {
                     if limit == Int.max, stored.count >= durableLimit, reached + 1 < oldest {
                         // A stream whose queue cannot hold the rest: it reads on from the durable history
                         // where this read stopped (catch-up), as a subscriber that fell behind does.
-                        let trailing = stored.reversed().prefix { !$0.isLine && $0.position == reached + 1 }.count
-                        let behind = CatchUpCursor(after: reached, events: trailing)
+                        let behind = Self.cursor(after: reached, past: stored)
                         return StartPlan(items: items, deliveredUpTo: delivered, complete: true, examined: clock.examined, behind: behind)
                     }
                     if limit < Int.max, durableLimit > 0, stored.count >= durableLimit, reached + 1 < oldest {
@@ -698,15 +711,18 @@ public final class Hub: Sendable {
                 from = oldest - 1
             }
             var resumeAfter = from
+            var processed = 0..<0
             // Entries after `from`: lines, or events after the last line (a resume at the newest line gets those too).
             if history.firstIndex(after: from) < history.entries.count {
                 var count = 0
                 let start = history.firstIndex(after: from)
+                processed = start..<start
                 if !matcher.context.isEmpty {
                     items += contextPrimes(before: start, in: history.entries, matcher: matcher, sent: true)
                 }
                 for entry in history.entries[start...] {
                     guard clock.tick() else { break }
+                    processed = start..<(processed.upperBound + 1)
                     if !streamNumbered, entry.position > resumeAfter + 1 {
                         // A hole: lines a full disk kept out of the stored history that memory was restored from.
                         let missed = Int(entry.position - resumeAfter - 1)
@@ -721,6 +737,11 @@ public final class Hub: Sendable {
                         if count == limit { break }
                     }
                 }
+            }
+            if clock.cutShort, limit == Int.max {
+                // A stream whose start ran out of time reads on from where it stopped (catch-up).
+                let behind = Self.cursor(after: resumeAfter, past: history.entries[processed])
+                return StartPlan(items: items, deliveredUpTo: delivered, complete: true, examined: clock.examined, behind: behind)
             }
             if clock.cutShort { items.append(.control(incompleteJSON(examined: clock.examined, resumeAfter: resumeAfter))) }
             return StartPlan(items: items, deliveredUpTo: delivered, complete: !clock.cutShort, examined: clock.examined)

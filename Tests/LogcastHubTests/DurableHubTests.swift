@@ -58,6 +58,26 @@ final class SelectingFake: DurableHistory, Sendable {
     }
 }
 
+/// A durable history whose first read takes longer than a scan may (``Hub/scanBudget``).
+final class SlowFirstReadFake: DurableHistory, Sendable {
+    let inner = FakeDurable()
+    let reads = Mutex(0)
+
+    func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) { inner.append(entries, source: source, position: position) }
+    func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] { inner.lines(since: since, before: before, limit: limit) }
+    var oldestLineTime: Timestamp? { inner.oldestLineTime }
+
+    func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
+        if reads.withLock({
+            $0 += 1
+            return $0
+        }) == 1 {
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        return inner.lines(after: after, before: before, limit: limit)
+    }
+}
+
 extension HubEntry {
     var timestampForTest: Timestamp {
         if case .line(let record) = payload { return record.timestamp }
@@ -170,6 +190,32 @@ extension HubEntry {
         publish(hub, 41...41)
         guard case .items(_, let items) = await subscription.nextBatch(maxBytes: .max) else { return }
         #expect(items.compactMap(\.lineSeq) == [41], "then live")
+    }
+
+    /// A stream's start that runs out of time on the disk reads on from
+    /// where it stopped (no `incomplete`, nothing lost, the event in place).
+    @Test(.timeLimit(.minutes(1))) func aResumeCutShortByTimeReadsOnFromWhereItStopped() async throws {
+        let durable = SlowFirstReadFake()
+        let hub = hub(durable, queue: 1000)
+        publish(hub, 1...70)
+        hub.publish(SourceEvent(source: "app", kind: .rotated))
+        publish(hub, 71...200)
+        let subscription = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(after: 0, epoch: "00000000000000bb"))
+        defer { hub.unsubscribe(subscription) }
+        var got: [String] = []
+        while !got.contains("n200") {
+            guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: .max) else { break }
+            #expect(gap == nil)
+            for item in items {
+                switch item {
+                case .entry(let entry):
+                    if case .line(let record) = entry.payload { got.append(record.message) } else { got.append("event") }
+                default: got.append("\(item)")
+                }
+            }
+        }
+        #expect(got == (1...70).map { "n\($0)" } + ["event"] + (71...200).map { "n\($0)" })
+        #expect(durable.reads.withLock { $0 } > 1, "the rest came from catch-up reads")
     }
 
     @Test func aReadWhoseLimitCutsTheDiskEndsIncompleteNotWithAGap() throws {
