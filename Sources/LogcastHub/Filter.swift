@@ -103,7 +103,7 @@ public final class LineMatcher: Sendable {
     /// match key, not a selection key, and a ``ContextSelector`` chooses.
     public let context: ContextWindow
     /// Only text keys (`grep`, `regex`, `exclude`): a line passes on its
-    /// message bytes alone (``HubEntry/messageBytes``).
+    /// message bytes alone (``HubEntry/withMessageBytes(_:)``).
     private let textOnly: Bool
     /// What the hub's shared text index looks up for this filter: the
     /// longest `grep`, or text every `regex` match holds (``RegexLiteral``),
@@ -181,7 +181,7 @@ public final class LineMatcher: Sendable {
     /// Whether a line or an event of the hub passes (a line's fields, when
     /// the filter has `field` keys, parsed once per entry: ``HubEntry/fields``).
     public func matches(_ entry: HubEntry) -> Bool {
-        if textOnly, entry.isLine { return matchesText(entry.messageBytes) }
+        if textOnly, entry.isLine { return entry.withMessageBytes(matchesText) }
         switch entry.payload {
         case .line(let record): return matches(record, fields: { entry.fields })
         case .event(let event): return matches(event)

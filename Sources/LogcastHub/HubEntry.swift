@@ -39,8 +39,6 @@ public final class HubEntry: Sendable {
     /// A file line's fields, parsed the first time a filter or a `fields`
     /// request asks (under this lock, so never twice).
     private let parsedFields = Mutex<LineFields??>(nil)
-    /// A line's message as UTF-8, owned by this entry (see ``messageBytes``).
-    nonisolated(unsafe) private let messageStorage: UnsafeMutableRawBufferPointer
 
     public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false, publishedAt: UInt64 = 0) {
         self.position = position
@@ -53,27 +51,14 @@ public final class HubEntry: Sendable {
         } else {
             byteCount = json.count + 64
         }
-        if case .line(let record) = payload, !record.message.isEmpty {
-            var message = record.message
-            messageStorage = message.withUTF8 { utf8 in
-                let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: utf8.count, alignment: 1)
-                storage.copyMemory(from: UnsafeRawBufferPointer(utf8))
-                return storage
-            }
-        } else {
-            messageStorage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        }
     }
 
-    deinit {
-        messageStorage.deallocate()
+    /// Calls `body` with a line's message as UTF-8 (empty for an event).
+    public func withMessageBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        guard case .line(let record) = payload else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        var message = record.message
+        return message.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
-
-    /// A line's message as UTF-8 (empty for an event), valid while this
-    /// entry lives. Text filters read it here: a hundred writers matching
-    /// the same line touch no reference count of the line or its strings,
-    /// which two cores would otherwise fight over.
-    public var messageBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(messageStorage) }
 
     /// A line read from an archive, shown before the line with `seq` `next`.
     public static func archived(_ record: LogRecord, before next: UInt64) -> HubEntry {

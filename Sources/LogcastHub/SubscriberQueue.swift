@@ -100,6 +100,8 @@ public struct SubscriberQueue: Sendable {
     }
 
     public var isEmpty: Bool { items.isEmpty && droppedLines == 0 && pendingGap == nil }
+    /// Whether the next drain starts with a gap.
+    public var hasGapToAnnounce: Bool { droppedLines > 0 || pendingGap != nil }
     public var count: Int { items.count }
     public var queuedBytes: Int { byteCount }
 

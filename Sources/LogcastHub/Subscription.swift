@@ -299,10 +299,12 @@ public final class Subscription: Sendable {
         while true {
             var readOn: (cursor: CatchUpCursor, generation: Int)?
             var context: (selector: ContextSelector, generation: Int)?
+            var generation = 0
             let drained: (batch: Batch?, matcher: LineMatcher?) = state.withLock { state in
                 if let request = state.closeRequest { return (.close(request), nil) }
                 if state.queue.isOverflowed { return (.overflowed, nil) }
                 if !state.queue.isEmpty {
+                    generation = state.generation
                     let (gap, items) = state.queue.drain(maxBytes: maxBytes)
                     if let selector = state.context {
                         context = (selector, state.generation)
@@ -333,7 +335,17 @@ public final class Subscription: Sendable {
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer's task, outside every lock.
-                let passing = Self.flatten(items, filter: matcher)
+                var passing = Self.flatten(items, filter: matcher)
+                // A sparse filter fills its frame from more of what is queued (a frame's budget
+                // counts the lines before filtering): fewer, fuller frames and fewer wake-ups.
+                var sent = passing.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+                var rounds = 1
+                while sent < maxBytes / 2, rounds < Self.maxFilteredDrains, let more = drainMore(maxBytes: maxBytes, generation: generation) {
+                    let extra = Self.flatten(more, filter: matcher)
+                    sent += extra.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+                    passing += extra
+                    rounds += 1
+                }
                 if passing.isEmpty && gap == nil { continue }
                 return .items(gap: gap, passing)
             }
@@ -356,6 +368,20 @@ public final class Subscription: Sendable {
                 let waiter = state.withLock { $0.take() }
                 waiter?.resume()
             }
+        }
+    }
+
+    /// How many queue drains one filtered frame may gather.
+    static let maxFilteredDrains = 16
+
+    /// The next part of the queue for a frame being filled, while nothing
+    /// else is due first: no gap to announce, no close, the same start.
+    private func drainMore(maxBytes: Int, generation: Int) -> [SubscriberQueue.Item]? {
+        state.withLock { state in
+            guard state.closeRequest == nil, !state.queue.isOverflowed, state.generation == generation, state.context == nil,
+                state.queue.count > 0, !state.queue.hasGapToAnnounce
+            else { return nil }
+            return state.queue.drain(maxBytes: maxBytes).items
         }
     }
 

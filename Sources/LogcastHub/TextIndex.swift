@@ -144,15 +144,17 @@ public final class TextDictionary: Sendable {
         moves.withUnsafeBufferPointer { moves in
             classOf.withUnsafeBufferPointer { classOf in
                 for index in lines.indices {
-                    var state = 0
-                    for byte in lines[index].messageBytes {
-                        state = Int(moves[state * classCount + Int(classOf[Int(Self.fold(byte))])])
-                        let start = Int(outputStart[state])
-                        let end = Int(outputStart[state + 1])
-                        guard start < end else { continue }
-                        for key in outputs[start..<end] where lastLine[Int(key)] != Int32(index) {
-                            lastLine[Int(key)] = Int32(index)
-                            found.append((key, Int32(index)))
+                    lines[index].withMessageBytes { message in
+                        var state = 0
+                        for byte in message {
+                            state = Int(moves[state * classCount + Int(classOf[Int(Self.fold(byte))])])
+                            let start = Int(outputStart[state])
+                            let end = Int(outputStart[state + 1])
+                            guard start < end else { continue }
+                            for key in outputs[start..<end] where lastLine[Int(key)] != Int32(index) {
+                                lastLine[Int(key)] = Int32(index)
+                                found.append((key, Int32(index)))
+                            }
                         }
                     }
                 }

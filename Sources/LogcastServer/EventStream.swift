@@ -104,7 +104,7 @@ extension LogcastApplication {
                         }
                         app.metrics.sent(.sse, lines: lines, bytes: bytes, items: batch, subscribedAt: subscription.startedAt)
                         // As the WebSocket writer: a busy stream lets the others run between its chunks.
-                        if subscription.hasMore { await Task.yield() }
+                        if bytes >= app.configuration.maxBatchBytes / 2, subscription.hasMore { await Task.yield() }
                     case .overflowed:
                         app.metrics.slowDisconnect()
                         reason = "slow consumer: queue overflowed"

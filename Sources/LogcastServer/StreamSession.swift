@@ -104,9 +104,9 @@ struct StreamSession {
                     let bytes = buffer.readableBytes
                     try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
                     metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
-                    // A busy writer lets the others run between its frames: a line for an idle
-                    // subscriber waits for one frame of each busy writer, not for their backlogs.
-                    if subscription.hasMore { await Task.yield() }
+                    // A busy writer (a full frame, and more waiting) lets the others run between its
+                    // frames: a line for an idle subscriber waits for one frame of each, not their backlogs.
+                    if bytes >= configuration.maxBatchBytes / 2, subscription.hasMore { await Task.yield() }
                 } catch {
                     return
                 }
