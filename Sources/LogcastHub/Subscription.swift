@@ -326,7 +326,16 @@ public final class Subscription: Sendable {
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, var selector = context?.selector {
                 // Context: the selector chooses, in this task, outside every lock.
                 if gap != nil { selector.reset() }
-                let chosen = selector.select(Self.flatten(items, filter: nil), matcher: matcher)
+                var chosen = selector.select(Self.flatten(items, filter: nil), matcher: matcher)
+                // As a filtered frame: filled from more of what is queued while it is small.
+                var sent = chosen.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+                var rounds = 1
+                while sent < maxBytes / 2, rounds < Self.maxFilteredDrains, let more = drainMore(maxBytes: maxBytes, generation: generation) {
+                    let extra = selector.select(Self.flatten(more, filter: nil), matcher: matcher)
+                    sent += extra.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+                    chosen += extra
+                    rounds += 1
+                }
                 state.withLock { state in
                     if state.generation == context?.generation, state.context == nil { state.context = selector }
                 }
