@@ -1376,8 +1376,10 @@ def test_screenshots_of_the_new_views_in_both_themes_and_at_phone_width(page, se
         path = SCREENSHOTS / f"{name}-{theme}.png"
         wait_for(lambda: page.save_screenshot(str(path)) and path.stat().st_size > 5_000, message=str(path))
 
-    # 1. The timeline over the incident, and field columns.
-    assert f"{len(entries)} lines" in page.find_element(By.ID, "timeline").get_attribute("aria-label")
+    # 1. The timeline over the incident, and field columns. (Its label follows the counts at its
+    # next draw, at most 250 ms later.)
+    wait_for(lambda: f"{len(entries)} lines" in page.find_element(By.ID, "timeline").get_attribute("aria-label"),
+             message="the timeline's label")
     for theme in ("light", "dark"):
         shoot("viewer-timeline-fields", theme)
     # 2. Filtered on a field value, a trace expanded, and the context of a line open.
