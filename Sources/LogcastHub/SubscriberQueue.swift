@@ -149,7 +149,7 @@ public struct SubscriberQueue: Sendable {
         return dropped > 0 ? .queuedAfterDropping(dropped) : .queued
     }
 
-    /// What ``pushRun(_:bytes:)`` did.
+    /// What ``pushRun(_:bytes:chunk:)`` did.
     public enum RunPushResult: Equatable, Sendable {
         /// Every line of the run is queued.
         case queued

@@ -194,17 +194,7 @@ public final class Subscription: Sendable {
     /// subscriber's filter; it is woken at most once. Never blocks beyond the
     /// subscriber's own short lock.
     func offer(_ entries: some Collection<HubEntry>) {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
-            guard !state.finished else { return nil }
-            if state.starting {
-                state.held.append(contentsOf: entries)
-                return nil
-            }
-            guard state.behind == nil else { return nil }  // it reads them from the history
-            state.queueEach(entries)
-            return state.take()
-        }
-        waiter?.resume()
+        offer(entries) { $0.queueEach(entries) }
     }
 
     /// Offers one published chunk of lines (no events; `bytes` is their
@@ -215,6 +205,23 @@ public final class Subscription: Sendable {
     /// one short lock and a few references per chunk, not a queued item per line.
     func offer(_ chunk: HubChunk, bytes: Int) {
         let entries = chunk.lines
+        offer(entries) { state in
+            guard state.queue.policy == .catchUp, let first = entries.first, first.position > state.deliveredThrough else {
+                state.queueEach(entries)
+                return
+            }
+            if state.matcher.admitsEverything {
+                state.queueRun(entries[...], bytes: bytes, chunk: chunk)
+            } else {
+                state.queueRuns(entries[...], chunk: chunk)
+            }
+        }
+    }
+
+    /// What every offer does: hold the entries while a start is computed,
+    /// leave them to the history while the subscriber is behind, else
+    /// `queue` them; then wake the writer, at most once.
+    private func offer(_ entries: some Collection<HubEntry>, queue: (inout State) -> Void) {
         let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
             guard !state.finished else { return nil }
             if state.starting {
@@ -222,15 +229,7 @@ public final class Subscription: Sendable {
                 return nil
             }
             guard state.behind == nil else { return nil }  // it reads them from the history
-            guard state.queue.policy == .catchUp, let first = entries.first, first.position > state.deliveredThrough else {
-                state.queueEach(entries)
-                return state.take()
-            }
-            if state.matcher.admitsEverything {
-                state.queueRun(entries[...], bytes: bytes, chunk: chunk)
-            } else {
-                state.queueRuns(entries[...], chunk: chunk)
-            }
+            queue(&state)
             return state.take()
         }
         waiter?.resume()
