@@ -158,7 +158,8 @@ def test_many_filters_each_get_exactly_their_lines(serve, tmp_path):
     burst(written, "other", other, OTHER_LINES // 2, OTHER_LINES)
     wait_for(lambda: sum(s["lines_read"] for s in json.loads(server.get("/api/v1/sources")[2])) == len(written),
              timeout=DEADLINE * 4, message="the burst to be read")
-    # The last line of each source passes every filter that takes its source: each stream ends with it.
+    # The last line (of app, the one source any filter here names) passes every filter but the one
+    # that passes nothing: each of their streams ends with it.
     append(app, SENTINEL + "\n")
     wait_for(lambda: server.health()["last_seq"] == len(written) + 1, message="the sentinel")
 
