@@ -102,9 +102,6 @@ public final class LineMatcher: Sendable {
     /// The lines around each match to send; not empty: ``priority`` is a
     /// match key, not a selection key, and a ``ContextSelector`` chooses.
     public let context: ContextWindow
-    /// Only text keys (`grep`, `regex`, `exclude`): a line passes on its
-    /// message bytes alone (``HubEntry/withMessageBytes(_:)``).
-    private let textOnly: Bool
     /// What the hub's shared text index looks up for this filter: the
     /// longest `grep`, or text every `regex` match holds (``RegexLiteral``),
     /// that it can index, folded (see ``TextDictionary``); nil when none
@@ -144,7 +141,6 @@ public final class LineMatcher: Sendable {
         admitsEverything =
             sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && (filter.priority == nil || !context.isEmpty)
             && filter.since == nil && filter.until == nil
-        textOnly = admitsEverything && context.isEmpty && fieldTests.isEmpty
         var keys = zip(filter.grep, grep).compactMap { Self.indexKey($0, caseSensitive: $1.caseSensitive) }
         if let regex, let source = filter.regex, let literal = RegexLiteral.required(in: source),
             let key = Self.indexKey(literal, caseSensitive: regex.caseSensitive)
@@ -181,10 +177,9 @@ public final class LineMatcher: Sendable {
     /// Whether a line or an event of the hub passes (a line's fields, when
     /// the filter has `field` keys, parsed once per entry: ``HubEntry/fields``).
     public func matches(_ entry: HubEntry) -> Bool {
-        if textOnly, entry.isLine { return entry.withMessageBytes(matchesText) }
         switch entry.payload {
-        case .line(let record): return matches(record, fields: { entry.fields })
-        case .event(let event): return matches(event)
+        case .line(let record): matches(record, fields: { entry.fields })
+        case .event(let event): matches(event)
         }
     }
 

@@ -386,8 +386,8 @@ public final class Subscription: Sendable {
     /// else is due first: no gap to announce, no close, the same start.
     private func drainMore(maxBytes: Int, generation: Int) -> [SubscriberQueue.Item]? {
         state.withLock { state in
-            guard state.closeRequest == nil, !state.queue.isOverflowed, state.generation == generation, state.context == nil,
-                state.queue.count > 0, !state.queue.hasGapToAnnounce
+            guard state.closeRequest == nil, !state.queue.isOverflowed, state.generation == generation, state.queue.count > 0,
+                !state.queue.hasGapToAnnounce
             else { return nil }
             return state.queue.drain(maxBytes: maxBytes).items
         }
@@ -410,8 +410,8 @@ public final class Subscription: Sendable {
                     for entry in lines { out.append(.entry(entry)) }
                     continue
                 }
-                if let key = filter.textKey, let chunk, let candidates = chunk.candidates(for: key) {
-                    for index in candidates where lines.indices.contains(Int(index)) {
+                if let key = filter.textKey, let chunk, let candidates = chunk.candidates(for: key, in: lines.indices) {
+                    for index in candidates {
                         let entry = chunk.lines[Int(index)]
                         if filter.matches(entry) { out.append(.entry(entry)) }
                     }

@@ -1,10 +1,11 @@
 import Synchronization
 
-/// A shared prefilter for fixed-string filters: which lines of a published
-/// chunk contain which subscriber's text, found in one pass over the chunk
-/// for every subscriber at once.
+/// A shared prefilter for text filters: which lines of a published chunk
+/// contain which subscriber's text, found in one pass over the chunk for
+/// every subscriber at once.
 ///
-/// Every subscriber whose filter has an indexable `grep` (``LineMatcher/textKey``)
+/// Every subscriber whose filter has an indexable `grep`, or a `regex` with
+/// text every match must hold (``LineMatcher/textKey``),
 /// contributes that text, ASCII letters folded to lower case, to the hub's
 /// ``TextDictionary``. The first writer that reads a chunk for such a key
 /// scans the chunk's messages once with the dictionary's automaton
@@ -199,13 +200,25 @@ public final class HubChunk: Sendable {
         self.dictionary = dictionary
     }
 
-    /// The indices (into ``lines``) of the lines whose message contains
-    /// `key` (folded), or nil when this chunk has no index for it.
-    func candidates(for key: [UInt8]) -> ArraySlice<Int32>? {
+    /// The indices (into ``lines``) within `range` of the lines whose
+    /// message contains `key` (folded), rising; nil when this chunk has no
+    /// index for it.
+    func candidates(for key: [UInt8], in range: Range<Int>) -> ArraySlice<Int32>? {
         guard let dictionary, let id = dictionary.id(of: key) else { return nil }
-        return postings.withLock { postings in
+        let all = postings.withLock { postings in
             if postings == nil { postings = dictionary.scan(lines) }
-            return postings?.lines(of: id)
+            return postings!.lines(of: id)
         }
+        // A run may be part of the chunk: its candidates are one stretch of them.
+        func firstIndex(notBelow bound: Int) -> Int {
+            var low = all.startIndex
+            var high = all.endIndex
+            while low < high {
+                let middle = (low + high) / 2
+                if Int(all[middle]) < bound { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+        return all[firstIndex(notBelow: range.lowerBound)..<firstIndex(notBelow: range.upperBound)]
     }
 }

@@ -66,33 +66,28 @@ public struct Timestamp: Sendable, Hashable, Comparable {
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
 
         // YYYY-MM-DDTHH:MM:SS.ffffffZ, written into 27 bytes at once.
-        let pairs = [year / 100, year % 100, -1, month, -1, day, -2, secondOfDay / 3600, -3, secondOfDay / 60 % 60, -3, secondOfDay % 60]
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 27) { text in
-            var at = 0
-            for pair in pairs {
-                switch pair {
-                case -1:
-                    text[at] = UInt8(ascii: "-")
-                    at += 1
-                case -2:
-                    text[at] = UInt8(ascii: "T")
-                    at += 1
-                case -3:
-                    text[at] = UInt8(ascii: ":")
-                    at += 1
-                default:
-                    text[at] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: pair / 10)
-                    text[at + 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: pair % 10)
-                    at += 2
+            func put(_ value: Int64, at offset: Int, digits: Int) {
+                var rest = value
+                for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+                    text[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
                 }
             }
-            text[at] = UInt8(ascii: ".")
-            var rest = fraction
-            for index in stride(from: at + 6, to: at, by: -1) {
-                text[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            }
-            text[at + 7] = UInt8(ascii: "Z")
+            put(year, at: 0, digits: 4)
+            text[4] = UInt8(ascii: "-")
+            put(month, at: 5, digits: 2)
+            text[7] = UInt8(ascii: "-")
+            put(day, at: 8, digits: 2)
+            text[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, at: 11, digits: 2)
+            text[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, at: 14, digits: 2)
+            text[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, at: 17, digits: 2)
+            text[19] = UInt8(ascii: ".")
+            put(fraction, at: 20, digits: 6)
+            text[26] = UInt8(ascii: "Z")
             out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<27]))
         }
     }

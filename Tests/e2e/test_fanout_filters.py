@@ -45,6 +45,8 @@ FILTERS = [
     ("grep=ssh", "ws", "resume"),
     ("regex=timeout%5Cb", "ws", "resume"),
     ("grep=timeout&exclude=noise", "ws", "resume"),
+    ("grep=kelvin", "sse", "resume"),
+    ("regex=%5CbG1%5Cb", "sse", "resume"),
 ]
 
 
