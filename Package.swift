@@ -125,6 +125,8 @@ let package = Package(
             dependencies: [
                 "LogcastProtocol",
                 "LogcastHub",
+                "CLinuxShims",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -228,6 +230,7 @@ let package = Package(
                 "LogcastProtocol",
                 "LogcastHub",
                 "LogcastServer",
+                "CLinuxShims",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

@@ -259,6 +259,9 @@ class ConnBase:
         self.t_done = None
         self.t_first = None
         self.latencies = []
+        # With kernel stamps: when this process read the line (CLOCK_REALTIME ns), and those latencies.
+        self.read_ns = None
+        self.read_latencies = []
 
     # -- bookkeeping
     def error(self, text):
@@ -494,6 +497,8 @@ class LogcastConn(ConnBase):
             t = msg.split(" ", 2)[1]
             if t.startswith("t="):
                 self.latencies.append(now - int(t[2:]))
+                if self.read_ns is not None:
+                    self.read_latencies.append(self.read_ns - int(t[2:]))
         self.next_id = max(self.next_id, lid + 1)
         if self.next_id >= self.total:
             self.finished(now)
@@ -578,6 +583,8 @@ class WebsocketdConn(ConnBase):
             parts = p.split(b" ", 2)
             if len(parts) > 1 and parts[1].startswith(b"t="):
                 self.latencies.append(now - int(parts[1][2:]))
+                if self.read_ns is not None:
+                    self.read_latencies.append(self.read_ns - int(parts[1][2:]))
         self.next_id = max(self.next_id, lid + 1)
         if self.next_id >= self.total:
             self.finished(now)
@@ -729,6 +736,8 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
                     c.closed = True
                     c.close_reason = c.close_reason or "server closed the TCP connection"
                 continue
+            if kernel_stamps:
+                c.read_ns = time.time_ns()
             c.feed(view[:n], stamp if kernel_stamps and stamp else now_ns())
             if c.closed:
                 try:
@@ -763,6 +772,7 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
             "full_check": getattr(c, "full_check", True),
             "max_lines_per_frame": getattr(c, "max_lines_per_frame", 1),
             "latencies": c.latencies,
+            "read_latencies": c.read_latencies,
         })
         try:
             c.sock.close()
@@ -1397,8 +1407,12 @@ def run_loaded_latency(kind, args, expected, workdir):
         procs = start_clients(kind, server.port, burst_path, n, total, expected, args, record_latency=False)
         lat_args = argparse.Namespace(**vars(args))
         lat_args.clients = 1
+        # Kernel receive stamps: the marker's client shares the two cores with
+        # the burst's, which a faster server keeps busier; when the marker
+        # reached its socket is what the server controls. When the client read
+        # it is reported beside.
         lat_procs = start_clients(kind, marker_server.port, lat_path, m, markers, None, lat_args,
-                                  record_latency=True, first=n)
+                                  record_latency=True, first=n, kernel_stamps=True)
         wait_all(procs + lat_procs, "connected", 120)
         warm_up(fd, procs, server)
         warm_up(mfd, lat_procs, marker_server)
@@ -1412,7 +1426,7 @@ def run_loaded_latency(kind, args, expected, workdir):
         start = time.monotonic_ns()
         writer.start()
         step = int(args.latency_interval * 1e9)
-        write_paced(mfd, markers, args.latency_interval, start)
+        write_paced(mfd, markers, args.latency_interval, start, clock=time.time_ns)
         writer.join()
         lat_results, _ = finish_clients(lat_procs, args.stall_timeout + 60)
         results, _ = finish_clients(procs, args.deadline + args.stall_timeout + 60)
@@ -1436,6 +1450,7 @@ def run_loaded_latency(kind, args, expected, workdir):
         ok = False
         problems.append("%s exited during the run" % kind)
     lat = sorted(x for r in lat_results for x in r["latencies"])
+    read = sorted(x for r in lat_results for x in r["read_latencies"])
     done = [r["t_done"] for r in results if r["done"]]
     burst_end_ns = max(done) * 1e9 if done and len(done) == len(results) else None
     during = sum(1 for i in range(markers) if burst_end_ns is None or start + i * step < burst_end_ns)
@@ -1444,6 +1459,8 @@ def run_loaded_latency(kind, args, expected, workdir):
         "p50_ms": percentile(lat, 50) / 1e6 if lat else None,
         "p99_ms": percentile(lat, 99) / 1e6 if lat else None,
         "max_ms": lat[-1] / 1e6 if lat else None,
+        "read_p50_ms": percentile(read, 50) / 1e6 if read else None,
+        "read_p99_ms": percentile(read, 99) / 1e6 if read else None,
         "markers_during_burst": during,
         "burst_seconds": (burst_end_ns - start) / 1e9 if burst_end_ns else None,
         "log": server.log_tail() if not ok else "",
@@ -1591,6 +1608,15 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
         if get(la, "p50_ms") and get(lb, "p50_ms"):
             ratio = "%.2fx/%.2fx" % (la["p50_ms"] / lb["p50_ms"], la["p99_ms"] / lb["p99_ms"])
         row("  during a burst", lat2(la), lat2(lb), ratio)
+
+        def read2(r):
+            if not r or r.get("read_p50_ms") is None:
+                return "-"
+            return "%.2f/%.2f ms" % (r["read_p50_ms"], r["read_p99_ms"]) if r["ok"] else "FAILED"
+        ratio = "-"
+        if get(la, "read_p50_ms") and get(lb, "read_p50_ms"):
+            ratio = "%.2fx/%.2fx" % (la["read_p50_ms"] / lb["read_p50_ms"], la["read_p99_ms"] / lb["read_p99_ms"])
+        row("    read by the client", read2(la), read2(lb), ratio)
     if lc or wd:
         def res(r, key, f):
             if not r or r.get(key) is None:
@@ -1641,8 +1667,9 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
     for kind, r in sorted(loaded.items()):
         if r and r.get("ok"):
             print("  loaded %-9s %d samples, max %.2f ms; %d of %d markers written before the last burst "
-                  "subscriber was done (%.2f s)" % (kind, r["samples"], r["max_ms"], r["markers_during_burst"],
-                                                  args.loaded_markers, r["burst_seconds"] or 0))
+                  "subscriber was done (%.2f s); latency to the subscriber's socket (kernel receive stamp), "
+                  "and beside it to the client's read" % (kind, r["samples"], r["max_ms"], r["markers_during_burst"],
+                                                         args.loaded_markers, r["burst_seconds"] or 0))
     for (scenario, kind), r in sorted(scale.items()):
         if not r or not r.get("ok"):
             continue

@@ -89,7 +89,7 @@ extension LogcastApplication {
                 defer { heartbeat.cancel() }
                 let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format, fields: subscription.fields)
                 var reason = "closed"
-                loop: while true {
+                await WriterPool.shared.drive {
                     switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {
                     case .items(let gap, let batch):
                         var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: batch))
@@ -100,21 +100,20 @@ extension LogcastApplication {
                             try await writer.write(buffer)
                         } catch {
                             reason = "peer gone"
-                            break loop
+                            return .finished
                         }
                         app.metrics.sent(.sse, lines: lines, bytes: bytes, items: batch, subscribedAt: subscription.startedAt)
-                        // As the WebSocket writer: a busy stream lets the others run between its chunks.
-                        if bytes >= app.configuration.maxBatchBytes / 2, subscription.hasMore { await Task.yield() }
+                        return WriterPool.step(sent: bytes, of: app.configuration.maxBatchBytes, subscription)
                     case .overflowed:
                         app.metrics.slowDisconnect()
                         reason = "slow consumer: queue overflowed"
-                        break loop
+                        return .finished
                     case .finished:
                         reason = app.connections.isDraining ? "server shutting down" : "finished"
-                        break loop
+                        return .finished
                     case .close(let request):
                         reason = request.reason
-                        break loop
+                        return .finished
                     }
                 }
                 app.logger.info("subscriber disconnected", metadata: ["subscriber": "\(subscription.id)", "transport": "sse", "reason": "\(reason)"])

@@ -92,40 +92,38 @@ struct StreamSession {
     func writeLoop(_ subscription: Subscription, outbound: WebSocketOutboundWriter) async {
         let allocator = ByteBufferAllocator()
         let framing = StreamFraming(kind: .ndjson, format: subscription.format, fields: subscription.fields)
-        while true {
+        await WriterPool.shared.drive {
             switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes) {
             case .items(let gap, let items):
                 var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
                 // Counted in both formats; only JSON streams carry control objects.
                 if let gap { metrics.slowConsumerGap(missed: gap.missed) }
                 let lines = framing.append(gap: gap, items: items, to: &buffer)
-                guard buffer.readableBytes > 0 else { continue }
+                guard buffer.readableBytes > 0 else { return .sent }
                 do {
                     let bytes = buffer.readableBytes
                     try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
                     metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
-                    // A busy writer (a full frame, and more waiting) lets the others run between its
-                    // frames: a line for an idle subscriber waits for one frame of each, not their backlogs.
-                    if bytes >= configuration.maxBatchBytes / 2, subscription.hasMore { await Task.yield() }
+                    return WriterPool.step(sent: bytes, of: configuration.maxBatchBytes, subscription)
                 } catch {
-                    return
+                    return .finished
                 }
             case .overflowed:
                 logger.notice("closing slow subscriber", metadata: ["subscriber": "\(subscription.id)"])
                 metrics.slowDisconnect()
                 try? await outbound.close(Self.closeTryAgainLater, reason: "slow consumer: queue overflowed")
                 await waitForPeerClose()
-                return
+                return .finished
             case .finished:
-                guard connections.isDraining else { return }
+                guard connections.isDraining else { return .finished }
                 try? await outbound.close(.goingAway, reason: "server shutting down")
                 await waitForPeerClose()
-                return
+                return .finished
             case .close(let request):
                 logger.notice("closing subscriber", metadata: ["subscriber": "\(subscription.id)", "reason": "\(request.reason)"])
                 try? await outbound.close(WebSocketErrorCode(codeNumber: Int(request.code)), reason: request.reason)
                 await waitForPeerClose()
-                return
+                return .finished
             }
         }
     }

@@ -137,7 +137,7 @@ final class UpgradeRefusalHandler: ChannelInboundHandler, RemovableChannelHandle
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             let context = loopBound.value
             context.close(mode: .output, promise: nil)
-            context.eventLoop.scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+            context.eventLoop.scheduleTask(in: Self.lingerTime) { loopBound.value.close(promise: nil) }
         }
     }
 

@@ -18,7 +18,8 @@ import Glibc
 /// - A write reaches the kernel (`write(2)`) before ``append`` returns, so a
 ///   crash of the process (`kill -9`) loses nothing appended; ``sync()``
 ///   (`fdatasync`, once a second from the service) bounds what a power loss
-///   can cost.
+///   can cost. The flush runs outside the lock that ``append`` takes, so a
+///   slow disk never holds up the lines being published meanwhile.
 /// - On open, a torn record at the end of the newest segment is cut off; a
 ///   damaged record in an older segment ends what is read of that segment,
 ///   is logged and counted, and is never a crash.
@@ -102,6 +103,8 @@ public final class SegmentLog: DurableHistory, Sendable {
     struct State {
         var segments: [Segment] = []
         var descriptor: Int32 = -1
+        /// Descriptors of segments written to the end, for the next ``sync()`` to flush and close.
+        var retired: [Int32] = []
         var nextSeq: UInt64 = 1
         var positions: [String: SourcePosition] = [:]
         var dirty = false
@@ -116,13 +119,20 @@ public final class SegmentLog: DurableHistory, Sendable {
     public let recovery: Recovery
     private let state: Mutex<State>
     private let cache: Mutex<ChunkCache>
+    /// Flushes one descriptor to the disk (`fdatasync`; tests watch it).
+    let flush: @Sendable (Int32) -> Void
 
     /// Opens (or creates) the log and reads what it holds.
     /// - Parameters:
     ///   - tailLines: how many of the newest lines to keep for the in-memory history.
     ///   - tailBytes: and at most this many bytes of them.
-    public init(configuration: Configuration, tailLines: Int, tailBytes: Int) throws(StoreError) {
+    public convenience init(configuration: Configuration, tailLines: Int, tailBytes: Int) throws(StoreError) {
+        try self.init(configuration: configuration, tailLines: tailLines, tailBytes: tailBytes, flush: { _ = fdatasync($0) })
+    }
+
+    init(configuration: Configuration, tailLines: Int, tailBytes: Int, flush: @escaping @Sendable (Int32) -> Void) throws(StoreError) {
         self.configuration = configuration
+        self.flush = flush
         let directory = configuration.directory
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw StoreError("cannot create \(directory): \(String(cString: strerror(errno)))")
@@ -208,9 +218,9 @@ public final class SegmentLog: DurableHistory, Sendable {
 
     deinit {
         state.withLock { state in
-            if state.descriptor >= 0 {
-                _ = fdatasync(state.descriptor)
-                close(state.descriptor)
+            for fd in state.retired + (state.descriptor >= 0 ? [state.descriptor] : []) {
+                _ = fdatasync(fd)
+                close(fd)
             }
         }
     }
@@ -286,8 +296,9 @@ public final class SegmentLog: DurableHistory, Sendable {
     /// segments never loses a position); then applies the retention.
     private static func startSegment(_ state: inout State, configuration: Configuration) throws(StoreError) {
         if state.descriptor >= 0 {
-            _ = fdatasync(state.descriptor)
-            close(state.descriptor)
+            // Flushed and closed by the next `sync()`, not here under the lock.
+            state.retired.append(state.descriptor)
+            state.dirty = true
             state.descriptor = -1
         }
         let name = String(state.nextSeq)
@@ -332,15 +343,33 @@ public final class SegmentLog: DurableHistory, Sendable {
 
     /// Flushes what was written to the disk (`fdatasync`), and applies the
     /// age limit. The service calls it once a second and at shutdown.
+    ///
+    /// The flush itself runs outside the lock: appends go on while the disk
+    /// catches up (an `fdatasync` behind tens of megabytes of a burst can
+    /// take a tenth of a second, and every publish waited for it).
     public func sync() {
-        state.withLock { state in
+        let pending = state.withLock { state -> [Int32] in
+            var pending = state.retired
+            state.retired = []
             if state.dirty, state.descriptor >= 0 {
-                _ = fdatasync(state.descriptor)
-                state.dirty = false
+                // A second descriptor of the same file: a rotation may close
+                // the segment's own while this one is being flushed. Without
+                // a descriptor to spare, flush here as before.
+                let copy = dup(state.descriptor)
+                if copy >= 0 { pending.append(copy) } else { flush(state.descriptor) }
             }
+            state.dirty = false
             Self.applyRetention(&state, configuration: configuration)
+            return pending
+        }
+        for fd in pending {
+            flush(fd)
+            close(fd)
         }
     }
+
+    /// Descriptors of finished segments that the next ``sync()`` flushes and closes (for tests).
+    var retiredDescriptors: [Int32] { state.withLock { $0.retired } }
 
     /// Chunks in the read cache (for tests).
     var cachedChunkCount: Int { cache.withLock { $0.count } }

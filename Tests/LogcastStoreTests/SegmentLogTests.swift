@@ -1,6 +1,7 @@
 import Foundation
 import LogcastHub
 import LogcastProtocol
+import Synchronization
 import Testing
 
 @testable import LogcastStore
@@ -333,7 +334,7 @@ func messages(_ entries: [HubEntry]) -> [String] {
     @Test func refusesAFileANewerFormatAndNoAccess() throws {
         let root = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        FileManager.default.createFile(atPath: root + "/file", contents: Data())
+        #expect(FileManager.default.createFile(atPath: root + "/file", contents: Data()))
         #expect(throws: StoreError.self) { try StateDirectory(path: root + "/file") }
         try "9\n".write(toFile: root + "/VERSION", atomically: true, encoding: .utf8)
         #expect {
@@ -347,5 +348,70 @@ func messages(_ entries: [HubEntry]) -> [String] {
         #expect(StateDirectory.defaultPath(environment: ["STATE_DIRECTORY": "/var/lib/logcast", "HOME": "/h"]) == "/var/lib/logcast")
         #expect(StateDirectory.defaultPath(environment: ["XDG_STATE_HOME": "/x", "HOME": "/h"]) == "/x/logcast")
         #expect(StateDirectory.defaultPath(environment: ["HOME": "/h"]) == "/h/.local/state/logcast")
+    }
+}
+
+/// `sync()` flushes outside the lock that `append` takes: a slow disk must
+/// not hold up the lines published meanwhile.
+@Suite struct SegmentLogSyncTests {
+    func open(_ directory: String, flush: @escaping @Sendable (Int32) -> Void) throws -> SegmentLog {
+        var configuration = SegmentLog.Configuration(directory: directory)
+        configuration.segmentBytes = 200
+        return try SegmentLog(configuration: configuration, tailLines: 100, tailBytes: 1 << 20, flush: flush)
+    }
+
+    /// Where a descriptor points, or nil once it is closed (or is another file's).
+    func target(_ fd: Int32) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")
+    }
+
+    @Test func appendsGoOnWhileSyncFlushes() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let flushing = DispatchSemaphore(value: 0)
+        let appended = DispatchSemaphore(value: 0)
+        let flushed = DispatchSemaphore(value: 0)
+        let sawAppend = Mutex<[Bool]>([])
+        let log = try open(directory) { _ in
+            flushing.signal()
+            // A deadline, not a pause: the append below ends it at once unless it is blocked.
+            let result = appended.wait(timeout: .now() + 30)
+            sawAppend.withLock { $0.append(result == .success) }
+            flushed.signal()
+        }
+        log.append([line(1)], source: "app", position: position(1))
+        let syncer = Thread { log.sync() }
+        syncer.start()
+        #expect(flushing.wait(timeout: .now() + 30) == .success, "sync flushes the written segment")
+        log.append([line(2)], source: "app", position: position(2))
+        appended.signal()
+        #expect(flushed.wait(timeout: .now() + 60) == .success)
+        #expect(sawAppend.withLock { $0 } == [true], "the append finished while the flush was in progress")
+        #expect(log.lines(after: 0, before: 10, limit: 10).map(\.position) == [1, 2])
+    }
+
+    @Test func finishedSegmentsAreFlushedAndClosedByTheNextSync() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let flushed = Mutex<[String]>([])
+        let log = try open(directory) { fd in
+            if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") {
+                flushed.withLock { $0.append(path) }
+            }
+        }
+        for seq in UInt64(1)...20 { log.append([line(seq)], source: "app", position: position(Int64(seq))) }
+        let retired = log.retiredDescriptors
+        let segments = log.statistics.segments
+        #expect(segments > 3)
+        #expect(retired.count == segments - 1, "every segment but the newest waits for the next sync")
+        let paths = retired.compactMap(target)
+        #expect(paths.count == retired.count && paths.allSatisfy { $0.hasPrefix(directory) })
+
+        log.sync()
+        #expect(log.retiredDescriptors.isEmpty)
+        #expect(retired.allSatisfy { target($0)?.hasPrefix(directory) != true }, "closed")
+        let newest = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().last.map { directory + "/" + $0 }
+        #expect(Set(flushed.withLock { $0 }) == Set(paths + [newest].compactMap { $0 }), "each finished segment and the newest, flushed")
+        #expect(log.lines(after: 0, before: 100, limit: 100).map(\.position) == Array(1...20))
     }
 }

@@ -1,0 +1,151 @@
+import CLinuxShims
+import DequeModule
+import Foundation
+import LogcastHub
+
+/// The threads that build and send subscribers' frames: a prompt lane for
+/// writers that keep up, and a bulk lane, at a lower scheduling priority,
+/// for writers that are catching up.
+///
+/// A writer waits for lines, and sends what it gets, on the prompt lane.
+/// Once it has sent a full frame and more is waiting (a burst, a catch-up),
+/// it moves to the bulk lane and stays there, yielding to the lane's other
+/// writers after every frame, until it has caught up (``drive(_:)``).
+///
+/// Why two lanes, each with threads of its own: in one shared pool a line
+/// for a quiet subscriber waited, during a burst to 100 others, behind one
+/// frame of every busy writer (15-30 ms at the median). The bulk lane's
+/// threads also run at a nice value 10 above the process's, so the kernel
+/// runs the sources' threads, the event loops and the prompt lane first,
+/// and the bulk lane with what is left; a burst is not slower for it
+/// (`Benchmarks/README.md`).
+///
+/// Jobs of one lane run in the order they were enqueued, on any of its
+/// threads. Each lane has one thread per processor (at least two), named
+/// `logcast-prompt` and `logcast-bulk`; ``shared`` lives as long as the
+/// process.
+public final class WriterPool: Sendable {
+    /// The process's pool.
+    public static let shared = WriterPool(threads: max(2, ProcessInfo.processInfo.activeProcessorCount))
+
+    /// How much higher the bulk lane's nice value is than the process's.
+    public static let bulkNiceIncrement: Int32 = 10
+
+    /// What a writer did in one step of ``drive(_:)``.
+    public enum Step: Sendable, Equatable {
+        /// Sent what it had: the next step waits for lines, on the prompt lane.
+        case sent
+        /// Sent a full frame and has more waiting: the next steps run on the bulk lane.
+        case busy
+        /// Done: the subscription ended or the peer went.
+        case finished
+    }
+
+    /// Where writers wait for lines and send what they keep up with.
+    public let prompt: Lane
+    /// Where writers that are catching up send their frames.
+    public let bulk: Lane
+
+    /// Starts `threads` threads for each lane.
+    public init(threads: Int, bulkNiceIncrement: Int32 = WriterPool.bulkNiceIncrement) {
+        prompt = Lane(name: "logcast-prompt", threads: threads, niceIncrement: 0)
+        bulk = Lane(name: "logcast-bulk", threads: threads, niceIncrement: bulkNiceIncrement)
+    }
+
+    /// Runs `step` until it returns ``Step/finished``: on the prompt lane
+    /// while the writer keeps up, on the bulk lane from a ``Step/busy`` step
+    /// to the next ``Step/sent`` one.
+    public func drive(_ step: () async -> Step) async {
+        await withTaskExecutorPreference(prompt) {
+            while true {
+                switch await step() {
+                case .finished: return
+                case .sent: continue
+                case .busy:
+                    let finished = await withTaskExecutorPreference(bulk) { () async -> Bool in
+                        while true {
+                            // The lane's other writers get a frame each before this one's next.
+                            await Task.yield()
+                            switch await step() {
+                            case .finished: return true
+                            case .busy: continue
+                            case .sent: return false
+                            }
+                        }
+                    }
+                    if finished { return }
+                }
+            }
+        }
+    }
+
+    /// Ends the threads once their queues are empty (for tests; ``shared`` is never stopped).
+    public func stop() {
+        prompt.stop()
+        bulk.stop()
+    }
+
+    /// One lane: a queue of jobs and the threads that run them, as a task executor.
+    public final class Lane: TaskExecutor {
+        private let condition = NSCondition()
+        // Guarded by `condition`.
+        private nonisolated(unsafe) var jobs = Deque<UnownedJob>()
+        private nonisolated(unsafe) var waiting = 0
+        private nonisolated(unsafe) var stopped = false
+
+        fileprivate init(name: String, threads: Int, niceIncrement: Int32) {
+            for _ in 0..<max(1, threads) {
+                Thread { [self] in
+                    _ = logcast_set_thread_name(name)
+                    // Lowering one's own priority needs no privilege; a failure leaves the thread as it was.
+                    if niceIncrement > 0 { _ = logcast_raise_thread_nice(niceIncrement) }
+                    run()
+                }.start()
+            }
+        }
+
+        public func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            condition.lock()
+            jobs.append(job)
+            let wake = waiting > 0
+            condition.unlock()
+            if wake { condition.signal() }
+        }
+
+        fileprivate func stop() {
+            condition.lock()
+            stopped = true
+            condition.unlock()
+            condition.broadcast()
+        }
+
+        /// One thread's life: the next job, else wait for one.
+        private func run() {
+            let executor = asUnownedTaskExecutor()
+            while true {
+                condition.lock()
+                while jobs.isEmpty, !stopped {
+                    waiting += 1
+                    condition.wait()
+                    waiting -= 1
+                }
+                guard let job = jobs.popFirst() else {
+                    condition.unlock()
+                    return
+                }
+                condition.unlock()
+                job.runSynchronously(on: executor)
+            }
+        }
+    }
+}
+
+extension WriterPool {
+    /// The step after sending a frame of `bytes` with a budget of `maxBytes`:
+    /// ``Step/busy`` when the frame was full (at least half the budget; a
+    /// frame ends before the line that would pass it) and more is waiting.
+    static func step(sent bytes: Int, of maxBytes: Int, _ subscription: Subscription) -> Step {
+        bytes >= maxBytes / 2 && subscription.hasMore ? .busy : .sent
+    }
+}

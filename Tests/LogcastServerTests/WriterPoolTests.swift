@@ -1,0 +1,69 @@
+import CLinuxShims
+import Foundation
+import Synchronization
+import Testing
+
+@testable import LogcastServer
+
+/// The writers' two lanes: where each step of a writer runs, and that the
+/// lanes do not wait for each other.
+@Suite struct WriterPoolTests {
+    /// The calling thread's name, as the kernel has it.
+    static func threadName() -> String {
+        ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs `script` through `drive` and returns, for each step, the lane
+    /// (by its threads' name) and the nice value it ran at.
+    static func lanes(of script: [WriterPool.Step]) async -> [(name: String, nice: Int32)] {
+        let pool = WriterPool(threads: 1)
+        defer { pool.stop() }
+        var seen: [(name: String, nice: Int32)] = []
+        var next = script.makeIterator()
+        await pool.drive {
+            seen.append((threadName(), logcast_thread_nice()))
+            return next.next() ?? .finished
+        }
+        return seen
+    }
+
+    @Test(
+        arguments: [
+            ([.sent, .busy, .busy, .sent, .finished], ["prompt", "prompt", "bulk", "bulk", "prompt"]),
+            ([.busy, .finished], ["prompt", "bulk"]),
+            ([.busy, .sent, .busy, .busy, .sent, .sent, .finished], ["prompt", "bulk", "prompt", "bulk", "bulk", "prompt", "prompt"]),
+            ([.finished], ["prompt"]),
+        ] as [([WriterPool.Step], [String])]
+    )
+    func aWriterCatchesUpOnTheBulkLaneAndWaitsOnThePromptOne(script: [WriterPool.Step], expected: [String]) async {
+        let seen = await Self.lanes(of: script)
+        #expect(seen.map(\.name) == expected.map { "logcast-\($0)" })
+    }
+
+    @Test func theBulkLaneRunsAtALowerPriority() async {
+        let seen = await Self.lanes(of: [.busy, .finished])
+        let prompt = try! #require(seen.first)
+        let bulk = try! #require(seen.last)
+        #expect(prompt.nice == logcast_thread_nice(), "the prompt lane keeps the process's priority")
+        #expect(bulk.nice == min(19, prompt.nice + WriterPool.bulkNiceIncrement))
+    }
+
+    /// A writer on the prompt lane is served while every bulk thread is taken.
+    @Test func thePromptLaneDoesNotWaitForTheBulkLane() async {
+        let pool = WriterPool(threads: 1)
+        defer { pool.stop() }
+        let bulkStarted = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let bulk = Task(executorPreference: pool.bulk) {
+            bulkStarted.signal()
+            // Holds the bulk lane's only thread until the prompt job below has run.
+            return release.wait(timeout: .now() + 60) == .success
+        }
+        #expect(bulkStarted.wait(timeout: .now() + 60) == .success)
+        let prompt = await Task(executorPreference: pool.prompt) { Self.threadName() }.value
+        release.signal()
+        #expect(prompt == "logcast-prompt")
+        #expect(await bulk.value, "the prompt job ran while the bulk lane was held")
+    }
+}
