@@ -89,7 +89,7 @@ extension LogcastApplication {
                 defer { heartbeat.cancel() }
                 let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format, fields: subscription.fields)
                 var reason = "closed"
-                await WriterPool.shared.drive {
+                await WriterPool.shared.drive(subscription) {
                     switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {
                     case .items(let gap, let batch):
                         var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: batch))

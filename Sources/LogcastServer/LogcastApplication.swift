@@ -197,12 +197,14 @@ public struct LogcastApplication: Sendable {
                                 var headers = HTTPFields()
                                 if offered.contains(AccessPolicy.subprotocol) { headers[.secWebSocketProtocol] = AccessPolicy.subprotocol }
                                 let remote = channel.remoteAddress?.ipAddress
+                                let eventLoop = channel.eventLoop
                                 return .upgrade(headers) { inbound, outbound, _ in
                                     try await session.run(
                                         request: admitted.request,
                                         matcher: admitted.matcher,
                                         slot: admitted.slot,
                                         remoteAddress: remote,
+                                        eventLoop: eventLoop,
                                         inbound: inbound,
                                         outbound: outbound
                                     )

@@ -37,6 +37,7 @@ struct StreamSession {
         matcher: LineMatcher,
         slot: ConnectionTracker.Slot,
         remoteAddress: String?,
+        eventLoop: (any EventLoop)? = nil,
         inbound: WebSocketInboundStream,
         outbound: WebSocketOutboundWriter
     ) async throws {
@@ -73,7 +74,7 @@ struct StreamSession {
                     return error
                 }
             }
-            await writeLoop(subscription, outbound: outbound)
+            await writeLoop(subscription, eventLoop: eventLoop, outbound: outbound)
             // The writer ended (closed the connection, or finished): stop waiting for the peer.
             hub.unsubscribe(subscription)
             group.cancelAll()
@@ -89,10 +90,15 @@ struct StreamSession {
     // MARK: Writer
 
     /// Sends batches until the subscription ends or the socket does.
-    func writeLoop(_ subscription: Subscription, outbound: WebSocketOutboundWriter) async {
+    ///
+    /// While it keeps up, the writer runs on the connection's `eventLoop`
+    /// (when given): a frame is written to the socket where it is built,
+    /// without another thread's wake-up in between.
+    func writeLoop(_ subscription: Subscription, eventLoop: (any EventLoop)? = nil, outbound: WebSocketOutboundWriter) async {
         let allocator = ByteBufferAllocator()
         let framing = StreamFraming(kind: .ndjson, format: subscription.format, fields: subscription.fields)
-        await WriterPool.shared.drive {
+        let prompt = eventLoop.map { EventLoopTaskExecutor($0) }
+        await WriterPool.shared.drive(subscription, prompt: prompt) {
             switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes) {
             case .items(let gap, let items):
                 var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))

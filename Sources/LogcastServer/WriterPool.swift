@@ -2,6 +2,7 @@ import CLinuxShims
 import DequeModule
 import Foundation
 import LogcastHub
+import NIOCore
 
 /// The threads that build and send subscribers' frames: a prompt lane for
 /// writers that keep up, and a bulk lane, at a lower scheduling priority,
@@ -52,28 +53,32 @@ public final class WriterPool: Sendable {
         bulk = Lane(name: "logcast-bulk", threads: threads, niceIncrement: bulkNiceIncrement)
     }
 
-    /// Runs `step` until it returns ``Step/finished``: on the prompt lane
-    /// while the writer keeps up, on the bulk lane from a ``Step/busy`` step
-    /// to the next ``Step/sent`` one.
-    public func drive(_ step: () async -> Step) async {
-        await withTaskExecutorPreference(prompt) {
+    /// Runs `step` until it returns ``Step/finished``: on `prompt` (the
+    /// pool's prompt lane when nil) while the writer keeps up, on the bulk
+    /// lane from a ``Step/busy`` step to the next ``Step/sent`` one, and
+    /// while `subscription` reads on from the history (a catch-up read may
+    /// wait for the disk, which an event loop must never do).
+    public func drive(_ subscription: Subscription, prompt: (any TaskExecutor)? = nil, _ step: () async -> Step) async {
+        await drive(prompt: prompt, catchingUp: { subscription.isBehind }, step: step)
+    }
+
+    /// ``drive(_:prompt:_:)`` with the catch-up test given (for tests).
+    func drive(prompt: (any TaskExecutor)?, catchingUp: () -> Bool, step: () async -> Step) async {
+        await withTaskExecutorPreference(prompt ?? self.prompt) {
+            var next = catchingUp() ? Step.busy : await step()
             while true {
-                switch await step() {
+                switch next {
                 case .finished: return
-                case .sent: continue
+                case .sent: next = catchingUp() ? .busy : await step()
                 case .busy:
-                    let finished = await withTaskExecutorPreference(bulk) { () async -> Bool in
+                    next = await withTaskExecutorPreference(bulk) { () async -> Step in
                         while true {
                             // The lane's other writers get a frame each before this one's next.
                             await Task.yield()
-                            switch await step() {
-                            case .finished: return true
-                            case .busy: continue
-                            case .sent: return false
-                            }
+                            let step = await step()
+                            if step != .busy { return step }
                         }
                     }
-                    if finished { return }
                 }
             }
         }
@@ -138,6 +143,22 @@ public final class WriterPool: Sendable {
                 job.runSynchronously(on: executor)
             }
         }
+    }
+}
+
+/// A connection's event loop as a task executor: a writer running on it
+/// writes to its channel directly (`NIOAsyncWriter` hops only from other
+/// threads). Only work that never blocks may run here.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

@@ -142,7 +142,7 @@ import WSClient
     @Test func everyStreamGoesThroughOneAdmission() async throws {
         let fixture = Self.fixture { $0.maxConnectionsPerAddress = 1 }
         try await fixture.app.makeHTTPApplication().test(.live) { client in
-            try await client.ws("/ws?backlog=0") { inbound, outbound, _ in
+            _ = try await client.ws("/ws?backlog=0") { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
                 _ = try await messages.next()  // hello: the stream holds its place now
                 for uri in ["/sse", "/ws"] {
@@ -162,7 +162,7 @@ import WSClient
         let fixture = Self.fixture()
         fixture.hub.publish([Self.record("before")])
         try await fixture.app.makeHTTPApplication().test(.live) { client in
-            try await client.ws("/ws?backlog=5&grep=fore") { inbound, outbound, _ in
+            _ = try await client.ws("/ws?backlog=5&grep=fore") { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
                 /// The next objects the server sends (a frame holds one or more).
                 func next() async throws -> [[String: Any]] {

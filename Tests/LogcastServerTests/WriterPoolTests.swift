@@ -1,5 +1,7 @@
 import CLinuxShims
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -16,15 +18,20 @@ import Testing
 
     /// Runs `script` through `drive` and returns, for each step, the lane
     /// (by its threads' name) and the nice value it ran at.
-    static func lanes(of script: [WriterPool.Step]) async -> [(name: String, nice: Int32)] {
+    static func lanes(of script: [WriterPool.Step], catchingUp: [Bool] = []) async -> [(name: String, nice: Int32)] {
         let pool = WriterPool(threads: 1)
         defer { pool.stop() }
         var seen: [(name: String, nice: Int32)] = []
         var next = script.makeIterator()
-        await pool.drive {
-            seen.append((threadName(), logcast_thread_nice()))
-            return next.next() ?? .finished
-        }
+        var behind = catchingUp.makeIterator()
+        await pool.drive(
+            prompt: nil,
+            catchingUp: { behind.next() ?? false },
+            step: {
+                seen.append((threadName(), logcast_thread_nice()))
+                return next.next() ?? .finished
+            }
+        )
         return seen
     }
 
@@ -39,6 +46,33 @@ import Testing
     func aWriterCatchesUpOnTheBulkLaneAndWaitsOnThePromptOne(script: [WriterPool.Step], expected: [String]) async {
         let seen = await Self.lanes(of: script)
         #expect(seen.map(\.name) == expected.map { "logcast-\($0)" })
+    }
+
+    /// A catch-up read may wait for the disk: it never runs on the prompt
+    /// lane (which may be an event loop), even as a writer's first step.
+    @Test func aWriterThatIsBehindReadsOnOnTheBulkLane() async {
+        let seen = await Self.lanes(of: [.sent, .sent, .finished], catchingUp: [true, false, true])
+        #expect(seen.map(\.name) == ["logcast-bulk", "logcast-prompt", "logcast-bulk"])
+    }
+
+    /// With a connection's event loop as the prompt lane, the steps that
+    /// keep up run on it (a frame goes to the socket without a hop), and
+    /// the busy ones on the bulk lane.
+    @Test func aConnectionsEventLoopCanBeThePromptLane() async {
+        let pool = WriterPool(threads: 1)
+        defer { pool.stop() }
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        var onLoop: [Bool] = []
+        var next = [WriterPool.Step.sent, .busy, .sent, .finished].makeIterator()
+        await pool.drive(
+            prompt: EventLoopTaskExecutor(eventLoop),
+            catchingUp: { false },
+            step: {
+                onLoop.append(eventLoop.inEventLoop)
+                return next.next() ?? .finished
+            }
+        )
+        #expect(onLoop == [true, true, false, true])
     }
 
     @Test func theBulkLaneRunsAtALowerPriority() async {
