@@ -206,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LogcastHubTests",
-            dependencies: ["LogcastProtocol", "LogcastHub"],
+            dependencies: ["LogcastProtocol", "LogcastHub", "CLinuxShims"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

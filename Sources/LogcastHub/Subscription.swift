@@ -294,7 +294,10 @@ public final class Subscription: Sendable {
     /// Suspends while the queue is empty; returns at once otherwise, so a
     /// line that arrives while the writer is idle goes out immediately.
     /// Cancellation makes it return ``Batch/finished``.
-    public func nextBatch(maxBytes: Int) async -> Batch {
+    /// - Parameter readOnExecutor: where a subscriber that is behind reads on
+    ///   from the history (the read may wait for the disk); nil: where the
+    ///   caller runs.
+    public func nextBatch(maxBytes: Int, readOnExecutor: (any TaskExecutor)? = nil) async -> Batch {
         while true {
             var readOn: (cursor: CatchUpCursor, generation: Int)?
             var context: (selector: ContextSelector, generation: Int)?
@@ -317,7 +320,7 @@ public final class Subscription: Sendable {
             }
             if let readOn, let catchUp {
                 // Behind, and everything queued is sent: read on from the history, in this task.
-                catchUp(self, readOn.cursor, readOn.generation)
+                await withTaskExecutorPreference(readOnExecutor) { catchUp(self, readOn.cursor, readOn.generation) }
                 // A read is up to a queue's worth of lines: let other tasks (pings, other writers) run between reads.
                 await Task.yield()
                 continue

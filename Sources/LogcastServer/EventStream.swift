@@ -90,7 +90,7 @@ extension LogcastApplication {
                 let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format, fields: subscription.fields)
                 var reason = "closed"
                 await WriterPool.shared.drive(subscription) {
-                    switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes) {
+                    switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes, readOnExecutor: WriterPool.shared.bulk) {
                     case .items(let gap, let batch):
                         var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: batch))
                         if let gap { app.metrics.slowConsumerGap(missed: gap.missed) }

@@ -8,10 +8,12 @@ import NIOCore
 /// writers that keep up, and a bulk lane, at a lower scheduling priority,
 /// for writers that are catching up.
 ///
-/// A writer waits for lines, and sends what it gets, on the prompt lane.
-/// Once it has sent a full frame and more is waiting (a burst, a catch-up),
-/// it moves to the bulk lane and stays there, yielding to the lane's other
-/// writers after every frame, until it has caught up (``drive(_:)``).
+/// A writer waits for lines, and sends what it gets, on the prompt lane (or
+/// on its connection's event loop, for `/ws`). Once it has sent a full frame
+/// and more is waiting (a burst, a catch-up), it moves to the bulk lane and
+/// stays there, yielding to the lane's other writers after every frame,
+/// until it has caught up (``drive(_:prompt:_:)``). Reads from the history
+/// run on the bulk lane too (`Subscription.nextBatch(maxBytes:readOnExecutor:)`).
 ///
 /// Why two lanes, each with threads of its own: in one shared pool a line
 /// for a quiet subscriber waited, during a burst to 100 others, behind one
@@ -32,7 +34,7 @@ public final class WriterPool: Sendable {
     /// How much higher the bulk lane's nice value is than the process's.
     public static let bulkNiceIncrement: Int32 = 10
 
-    /// What a writer did in one step of ``drive(_:)``.
+    /// What a writer did in one step of ``drive(_:prompt:_:)``.
     public enum Step: Sendable, Equatable {
         /// Sent what it had: the next step waits for lines, on the prompt lane.
         case sent
@@ -56,8 +58,7 @@ public final class WriterPool: Sendable {
     /// Runs `step` until it returns ``Step/finished``: on `prompt` (the
     /// pool's prompt lane when nil) while the writer keeps up, on the bulk
     /// lane from a ``Step/busy`` step to the next ``Step/sent`` one, and
-    /// while `subscription` reads on from the history (a catch-up read may
-    /// wait for the disk, which an event loop must never do).
+    /// while `subscription` is behind (reading on from the history).
     public func drive(_ subscription: Subscription, prompt: (any TaskExecutor)? = nil, _ step: () async -> Step) async {
         await drive(prompt: prompt, catchingUp: { subscription.isBehind }, step: step)
     }

@@ -1,3 +1,4 @@
+import CLinuxShims
 import Foundation
 import LogcastProtocol
 import Synchronization
@@ -342,5 +343,56 @@ extension HubEntry {
         hub.publish(TestSupport.record("next"))
         #expect(durable.stored.withLock { $0.map(\.position) } == [9])
         #expect(hub.statistics.lastSeq == 9)
+    }
+}
+
+/// A durable history that notes the thread of every read (by its name).
+final class ThreadNotingFake: DurableHistory, Sendable {
+    let inner = FakeDurable()
+    let readThreads = Mutex<[String]>([])
+
+    func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) { inner.append(entries, source: source, position: position) }
+    func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] { inner.lines(since: since, before: before, limit: limit) }
+    var oldestLineTime: Timestamp? { inner.oldestLineTime }
+
+    func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] {
+        let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+        readThreads.withLock { $0.append(name.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return inner.lines(after: after, before: before, limit: limit)
+    }
+}
+
+/// Runs each job on a thread of its own named `read-on` (a stand-in for the server's bulk lane).
+final class NamedThreadExecutor: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        Thread { [self] in
+            _ = logcast_set_thread_name("read-on")
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }.start()
+    }
+}
+
+@Suite struct ReadOnExecutorTests {
+    /// A read from the history may wait for the disk: it runs where the
+    /// writer says (the server's bulk lane), not where the writer waits
+    /// (which may be an event loop).
+    @Test func readsFromTheHistoryRunOnTheExecutorTheWriterNames() async throws {
+        let durable = ThreadNotingFake()
+        var configuration = Hub.Configuration()
+        configuration.historyLines = 10
+        configuration.queueLines = 4
+        let hub = Hub(configuration: configuration, epoch: "00000000000000cc", durable: durable)
+        let subscription = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(backlog: 0))
+        hub.publish((1...50).map { TestSupport.record("n\($0)") })
+        let executor = NamedThreadExecutor()
+        var seen: UInt64 = 0
+        while seen < 50 {
+            guard case .items(_, let items) = await subscription.nextBatch(maxBytes: 4096, readOnExecutor: executor) else { break }
+            for case .entry(let entry) in items { seen = max(seen, entry.position) }
+        }
+        #expect(seen == 50)
+        let threads = durable.readThreads.withLock { $0 }
+        #expect(!threads.isEmpty && threads.allSatisfy { $0 == "read-on" }, "\(threads)")
     }
 }
