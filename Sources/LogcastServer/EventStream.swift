@@ -89,7 +89,8 @@ extension LogcastApplication {
                 defer { heartbeat.cancel() }
                 let framing = StreamFraming(kind: .sse(epoch: app.hub.epoch), format: subscription.format, fields: subscription.fields)
                 var reason = "closed"
-                await WriterPool.shared.drive(subscription) {
+                // As a `/ws` writer: on the connection's event loop while it keeps up.
+                await WriterPool.shared.drive(subscription, prompt: EventLoopTaskExecutor(channel.eventLoop)) {
                     switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes, readOnExecutor: WriterPool.shared.bulk) {
                     case .items(let gap, let batch):
                         var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: batch))

@@ -8,8 +8,8 @@ import NIOCore
 /// writers that keep up, and a bulk lane, at a lower scheduling priority,
 /// for writers that are catching up.
 ///
-/// A writer waits for lines, and sends what it gets, on the prompt lane (or
-/// on its connection's event loop, for `/ws`). Once it has sent a full frame
+/// A writer waits for lines, and sends what it gets, on the prompt lane (the
+/// `/ws` and `/sse` writers on their connection's event loop instead). Once it has sent a full frame
 /// and more is waiting (a burst, a catch-up), it moves to the bulk lane and
 /// stays there, yielding to the lane's other writers after every frame,
 /// until it has caught up (``drive(_:prompt:_:)``). Reads from the history
@@ -18,10 +18,16 @@ import NIOCore
 /// Why two lanes, each with threads of its own: in one shared pool a line
 /// for a quiet subscriber waited, during a burst to 100 others, behind one
 /// frame of every busy writer (15-30 ms at the median). The bulk lane's
-/// threads also run at a nice value 10 above the process's, so the kernel
-/// runs the sources' threads, the event loops and the prompt lane first,
-/// and the bulk lane with what is left; a burst is not slower for it
-/// (`Benchmarks/README.md`).
+/// threads also run at a nice value 5 above the process's, so the kernel
+/// gives the sources' threads and the event loops (where quiet writers run)
+/// three times the bulk lane's share of a busy CPU; a burst is not slower
+/// for it (`Benchmarks/README.md`). Nice values weigh threads of one
+/// scheduling group against each other: under systemd the service is a
+/// group of its own (its own session, so its own autogroup, or its own
+/// cgroup), and the bulk lane gives way only to logcast's other threads.
+/// Started from a shell beside busy programs of the same session, it gives
+/// way to those too, which is why the increment is 5 and not 10 (measured
+/// no better for latency, and a third of the share).
 ///
 /// Jobs of one lane run in the order they were enqueued, on any of its
 /// threads. Each lane has one thread per processor (at least two), named
@@ -32,7 +38,7 @@ public final class WriterPool: Sendable {
     public static let shared = WriterPool(threads: max(2, ProcessInfo.processInfo.activeProcessorCount))
 
     /// How much higher the bulk lane's nice value is than the process's.
-    public static let bulkNiceIncrement: Int32 = 10
+    public static let bulkNiceIncrement: Int32 = 5
 
     /// What a writer did in one step of ``drive(_:prompt:_:)``.
     public enum Step: Sendable, Equatable {
@@ -44,7 +50,9 @@ public final class WriterPool: Sendable {
         case finished
     }
 
-    /// Where writers wait for lines and send what they keep up with.
+    /// Where writers without an event loop of their own wait for lines and
+    /// send what they keep up with (the server's writers use their
+    /// connection's event loop instead).
     public let prompt: Lane
     /// Where writers that are catching up send their frames.
     public let bulk: Lane
