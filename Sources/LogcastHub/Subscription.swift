@@ -328,15 +328,8 @@ public final class Subscription: Sendable {
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, var selector = context?.selector {
                 // Context: the selector chooses, in this task, outside every lock.
                 if gap != nil { selector.reset() }
-                var chosen = selector.select(Self.flatten(items, filter: nil), matcher: matcher)
-                // As a filtered frame: filled from more of what is queued while it is small.
-                var sent = chosen.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
-                var rounds = 1
-                while sent < maxBytes / 2, rounds < Self.maxFilteredDrains, let more = drainMore(maxBytes: maxBytes, generation: generation) {
-                    let extra = selector.select(Self.flatten(more, filter: nil), matcher: matcher)
-                    sent += extra.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
-                    chosen += extra
-                    rounds += 1
+                let chosen = filled(from: items, maxBytes: maxBytes, generation: generation) {
+                    selector.select(Self.flatten($0, filter: nil), matcher: matcher)
                 }
                 state.withLock { state in
                     if state.generation == context?.generation, state.context == nil { state.context = selector }
@@ -346,17 +339,7 @@ public final class Subscription: Sendable {
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer's task, outside every lock.
-                var passing = Self.flatten(items, filter: matcher)
-                // A sparse filter fills its frame from more of what is queued (a frame's budget
-                // counts the lines before filtering): fewer, fuller frames and fewer wake-ups.
-                var sent = passing.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
-                var rounds = 1
-                while sent < maxBytes / 2, rounds < Self.maxFilteredDrains, let more = drainMore(maxBytes: maxBytes, generation: generation) {
-                    let extra = Self.flatten(more, filter: matcher)
-                    sent += extra.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
-                    passing += extra
-                    rounds += 1
-                }
+                let passing = filled(from: items, maxBytes: maxBytes, generation: generation) { Self.flatten($0, filter: matcher) }
                 if passing.isEmpty && gap == nil { continue }
                 return .items(gap: gap, passing)
             }
@@ -384,6 +367,29 @@ public final class Subscription: Sendable {
 
     /// How many queue drains one filtered frame may gather.
     static let maxFilteredDrains = 16
+
+    /// What `pick` keeps of `drained`, and, while that is under half of
+    /// `maxBytes`, of more of the queue (``drainMore(maxBytes:generation:)``,
+    /// at most ``maxFilteredDrains`` drains in all). A sparse filter's frame
+    /// (whose budget counts the lines before filtering) is so filled: fewer,
+    /// fuller frames and fewer wake-ups.
+    private func filled(
+        from drained: [SubscriberQueue.Item],
+        maxBytes: Int,
+        generation: Int,
+        pick: ([SubscriberQueue.Item]) -> [SubscriberQueue.Item]
+    ) -> [SubscriberQueue.Item] {
+        var out = pick(drained)
+        var sent = out.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+        var drains = 1
+        while sent < maxBytes / 2, drains < Self.maxFilteredDrains, let more = drainMore(maxBytes: maxBytes, generation: generation) {
+            let extra = pick(more)
+            sent += extra.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+            out += extra
+            drains += 1
+        }
+        return out
+    }
 
     /// The next part of the queue for a frame being filled, while nothing
     /// else is due first: no gap to announce, no close, the same start.

@@ -14,11 +14,11 @@ public struct ServerConfiguration: Sendable {
     public var hostName: String
     /// The largest client frame/message accepted; larger closes with 1009.
     public var maxClientMessageBytes = 64 * 1024
-    /// About how many bytes of queued lines go into one frame. A busy
-    /// writer yields after each frame, so this is also about how long a
-    /// line for an idle subscriber waits behind each busy writer: 64 KiB
-    /// halved that wait under a burst against 256 KiB, at the same burst
-    /// rate (Benchmarks/README.md).
+    /// About how many bytes of queued lines go into one frame. Busy
+    /// writers take turns on the bulk lane frame by frame (``WriterPool``);
+    /// when all writers shared one pool, 64 KiB halved a quiet subscriber's
+    /// wait under a burst against 256 KiB, at the same burst rate
+    /// (Benchmarks/README.md).
     public var maxBatchBytes = 64 * 1024
     /// How long shutdown waits for connections to flush before closing anyway.
     public var shutdownDrainTimeout: Duration = .seconds(5)
