@@ -51,7 +51,8 @@ public struct SubscriberQueue: Sendable {
         /// Only lines (no events), with rising `seq`; `bytes` is the sum of
         /// their ``HubEntry/byteCount``; `chunk`, when the lines are a slice
         /// of its ``HubChunk/lines``, has their text index.
-        /// ``Subscription/nextBatch(maxBytes:)`` hands them on as ``entry(_:)`` items.
+        /// ``Subscription/nextBatch(maxBytes:readOnExecutor:keepingRuns:)``
+        /// hands them on as ``entry(_:)`` items, or as they are when asked to.
         case run(ArraySlice<HubEntry>, bytes: Int, chunk: HubChunk?)
 
         /// The line or event this item sends, if any (nil for a run, which carries many).
@@ -60,6 +61,12 @@ public struct SubscriberQueue: Sendable {
             case .entry(let entry), .selected(let entry), .context(let entry): entry
             case .control, .separator, .prime, .adopt, .run: nil
             }
+        }
+
+        /// The first line or event the item carries (a run's first line).
+        public var first: HubEntry? {
+            if case .run(let lines, _, _) = self { return lines.first }
+            return carried
         }
 
         /// The position of the first line or event the item carries.

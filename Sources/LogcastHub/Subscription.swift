@@ -294,10 +294,17 @@ public final class Subscription: Sendable {
     /// Suspends while the queue is empty; returns at once otherwise, so a
     /// line that arrives while the writer is idle goes out immediately.
     /// Cancellation makes it return ``Batch/finished``.
-    /// - Parameter readOnExecutor: where a subscriber that is behind reads on
-    ///   from the history (the read may wait for the disk); nil: where the
-    ///   caller runs.
-    public func nextBatch(maxBytes: Int, readOnExecutor: (any TaskExecutor)? = nil) async -> Batch {
+    /// - Parameters:
+    ///   - readOnExecutor: where a subscriber that is behind reads on from
+    ///     the history (the read may wait for the disk); nil: where the
+    ///     caller runs.
+    ///   - keepingRuns: for a subscriber without a filter or context, hand
+    ///     queued runs on as they are (one ``SubscriberQueue/Item/run(_:bytes:chunk:)``
+    ///     item per published chunk) instead of one ``SubscriberQueue/Item/entry(_:)``
+    ///     item per line: for a writer that frames runs whole (``StreamFraming``),
+    ///     so a line costs it no item of its own. Filtered and context
+    ///     batches always hold single items.
+    public func nextBatch(maxBytes: Int, readOnExecutor: (any TaskExecutor)? = nil, keepingRuns: Bool = false) async -> Batch {
         while true {
             var readOn: (cursor: CatchUpCursor, generation: Int)?
             var context: (selector: ContextSelector, generation: Int)?
@@ -343,7 +350,7 @@ public final class Subscription: Sendable {
                 if passing.isEmpty && gap == nil { continue }
                 return .items(gap: gap, passing)
             }
-            if case .items(let gap, let items)? = drained.batch { return .items(gap: gap, Self.flatten(items, filter: nil)) }
+            if case .items(let gap, let items)? = drained.batch { return .items(gap: gap, keepingRuns ? items : Self.flatten(items, filter: nil)) }
             if let batch = drained.batch { return batch }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in

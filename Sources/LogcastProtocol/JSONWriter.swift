@@ -138,34 +138,73 @@ public struct JSONWriter {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Appends `string` as a JSON string literal.
+    ///
+    /// Runs that need no escape (most of a log line) are found eight bytes
+    /// at a time (``needsEscape(_:)``) and copied with one append each; only
+    /// a word that holds a quote, a backslash or a control character is
+    /// looked at byte by byte.
     mutating func appendString(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { utf8 in
+            guard let base = utf8.baseAddress else { return }
+            let count = utf8.count
             var runStart = 0
-            for index in 0..<utf8.count {
-                let byte = utf8[index]
+            var index = 0
+            while index < count {
+                while index + 8 <= count,
+                    !Self.needsEscape(UnsafeRawPointer(base).loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                {
+                    index += 8
+                }
+                guard index < count else { break }
+                let byte = base[index]
+                index += 1
                 if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") { continue }
-                if runStart < index {
-                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+                if runStart < index - 1 {
+                    bytes.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: index - 1 - runStart))
                 }
-                runStart = index + 1
-                switch byte {
-                case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-                case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-                default:
-                    bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30])
-                    bytes.append(Self.hex[Int(byte >> 4)])
-                    bytes.append(Self.hex[Int(byte & 0xF)])
-                }
+                runStart = index
+                appendEscape(byte)
             }
-            if runStart < utf8.count {
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+            if runStart < count {
+                bytes.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: count - runStart))
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// The escape for a quote, a backslash or a control character.
+    private mutating func appendEscape(_ byte: UInt8) {
+        bytes.append(0x5C)
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
+        case 0x0A: bytes.append(UInt8(ascii: "n"))
+        case 0x0D: bytes.append(UInt8(ascii: "r"))
+        case 0x09: bytes.append(UInt8(ascii: "t"))
+        default:
+            bytes.append(UInt8(ascii: "u"))
+            bytes.append(0x30)
+            bytes.append(0x30)
+            bytes.append(Self.hex[Int(byte >> 4)])
+            bytes.append(Self.hex[Int(byte & 0xF)])
+        }
+    }
+
+    /// Whether any of the eight bytes of `word` is a control character
+    /// (below 0x20), a quote or a backslash. Each test is the classic
+    /// "has a byte below n" (a zero byte for the quote and the backslash
+    /// after an XOR): `(x - n·0x01…01) & ~x & 0x80…80` is non-zero exactly
+    /// when some byte of `x` is below `n` (n ≤ 128); bytes of 0x80 and above
+    /// (UTF-8 beyond ASCII) never count.
+    @inline(__always)
+    static func needsEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let control = (word &- ones &* 0x20) & ~word
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        return ((control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & highs) != 0
     }
 }

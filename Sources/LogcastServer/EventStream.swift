@@ -91,7 +91,11 @@ extension LogcastApplication {
                 var reason = "closed"
                 // As a `/ws` writer: on the connection's event loop while it keeps up.
                 await WriterPool.shared.drive(subscription, prompt: EventLoopTaskExecutor(channel.eventLoop)) {
-                    switch await subscription.nextBatch(maxBytes: app.configuration.maxBatchBytes, readOnExecutor: WriterPool.shared.bulk) {
+                    switch await subscription.nextBatch(
+                        maxBytes: app.configuration.maxBatchBytes,
+                        readOnExecutor: WriterPool.shared.bulk,
+                        keepingRuns: true
+                    ) {
                     case .items(let gap, let batch):
                         var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: batch))
                         if let gap { app.metrics.slowConsumerGap(missed: gap.missed) }

@@ -87,7 +87,7 @@ public final class ServerMetrics: Sendable {
     /// When the oldest line of `items` that entered the hub at or after `since` did.
     static func oldestLive(_ items: [SubscriberQueue.Item], since: UInt64) -> UInt64? {
         for item in items {
-            guard let entry = item.carried, entry.hasSeq, entry.publishedAt != 0, entry.publishedAt >= since else { continue }
+            guard let entry = item.first, entry.hasSeq, entry.publishedAt != 0, entry.publishedAt >= since else { continue }
             return entry.publishedAt
         }
         return nil

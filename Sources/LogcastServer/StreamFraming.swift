@@ -23,15 +23,24 @@ import NIOCore
 /// its closing brace (and before `"context":true`), from its fields parsed
 /// once per entry (``HubEntry/fields``); a line without any of them is sent
 /// as it is.
-struct StreamFraming: Sendable {
-    enum Kind: Sendable {
+///
+/// Public for the hot-path benchmarks (`Benchmarks/HotPath`), which frame
+/// what a subscription hands out as the writers do.
+public struct StreamFraming: Sendable {
+    public enum Kind: Sendable {
         case ndjson
         case sse(epoch: String)
     }
 
-    let kind: Kind
-    let format: SubscriptionRequest.Format
-    var fields: FieldSelection? = nil
+    public let kind: Kind
+    public let format: SubscriptionRequest.Format
+    public var fields: FieldSelection? = nil
+
+    public init(kind: Kind, format: SubscriptionRequest.Format, fields: FieldSelection? = nil) {
+        self.kind = kind
+        self.format = format
+        self.fields = fields
+    }
 
     /// The bytes a batch takes in this framing (JSON sizes plus each
     /// framing's overhead), so a writer allocates what the batch needs: one
@@ -39,7 +48,7 @@ struct StreamFraming: Sendable {
     /// for the largest batch. Exact or above for JSON and for NDJSON text (a
     /// message is never longer than its JSON); an SSE text message cut into
     /// many `data:` lines may need more, and the buffer then grows.
-    func capacity(gap: SubscriberQueue.Gap?, items: [SubscriberQueue.Item]) -> Int {
+    public func capacity(gap: SubscriberQueue.Gap?, items: [SubscriberQueue.Item]) -> Int {
         let perItem: Int
         switch kind {
         case .ndjson: perItem = 1
@@ -61,7 +70,7 @@ struct StreamFraming: Sendable {
 
     /// Appends a batch, after the slow-consumer gap in front of it if any.
     /// - Returns: the number of lines appended.
-    func append(gap: SubscriberQueue.Gap?, items: some Sequence<SubscriberQueue.Item>, to buffer: inout ByteBuffer) -> Int {
+    public func append(gap: SubscriberQueue.Gap?, items: [SubscriberQueue.Item], to buffer: inout ByteBuffer) -> Int {
         if let gap {
             let object = ProtocolObject.gap(after: gap.after, next: gap.next, missed: gap.missed, reason: .slowConsumer).encoded()
             switch kind {
@@ -90,7 +99,12 @@ struct StreamFraming: Sendable {
             case (.sse, .json): Self.writeEvent(&buffer, name: "separator", data: ProtocolObject.separator)
             case (.sse, .text): buffer.writeString("event: separator\ndata: --\n\n")
             }
-        case .run(let lines, _, _): return lines.reduce(0) { $0 + append($1, context: false, to: &buffer) }
+        case .run(let lines, _, _):
+            if case .ndjson = kind, format == .json, fields == nil {
+                Self.writeObjects(of: lines, to: &buffer)
+                return lines.count
+            }
+            return lines.reduce(0) { $0 + append($1, context: false, to: &buffer) }
         case .prime, .adopt: break
         }
         return 0
@@ -160,6 +174,22 @@ struct StreamFraming: Sendable {
     /// A message as a text line: a multi-line record's lines after the
     /// first each start with a tab (as `journalctl` indents them), so that
     /// a line starting with a tab continues the record before it.
+    /// A run's objects as they are (NDJSON, no `fields`): one reservation
+    /// and one copy per line, the unfiltered subscriber's whole cost of a line.
+    static func writeObjects(of lines: ArraySlice<HubEntry>, to buffer: inout ByteBuffer) {
+        let total = lines.reduce(0) { $0 + $1.json.count }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+            var offset = 0
+            for entry in lines {
+                entry.json.withUnsafeBytes { json in
+                    UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + json.count)]).copyMemory(from: json)
+                }
+                offset += entry.json.count
+            }
+            return offset
+        }
+    }
+
     static func writeText(_ buffer: inout ByteBuffer, _ text: String) {
         var text = text
         text.withUTF8 { bytes in

@@ -99,7 +99,7 @@ struct StreamSession {
         let framing = StreamFraming(kind: .ndjson, format: subscription.format, fields: subscription.fields)
         let prompt = eventLoop.map { EventLoopTaskExecutor($0) }
         await WriterPool.shared.drive(subscription, prompt: prompt) {
-            switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes, readOnExecutor: WriterPool.shared.bulk) {
+            switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes, readOnExecutor: WriterPool.shared.bulk, keepingRuns: true) {
             case .items(let gap, let items):
                 var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
                 // Counted in both formats; only JSON streams carry control objects.

@@ -75,4 +75,62 @@ import Testing
         }
         #expect(json == #"{"a\"b":"c"}"#)
     }
+
+    /// The escape, byte by byte, as RFC 8259 asks: what the word-at-a-time scan must equal.
+    private static func reference(_ text: String) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += Array(#"\""#.utf8)
+            case UInt8(ascii: "\\"): out += Array(#"\\"#.utf8)
+            case 0x0A: out += Array(#"\n"#.utf8)
+            case 0x0D: out += Array(#"\r"#.utf8)
+            case 0x09: out += Array(#"\t"#.utf8)
+            case ..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += Array(#"\u00"#.utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        return out
+    }
+
+    /// Every byte that needs an escape, and its neighbours that do not
+    /// (0x1F/0x20, 0x21/0x23, 0x5B/0x5D, 0x7F, UTF-8 lead and continuation
+    /// bytes), at every position of strings from 0 to 24 bytes long: the
+    /// eight-byte scan finds each in any lane, after a clean word or in the
+    /// tail, and copies everything else unchanged.
+    @Test func escapingMatchesTheByteByByteRuleAtEveryPosition() {
+        var special: [UInt8] = Array(0x00...0x20)
+        special += [0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F]
+        for length in 0...24 {
+            for position in 0..<max(length, 1) {
+                for byte in special {
+                    var scalars = Array(repeating: Character("a"), count: length)
+                    if length > 0 { scalars[position] = Character(Unicode.Scalar(byte)) }
+                    let text = String(scalars)
+                    #expect(JSONWriter.quotedString(text) == Self.reference(text), "\(length) bytes, 0x\(String(byte, radix: 16)) at \(position)")
+                }
+            }
+        }
+        // Multi-byte UTF-8 (lead bytes 0xC3, 0xE2, 0xF0; continuation bytes 0x80 to 0xBF) beside escapes, across word edges.
+        for prefix in 0..<9 {
+            let text = String(repeating: "x", count: prefix) + "é\"€\\😀\u{1}ü" + String(repeating: "y", count: 9 - prefix) + "\n"
+            #expect(JSONWriter.quotedString(text) == Self.reference(text), "prefix \(prefix)")
+        }
+    }
+
+    /// The word test on its own: every single byte value in every lane of an otherwise clean word.
+    @Test func wordTestFlagsExactlyTheBytesThatNeedAnEscape() {
+        let clean = UInt64(0x6161_6161_6161_6161)  // "aaaaaaaa"
+        #expect(!JSONWriter.needsEscape(clean))
+        for lane in 0..<8 {
+            for value in 0...255 {
+                let word = (clean & ~(UInt64(0xFF) << (8 * lane))) | (UInt64(value) << (8 * lane))
+                let expected = value < 0x20 || value == 0x22 || value == 0x5C
+                #expect(JSONWriter.needsEscape(word) == expected, "0x\(String(value, radix: 16)) in lane \(lane)")
+            }
+        }
+    }
 }
