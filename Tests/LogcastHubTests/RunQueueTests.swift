@@ -164,4 +164,34 @@ import Testing
         #expect(await read(sourceA, lines: 1) == ["a:m7 last"])
         #expect(await read(grepSeven, lines: 1) == ["a:m7 last"])
     }
+
+    /// `keepingRuns`: an unfiltered subscriber gets a published chunk as
+    /// one run item (what its writer frames whole), holding the same lines
+    /// in the same order; a filtered one still gets single items, filtered.
+    @Test(.timeLimit(.minutes(1))) func keepingRunsHandsAnUnfilteredSubscriberItsChunksWhole() async throws {
+        let hub = Hub(epoch: "00000000000000de")
+        let everything = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(backlog: 0))
+        var sevens = Filter()
+        sevens.grep = ["7"]
+        let filtered = hub.subscribe(matcher: try LineMatcher(sevens), request: SubscriptionRequest(backlog: 0))
+        let records = (1...64).map { TestSupport.record("m\($0)") }
+        hub.publish(Array(records[..<40]))
+        hub.publish(Array(records[40...]))
+
+        guard case .items(nil, let whole) = await everything.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
+            Issue.record("no batch")
+            return
+        }
+        #expect(whole.count == 2)
+        #expect(whole.allSatisfy { if case .run = $0 { true } else { false } })
+        #expect(seqs(whole) == (1...64).map { "\($0)" })
+
+        guard case .items(nil, let picked) = await filtered.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
+            Issue.record("no batch")
+            return
+        }
+        let expected = records.enumerated().filter { $0.element.message.contains("7") }.map { "\($0.offset + 1)" }
+        #expect(picked.allSatisfy { if case .entry = $0 { true } else { false } })
+        #expect(seqs(picked) == expected)
+    }
 }

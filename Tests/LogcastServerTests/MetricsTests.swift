@@ -164,6 +164,16 @@ import Testing
         #expect(ServerMetrics.oldestLive(Array(items.prefix(3)), since: start) == nil)
         let event = SourceEvent(source: "app", kind: .rotated)
         #expect(ServerMetrics.oldestLive([.entry(HubEntry(position: 5, payload: .event(event), json: [], publishedAt: 2000))], since: start) == nil)
+        // A run (an unfiltered writer's whole chunk) counts from its first line.
+        let chunk = [1400, 1400].enumerated().map { index, published in
+            HubEntry(
+                position: 6 + UInt64(index),
+                payload: .line(LogRecord(timestamp: Timestamp(microseconds: 0), source: "app", message: "m")),
+                json: [],
+                publishedAt: UInt64(published)
+            )
+        }
+        #expect(ServerMetrics.oldestLive([.control([]), .run(chunk[...], bytes: 0, chunk: nil)], since: start) == 1400)
     }
 
     @Test func refusalsHaveAReasonByStatusUnlessTheyName() {

@@ -26,6 +26,35 @@ import Testing
         (nil, []),
     ]
 
+    /// A run (a published chunk handed on whole to an unfiltered writer)
+    /// is framed exactly as its lines one by one, in every framing, format
+    /// and `fields` choice (NDJSON JSON without `fields` copies the objects
+    /// in one go), and counts its lines.
+    @Test func aRunIsFramedAsItsLinesOneByOne() {
+        let lines = (1...50).map { seq -> HubEntry in
+            guard case .entry(let entry) = Self.entry(UInt64(seq), "line \(seq) status=\(seq % 3 == 0 ? "500" : "200") \"q\"") else {
+                fatalError("entry(_:_:) makes entries")
+            }
+            return entry
+        }
+        let run = SubscriberQueue.Item.run(lines[10..<45], bytes: 0, chunk: nil)
+        let kinds: [StreamFraming.Kind] = [.ndjson, .sse(epoch: "0123456789abcdef")]
+        for kind in kinds {
+            for format in [SubscriptionRequest.Format.json, .text] {
+                for fields in [nil, FieldSelection.names(["status"])] {
+                    let framing = StreamFraming(kind: kind, format: format, fields: fields)
+                    var whole = ByteBuffer()
+                    var single = ByteBuffer()
+                    #expect(framing.append(gap: nil, items: [run], to: &whole) == 35)
+                    #expect(framing.append(gap: nil, items: lines[10..<45].map { .entry($0) }, to: &single) == 35)
+                    #expect(whole == single, "\(kind) \(format) \(fields.map { "\($0)" } ?? "no fields")")
+                    // (`fields` members are not in the estimate: such a buffer grows.)
+                    if fields == nil { #expect(framing.capacity(gap: nil, items: [run]) >= whole.readableBytes) }
+                }
+            }
+        }
+    }
+
     /// The writers allocate `capacity` up front: it must hold the whole
     /// batch (no growth) and not be the old fixed 64 KiB for a single line.
     @Test func capacityHoldsWhatIsWrittenForEveryFramingAndFormat() {
