@@ -171,13 +171,3 @@ public enum ProtocolObject: Sendable {
         return writer.bytes
     }
 }
-
-extension JSONWriter {
-    /// Writes a string value whose bytes need no escaping, produced by `body`.
-    mutating func appendRawQuoted(_ body: (inout [UInt8]) -> Void) {
-        var scratch: [UInt8] = [UInt8(ascii: "\"")]
-        body(&scratch)
-        scratch.append(UInt8(ascii: "\""))
-        appendRawValue(scratch)
-    }
-}

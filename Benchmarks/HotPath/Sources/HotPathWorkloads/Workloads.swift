@@ -60,17 +60,29 @@ public struct Corpus: Sendable {
             let line: String
             switch index % 6 {
             case 0:
-                line = #"10.0.3.\#(next(255)) - - [07/Dec/2026:08:26:19 +0000] "GET /api/v1/items/\#(item) HTTP/1.1" 200 \#(next(9_000)) "-" "curl/8.5.0""#
+                let client = next(255)
+                line =
+                    #"10.0.3.\#(client) - - [07/Dec/2026:08:26:19 +0000] "GET /api/v1/items/\#(item) HTTP/1.1""#
+                    + #" 200 \#(next(9_000)) "-" "curl/8.5.0""#
             case 1:
-                line = "2026-12-07 08:26:19,\(next(1000)) INFO  [worker-\(next(8))] request served path=/api/v1/items/\(item) status=200 duration_ms=\(ms)"
+                let millisecond = next(1000)
+                line =
+                    "2026-12-07 08:26:19,\(millisecond) INFO  [worker-\(next(8))] request served"
+                    + " path=/api/v1/items/\(item) status=200 duration_ms=\(ms)"
             case 2:
-                line = #"{"level":"warn","ts":"2026-12-07T08:26:19.\#(next(1000))Z","msg":"slow query","duration_ms":\#(ms),"table":"orders","id":\#(item)}"#
+                line =
+                    #"{"level":"warn","ts":"2026-12-07T08:26:19.\#(next(1000))Z","msg":"slow query","#
+                    + #""duration_ms":\#(ms),"table":"orders","id":\#(item)}"#
             case 3:
                 line = "<3>kernel: ERROR usb 1-\(next(4)): device descriptor read/64, error -71 (port \(next(16)))"
             case 4:
                 line = "Dec  7 08:26:19 web-1 sshd[\(next(30_000))]: Connection closed by 192.0.2.\(next(255)) port \(next(65_000)) [preauth]"
             default:
-                line = "2026-12-07 08:26:19,\(next(1000)) ERROR [worker-\(next(8))] upstream Timeout after \(ms) ms status=50\(next(5)) path=/api/v1/checkout/\(item)"
+                let millisecond = next(1000)
+                let worker = next(8)
+                line =
+                    "2026-12-07 08:26:19,\(millisecond) ERROR [worker-\(worker)] upstream Timeout after \(ms) ms"
+                    + " status=50\(next(5)) path=/api/v1/checkout/\(item)"
             }
             lines.append(line)
         }
