@@ -171,9 +171,6 @@ public struct StreamFraming: Sendable {
         }
     }
 
-    /// A message as a text line: a multi-line record's lines after the
-    /// first each start with a tab (as `journalctl` indents them), so that
-    /// a line starting with a tab continues the record before it.
     /// A run's objects as they are (NDJSON, no `fields`): one reservation
     /// and one copy per line, the unfiltered subscriber's whole cost of a line.
     static func writeObjects(of lines: ArraySlice<HubEntry>, to buffer: inout ByteBuffer) {
@@ -190,6 +187,9 @@ public struct StreamFraming: Sendable {
         }
     }
 
+    /// A message as a text line: a multi-line record's lines after the
+    /// first each start with a tab (as `journalctl` indents them), so that
+    /// a line starting with a tab continues the record before it.
     static func writeText(_ buffer: inout ByteBuffer, _ text: String) {
         var text = text
         text.withUTF8 { bytes in
