@@ -68,6 +68,37 @@ public struct JSONWriter {
         }
     }
 
+    /// Appends constant JSON as it is (`#"{"type":"line""#`, a key with
+    /// its quotes and colon): for objects encoded once per line, whose keys
+    /// need not go through ``appendString(_:)`` every time.
+    public mutating func appendVerbatim(_ json: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: json.utf8Start, count: json.utf8CodeUnitCount))
+    }
+
+    /// A key given as its JSON, quotes and colon included (`#""seq":"#).
+    public mutating func key(verbatim json: StaticString) {
+        separator()
+        appendVerbatim(json)
+        needsComma = false
+    }
+
+    public mutating func field(verbatim key: StaticString, _ value: String) {
+        self.key(verbatim: key)
+        appendString(value)
+        needsComma = true
+    }
+
+    public mutating func field(verbatim key: StaticString, _ value: String?) {
+        if let value { field(verbatim: key, value) }
+    }
+
+    public mutating func field<I: BinaryInteger>(verbatim key: StaticString, _ value: I?) {
+        guard let value else { return }
+        self.key(verbatim: key)
+        appendInteger(value)
+        needsComma = true
+    }
+
     public mutating func field(_ key: String, _ value: String) {
         self.key(key)
         appendString(value)

@@ -74,21 +74,22 @@ public enum ProtocolObject: Sendable {
         writer.field("type", type)
         switch self {
         case .line(let record, let seq):
-            writer.field("seq", seq)
-            writer.key("ts")
+            // Once per line published: the keys are written as constants.
+            writer.field(verbatim: #""seq":"#, seq)
+            writer.key(verbatim: #""ts":"#)
             writer.appendRawQuoted { record.timestamp.appendRFC3339(to: &$0) }
-            writer.field("source", record.source)
-            writer.field("host", record.host)
-            writer.field("path", record.path)
-            writer.field("msg", record.message)
+            writer.field(verbatim: #""source":"#, record.source)
+            writer.field(verbatim: #""host":"#, record.host)
+            writer.field(verbatim: #""path":"#, record.path)
+            writer.field(verbatim: #""msg":"#, record.message)
             let lines = record.lineCount
-            if lines > 1 { writer.field("lines", lines) }
+            if lines > 1 { writer.field(verbatim: #""lines":"#, lines) }
             if record.continued { writer.field("continued", true) }
-            writer.field("priority", record.priority)
-            writer.field("unit", record.unit)
-            writer.field("identifier", record.identifier)
-            writer.field("pid", record.pid)
-            writer.field("cursor", record.cursor)
+            writer.field(verbatim: #""priority":"#, record.priority)
+            writer.field(verbatim: #""unit":"#, record.unit)
+            writer.field(verbatim: #""identifier":"#, record.identifier)
+            writer.field(verbatim: #""pid":"#, record.pid)
+            writer.field(verbatim: #""cursor":"#, record.cursor)
         case .source(let event):
             writer.field("source", event.source)
             writer.field("event", event.kind.rawValue)

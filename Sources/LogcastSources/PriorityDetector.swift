@@ -38,6 +38,43 @@ public enum PriorityDetector {
 
     static let keys: Set<String> = ["level", "lvl", "severity", "loglevel", "log_level", "levelname"]
 
+    /// A word of up to 16 ASCII letters folded to lower case and packed
+    /// into two integers (byte `k` of the word in byte `k mod 8` of the
+    /// `k / 8`-th), so that comparing a word costs two comparisons, not a
+    /// `String`, a `lowercased()` and a hash.
+    struct PackedWord: Equatable {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+
+        /// `letters` must be ASCII letters (`| 0x20` makes them lower case).
+        init(letters: UnsafeRawBufferPointer) {
+            precondition(letters.count <= 16, "a packed word holds at most 16 letters")
+            for (index, byte) in letters.enumerated() {
+                let folded = UInt64(byte | 0x20)
+                if index < 8 {
+                    low |= folded << (8 * UInt64(index))
+                } else {
+                    high |= folded << (8 * UInt64(index - 8))
+                }
+            }
+        }
+
+        init(_ word: String) {
+            var word = word
+            self = word.withUTF8 { PackedWord(letters: UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// ``words``, packed: the table a line's words are looked up in.
+    static let packedWords: [(word: PackedWord, level: Int)] = words.map { (PackedWord($0.key), $0.value) }
+
+    /// The level a word of 3 to 11 ASCII letters names, in any case (nil: none).
+    static func level(ofWord letters: UnsafeRawBufferPointer) -> Int? {
+        let packed = PackedWord(letters: letters)
+        for entry in packedWords where entry.word == packed { return entry.level }
+        return nil
+    }
+
     public static func detect(_ message: String) -> Int? {
         var message = message
         return message.withUTF8 { detect(bytes: UnsafeRawBufferPointer($0)) }
@@ -84,8 +121,7 @@ public enum PriorityDetector {
             if j < full.count, isWordByte(full[j]) { continue }
             let length = j - i
             guard length >= 3, length <= 11 else { continue }
-            let word = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[i..<j]), as: UTF8.self)
-            guard let level = words[word.lowercased()] else { continue }
+            guard let level = level(ofWord: UnsafeRawBufferPointer(rebasing: bytes[i..<j])) else { continue }
             let before: UInt8? = i > 0 ? bytes[i - 1] : nil
             let after: UInt8? = j < n ? bytes[j] : nil
 

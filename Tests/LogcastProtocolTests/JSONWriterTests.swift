@@ -133,4 +133,49 @@ import Testing
             }
         }
     }
+
+    /// A line's object, whose keys are written as constants, is byte for
+    /// byte what the generic writer makes of the same fields in the same
+    /// order, with every optional field present or absent.
+    @Test func aLineObjectIsItsFieldsWrittenOneByOne() {
+        for mask in 0..<256 {
+            func present(_ bit: Int) -> Bool { mask & (1 << bit) != 0 }
+            var record = LogRecord(
+                timestamp: Timestamp(microseconds: 1_796_631_979_123_456),
+                source: "app \"one\"",
+                message: present(0) ? "first\nsecond \u{1}" : "plain",
+                host: present(1) ? "web-1" : nil,
+                path: present(2) ? "/var/log/app.log" : nil,
+                priority: present(3) ? 3 : nil,
+                unit: present(4) ? "nginx.service" : nil,
+                identifier: present(5) ? "nginx" : nil,
+                pid: present(6) ? 812 : nil,
+                cursor: present(7) ? "s=abc;i=1" : nil
+            )
+            record.continued = mask % 3 == 0
+            for seq in [nil, UInt64(42)] {
+                var writer = JSONWriter()
+                writer.beginObject()
+                writer.field("type", "line")
+                writer.field("seq", seq)
+                writer.key("ts")
+                writer.appendRawValue(JSONWriter.quotedString(record.timestamp.rfc3339))
+                writer.field("source", record.source)
+                writer.field("host", record.host)
+                writer.field("path", record.path)
+                writer.field("msg", record.message)
+                if record.lineCount > 1 { writer.field("lines", record.lineCount) }
+                if record.continued { writer.field("continued", true) }
+                writer.field("priority", record.priority)
+                writer.field("unit", record.unit)
+                writer.field("identifier", record.identifier)
+                writer.field("pid", record.pid)
+                writer.field("cursor", record.cursor)
+                writer.endObject()
+                writer.newline()
+                let encoded = ProtocolObject.line(record, seq: seq).encoded()
+                #expect(encoded == writer.bytes, "mask \(mask), seq \(seq.map { "\($0)" } ?? "nil")")
+            }
+        }
+    }
 }

@@ -204,4 +204,32 @@ import Testing
         let line = String(repeating: ".", count: 252) + " ERRORS here"
         #expect(PriorityDetector.detect(line) == nil)
     }
+
+    // MARK: The word table
+
+    /// The packed lookup answers as the dictionary of level words did,
+    /// looked up lower-cased: for every level word in every case, and for
+    /// the words one letter away from each (cut short, one added before or
+    /// after, one changed), which must not be taken for it.
+    @Test func packedWordsAnswerAsTheDictionaryInAnyCase() {
+        var candidates: Set<String> = ["requests", "served", "connection", "closed", "upstream", "timeout", "informational"]
+        for word in PriorityDetector.words.keys {
+            candidates.insert(word)
+            candidates.insert(String(word.dropLast()))
+            candidates.insert(word + "s")
+            candidates.insert("x" + word)
+            candidates.insert(String(word.prefix(1)) + "q" + String(word.dropFirst(2)))
+        }
+        for candidate in candidates where (3...11).contains(candidate.utf8.count) {
+            let variants = [
+                candidate, candidate.uppercased(), candidate.prefix(1).uppercased() + candidate.dropFirst(),
+                String(candidate.enumerated().map { $0.offset % 2 == 0 ? Character($0.element.uppercased()) : $0.element }),
+            ]
+            for variant in variants {
+                var bytes = variant
+                let found = bytes.withUTF8 { PriorityDetector.level(ofWord: UnsafeRawBufferPointer($0)) }
+                #expect(found == PriorityDetector.words[variant.lowercased()], "\(variant)")
+            }
+        }
+    }
 }
