@@ -68,37 +68,6 @@ public struct JSONWriter {
         }
     }
 
-    /// Appends constant JSON as it is (`#"{"type":"line""#`, a key with
-    /// its quotes and colon): for objects encoded once per line, whose keys
-    /// need not go through ``appendString(_:)`` every time.
-    public mutating func appendVerbatim(_ json: StaticString) {
-        bytes.append(contentsOf: UnsafeBufferPointer(start: json.utf8Start, count: json.utf8CodeUnitCount))
-    }
-
-    /// A key given as its JSON, quotes and colon included (`#""seq":"#).
-    public mutating func key(verbatim json: StaticString) {
-        separator()
-        appendVerbatim(json)
-        needsComma = false
-    }
-
-    public mutating func field(verbatim key: StaticString, _ value: String) {
-        self.key(verbatim: key)
-        appendString(value)
-        needsComma = true
-    }
-
-    public mutating func field(verbatim key: StaticString, _ value: String?) {
-        if let value { field(verbatim: key, value) }
-    }
-
-    public mutating func field<I: BinaryInteger>(verbatim key: StaticString, _ value: I?) {
-        guard let value else { return }
-        self.key(verbatim: key)
-        appendInteger(value)
-        needsComma = true
-    }
-
     public mutating func field(_ key: String, _ value: String) {
         self.key(key)
         appendString(value)
@@ -176,59 +145,93 @@ public struct JSONWriter {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// Appends `string` as a JSON string literal.
-    ///
-    /// Runs that need no escape (most of a log line) are found eight bytes
-    /// at a time (``needsEscape(_:)``) and copied with one append each; only
-    /// a word that holds a quote, a backslash or a control character is
-    /// looked at byte by byte.
+    /// Appends `string` as a JSON string literal (``JSONEscaping``).
     mutating func appendString(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { utf8 in
-            guard let base = utf8.baseAddress else { return }
-            let count = utf8.count
-            var runStart = 0
-            var index = 0
-            while index < count {
-                while index + 8 <= count,
-                    !Self.needsEscape(UnsafeRawPointer(base).loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                {
-                    index += 8
-                }
-                guard index < count else { break }
-                let byte = base[index]
-                index += 1
-                if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") { continue }
-                if runStart < index - 1 {
-                    bytes.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: index - 1 - runStart))
-                }
-                runStart = index
-                appendEscape(byte)
-            }
-            if runStart < count {
-                bytes.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: count - runStart))
+            JSONEscaping.scan(utf8) { run in
+                bytes.append(contentsOf: run)
+            } escape: { byte in
+                JSONEscaping.forEachByte(escaping: byte) { bytes.append($0) }
             }
         }
         bytes.append(UInt8(ascii: "\""))
     }
+}
 
-    /// The escape for a quote, a backslash or a control character.
-    private mutating func appendEscape(_ byte: UInt8) {
-        bytes.append(0x5C)
+/// What JSON strings escape (RFC 8259: the quote, the backslash and control
+/// characters; UTF-8 beyond ASCII is copied as is), shared by
+/// ``JSONWriter`` and the one-allocation line encoder (``ProtocolObject``).
+enum JSONEscaping {
+    /// Calls `copy` for each run of bytes that need no escape and `escape`
+    /// for each byte that does, in order.
+    ///
+    /// Runs are found eight bytes at a time (``needsEscape(_:)``); only a
+    /// word that holds a byte to escape is looked at byte by byte.
+    @inline(__always)
+    static func scan(
+        _ text: UnsafeBufferPointer<UInt8>,
+        copy: (UnsafeBufferPointer<UInt8>) -> Void,
+        escape: (UInt8) -> Void
+    ) {
+        guard let base = text.baseAddress else { return }
+        let count = text.count
+        var runStart = 0
+        var index = 0
+        while index < count {
+            while index + 8 <= count, !needsEscape(UnsafeRawPointer(base).loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                index += 8
+            }
+            guard index < count else { break }
+            let byte = base[index]
+            index += 1
+            if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") { continue }
+            if runStart < index - 1 { copy(UnsafeBufferPointer(start: base + runStart, count: index - 1 - runStart)) }
+            runStart = index
+            escape(byte)
+        }
+        if runStart < count { copy(UnsafeBufferPointer(start: base + runStart, count: count - runStart)) }
+    }
+
+    /// The bytes of `text` as a JSON string literal, quotes included.
+    static func quotedCount(_ text: UnsafeBufferPointer<UInt8>) -> Int {
+        var count = 2
+        scan(text) {
+            count += $0.count
+        } escape: {
+            count += escapedCount($0)
+        }
+        return count
+    }
+
+    /// The length of a byte's escape: `\n` or `\u001f`.
+    @inline(__always)
+    static func escapedCount(_ byte: UInt8) -> Int {
         switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
-        case 0x0A: bytes.append(UInt8(ascii: "n"))
-        case 0x0D: bytes.append(UInt8(ascii: "r"))
-        case 0x09: bytes.append(UInt8(ascii: "t"))
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09: 2
+        default: 6
+        }
+    }
+
+    private static let hex: StaticString = "0123456789abcdef"
+
+    /// Calls `put` with each byte of the escape for a quote, a backslash or
+    /// a control character.
+    @inline(__always)
+    static func forEachByte(escaping byte: UInt8, _ put: (UInt8) -> Void) {
+        put(0x5C)
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): put(byte)
+        case 0x0A: put(UInt8(ascii: "n"))
+        case 0x0D: put(UInt8(ascii: "r"))
+        case 0x09: put(UInt8(ascii: "t"))
         default:
-            bytes.append(UInt8(ascii: "u"))
-            bytes.append(0x30)
-            bytes.append(0x30)
-            bytes.append(Self.hex[Int(byte >> 4)])
-            bytes.append(Self.hex[Int(byte & 0xF)])
+            put(UInt8(ascii: "u"))
+            put(0x30)
+            put(0x30)
+            put(hex.utf8Start[Int(byte >> 4)])
+            put(hex.utf8Start[Int(byte & 0xF)])
         }
     }
 

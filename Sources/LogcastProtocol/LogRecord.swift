@@ -38,8 +38,19 @@ public struct Timestamp: Sendable, Hashable, Comparable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The length of the RFC 3339 form: `2026-11-25T09:05:29.123456Z`.
+    public static let rfc3339Count = 27
+
     /// Appends the RFC 3339 form without allocating a `String`.
     public func appendRFC3339(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.rfc3339Count) { text in
+            writeRFC3339(to: text.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<Self.rfc3339Count]))
+        }
+    }
+
+    /// Writes the RFC 3339 form's ``rfc3339Count`` bytes at `text`.
+    public func writeRFC3339(to text: UnsafeMutablePointer<UInt8>) {
         // Years 0001...9999 only (a corrupt journal stamp must not crash the encoder).
         let micros = min(max(microseconds, Self.earliest), Self.latest)
         var seconds = micros / 1_000_000
@@ -65,31 +76,28 @@ public struct Timestamp: Sendable, Hashable, Comparable {
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
 
-        // YYYY-MM-DDTHH:MM:SS.ffffffZ, written into 27 bytes at once.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 27) { text in
-            func put(_ value: Int64, at offset: Int, digits: Int) {
-                var rest = value
-                for index in stride(from: offset + digits - 1, through: offset, by: -1) {
-                    text[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                    rest /= 10
-                }
+        // YYYY-MM-DDTHH:MM:SS.ffffffZ
+        func put(_ value: Int64, at offset: Int, digits: Int) {
+            var rest = value
+            for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+                text[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
             }
-            put(year, at: 0, digits: 4)
-            text[4] = UInt8(ascii: "-")
-            put(month, at: 5, digits: 2)
-            text[7] = UInt8(ascii: "-")
-            put(day, at: 8, digits: 2)
-            text[10] = UInt8(ascii: "T")
-            put(secondOfDay / 3600, at: 11, digits: 2)
-            text[13] = UInt8(ascii: ":")
-            put(secondOfDay / 60 % 60, at: 14, digits: 2)
-            text[16] = UInt8(ascii: ":")
-            put(secondOfDay % 60, at: 17, digits: 2)
-            text[19] = UInt8(ascii: ".")
-            put(fraction, at: 20, digits: 6)
-            text[26] = UInt8(ascii: "Z")
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[0..<27]))
         }
+        put(year, at: 0, digits: 4)
+        text[4] = UInt8(ascii: "-")
+        put(month, at: 5, digits: 2)
+        text[7] = UInt8(ascii: "-")
+        put(day, at: 8, digits: 2)
+        text[10] = UInt8(ascii: "T")
+        put(secondOfDay / 3600, at: 11, digits: 2)
+        text[13] = UInt8(ascii: ":")
+        put(secondOfDay / 60 % 60, at: 14, digits: 2)
+        text[16] = UInt8(ascii: ":")
+        put(secondOfDay % 60, at: 17, digits: 2)
+        text[19] = UInt8(ascii: ".")
+        put(fraction, at: 20, digits: 6)
+        text[26] = UInt8(ascii: "Z")
     }
 }
 

@@ -64,32 +64,13 @@ public enum ProtocolObject: Sendable {
 
     /// The object as one NDJSON line (ending in `\n`).
     public func encoded() -> [UInt8] {
-        var writer: JSONWriter
-        if case .line(let record, _) = self {
-            writer = JSONWriter(capacity: record.message.utf8.count + 160)
-        } else {
-            writer = JSONWriter()
-        }
+        if case .line(let record, let seq) = self { return Self.encodedLine(record, seq: seq) }
+        var writer = JSONWriter()
         writer.beginObject()
         writer.field("type", type)
         switch self {
-        case .line(let record, let seq):
-            // Once per line published: the keys are written as constants.
-            writer.field(verbatim: #""seq":"#, seq)
-            writer.key(verbatim: #""ts":"#)
-            writer.appendRawQuoted { record.timestamp.appendRFC3339(to: &$0) }
-            writer.field(verbatim: #""source":"#, record.source)
-            writer.field(verbatim: #""host":"#, record.host)
-            writer.field(verbatim: #""path":"#, record.path)
-            writer.field(verbatim: #""msg":"#, record.message)
-            let lines = record.lineCount
-            if lines > 1 { writer.field(verbatim: #""lines":"#, lines) }
-            if record.continued { writer.field("continued", true) }
-            writer.field(verbatim: #""priority":"#, record.priority)
-            writer.field(verbatim: #""unit":"#, record.unit)
-            writer.field(verbatim: #""identifier":"#, record.identifier)
-            writer.field(verbatim: #""pid":"#, record.pid)
-            writer.field(verbatim: #""cursor":"#, record.cursor)
+        case .line:
+            break  // encoded above (encodedLine)
         case .source(let event):
             writer.field("source", event.source)
             writer.field("event", event.kind.rawValue)

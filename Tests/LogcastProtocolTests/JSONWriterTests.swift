@@ -124,32 +124,34 @@ import Testing
     /// The word test on its own: every single byte value in every lane of an otherwise clean word.
     @Test func wordTestFlagsExactlyTheBytesThatNeedAnEscape() {
         let clean = UInt64(0x6161_6161_6161_6161)  // "aaaaaaaa"
-        #expect(!JSONWriter.needsEscape(clean))
+        #expect(!JSONEscaping.needsEscape(clean))
         for lane in 0..<8 {
             for value in 0...255 {
                 let word = (clean & ~(UInt64(0xFF) << (8 * lane))) | (UInt64(value) << (8 * lane))
                 let expected = value < 0x20 || value == 0x22 || value == 0x5C
-                #expect(JSONWriter.needsEscape(word) == expected, "0x\(String(value, radix: 16)) in lane \(lane)")
+                #expect(JSONEscaping.needsEscape(word) == expected, "0x\(String(value, radix: 16)) in lane \(lane)")
             }
         }
     }
 
-    /// A line's object, whose keys are written as constants, is byte for
-    /// byte what the generic writer makes of the same fields in the same
-    /// order, with every optional field present or absent.
+    /// A line's object, written in one allocation of its size
+    /// (`ProtocolObject.encodedLine`), is byte for byte what the generic
+    /// writer makes of the same fields in the same order, with every
+    /// optional field present or absent, escapes, an empty message and a
+    /// negative number.
     @Test func aLineObjectIsItsFieldsWrittenOneByOne() {
         for mask in 0..<256 {
             func present(_ bit: Int) -> Bool { mask & (1 << bit) != 0 }
             var record = LogRecord(
                 timestamp: Timestamp(microseconds: 1_796_631_979_123_456),
                 source: "app \"one\"",
-                message: present(0) ? "first\nsecond \u{1}" : "plain",
+                message: present(0) ? "first\nsecond \u{1} é \\ \"" : (mask % 5 == 0 ? "" : "plain"),
                 host: present(1) ? "web-1" : nil,
                 path: present(2) ? "/var/log/app.log" : nil,
                 priority: present(3) ? 3 : nil,
                 unit: present(4) ? "nginx.service" : nil,
                 identifier: present(5) ? "nginx" : nil,
-                pid: present(6) ? 812 : nil,
+                pid: present(6) ? (mask % 2 == 0 ? 812 : -1) : nil,
                 cursor: present(7) ? "s=abc;i=1" : nil
             )
             record.continued = mask % 3 == 0
