@@ -25,11 +25,17 @@ public final class TextDictionary: Sendable {
     /// The folded keys, by id.
     let keys: [[UInt8]]
     private let ids: [[UInt8]: Int]
-    /// The byte classes: the bytes that occur in keys get one each, every other byte class 0.
-    private let classOf: [UInt8]
+    /// The byte classes, by the byte as it is in a message: the bytes that
+    /// occur in keys get one each (an ASCII upper-case letter that of its
+    /// lower case), every other byte class 0.
+    private let classOfByte: [UInt8]
     private let classCount: Int
-    /// The automaton's moves, `state * classCount + class`.
+    /// The automaton's moves, at `state * classCount + class`: the target
+    /// state's own offset (`target * classCount`), with ``hasOutput`` set
+    /// when keys end there. A step is then one lookup and one test.
     private let moves: [Int32]
+    /// The flag of a move whose target state ends keys.
+    private static let hasOutput: Int32 = 1 << 30
     /// The keys that end at each state (its own and those of its suffixes),
     /// as ranges of ``outputs``: state s has `outputs[outputStart[s]..<outputStart[s + 1]]`.
     private let outputStart: [Int32]
@@ -125,9 +131,14 @@ public final class TextDictionary: Sendable {
             outputs += list
             outputStart.append(Int32(outputs.count))
         }
+        // Targets as offsets, flagged when keys end there (maxMoves keeps them under the flag).
+        for slot in moves.indices {
+            let target = Int(moves[slot])
+            moves[slot] = Int32(target * classCount) | (ends[target].isEmpty ? 0 : Self.hasOutput)
+        }
         self.keys = kept
         self.ids = Dictionary(uniqueKeysWithValues: kept.enumerated().map { ($1, $0) })
-        self.classOf = classOf
+        self.classOfByte = (0...255).map { classOf[Int(Self.fold(UInt8($0)))] }
         self.classCount = classCount
         self.moves = moves
         self.outputStart = outputStart
@@ -142,17 +153,18 @@ public final class TextDictionary: Sendable {
     func scan(_ lines: [HubEntry]) -> TextPostings {
         var found: [(key: Int32, line: Int32)] = []
         var lastLine = [Int32](repeating: -1, count: keys.count)
+        let classCount = classCount
         moves.withUnsafeBufferPointer { moves in
-            classOf.withUnsafeBufferPointer { classOf in
+            classOfByte.withUnsafeBufferPointer { classOfByte in
                 for index in lines.indices {
                     lines[index].withMessageBytes { message in
-                        var state = 0
+                        var offset = 0
                         for byte in message {
-                            state = Int(moves[state * classCount + Int(classOf[Int(Self.fold(byte))])])
-                            let start = Int(outputStart[state])
-                            let end = Int(outputStart[state + 1])
-                            guard start < end else { continue }
-                            for key in outputs[start..<end] where lastLine[Int(key)] != Int32(index) {
+                            let move = moves[offset &+ Int(classOfByte[Int(byte)])]
+                            offset = Int(move & ~Self.hasOutput)
+                            guard move & Self.hasOutput != 0 else { continue }
+                            let state = offset / classCount
+                            for key in outputs[Int(outputStart[state])..<Int(outputStart[state + 1])] where lastLine[Int(key)] != Int32(index) {
                                 lastLine[Int(key)] = Int32(index)
                                 found.append((key, Int32(index)))
                             }

@@ -276,7 +276,7 @@ public enum HotPath {
     /// one JSON encoding, the history, one offer per subscriber, and each
     /// writer's share of a frame.
     static func fanout(_ corpus: Corpus) -> [Workload] {
-        [0, 1, 100].map { subscribers in
+        let unfiltered = [0, 1, 100].map { subscribers in
             let records = corpus.records()
             // The chunks are made here: a source makes its array of records before it publishes.
             let chunks = stride(from: 0, to: records.count, by: chunkLines).map { Array(records[$0..<min($0 + chunkLines, records.count)]) }
@@ -306,6 +306,51 @@ public enum HotPath {
                 }
                 return framed
             }
+        }
+        return unfiltered + [filteredFanout(corpus)]
+    }
+
+    /// As ``fanout(_:)`` with 100 subscribers, each with its own `grep`
+    /// (`item=N.` for a different N, a text one line in 100 holds, as in
+    /// the filtered scenario of `Benchmarks/fanout.py`): the shared text
+    /// index is built once per chunk, and each writer matches only the
+    /// lines that hold its text. Ten chunks of 100 lines are published
+    /// before the writers drain, so that each drain finds ten matches (a
+    /// drain that found none would wait for more).
+    static func filteredFanout(_ corpus: Corpus) -> Workload {
+        // Each line gets a group, as fanout.py's lines do: "item=G" with G the line's index mod 100.
+        let records = corpus.records().enumerated().map { index, record in
+            var record = record
+            record.message += " item=\(index % 100)."
+            return record
+        }
+        let chunks = stride(from: 0, to: records.count, by: 100).map { Array(records[$0..<min($0 + 100, records.count)]) }
+        let hub = Hub()
+        let subscriptions = (0..<100).map { group in
+            var filter = Filter()
+            filter.grep = ["item=\(group)."]
+            return hub.subscribe(matcher: try! LineMatcher(filter), request: SubscriptionRequest(backlog: 0))
+        }
+        let framing = StreamFraming(kind: .ndjson, format: .json)
+        let allocator = ByteBufferAllocator()
+        return Workload(
+            name: "fanout-100-grep",
+            summary: "publish to 100 subscribers with 100 different greps, each writer's matches framed",
+            lines: records.count
+        ) {
+            var framed = 0
+            for (index, chunk) in chunks.enumerated() {
+                hub.publish(chunk, source: "app")
+                guard index % 10 == 9 else { continue }
+                for subscription in subscriptions where subscription.hasMore {
+                    guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
+                        fatalError("a subscriber of the benchmark hub stopped")
+                    }
+                    var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
+                    framed &+= framing.append(gap: gap, items: items, to: &buffer)
+                }
+            }
+            return framed
         }
     }
 }
