@@ -127,15 +127,6 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    /// Writes a string value whose bytes need no escaping, appended by
-    /// `body` straight into the output (no scratch array: a line's `ts`).
-    mutating func appendRawQuoted(_ body: (inout [UInt8]) -> Void) {
-        bytes.append(UInt8(ascii: "\""))
-        body(&bytes)
-        bytes.append(UInt8(ascii: "\""))
-        needsComma = true
-    }
-
     public mutating func newline() {
         bytes.append(UInt8(ascii: "\n"))
         needsComma = false

@@ -284,8 +284,6 @@ public enum HotPath {
             let subscriptions = (0..<subscribers).map { _ in
                 hub.subscribe(matcher: try! LineMatcher(Filter()), request: SubscriptionRequest(backlog: 0))
             }
-            let framing = StreamFraming(kind: .ndjson, format: .json)
-            let allocator = ByteBufferAllocator()
             return Workload(
                 name: "fanout-\(subscribers)",
                 summary: subscribers == 0
@@ -296,18 +294,25 @@ public enum HotPath {
                 var framed = 0
                 for chunk in chunks {
                     hub.publish(chunk, source: "app")
-                    for subscription in subscriptions {
-                        guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 256 * 1024, keepingRuns: true) else {
-                            fatalError("a subscriber of the benchmark hub stopped")
-                        }
-                        var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
-                        framed &+= framing.append(gap: gap, items: items, to: &buffer)
-                    }
+                    for subscription in subscriptions { framed &+= await frameNextBatch(of: subscription) }
                 }
                 return framed
             }
         }
         return unfiltered + [filteredFanout(corpus)]
+    }
+
+    /// What a `/ws` writer does with its next batch, but the socket write:
+    /// takes it (whole runs) and frames it into a buffer of the size it
+    /// needs. - Returns: the lines framed.
+    static func frameNextBatch(of subscription: Subscription) async -> Int {
+        // Up to 1 MiB: a drain takes all that a workload queued between two (a drain that found no match would wait).
+        guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
+            fatalError("a subscriber of the benchmark hub stopped")
+        }
+        let framing = StreamFraming(kind: .ndjson, format: .json)
+        var buffer = ByteBufferAllocator().buffer(capacity: framing.capacity(gap: gap, items: items))
+        return framing.append(gap: gap, items: items, to: &buffer)
     }
 
     /// As ``fanout(_:)`` with 100 subscribers, each with its own `grep`
@@ -331,8 +336,6 @@ public enum HotPath {
             filter.grep = ["item=\(group)."]
             return hub.subscribe(matcher: try! LineMatcher(filter), request: SubscriptionRequest(backlog: 0))
         }
-        let framing = StreamFraming(kind: .ndjson, format: .json)
-        let allocator = ByteBufferAllocator()
         return Workload(
             name: "fanout-100-grep",
             summary: "publish to 100 subscribers with 100 different greps, each writer's matches framed",
@@ -342,13 +345,7 @@ public enum HotPath {
             for (index, chunk) in chunks.enumerated() {
                 hub.publish(chunk, source: "app")
                 guard index % 10 == 9 else { continue }
-                for subscription in subscriptions where subscription.hasMore {
-                    guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
-                        fatalError("a subscriber of the benchmark hub stopped")
-                    }
-                    var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
-                    framed &+= framing.append(gap: gap, items: items, to: &buffer)
-                }
+                for subscription in subscriptions where subscription.hasMore { framed &+= await frameNextBatch(of: subscription) }
             }
             return framed
         }
