@@ -44,7 +44,7 @@ public final class Subscription: Sendable {
     struct State: ~Copyable {
         var matcher: LineMatcher
         var queue: SubscriberQueue
-        var waiter: CheckedContinuation<Void, Never>?
+        var waiter: Waiter?
         var finished = false
         /// Set by ``close(code:reason:)``: the writer closes with it at once.
         var closeRequest: CloseRequest?
@@ -107,7 +107,7 @@ public final class Subscription: Sendable {
     ///   from the history once `items` are sent (the held entries are then
     ///   read from there too).
     func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?, behind: CatchUpCursor? = nil) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiter = state.withLock { state -> Subscription.Waiter? in
             for item in items {
                 guard state.behind == nil else { break }  // the rest is read from the history
                 if state.queue.push(item) == .refused, let entry = item.carried { state.behind = CatchUpCursor(after: entry.position - 1) }
@@ -126,7 +126,7 @@ public final class Subscription: Sendable {
             state.starting = false
             return state.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// Begins a new start with a new filter (a `subscribe` message): drops
@@ -156,14 +156,14 @@ public final class Subscription: Sendable {
         through: CatchUpCursor,
         generation: Int
     ) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiter = state.withLock { state -> Subscription.Waiter? in
             guard state.generation == generation, state.behind == cursor, !state.finished else { return nil }
             state.behind = through
             if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
             state.queueRuns(entries)
             return state.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// Ends a catch-up, called under the hub's lock with its history read
@@ -222,7 +222,7 @@ public final class Subscription: Sendable {
     /// leave them to the history while the subscriber is behind, else
     /// `queue` them; then wake the writer, at most once.
     private func offer(_ entries: some Collection<HubEntry>, queue: (inout State) -> Void) {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+        let waiter: Waiter? = state.withLock { state in
             guard !state.finished else { return nil }
             if state.starting {
                 state.held.append(contentsOf: entries)
@@ -232,7 +232,7 @@ public final class Subscription: Sendable {
             queue(&state)
             return state.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// Control objects a subscriber may leave unread; a client that lets
@@ -247,35 +247,35 @@ public final class Subscription: Sendable {
     ///   another (repeated errors are merged while the client has not read them).
     @discardableResult
     public func sendControl(_ json: [UInt8], replacingUnsent: (([UInt8]) -> Bool)? = nil) -> Bool {
-        let (queued, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+        let (queued, waiter) = state.withLock { state -> (Bool, Waiter?) in
             guard !state.finished else { return (false, nil) }
             if let replacingUnsent, state.queue.replaceLastControl(where: replacingUnsent, with: json) { return (true, nil) }
             guard state.queue.controlCount < Self.maxPendingControls else { return (false, nil) }
             state.queue.push(.control(json))
             return (true, state.take())
         }
-        waiter?.resume()
+        waiter?.wake()
         return queued
     }
 
     /// Ends the stream: the writer gets what is still queued, then `nil`.
     public func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiter = state.withLock { state -> Subscription.Waiter? in
             state.finished = true
             return state.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// Ends the stream at once, without flushing what is queued: the writer
     /// gets ``Batch/close(_:)`` next (a revoked token, a client that does
     /// not read its replies).
     public func close(code: UInt16, reason: String) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiter = state.withLock { state -> Subscription.Waiter? in
             if state.closeRequest == nil { state.closeRequest = CloseRequest(code: code, reason: reason) }
             return state.take()
         }
-        waiter?.resume()
+        waiter?.wake()
     }
 
     /// What the writer gets: items for one frame, or the reason to stop.
@@ -306,6 +306,78 @@ public final class Subscription: Sendable {
     ///     batches always hold single items.
     public func nextBatch(maxBytes: Int, readOnExecutor: (any TaskExecutor)? = nil, keepingRuns: Bool = false) async -> Batch {
         while true {
+            if let batch = await takeBatch(maxBytes: maxBytes, readOnExecutor: readOnExecutor, keepingRuns: keepingRuns) { return batch }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.isReady(catchingUp: catchUp != nil) || Task.isCancelled { return true }
+                        state.waiter = .task(continuation)
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.take() }
+                waiter?.wake()
+            }
+        }
+    }
+
+    /// Takes up to about `maxBytes` of what is queued, as
+    /// ``nextBatch(maxBytes:readOnExecutor:keepingRuns:)`` does, but returns
+    /// nil instead of waiting when nothing is (lines a filter drops are
+    /// taken and dropped). A writer that does not keep a task waiting for
+    /// each subscriber calls this, and ``whenReady(_:)`` once it gets nil.
+    public func takeBatch(maxBytes: Int, readOnExecutor: (any TaskExecutor)? = nil, keepingRuns: Bool = false) async -> Batch? {
+        while true {
+            switch take(maxBytes: maxBytes, keepingRuns: keepingRuns) {
+            case .batch(let batch):
+                return batch
+            case .empty:
+                return nil
+            case .read(let cursor, let generation):
+                guard let catchUp else { return nil }
+                // Behind, and everything queued is sent: read on from the history, in this task.
+                await withTaskExecutorPreference(readOnExecutor) { catchUp(self, cursor, generation) }
+                // A read is up to a queue's worth of lines: let other tasks (pings, other writers) run between reads.
+                await Task.yield()
+            }
+        }
+    }
+
+    /// What ``takeBatchNow(maxBytes:keepingRuns:)`` found.
+    public enum Taken: Sendable {
+        /// Items for one frame, or the reason to stop.
+        case batch(Batch)
+        /// Nothing is queued.
+        case empty
+        /// Nothing is queued, and the subscriber is behind: the next lines
+        /// are read from the history, which only the task-based calls do
+        /// (``takeBatch(maxBytes:readOnExecutor:keepingRuns:)``), since the
+        /// read may wait for the disk.
+        case behind
+    }
+
+    /// ``takeBatch(maxBytes:readOnExecutor:keepingRuns:)`` without a task:
+    /// what is queued now, never waiting and never reading the history (a
+    /// writer on an event loop, which must not block).
+    public func takeBatchNow(maxBytes: Int, keepingRuns: Bool = false) -> Taken {
+        switch take(maxBytes: maxBytes, keepingRuns: keepingRuns) {
+        case .batch(let batch): .batch(batch)
+        case .empty: .empty
+        case .read: .behind
+        }
+    }
+
+    /// One try of the take functions: a batch, nothing, or a history read due.
+    private enum Take {
+        case batch(Batch)
+        case empty
+        case read(CatchUpCursor, generation: Int)
+    }
+
+    private func take(maxBytes: Int, keepingRuns: Bool) -> Take {
+        while true {
             var readOn: (cursor: CatchUpCursor, generation: Int)?
             var context: (selector: ContextSelector, generation: Int)?
             var generation = 0
@@ -325,15 +397,9 @@ public final class Subscription: Sendable {
                 if let behind = state.behind, !state.starting, catchUp != nil { readOn = (behind, state.generation) }
                 return (nil, nil)
             }
-            if let readOn, let catchUp {
-                // Behind, and everything queued is sent: read on from the history, in this task.
-                await withTaskExecutorPreference(readOnExecutor) { catchUp(self, readOn.cursor, readOn.generation) }
-                // A read is up to a queue's worth of lines: let other tasks (pings, other writers) run between reads.
-                await Task.yield()
-                continue
-            }
+            if let readOn { return .read(readOn.cursor, generation: readOn.generation) }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, var selector = context?.selector {
-                // Context: the selector chooses, in this task, outside every lock.
+                // Context: the selector chooses, in the writer, outside every lock.
                 if gap != nil { selector.reset() }
                 let chosen = filled(from: items, maxBytes: maxBytes, generation: generation) {
                     selector.select(Self.flatten($0, filter: nil), matcher: matcher)
@@ -342,32 +408,48 @@ public final class Subscription: Sendable {
                     if state.generation == context?.generation, state.context == nil { state.context = selector }
                 }
                 if chosen.isEmpty && gap == nil { continue }
-                return .items(gap: gap, chosen)
+                return .batch(.items(gap: gap, chosen))
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
-                // The filter runs here, in the writer's task, outside every lock.
+                // The filter runs here, in the writer, outside every lock.
                 let passing = filled(from: items, maxBytes: maxBytes, generation: generation) { Self.flatten($0, filter: matcher) }
                 if passing.isEmpty && gap == nil { continue }
-                return .items(gap: gap, passing)
+                return .batch(.items(gap: gap, passing))
             }
-            if case .items(let gap, let items)? = drained.batch { return .items(gap: gap, keepingRuns ? items : Self.flatten(items, filter: nil)) }
-            if let batch = drained.batch { return batch }
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in
-                    let resumeNow = state.withLock { state -> Bool in
-                        if !state.queue.isEmpty || state.finished || state.queue.isOverflowed || state.closeRequest != nil || Task.isCancelled
-                            || (state.behind != nil && !state.starting && catchUp != nil)
-                        {
-                            return true
-                        }
-                        state.waiter = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
-            } onCancel: {
-                let waiter = state.withLock { $0.take() }
-                waiter?.resume()
+            if case .items(let gap, let items)? = drained.batch {
+                return .batch(.items(gap: gap, keepingRuns ? items : Self.flatten(items, filter: nil)))
+            }
+            return drained.batch.map { .batch($0) } ?? .empty
+        }
+    }
+
+    /// Calls `action` once something is ready for the writer (lines or
+    /// replies queued, a part of the history to read, the end or a close),
+    /// at once if something already is. A subscription has one writer, so
+    /// one waiter at a time: this replaces one set before. The action runs
+    /// on the thread that made the subscription ready (a publisher's, under
+    /// no lock), so it should only start the writer, not write.
+    public func whenReady(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.isReady(catchingUp: catchUp != nil) { return true }
+            state.waiter = .callback(action)
+            return false
+        }
+        if now { action() }
+    }
+
+    /// Who waits for a subscription to become ready: a writer's task
+    /// (``nextBatch(maxBytes:readOnExecutor:keepingRuns:)``) or an action
+    /// that starts a writer (``whenReady(_:)``).
+    enum Waiter {
+        case task(CheckedContinuation<Void, Never>)
+        case callback(@Sendable () -> Void)
+
+        /// Resumes the task or calls the action: once, outside every lock.
+        func wake() {
+            switch self {
+            case .task(let continuation): continuation.resume()
+            case .callback(let action): action()
             }
         }
     }
@@ -450,9 +532,15 @@ public final class Subscription: Sendable {
 }
 
 extension Subscription.State {
-    mutating func take() -> CheckedContinuation<Void, Never>? {
+    mutating func take() -> Subscription.Waiter? {
         defer { waiter = nil }
         return waiter
+    }
+
+    /// Whether the writer has something to do: lines or replies queued,
+    /// the end, a close, or (when it can) a part of the history to read.
+    func isReady(catchingUp: Bool) -> Bool {
+        !queue.isEmpty || finished || queue.isOverflowed || closeRequest != nil || (behind != nil && !starting && catchingUp)
     }
 
     /// Queues live entries one by one: those the client has not had and

@@ -165,7 +165,8 @@ public struct LogcastApplication: Sendable {
             maxFrameSize: configuration.maxClientMessageBytes,
             // permessage-deflate whenever the client offers it.
             extensions: [.perMessageDeflate(maxDecompressedFrameSize: configuration.maxClientMessageBytes)],
-            autoPing: .enabled(timePeriod: configuration.pingInterval)
+            // Pings come from ``KeepAlive``, a timer of the event loop, not a task per connection.
+            autoPing: .disabled
         )
         let session = StreamSession(
             hub: hub,
@@ -197,14 +198,18 @@ public struct LogcastApplication: Sendable {
                                 var headers = HTTPFields()
                                 if offered.contains(AccessPolicy.subprotocol) { headers[.secWebSocketProtocol] = AccessPolicy.subprotocol }
                                 let remote = channel.remoteAddress?.ipAddress
-                                let eventLoop = channel.eventLoop
+                                let deflate = request.headerFields[values: .secWebSocketExtensions].contains {
+                                    $0.lowercased().contains("permessage-deflate")
+                                }
                                 return .upgrade(headers) { inbound, outbound, _ in
+                                    KeepAlive.start(on: channel, interval: TimeAmount(configuration.pingInterval))
                                     try await session.run(
                                         request: admitted.request,
                                         matcher: admitted.matcher,
                                         slot: admitted.slot,
                                         remoteAddress: remote,
-                                        eventLoop: eventLoop,
+                                        channel: channel,
+                                        deflate: deflate,
                                         inbound: inbound,
                                         outbound: outbound
                                     )

@@ -6,21 +6,37 @@ import Logging
 import NIOCore
 import NIOWebSocket
 
-/// One WebSocket subscriber: a writer that sends batched frames from the
-/// subscription's queue, and a reader that handles client messages.
+/// One WebSocket subscriber: a reader that handles client messages, in
+/// the connection's task, and a writer that sends batched frames from the
+/// subscription's queue, in a task of its own only while it has something
+/// to send.
 ///
 /// The reader always drains the inbound stream (pongs are only processed
 /// while it is read). The writer sends whatever is queued as one NDJSON
 /// frame as soon as the socket takes it, so an idle stream sends a line at
-/// once and a busy one batches. A slow socket only makes this subscriber's
-/// queue fill; its drop policy decides the rest.
-struct StreamSession {
+/// once and a busy one batches; once the queue is empty its task ends, and
+/// the next line starts another (``Subscription/whenReady(_:)``). An idle
+/// connection so holds one task, parked in the reader: every task costs
+/// its async frames (the Swift task allocator's slabs), which were most of
+/// an idle subscriber's memory (`Benchmarks/README.md`). A slow socket only
+/// makes this subscriber's queue fill; its drop policy decides the rest.
+final class StreamSession: Sendable {
     let hub: Hub
     let sourceNames: [String]
     let configuration: ServerConfiguration
     let connections: ConnectionTracker
     let metrics: ServerMetrics
     let logger: Logger
+
+    init(hub: Hub, sourceNames: [String], configuration: ServerConfiguration, connections: ConnectionTracker, metrics: ServerMetrics, logger: Logger)
+    {
+        self.hub = hub
+        self.sourceNames = sourceNames
+        self.configuration = configuration
+        self.connections = connections
+        self.metrics = metrics
+        self.logger = logger
+    }
 
     static let closeTryAgainLater = WebSocketErrorCode(codeNumber: 1013)
     /// The stream's token was removed from the token file (and reloaded).
@@ -31,13 +47,17 @@ struct StreamSession {
     static let maxRefusedMessages = 100
 
     /// Runs the stream until either side ends it.
-    /// - Parameter slot: the stream's admitted place; released when it ends.
+    /// - Parameters:
+    ///   - slot: the stream's admitted place; released when it ends.
+    ///   - deflate: whether the client offered permessage-deflate (then
+    ///     every frame goes through the WebSocket handler, which compresses).
     func run(
         request: SubscriptionRequest,
         matcher: LineMatcher,
         slot: ConnectionTracker.Slot,
         remoteAddress: String?,
-        eventLoop: (any EventLoop)? = nil,
+        channel: any Channel,
+        deflate: Bool,
         inbound: WebSocketInboundStream,
         outbound: WebSocketOutboundWriter
     ) async throws {
@@ -58,85 +78,24 @@ struct StreamSession {
             ]
         )
 
-        // The writer runs in this task and the reader in one child: every
-        // task of an idle connection costs its async frames (about a third
-        // of an idle subscriber's memory was a second child task).
-        let readerError: (any Error)? = await withTaskGroup(of: (any Error)?.self) { group in
-            group.addTask {
-                defer {
-                    // The peer is gone or broke the protocol: the writer finishes what is queued.
-                    hub.unsubscribe(subscription)
-                }
-                do {
-                    try await readLoop(subscription, inbound: inbound)
-                    return nil
-                } catch {
-                    return error
-                }
-            }
-            await writeLoop(subscription, eventLoop: eventLoop, outbound: outbound)
-            // The writer ended (closed the connection, or finished): stop waiting for the peer.
-            hub.unsubscribe(subscription)
-            group.cancelAll()
-            return await group.next() ?? nil
+        let writer = SocketWriter(session: self, subscription: subscription, channel: channel, outbound: outbound, directWrites: !deflate)
+        writer.start()
+        var readerError: (any Error)?
+        do {
+            try await readLoop(subscription, inbound: inbound)
+        } catch {
+            readerError = error
         }
+        // The peer is gone, broke the protocol, or answered the writer's
+        // close: the writer finishes what is queued (its writes fail once
+        // the connection is closed), and the connection ends with it.
+        hub.unsubscribe(subscription)
+        await writer.finished()
         logger.info(
             "subscriber disconnected",
             metadata: ["subscriber": "\(subscription.id)", "reason": "\(readerError.map { "\($0)" } ?? "closed")"]
         )
         if let readerError { throw readerError }
-    }
-
-    // MARK: Writer
-
-    /// Sends batches until the subscription ends or the socket does.
-    ///
-    /// While it keeps up, the writer runs on the connection's `eventLoop`
-    /// (when given): a frame is written to the socket where it is built,
-    /// without another thread's wake-up in between.
-    func writeLoop(_ subscription: Subscription, eventLoop: (any EventLoop)? = nil, outbound: WebSocketOutboundWriter) async {
-        let allocator = ByteBufferAllocator()
-        let framing = StreamFraming(kind: .ndjson, format: subscription.format, fields: subscription.fields)
-        let prompt = eventLoop.map { EventLoopTaskExecutor($0) }
-        await WriterPool.shared.drive(subscription, prompt: prompt) {
-            switch await subscription.nextBatch(maxBytes: configuration.maxBatchBytes, readOnExecutor: WriterPool.shared.bulk, keepingRuns: true) {
-            case .items(let gap, let items):
-                var buffer = allocator.buffer(capacity: framing.capacity(gap: gap, items: items))
-                // Counted in both formats; only JSON streams carry control objects.
-                if let gap { metrics.slowConsumerGap(missed: gap.missed) }
-                let lines = framing.append(gap: gap, items: items, to: &buffer)
-                guard buffer.readableBytes > 0 else { return .sent }
-                do {
-                    let bytes = buffer.readableBytes
-                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
-                    metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
-                    return WriterPool.step(sent: bytes, of: configuration.maxBatchBytes, subscription)
-                } catch {
-                    return .finished
-                }
-            case .overflowed:
-                logger.notice("closing slow subscriber", metadata: ["subscriber": "\(subscription.id)"])
-                metrics.slowDisconnect()
-                try? await outbound.close(Self.closeTryAgainLater, reason: "slow consumer: queue overflowed")
-                await waitForPeerClose()
-                return .finished
-            case .finished:
-                guard connections.isDraining else { return .finished }
-                try? await outbound.close(.goingAway, reason: "server shutting down")
-                await waitForPeerClose()
-                return .finished
-            case .close(let request):
-                logger.notice("closing subscriber", metadata: ["subscriber": "\(subscription.id)", "reason": "\(request.reason)"])
-                try? await outbound.close(WebSocketErrorCode(codeNumber: Int(request.code)), reason: request.reason)
-                await waitForPeerClose()
-                return .finished
-            }
-        }
-    }
-
-    /// Gives the peer a moment to answer a close before the reader is stopped.
-    func waitForPeerClose() async {
-        try? await Task.sleep(for: .seconds(2))
     }
 
     // MARK: Reader

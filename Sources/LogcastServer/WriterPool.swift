@@ -48,6 +48,10 @@ public final class WriterPool: Sendable {
         case busy
         /// Done: the subscription ended or the peer went.
         case finished
+        /// Nothing is waiting: the writer's task ends, and a new one starts
+        /// when something arrives (``Subscription/whenReady(_:)``), so an
+        /// idle subscriber holds no task.
+        case idle
     }
 
     /// Where writers without an event loop of their own wait for lines and
@@ -63,21 +67,24 @@ public final class WriterPool: Sendable {
         bulk = Lane(name: "logcast-bulk", threads: threads, niceIncrement: bulkNiceIncrement)
     }
 
-    /// Runs `step` until it returns ``Step/finished``: on `prompt` (the
-    /// pool's prompt lane when nil) while the writer keeps up, on the bulk
-    /// lane from a ``Step/busy`` step to the next ``Step/sent`` one, and
-    /// while `subscription` is behind (reading on from the history).
-    public func drive(_ subscription: Subscription, prompt: (any TaskExecutor)? = nil, _ step: () async -> Step) async {
+    /// Runs `step` until it returns ``Step/finished`` or ``Step/idle``
+    /// (which it returns): on `prompt` (the pool's prompt lane when nil)
+    /// while the writer keeps up, on the bulk lane from a ``Step/busy``
+    /// step to the next ``Step/sent`` one, and while `subscription` is
+    /// behind (reading on from the history).
+    @discardableResult
+    public func drive(_ subscription: Subscription, prompt: (any TaskExecutor)? = nil, _ step: () async -> Step) async -> Step {
         await drive(prompt: prompt, catchingUp: { subscription.isBehind }, step: step)
     }
 
     /// ``drive(_:prompt:_:)`` with the catch-up test given (for tests).
-    func drive(prompt: (any TaskExecutor)?, catchingUp: () -> Bool, step: () async -> Step) async {
+    @discardableResult
+    func drive(prompt: (any TaskExecutor)?, catchingUp: () -> Bool, step: () async -> Step) async -> Step {
         await withTaskExecutorPreference(prompt ?? self.prompt) {
             var next = catchingUp() ? Step.busy : await step()
             while true {
                 switch next {
-                case .finished: return
+                case .finished, .idle: return next
                 case .sent: next = catchingUp() ? .busy : await step()
                 case .busy:
                     next = await withTaskExecutorPreference(bulk) { () async -> Step in

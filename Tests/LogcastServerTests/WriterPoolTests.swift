@@ -41,11 +41,26 @@ import Testing
             ([.busy, .finished], ["prompt", "bulk"]),
             ([.busy, .sent, .busy, .busy, .sent, .sent, .finished], ["prompt", "bulk", "prompt", "bulk", "bulk", "prompt", "prompt"]),
             ([.finished], ["prompt"]),
+            // Idle ends the task too (a writer without a task while idle starts another later), from either lane.
+            ([.sent, .idle, .sent], ["prompt", "prompt"]),
+            ([.busy, .idle, .sent], ["prompt", "bulk"]),
         ] as [([WriterPool.Step], [String])]
     )
     func aWriterCatchesUpOnTheBulkLaneAndWaitsOnThePromptOne(script: [WriterPool.Step], expected: [String]) async {
         let seen = await Self.lanes(of: script)
         #expect(seen.map(\.name) == expected.map { "logcast-\($0)" })
+    }
+
+    /// drive returns the step that ended it: the writer asks for a callback
+    /// after `idle`, and ends the stream after `finished`.
+    @Test func driveReturnsTheStepThatEndedIt() async {
+        let pool = WriterPool(threads: 1)
+        defer { pool.stop() }
+        for (script, last) in [([WriterPool.Step.sent, .idle], WriterPool.Step.idle), ([.busy, .idle], .idle), ([.busy, .finished], .finished)] {
+            var next = script.makeIterator()
+            let ended = await pool.drive(prompt: nil, catchingUp: { false }, step: { next.next() ?? .finished })
+            #expect(ended == last, "\(script)")
+        }
     }
 
     /// A catch-up read may wait for the disk: it never runs on the prompt
