@@ -9,7 +9,9 @@ import NIOWebSocket
 /// nothing at all arrived for one interval after a ping: silent for
 /// between one and two intervals. The close frame says `1001` (`ping
 /// timeout`), and the connection is closed at once: a peer that stopped
-/// answering is not waited for.
+/// answering is not waited for, and one that stopped reading (so that
+/// the frame cannot be sent) is closed all the same. Pings are written
+/// to the channel directly, past a writer that waits for a full socket.
 ///
 /// A timer of the event loop does this, not a task per connection: an
 /// idle connection's Swift task costs its async frames (the stock
@@ -73,9 +75,9 @@ final class KeepAlive: ChannelInboundHandler, RemovableChannelHandler {
             var data = channel.allocator.buffer(capacity: 2 + Self.closeReason.utf8.count)
             data.write(webSocketErrorCode: Self.closeCode)
             data.writeString(Self.closeReason)
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            // Written now if the socket takes it; a peer that reads nothing does not hold the close up.
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data), promise: nil)
+            channel.close(promise: nil)
             return
         }
         readsAtPing = reads

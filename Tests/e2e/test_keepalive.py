@@ -100,3 +100,22 @@ def test_a_client_with_compression_is_pinged_stays_open_while_it_answers_and_get
         wait_for(lambda: clock.lines == ["compressed"])
     finally:
         stream.close()
+
+
+def test_a_client_that_stops_reading_is_closed_even_with_lines_pending(serve, tmp_path):
+    """A stalled client cannot answer pings: it is disconnected after an
+    unanswered ping although its socket is full (the close cannot wait for
+    room), and the server goes on serving a reading client."""
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0", "--ping-interval", INTERVAL)
+    stalled = RawClient(server.port, "?format=text", rcvbuf=4096)
+    reading = Answering(server.port)
+    reading.start()
+    wait_for(lambda: server.health()["subscribers"] == 2)
+    with open(log, "a") as handle:
+        handle.write("".join(f"pending {i} {'x' * 200}\n" for i in range(20_000)))
+    wait_for(lambda: server.health()["subscribers"] == 1, message="the stalled subscriber to be disconnected")
+    wait_for(lambda: len(reading.lines) == 20_000, message="every line to reach the reading client")
+    assert reading.lines[-1].startswith("pending 19999 ") and (reading.close, reading.error) == (None, None)
+    stalled.close()
