@@ -85,6 +85,9 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
         }
         let gate = self.gate
         channel.closeFuture.whenComplete { _ in gate.leave() }
+        // Each connection keeps its last receive buffer for the next read:
+        // start it small (a request head, a client message), not at NIO's 2 KiB.
+        try? channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: connectionReceiveBuffers)
         let timeout = channel.eventLoop.scheduleTask(in: headTimeout) {
             gate.headTimeouts.increment()
             logger.debug(
@@ -135,3 +138,6 @@ final class InFlightLimit: Sendable {
 func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     (try? await NIOThreadPool.singleton.runIfActive(body)) ?? body()
 }
+
+/// Receive buffers of each connection: from 512 bytes, growing while reads fill them.
+let connectionReceiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)

@@ -120,11 +120,19 @@ public final class ConnectionTracker: Sendable {
     }
 
     /// A stream admitted before its WebSocket upgrade: its place, and its
-    /// request as parsed (and compiled) once, by the admission.
-    struct PendingUpgrade: Sendable {
-        var slot: Slot
-        var request: SubscriptionRequest
-        var matcher: LineMatcher
+    /// request as parsed (and compiled) once, by the admission. A class:
+    /// the connection's task holds it for the stream's life, and a
+    /// reference keeps its async frames small (``StreamSession``).
+    final class PendingUpgrade: Sendable {
+        let slot: Slot
+        let request: SubscriptionRequest
+        let matcher: LineMatcher
+
+        init(slot: Slot, request: SubscriptionRequest, matcher: LineMatcher) {
+            self.slot = slot
+            self.request = request
+            self.matcher = matcher
+        }
     }
 
     /// Keeps what the admission of an upgrade found until its session takes it.

@@ -168,6 +168,7 @@ public struct LogcastApplication: Sendable {
             // Pings come from ``KeepAlive``, a timer of the event loop, not a task per connection.
             autoPing: .disabled
         )
+        let pingInterval = TimeAmount(configuration.pingInterval)
         let session = StreamSession(
             hub: hub,
             sourceNames: registry.names,
@@ -202,11 +203,9 @@ public struct LogcastApplication: Sendable {
                                     $0.lowercased().contains("permessage-deflate")
                                 }
                                 return .upgrade(headers) { inbound, outbound, _ in
-                                    KeepAlive.start(on: channel, interval: TimeAmount(configuration.pingInterval))
+                                    KeepAlive.start(on: channel, interval: pingInterval)
                                     try await session.run(
-                                        request: admitted.request,
-                                        matcher: admitted.matcher,
-                                        slot: admitted.slot,
+                                        admitted,
                                         remoteAddress: remote,
                                         channel: channel,
                                         deflate: deflate,

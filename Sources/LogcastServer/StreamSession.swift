@@ -48,13 +48,11 @@ final class StreamSession: Sendable {
 
     /// Runs the stream until either side ends it.
     /// - Parameters:
-    ///   - slot: the stream's admitted place; released when it ends.
+    ///   - admitted: the stream's admitted place (released when it ends) and request.
     ///   - deflate: whether the client offered permessage-deflate (then
     ///     every frame goes through the WebSocket handler, which compresses).
     func run(
-        request: SubscriptionRequest,
-        matcher: LineMatcher,
-        slot: ConnectionTracker.Slot,
+        _ admitted: ConnectionTracker.PendingUpgrade,
         remoteAddress: String?,
         channel: any Channel,
         deflate: Bool,
@@ -63,13 +61,12 @@ final class StreamSession: Sendable {
     ) async throws {
         metrics.opened(.ws)
         defer {
-            slot.release()
+            admitted.slot.release()
             metrics.closed(.ws)
         }
-        let prelude = request.format == .json ? [hello(filter: matcher.filter)] : []
-        let hub = self.hub
-        let subscription = await offCooperativePool { hub.subscribe(matcher: matcher, request: request, prelude: prelude) }
-        slot.onTokenRevoked { subscription.close(code: Self.closeTokenRevoked, reason: "token revoked") }
+        let subscription = await subscribe(admitted)
+        let matcher = admitted.matcher
+        admitted.slot.onTokenRevoked { subscription.close(code: Self.closeTokenRevoked, reason: "token revoked") }
         logger.info(
             "subscriber connected",
             metadata: [
@@ -96,6 +93,17 @@ final class StreamSession: Sendable {
             metadata: ["subscriber": "\(subscription.id)", "reason": "\(readerError.map { "\($0)" } ?? "closed")"]
         )
         if let readerError { throw readerError }
+    }
+
+    /// The stream's subscription (the hub's lock is taken off Swift's
+    /// shared pool). Apart from ``run(_:remoteAddress:channel:deflate:inbound:outbound:)``
+    /// so that what it needs is not held in that function's frame for the
+    /// stream's life: the async frames of an idle connection's task are
+    /// most of its memory.
+    private func subscribe(_ admitted: ConnectionTracker.PendingUpgrade) async -> Subscription {
+        let prelude = admitted.request.format == .json ? [hello(filter: admitted.matcher.filter)] : []
+        let hub = self.hub
+        return await offCooperativePool { hub.subscribe(matcher: admitted.matcher, request: admitted.request, prelude: prelude) }
     }
 
     // MARK: Reader
