@@ -119,3 +119,49 @@ def test_a_client_that_stops_reading_is_closed_even_with_lines_pending(serve, tm
     wait_for(lambda: len(reading.lines) == 20_000, message="every line to reach the reading client")
     assert reading.lines[-1].startswith("pending 19999 ") and (reading.close, reading.error) == (None, None)
     stalled.close()
+
+
+def test_no_frame_follows_the_close_handshake_while_lines_flow(serve, tmp_path):
+    """The client closes while lines keep arriving: the server answers with
+    its close frame and sends nothing after it (RFC 6455 5.5.1), whichever
+    of its writers had a frame ready."""
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    for round in range(5):
+        client = RawClient(server.port, "?format=text")
+        wait_for(lambda: server.health()["subscribers"] == 1)
+        stop = threading.Event()
+
+        def write():
+            i = 0
+            while not stop.is_set():
+                append(log, f"round {round} line {i}\n")
+                i += 1
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            while True:  # lines are flowing
+                opcode, payload = client.frame()
+                if opcode == 1:
+                    break
+            client.send_frame(8, struct.pack(">H", 1000))
+            after_close = []
+            closed = False
+            while True:
+                try:
+                    opcode, payload = client.frame()
+                except (EOFError, ConnectionResetError):
+                    break
+                if closed:
+                    after_close.append(opcode)
+                elif opcode == 8:
+                    closed = True
+            assert closed, "the server answered the close"
+            assert after_close == [], f"frames after the close frame: {after_close[:10]}"
+        finally:
+            stop.set()
+            writer.join()
+            client.close()
+        wait_for(lambda: server.health()["subscribers"] == 0)
