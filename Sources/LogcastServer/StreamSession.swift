@@ -7,15 +7,15 @@ import NIOCore
 import NIOWebSocket
 
 /// One WebSocket subscriber: a reader that handles client messages, in
-/// the connection's task, and a writer that sends batched frames from the
-/// subscription's queue, in a task of its own only while it has something
-/// to send.
+/// the connection's task, and a writer (``SocketWriter``) that sends
+/// batched frames from the subscription's queue.
 ///
 /// The reader always drains the inbound stream (pongs are only processed
 /// while it is read). The writer sends whatever is queued as one NDJSON
 /// frame as soon as the socket takes it, so an idle stream sends a line at
-/// once and a busy one batches; once the queue is empty its task ends, and
-/// the next line starts another (``Subscription/whenReady(_:)``). An idle
+/// once and a busy one batches. It holds no task while idle: an idle
+/// subscriber's line is written from the connection's event loop, and a
+/// task runs only while there is more to send (``SocketWriter``). An idle
 /// connection so holds one task, parked in the reader: every task costs
 /// its async frames (the Swift task allocator's slabs), which were most of
 /// an idle subscriber's memory (`Benchmarks/README.md`). A slow socket only
