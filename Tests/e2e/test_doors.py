@@ -618,12 +618,17 @@ def test_an_error_reply_survives_the_next_subscribe(serve, log):
 
 # --- 9a. a revoked token closes its streams ---------------------------------
 
-def test_revoking_a_token_closes_its_streams_and_only_those(serve, tmp_path, log):
+# With and without permessage-deflate: an idle uncompressed stream's writer
+# runs on the event loop without a task, a compressed one's in a task.
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_revoking_a_token_closes_its_streams_and_only_those(serve, tmp_path, log, compression):
     tokens = tmp_path / "tokens"
     tokens.write_text("keep-this-token-1234\nrevoke-this-token-5678\n")
     server = serve("--file", f"app={log}", "--token-file", str(tokens), "--initial-lines", "0")
-    kept = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer keep-this-token-1234"})
-    doomed = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer revoke-this-token-5678"})
+    kept = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer keep-this-token-1234"},
+                  compression=compression)
+    doomed = Stream(server.ws_url + "?backlog=0", additional_headers={"Authorization": "Bearer revoke-this-token-5678"},
+                    compression=compression)
     assert kept.next()["type"] == "hello" and doomed.next()["type"] == "hello"
     sse = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
     sse.sendall(f"GET /sse?backlog=0 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer revoke-this-token-5678\r\n\r\n".encode())

@@ -206,3 +206,28 @@ def test_sigterm_flushes_queued_lines_then_closes_1001(serve, tmp_path):
     assert code == 1001
     assert [o["msg"] for o in objects if o["type"] == "line"] == [f"queued {i}" for i in range(5000)]
     assert server.proc.wait(timeout=30) == 0
+
+
+def test_sigterm_closes_idle_subscribers_1001_with_and_without_compression(serve, tmp_path):
+    """Idle streams at shutdown: the uncompressed one (whose writer holds no
+    task while idle) and the compressed one (whose frames go through the
+    WebSocket handler) both get their last line, then 1001."""
+    log = tmp_path / "app.log"
+    log.touch()
+    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    raw = RawClient(server.port, "?format=text")
+    compressed = Stream(server.ws_url)
+    assert compressed.next()["type"] == "hello"
+    wait_for(lambda: server.health()["subscribers"] == 2)
+    append(log, "the last line\n")
+    assert compressed.lines(1)[0]["msg"] == "the last line"
+    opcode, payload = raw.frame()
+    assert (opcode, payload) == (1, b"the last line\n")
+    server.proc.send_signal(signal.SIGTERM)
+    assert raw.read_until_close() == ([], 1001)
+    with pytest.raises(Exception) as closed:
+        while True:
+            compressed.next()
+    assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 1001
+    assert server.proc.wait(timeout=30) == 0
+
