@@ -91,10 +91,20 @@ enum StoredRecord: Equatable {
         case event = 3
     }
 
-    /// Appends the framed record to `out`.
+    /// Appends the framed record to `out`: the payload is written in place
+    /// after a header that is filled in last (no buffer of its own: this
+    /// runs for every line, before it is sent).
     func append(to out: inout [UInt8]) {
         var payload = RecordWriter()
-        if case .line(_, let record) = self { payload.bytes.reserveCapacity(record.message.utf8.count + 96) }
+        swap(&payload.bytes, &out)
+        defer { swap(&payload.bytes, &out) }
+        let start = payload.bytes.count
+        if case .line(_, let record) = self {
+            let needed = start + Self.headerBytes + record.message.utf8.count + 96
+            // Geometrically, when it must grow at all: a batch appends one record after another.
+            if payload.bytes.capacity < needed { payload.bytes.reserveCapacity(max(needed, 2 * payload.bytes.capacity)) }
+        }
+        payload.u64(0)  // the header: length and checksum, below
         switch self {
         case .line(let seq, let record):
             payload.byte(Kind.line.rawValue)
@@ -158,11 +168,11 @@ enum StoredRecord: Equatable {
                 payload.string(cursor)
             }
         }
-        var header = RecordWriter()
-        header.u32(UInt32(payload.bytes.count))
-        header.u32(CRC32.checksum(payload.bytes))
-        out += header.bytes
-        out += payload.bytes
+        payload.bytes.withUnsafeMutableBytes { bytes in
+            let body = UnsafeRawBufferPointer(rebasing: bytes[(start + Self.headerBytes)...])
+            bytes.storeBytes(of: UInt32(body.count).littleEndian, toByteOffset: start, as: UInt32.self)
+            bytes.storeBytes(of: CRC32.checksum(body).littleEndian, toByteOffset: start + 4, as: UInt32.self)
+        }
     }
 
     /// Decodes a payload (already checked against its checksum); nil for a

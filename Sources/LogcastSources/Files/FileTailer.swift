@@ -130,8 +130,18 @@ struct FileTailLoop {
     let wakeFD: Int32
     let recheck: WakeSignal
 
+    /// The pattern's directory and whether it is a glob, worked out once:
+    /// every event and every publish asks.
+    let directory: String
+    let isGlob: Bool
+
     var files: [String: FollowedFile] = [:]
     var inotifyFD: Int32 = -1
+    /// Where inotify events are read into (kept: an event is read for every write to the directory).
+    var inotifyBuffer = [UInt8](repeating: 0, count: 16 * 1024)
+    /// What ``publishStatus()`` last told the registry.
+    var publishedPaths: [String]?
+    var publishedError: String?
     var watch: Int32 = -1
     var lastError: String?
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -161,6 +171,8 @@ struct FileTailLoop {
         self.logger = logger
         self.wakeFD = wakeFD
         self.recheck = recheck
+        directory = configuration.directory
+        isGlob = configuration.isGlob
     }
 
     mutating func run() {
@@ -200,7 +212,7 @@ struct FileTailLoop {
                 rescan = true
                 if watch < 0 { addWatch() }
             }
-            if rescan && configuration.isGlob { discover(initial: false) }
+            if rescan && isGlob { discover(initial: false) }
             checkAll()
             flushStalePartials()
             publishStatus()
@@ -213,7 +225,7 @@ struct FileTailLoop {
     // MARK: Start-up
 
     mutating func start() {
-        if configuration.isGlob {
+        if isGlob {
             discover(initial: true, saved: configuration.resumeMembers)
             return
         }
@@ -425,7 +437,6 @@ struct FileTailLoop {
     /// Finds glob members. At start they are read from their tail, or
     /// continued from their `saved` positions; later ones from offset 0.
     mutating func discover(initial: Bool, saved: [FilePosition]? = nil) {
-        let directory = configuration.directory
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         // A skipped name that is gone may come back as a file worth following.
         let present = Set(names)
@@ -459,8 +470,12 @@ struct FileTailLoop {
     // MARK: Following
 
     mutating func checkAll() {
-        for path in files.keys.sorted() { check(path) }
-        files = files.filter { !$0.value.retired }
+        if files.count == 1, let path = files.keys.first {
+            check(path)  // the common case, without sorting
+        } else {
+            for path in files.keys.sorted() { check(path) }
+        }
+        if files.values.contains(where: \.retired) { files = files.filter { !$0.value.retired } }
     }
 
     mutating func check(_ path: String) {
@@ -475,7 +490,7 @@ struct FileTailLoop {
                 readToEnd(path)
             case .emit(let kind):
                 emit(kind, path: path)
-                if kind == .missing, configuration.isGlob {
+                if kind == .missing, isGlob {
                     // A glob member that is gone is forgotten; a new one is found by the next scan.
                     files[path]?.retired = true
                 }
@@ -873,7 +888,7 @@ struct FileTailLoop {
         guard !records.isEmpty || bytes > 0 || (always && position != nil) else { return }
         // Glob members share one source name; each keeps its own position.
         var position = position
-        if configuration.isGlob, case .file(let file)? = position { position = .member(file) }
+        if isGlob, case .file(let file)? = position { position = .member(file) }
         sink.lines(records, position)
         sink.status { status in
             status.linesRead += UInt64(records.count)
@@ -894,9 +909,13 @@ struct FileTailLoop {
         lastError = message
     }
 
-    func publishStatus() {
+    /// Tells the registry which files are open and the last error, when either changed.
+    mutating func publishStatus() {
         let open = files.values.filter { $0.fd >= 0 }.map(\.path).sorted()
         let error = lastError
+        guard open != publishedPaths || error != publishedError else { return }
+        publishedPaths = open
+        publishedError = error
         sink.status { status in
             status.paths = open
             status.lastError = error
@@ -911,8 +930,7 @@ struct FileTailLoop {
         let mask = UInt32(
             IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
         )
-        let directory = configuration.directory.isEmpty ? "." : configuration.directory
-        watch = inotify_add_watch(inotifyFD, directory, mask)
+        watch = inotify_add_watch(inotifyFD, directory.isEmpty ? "." : directory, mask)
     }
 
     /// Reads pending events: notes whether the directory's membership may
@@ -920,30 +938,31 @@ struct FileTailLoop {
     /// renamed to which names (``renamedAway``).
     mutating func drainInotify() {
         guard inotifyFD >= 0 else { return }
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        let directory = configuration.directory
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
+            let count = inotifyBuffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
             if count <= 0 { break }
             var offset = 0
             while offset + 16 <= count {
-                let (mask, cookie, nameLength) = buffer.withUnsafeBytes { raw in
+                let (mask, cookie, nameLength) = inotifyBuffer.withUnsafeBytes { raw in
                     (
                         raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
                         raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self),
                         Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
                     )
                 }
-                let nameBytes = buffer[(offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
-                let name = String(decoding: nameBytes, as: UTF8.self)
-                let path = directory.isEmpty ? name : directory + "/" + name
                 if mask & UInt32(IN_Q_OVERFLOW) != 0 { membershipChanged = true }
                 if mask & UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) != 0 { membershipChanged = true }
-                if mask & UInt32(IN_MOVED_FROM) != 0, files[path] != nil {
-                    movedFrom[cookie] = path
-                }
-                if mask & UInt32(IN_MOVED_TO) != 0, let old = movedFrom.removeValue(forKey: cookie) {
-                    renamedAway[old, default: []].append(path)
+                if mask & UInt32(IN_MOVED_FROM | IN_MOVED_TO) != 0 {
+                    // Only renames need the name (most events are writes, IN_MODIFY).
+                    let nameBytes = inotifyBuffer[(offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
+                    let name = String(decoding: nameBytes, as: UTF8.self)
+                    let path = directory.isEmpty ? name : directory + "/" + name
+                    if mask & UInt32(IN_MOVED_FROM) != 0, files[path] != nil {
+                        movedFrom[cookie] = path
+                    }
+                    if mask & UInt32(IN_MOVED_TO) != 0, let old = movedFrom.removeValue(forKey: cookie) {
+                        renamedAway[old, default: []].append(path)
+                    }
                 }
                 if mask & UInt32(IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) != 0 {
                     // The directory itself went away: watch again on the next poll tick.
