@@ -12,8 +12,8 @@ import Testing
         var records: [StoredRecord] = []
         var offset = 0
         while offset < bytes.count {
-            let length = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
-            let checksum = UInt32(bytes[offset + 4]) | UInt32(bytes[offset + 5]) << 8 | UInt32(bytes[offset + 6]) << 16 | UInt32(bytes[offset + 7]) << 24
+            let length = Int(Self.u32(bytes, at: offset))
+            let checksum = Self.u32(bytes, at: offset + 4)
             let body = Array(bytes[(offset + StoredRecord.headerBytes)..<(offset + StoredRecord.headerBytes + length)])
             #expect(CRC32.checksum(body) == checksum, "record \(records.count): the checksum covers exactly its payload")
             if let record = body.withUnsafeBytes({ StoredRecord.decode($0) }) { records.append(record) }
@@ -21,6 +21,10 @@ import Testing
         }
         #expect(offset == bytes.count, "nothing between or after the records")
         return records
+    }
+
+    static func u32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        (0..<4).reduce(0) { $0 | UInt32(bytes[offset + $1]) << (8 * $1) }
     }
 
     static func line(_ seq: UInt64, _ message: String) -> StoredRecord {
