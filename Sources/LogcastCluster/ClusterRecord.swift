@@ -11,7 +11,7 @@ public enum ClusterRecord {
     /// The message body for `record`; a journal line's fields go with it
     /// as `"fields":{...}` (the last value of each name).
     public static func encode(_ record: LogRecord) -> [UInt8] {
-        var bytes = ProtocolObject.line(record, seq: nil).encoded()
+        var bytes = ProtocolObject.encodedLine(record, seq: nil)
         bytes.removeLast()  // the NDJSON newline
         if let member = record.fields?.member(selecting: nil) {
             bytes.removeLast()  // `}`

@@ -93,7 +93,7 @@ public final class StreamHistory: DurableHistory {
         else { return nil }
         let entries = messages.compactMap { message -> HubEntry? in
             guard case .success(let record) = Self.record(of: message) else { return nil }
-            return HubEntry(position: message.sequence, payload: .line(record), json: ProtocolObject.line(record, seq: message.sequence).encoded())
+            return HubEntry(position: message.sequence, payload: .line(record), json: ProtocolObject.encodedLine(record, seq: message.sequence))
         }
         return (entries, complete)
     }

@@ -178,7 +178,7 @@ public final class Hub: Sendable {
             entries.reserveCapacity(records.count)
             for (index, record) in records.enumerated() {
                 let seq = first + UInt64(index)
-                let json = ProtocolObject.line(record, seq: seq).encoded()
+                let json = ProtocolObject.encodedLine(record, seq: seq)
                 entries.append(HubEntry(position: seq, payload: .line(record), json: json, publishedAt: now))
             }
             durable?.append(entries, source: source, position: position)
@@ -219,7 +219,7 @@ public final class Hub: Sendable {
             var entries: [HubEntry] = []
             entries.reserveCapacity(stamped.count)
             for (seq, record) in stamped where seq > last {
-                let json = ProtocolObject.line(record, seq: seq).encoded()
+                let json = ProtocolObject.encodedLine(record, seq: seq)
                 entries.append(HubEntry(position: seq, payload: .line(record), json: json, publishedAt: now))
                 last = seq
             }

@@ -62,7 +62,7 @@ public final class HubEntry: Sendable {
 
     /// A line read from an archive, shown before the line with `seq` `next`.
     public static func archived(_ record: LogRecord, before next: UInt64) -> HubEntry {
-        HubEntry(position: next, payload: .line(record), json: ProtocolObject.line(record, seq: nil).encoded(), isArchived: true)
+        HubEntry(position: next, payload: .line(record), json: ProtocolObject.encodedLine(record, seq: nil), isArchived: true)
     }
 
     /// A line of the stream, with its own `seq` in ``position``.

@@ -111,8 +111,10 @@ extension ProtocolObject {
     /// The field sizes are added up first (strings scanned for escapes eight
     /// bytes at a time, ``JSONEscaping``), then the bytes are written with no
     /// capacity check: what ``JSONWriter`` would write field by field (tested),
-    /// without its per-append checks and growth.
-    static func encodedLine(_ record: LogRecord, seq: UInt64?) -> [UInt8] {
+    /// without its per-append checks and growth. Callers with a record in
+    /// hand call this rather than `ProtocolObject.line(record, seq:).encoded()`,
+    /// which copies the record (a retain and a release of each of its strings).
+    public static func encodedLine(_ record: LogRecord, seq: UInt64?) -> [UInt8] {
         let lines = record.lineCount
         let head: StaticString = #"{"type":"line""#
         var sizer = LineSizer(size: head.utf8CodeUnitCount + 2)  // and "}\n"
@@ -145,7 +147,8 @@ extension ProtocolObject {
     /// `text`'s UTF-8 (a native string's own storage: no copy).
     @inline(__always)
     fileprivate static func withUTF8<Result>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        var text = text
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var text = text  // bridged or not contiguous: made native
         return text.withUTF8(body)
     }
 }

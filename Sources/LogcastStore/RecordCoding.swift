@@ -95,18 +95,48 @@ enum StoredRecord: Equatable {
     /// after a header that is filled in last (no buffer of its own: this
     /// runs for every line, before it is sent).
     func append(to out: inout [UInt8]) {
-        var payload = RecordWriter()
-        swap(&payload.bytes, &out)
-        defer { swap(&payload.bytes, &out) }
-        let start = payload.bytes.count
-        if case .line(_, let record) = self {
-            let needed = start + Self.headerBytes + record.message.utf8.count + 96
-            // Geometrically, when it must grow at all: a batch appends one record after another.
-            if payload.bytes.capacity < needed { payload.bytes.reserveCapacity(max(needed, 2 * payload.bytes.capacity)) }
+        if case .line(let seq, let record) = self { return Self.appendLine(seq: seq, record, to: &out) }
+        Self.framed(into: &out, reserving: 0) { payload in
+            switch self {
+            case .line, .lineSeq:
+                preconditionFailure("a line is written by appendLine; one read without its fields is not written back")
+            case .event(let position, let event):
+                payload.byte(Kind.event.rawValue)
+                payload.u64(position)
+                payload.string(event.source)
+                payload.string(event.kind.rawValue)
+                var flags: UInt8 = 0
+                if event.path != nil { flags |= 1 }
+                if event.reason != nil { flags |= 2 }
+                if event.skippedBytes != nil { flags |= 4 }
+                payload.byte(flags)
+                if let path = event.path { payload.string(path) }
+                if let reason = event.reason { payload.string(reason) }
+                if let skipped = event.skippedBytes { payload.u64(UInt64(bitPattern: skipped)) }
+            case .position(let source, let position):
+                payload.byte(Kind.position.rawValue)
+                payload.string(source)
+                switch position {
+                case .file(let file), .member(let file):
+                    if case .member = position { payload.byte(3) } else { payload.byte(1) }
+                    payload.string(file.path)
+                    payload.u64(file.device)
+                    payload.u64(file.inode)
+                    payload.u64(UInt64(bitPattern: file.offset))
+                    payload.u64(file.fingerprint)
+                    payload.u64(UInt64(file.fingerprintLength))
+                case .journal(let cursor):
+                    payload.byte(2)
+                    payload.string(cursor)
+                }
+            }
         }
-        payload.u64(0)  // the header: length and checksum, below
-        switch self {
-        case .line(let seq, let record):
+    }
+
+    /// Appends a framed `line` record to `out`, straight from `record` (the
+    /// durable history writes every line published through here).
+    static func appendLine(seq: UInt64, _ record: LogRecord, to out: inout [UInt8]) {
+        framed(into: &out, reserving: record.message.utf8.count + 96) { payload in
             payload.byte(Kind.line.rawValue)
             payload.u64(seq)
             payload.u64(UInt64(bitPattern: record.timestamp.microseconds))
@@ -136,38 +166,21 @@ enum StoredRecord: Equatable {
                 payload.byte((record.continued ? 1 : 0) | (record.fields != nil ? 2 : 0))
                 if let fields = record.fields { payload.bytes(fields.storage) }
             }
-        case .lineSeq:
-            preconditionFailure("a line read without its fields is not written back")
-        case .event(let position, let event):
-            payload.byte(Kind.event.rawValue)
-            payload.u64(position)
-            payload.string(event.source)
-            payload.string(event.kind.rawValue)
-            var flags: UInt8 = 0
-            if event.path != nil { flags |= 1 }
-            if event.reason != nil { flags |= 2 }
-            if event.skippedBytes != nil { flags |= 4 }
-            payload.byte(flags)
-            if let path = event.path { payload.string(path) }
-            if let reason = event.reason { payload.string(reason) }
-            if let skipped = event.skippedBytes { payload.u64(UInt64(bitPattern: skipped)) }
-        case .position(let source, let position):
-            payload.byte(Kind.position.rawValue)
-            payload.string(source)
-            switch position {
-            case .file(let file), .member(let file):
-                if case .member = position { payload.byte(3) } else { payload.byte(1) }
-                payload.string(file.path)
-                payload.u64(file.device)
-                payload.u64(file.inode)
-                payload.u64(UInt64(bitPattern: file.offset))
-                payload.u64(file.fingerprint)
-                payload.u64(UInt64(file.fingerprintLength))
-            case .journal(let cursor):
-                payload.byte(2)
-                payload.string(cursor)
-            }
         }
+    }
+
+    /// Appends to `out` a header (the payload's length and checksum, filled
+    /// in last) and the payload `body` writes, in place: no buffer of its own.
+    private static func framed(into out: inout [UInt8], reserving: Int, _ body: (inout RecordWriter) -> Void) {
+        var payload = RecordWriter()
+        swap(&payload.bytes, &out)
+        defer { swap(&payload.bytes, &out) }
+        let start = payload.bytes.count
+        let needed = start + Self.headerBytes + reserving
+        // Geometrically, when it must grow at all: a batch appends one record after another.
+        if payload.bytes.capacity < needed { payload.bytes.reserveCapacity(max(needed, 2 * payload.bytes.capacity)) }
+        payload.u64(0)  // the header, below
+        body(&payload)
         payload.bytes.withUnsafeMutableBytes { bytes in
             let body = UnsafeRawBufferPointer(rebasing: bytes[(start + Self.headerBytes)...])
             bytes.storeBytes(of: UInt32(body.count).littleEndian, toByteOffset: start, as: UInt32.self)
@@ -251,7 +264,7 @@ enum StoredRecord: Equatable {
     var hubEntry: HubEntry? {
         switch self {
         case .line(let seq, let record):
-            HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded())
+            HubEntry(position: seq, payload: .line(record), json: ProtocolObject.encodedLine(record, seq: seq))
         case .event(let position, let event):
             HubEntry(position: position, payload: .event(event), json: ProtocolObject.entry(event, position: position).encoded())
         case .position, .lineSeq:
@@ -282,6 +295,12 @@ struct RecordWriter {
 
     /// A length (`UInt32`) and the text's UTF-8 bytes.
     mutating func string(_ text: String) {
+        // A native string's bytes in place; a copy of the string only for a bridged one.
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in
+            u32(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+        guard done == nil else { return }
         var text = text
         text.withUTF8 { utf8 in
             u32(UInt32(utf8.count))

@@ -234,7 +234,7 @@ public final class SegmentLog: DurableHistory, Sendable {
         for entry in entries {
             highest = max(highest, entry.position)
             switch entry.payload {
-            case .line(let record): StoredRecord.line(seq: entry.position, record).append(to: &bytes)
+            case .line(let record): StoredRecord.appendLine(seq: entry.position, record, to: &bytes)
             case .event(let event): StoredRecord.event(position: entry.position, event).append(to: &bytes)
             }
         }
