@@ -91,9 +91,8 @@ enum StoredRecord: Equatable {
         case event = 3
     }
 
-    /// Appends the framed record to `out`: the payload is written in place
-    /// after a header that is filled in last (no buffer of its own: this
-    /// runs for every line, before it is sent).
+    /// Appends the framed record to `out`, in place (``framed(into:reserving:_:)``);
+    /// a line through ``appendLine(seq:_:to:)``.
     func append(to out: inout [UInt8]) {
         if case .line(let seq, let record) = self { return Self.appendLine(seq: seq, record, to: &out) }
         Self.framed(into: &out, reserving: 0) { payload in
@@ -133,8 +132,9 @@ enum StoredRecord: Equatable {
         }
     }
 
-    /// Appends a framed `line` record to `out`, straight from `record` (the
-    /// durable history writes every line published through here).
+    /// Appends a framed `line` record to `out`, straight from `record`, not
+    /// through a ``StoredRecord`` (a copy of the record): the durable history
+    /// writes every line published through here, before the line is sent.
     static func appendLine(seq: UInt64, _ record: LogRecord, to out: inout [UInt8]) {
         framed(into: &out, reserving: record.message.utf8.count + 96) { payload in
             payload.byte(Kind.line.rawValue)
