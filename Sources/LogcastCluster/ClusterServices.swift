@@ -56,8 +56,12 @@ public struct ClusterConfiguration: Sendable {
 /// duplicate window), so a line is stored once. The connection does not
 /// reconnect by itself: a line lost with a connection could otherwise be
 /// overtaken by the next ones, sent on the reconnected one, and stored
-/// after them; one TCP connection keeps its order, so each host's lines
-/// are stored in order.
+/// after them; one TCP connection keeps its order. A line lost inside
+/// NATS is another matter: when a replicated stream's leader changes,
+/// publishes the old leader took may go unanswered while later ones are
+/// stored by the new leader, and the ones published again are stored
+/// after them (README, "What each guarantee rests on"). Keeping the order
+/// there would take one publish in flight or several lines to a message.
 ///
 /// It reads the hub as a subscriber that resumes: from the last line the
 /// stream acknowledged (kept in `cursorPath`), served from memory or the

@@ -460,12 +460,29 @@ def test_three_agents_on_a_cluster_of_three_reach_two_gateways_through_node_loss
                 written[host].append(line)
                 append(logs[host], line + "\n")
 
+    # Phases in which the stream's leader may change: lines a host had in
+    # flight then may be stored after later ones (README, "What each
+    # guarantee rests on"), so within such a phase only "every line once"
+    # is checked; the phases themselves stay in order.
+    leader_may_change = {"two-nodes", "outage"}
+
     def check(lines):
         for host in hosts:
             got = [l["msg"] for l in lines if l["host"] == host]
             missing = [m for m in written[host] if m not in got]
             twice = sorted({m for m in got if got.count(m) > 1})
-            assert got == written[host], f"{host}: every line once, in file order; missing {missing}, twice {twice}, received {len(lines)}"
+            assert not missing and not twice and len(got) == len(written[host]), \
+                f"{host}: every line once; missing {missing}, twice {twice}, received {len(lines)}"
+            phases = list(dict.fromkeys(m.split()[1] for m in written[host]))
+            got_phases = [m.split()[1] for m in got]
+            assert got_phases == sorted(got_phases, key=phases.index), f"{host}: the phases in order: {got}"
+            for phase in phases:
+                got_in = [m for m in got if m.split()[1] == phase]
+                written_in = [m for m in written[host] if m.split()[1] == phase]
+                if phase in leader_may_change:
+                    assert sorted(got_in) == sorted(written_in), f"{host}: every {phase} line once"
+                else:
+                    assert got_in == written_in, f"{host}: the {phase} lines in file order"
 
     try:
         streams = [Stream(g.ws_url) for g in gateways]
