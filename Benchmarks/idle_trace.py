@@ -29,7 +29,6 @@ with `fanout.py`'s figures. Only the Python standard library is used.
 """
 
 import argparse
-import base64
 import os
 import re
 import shutil
@@ -42,14 +41,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fanout  # noqa: E402  (its WebSocket handshake and process helpers)
+
 SO_TIMESTAMPNS = 35
 NR_READ, NR_WRITE, NR_POLL, NR_WRITEV, NR_SENDTO, NR_SENDMSG = 0, 1, 7, 20, 44, 46
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port, proc, timeout=60):
@@ -66,20 +62,14 @@ def wait_listening(port, proc, timeout=60):
 
 
 def connect(port, path):
-    s = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, port, key)).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        data = s.recv(4096)
-        if not data:
-            sys.exit("the server closed the connection during the handshake")
-        head += data
-    if not head.startswith(b"HTTP/1.1 101"):
-        sys.exit("the upgrade was refused: %r" % head.split(b"\r\n")[0])
-    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    return s
+    """A WebSocket client (fanout.py's handshake), blocking, with kernel receive timestamps."""
+    try:
+        sock, _ = fanout.ws_connect(port, path)
+    except fanout.HandshakeError as error:
+        sys.exit(str(error))
+    sock.setblocking(True)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    return sock
 
 
 def write_and_read(sock, out, i, pending):
@@ -187,24 +177,6 @@ def steps(rows, writer_pid, input_fd, server_pids, kind):
     return result
 
 
-def process_tree(root):
-    pids = {root}
-    changed = True
-    while changed:
-        changed = False
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) not in pids:
-                try:
-                    with open("/proc/%s/stat" % entry) as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                except OSError:
-                    continue
-                if ppid in pids:
-                    pids.add(int(entry))
-                    changed = True
-    return pids
-
-
 def run(kind, args, workdir):
     # The followed file alone in its directory: logcast watches the directory,
     # and perf's output or a server log beside it would wake it too.
@@ -212,7 +184,7 @@ def run(kind, args, workdir):
     os.mkdir(inputs)
     path = os.path.join(inputs, "app.log")
     open(path, "wb").close()
-    port = free_port()
+    port = fanout.free_port()
     if kind == "logcast":
         state = args.state_directory or os.path.join(workdir, "state")
         command = [args.logcast_bin, "serve", "--file", "bench=" + path, "--listen", "127.0.0.1:%d" % port,
@@ -228,7 +200,7 @@ def run(kind, args, workdir):
         sock = connect(port, request)
         out = os.open(path, os.O_WRONLY | os.O_APPEND)
         pending = warm_up(sock, out)
-        server_pids = process_tree(server.pid)
+        server_pids = set(fanout.process_tree(server.pid))
         data = os.path.join(workdir, "%s.perf" % kind)
         perf = subprocess.Popen([args.perf_bin, "record", "-q", "-a", "-o", data,
                                  "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit",
