@@ -1,5 +1,6 @@
 """The stream: hello, backlog, live lines, batching, client messages, refusals."""
 import json
+import os
 
 import pytest
 
@@ -175,6 +176,31 @@ def test_healthz_and_sources(serve, tmp_path):
     assert sources["app"]["lines_read"] == 2
     assert sources["gone"]["state"] == "waiting"
     assert sources["gone"]["events"] == {"missing": 1}
+
+
+def test_a_file_sources_status_follows_the_file_through_deletion_a_fifo_and_its_return(serve, tmp_path):
+    """The source thread tells the registry its open paths and last error only
+    when they change: each change must still show."""
+    log = tmp_path / "app.log"
+    append(log, "a\n")
+    server = serve("--file", f"app={log}")
+
+    def source():
+        return json.loads(server.get("/api/v1/sources")[2])[0]
+
+    def shows(state, paths, error=None):
+        s = source()
+        return (s["state"] == state and s["paths"] == paths
+                and (s.get("last_error") is None if error is None else error in (s.get("last_error") or "")))
+
+    wait_for(lambda: shows("following", [str(log)]), message="following the file")
+    log.unlink()
+    wait_for(lambda: shows("waiting", []), message="waiting once the file is gone")
+    os.mkfifo(log)
+    wait_for(lambda: shows("failing", [], "not a regular file (a FIFO)"), message="failing on a FIFO in its place")
+    log.unlink()
+    append(log, "b\n")
+    wait_for(lambda: shows("following", [str(log)]), message="following the file again, the error cleared")
 
 
 def test_viewer_is_served(serve, tmp_path):
