@@ -106,6 +106,10 @@ def warm_line(n):
 
 FILTER_GROUPS = 100
 
+# Kinds that run the 100-subscriber burst only: logcast without its state
+# directory, and logcast's subscribers asking for format=text.
+BURST_ONLY = ("logcast-memory", "logcast-text")
+
 
 def filtered_line(i):
     """Line i of the filtered burst: group G<i mod 100>, numbered within its
@@ -175,6 +179,21 @@ class Expected:
         self.offsets[count] = total
         self.wsd_stream = b"".join(frames)
         self.file_bytes = sum(len(c) for c in self.file_chunks)
+        self._text = None
+
+    @property
+    def text(self):
+        """logcast `format=text`: the messages, each followed by a newline
+        (the file's bytes), and where each line starts in them."""
+        if self._text is None:
+            offsets = [0] * (self.count + 1)
+            total = 0
+            for i, m in enumerate(self.msgs):
+                offsets[i] = total
+                total += len(m) + 1
+            offsets[self.count] = total
+            self._text = (b"".join(self.file_chunks), offsets)
+        return self._text
 
 
 # ---------------------------------------------------------------------------
@@ -504,6 +523,77 @@ class LogcastConn(ConnBase):
             self.finished(now)
 
 
+class LogcastTextConn(ConnBase):
+    """logcast `format=text`: frames of raw messages, each followed by a
+    newline, and no control objects (a gap is not sent in this format, so a
+    lost line shows as a line missing from the stream).
+
+    After the warm-up every burst frame must continue the known stream
+    exactly: each frame is compared with it (every byte of every frame on
+    every subscriber). A frame that does not is taken apart line by line
+    to say what went wrong."""
+
+    def __init__(self, index, sock, total_lines, expected=None, record_latency=False):
+        super().__init__(index, sock, total_lines, record_latency)
+        self.expected = expected
+        self.pos = 0  # in expected.text, once the burst has begun
+        self.max_lines_per_frame = 0
+
+    def lines_received(self):
+        if self.phase == "warm":
+            return 0
+        return bisect.bisect_right(self.expected.text[1], self.pos) - 1
+
+    def feed(self, data, now):
+        self.bytes += len(data)
+        self.buf += data
+        self.parse_frames(now)
+
+    def on_message(self, p, now):
+        if not p.endswith(b"\n"):
+            self.error("frame does not end with a newline")
+            return
+        stream, offsets = self.expected.text
+        if self.phase == "burst" and stream.startswith(p, self.pos):
+            self.pos += len(p)
+            lines = bisect.bisect_right(offsets, self.pos) - 1 - self.next_id
+            self.max_lines_per_frame = max(self.max_lines_per_frame, lines)
+            self.next_id += lines
+            if self.pos == len(stream):
+                self.finished(now)
+            return
+        lines = p[:-1].split(b"\n")
+        self.max_lines_per_frame = max(self.max_lines_per_frame, len(lines))
+        for m in lines:
+            self.on_line(m, now)
+
+    def on_line(self, m, now):
+        if m.startswith(b"W"):
+            self.warm = True
+            if self.phase != "warm":
+                self.error("warm-up line after the first burst line")
+            return
+        try:
+            lid = int(m[1:9]) if m.startswith(b"B") else None
+        except ValueError:
+            lid = None
+        if lid is None or lid >= self.total:
+            self.error("unexpected line %r" % m[:80])
+            return
+        if self.phase == "warm":
+            self.phase = "burst"
+            self.t_first = now
+        if lid != self.next_id:
+            self.error("missing lines %d..%d" % (self.next_id, lid - 1) if lid > self.next_id
+                       else "line %d again (expected %d)" % (lid, self.next_id))
+        if m != self.expected.msgs[lid]:
+            self.error("line %d has the wrong text" % lid)
+        self.next_id = max(self.next_id, lid + 1)
+        self.pos = self.expected.text[1][self.next_id]
+        if self.next_id >= self.total:
+            self.finished(now)
+
+
 class WebsocketdConn(ConnBase):
     """websocketd + tail: one text frame per line, the newline stripped.
 
@@ -662,7 +752,9 @@ def client_worker(ctrl, kind, port, path, indexes, total, expected, full_every, 
             sock, rest = ws_connect(port, p, small_buffer=stall)
             if kernel_stamps:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            if kind.startswith("logcast"):
+            if kind == "logcast-text":
+                c = LogcastTextConn(i, sock, t, e, record_latency=record_latency)
+            elif kind.startswith("logcast"):
                 c = LogcastConn(i, sock, t, e, full_check=(full_every > 0 and i % full_every == 0),
                                 record_latency=record_latency,
                                 contiguous=not any(k in p for k in ("source=", "grep=", "regex=", "field=")))
@@ -1014,6 +1106,8 @@ class Server:
 
     @property
     def path(self):
+        if self.kind == "logcast-text":
+            return "/ws?backlog=0&format=text"
         return "/ws?backlog=0" if self.kind.startswith("logcast") else "/"
 
     def log_tail(self, size=3000):
@@ -1525,7 +1619,7 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
     scale = scale or {}
     limits = limits or {}
     lc, wd = bursts.get("logcast"), bursts.get("websocketd")
-    lm = bursts.get("logcast-memory")
+    lm, lt = bursts.get("logcast-memory"), bursts.get("logcast-text")
     ll, lw = lats.get("logcast"), lats.get("websocketd")
     w = [34, 18, 22, 10]
     rows = []
@@ -1541,6 +1635,9 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
         row("burst %dx%d" % (args.subscribers, args.lines),
             fmt_rate(lc) if lc else "-", fmt_rate(wd) if wd else "-",
             fmt_ratio(get(lc, "lines_per_second"), get(wd, "lines_per_second")))
+    if lt:
+        row("  format=text (the peer's bytes)", fmt_rate(lt), fmt_rate(wd) if wd else "-",
+            fmt_ratio(get(lt, "lines_per_second"), get(wd, "lines_per_second")))
     mc, mw = scale.get(("many", "logcast")), scale.get(("many", "websocketd"))
     if mc or mw:
         row("burst %dx%d" % (args.many_subscribers, args.many_lines),
@@ -1635,6 +1732,9 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
     print("\n".join(rows))
     print()
     print("ratio = logcast / websocketd: above 1 is better for lines/s; below 1 is better for latency, RSS and CPU.")
+    if lt:
+        print("'format=text': the same burst, logcast's subscribers asking for format=text (raw lines, as websocketd "
+              "sends them: the same bytes on the wire), beside websocketd's run above.")
     if lc and lm:
         print("'state dir vs none': logcast with its durable history (the default) / logcast with --state-directory none.")
     if slows:
@@ -1644,7 +1744,7 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
               "must get every line too." % (args.slow_healthy, args.slow_healthy, args.slow_healthy, args.slow_pairs))
     print()
     print("details")
-    for name, r in (("logcast", lc), ("websocketd", wd)):
+    for name, r in (("logcast", lc), ("text", lt), ("websocketd", wd)):
         if not r:
             continue
         if r.get("seconds") is not None:
@@ -1654,7 +1754,7 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
                      r["server_cpu"] / r["seconds"]))
         if "frames" in r:
             framing = ("%d frames, up to %d lines in a frame" % (r["frames"], r["max_lines_per_frame"])
-                       if name == "logcast" else "one frame per line")
+                       if name != "websocketd" else "one frame per line")
             print("  burst %-10s %.0f MB received, %s; client CPU %.2f s; server: %d process(es), "
                   "PSS after the burst %s"
                   % (name, r["bytes"] / 1e6, framing, r["client_cpu"], r["processes"], mb(r["pss_after"])))
@@ -1858,6 +1958,41 @@ def self_test():
     a.close(), b.close()
     if c.errors == 0:
         failures.append("logcast repeat+loss inside a frame not seen by the per-line check")
+    # format=text: frames of whole lines, each with its newline.
+    def text_case(name, msgs, want_ok, warm_frame=True):
+        a, b = socket.socketpair()
+        c = LogcastTextConn(0, a, total, exp)
+        frames = [ws_text_frame(b"".join(warm_line(i) + b"\n" for i in range(3)))] if warm_frame else []
+        i = 0
+        while i < len(msgs):
+            n = rnd.choice((1, 1, 2, 17, 300, 1000))
+            frames.append(ws_text_frame(b"".join(m + b"\n" for m in msgs[i:i + n])))
+            i += n
+        for part in chunks(b"".join(frames)):
+            c.feed(memoryview(part), 0.0)
+        ok = c.phase == "done" and c.errors == 0
+        a.close(), b.close()
+        if ok != want_ok:
+            failures.append("logcast text %s: done=%s errors=%s %s" % (name, c.phase, c.errors, c.error_samples))
+        if want_ok and c.lines_received() != total:
+            failures.append("logcast text %s: %d lines counted, not %d" % (name, c.lines_received(), total))
+
+    text_case("right stream", exp.msgs, True)
+    text_case("warm-up lines in the first burst frame", [warm_line(7)] + exp.msgs, True, warm_frame=False)
+    text_case("a line missing", exp.msgs[:100] + exp.msgs[101:], False)
+    text_case("a line repeated", exp.msgs[:2001] + exp.msgs[2000:], False)
+    text_case("lines swapped", exp.msgs[:10] + [exp.msgs[11], exp.msgs[10]] + exp.msgs[12:], False)
+    text_case("a wrong byte", exp.msgs[:500] + [exp.msgs[500][:-1] + b"#"] + exp.msgs[501:], False)
+    text_case("the last line missing", exp.msgs[:-1], False)
+    text_case("a warm-up line after the burst began", exp.msgs[:5] + [warm_line(9)] + exp.msgs[5:], False)
+    # A frame cut inside a line (no newline at its end) is wrong even where the bytes follow on.
+    a, b = socket.socketpair()
+    c = LogcastTextConn(0, a, total, exp)
+    joined = b"".join(m + b"\n" for m in exp.msgs)
+    c.feed(ws_text_frame(warm_line(0) + b"\n") + ws_text_frame(joined[:1000]) + ws_text_frame(joined[1000:]), 0.0)
+    a.close(), b.close()
+    if c.errors == 0 and joined[999:1000] != b"\n":
+        failures.append("logcast text: a frame ending inside a line was not seen")
     # A context share (Expected.sequence): lines of other groups as context, separators, fillers.
     burst = [filtered_line(i) for i in range(2000)]
     share = Expected(0, msgs=[burst[i] for i in context_share(2000, 7)], sequence=True)
@@ -1922,7 +2057,10 @@ def main():
     ap.add_argument("--full-check-every", type=int, default=10,
                     help="check every line of every frame on every k-th logcast subscriber (1: all)")
     ap.add_argument("--repeat", type=int, default=1, help="burst runs per server; the median is reported")
-    ap.add_argument("--only", choices=["logcast", "logcast-memory", "websocketd"], help="run one server only")
+    ap.add_argument("--only", choices=["logcast", "logcast-memory", "logcast-text", "websocketd"],
+                    help="run one server only")
+    ap.add_argument("--skip-text", action="store_true",
+                    help="skip the burst's second logcast run, with format=text (the peer's bytes)")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--skip-slow", action="store_true", help="skip the slow-consumer scenario")
@@ -1969,7 +2107,14 @@ def main():
         args.queue_bytes = args.queue_bytes or max(32 * 1024 * 1024, 512 * args.lines)
     # logcast-memory (--state-directory none) runs the burst only, to set the
     # durable history's cost beside it.
-    kinds = [args.only] if args.only else ["logcast", "logcast-memory", "websocketd"]
+    # logcast-text (subscribers asking for format=text) too: the burst with the
+    # same bytes on the wire as websocketd's, raw lines.
+    kinds = [args.only] if args.only else ["logcast", "logcast-memory"] + ([] if args.skip_text else ["logcast-text"]) \
+        + ["websocketd"]
+
+    # The other scenarios: logcast at its defaults and websocketd (or, with
+    # --only logcast-memory, logcast without a state directory).
+    scenario_kinds = [k for k in kinds if k not in BURST_ONLY] or [k for k in kinds if k != "logcast-text"]
 
     def on_signal(signum, frame):
         cleanup_all()
@@ -2010,7 +2155,7 @@ def main():
         slow_changes = {}
         if not args.skip_slow:
             expected = Expected(args.lines)
-            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+            for kind in scenario_kinds:
                 # Alone and with the stalled one alternate, so a machine that drifts during the
                 # series weighs on both sides alike; each pair gives one change, and their median
                 # is reported (a single pair is within this machine's noise of any 5% target).
@@ -2038,14 +2183,14 @@ def main():
                 if len(changes) == args.slow_pairs:
                     slow_changes[kind] = changes
         if not args.skip_latency:
-            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+            for kind in scenario_kinds:
                 print("latency: %s, %d subscribers, a line every %.0f ms, %d lines ..."
                       % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines), flush=True)
                 lats[kind] = run_latency(kind, args, workdir)
         loaded = {}
         if not args.skip_loaded:
             expected = Expected(args.lines)
-            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+            for kind in scenario_kinds:
                 print("latency under a burst: %s, %d subscribers, a line every %.0f ms on one source, "
                       "%d subscribers x %d lines on another ..."
                       % (kind, args.latency_subscribers, args.latency_interval * 1000, args.subscribers, args.lines),
@@ -2056,7 +2201,7 @@ def main():
             many_args = argparse.Namespace(**vars(args))
             many_args.lines = args.many_lines
             expected = Expected(args.many_lines)
-            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+            for kind in scenario_kinds:
                 runs = []
                 for rep in range(args.repeat):
                     print("many subscribers: %s, %d subscribers x %d lines (run %d of %d) ..."
@@ -2081,7 +2226,7 @@ def main():
                      ("logcast", "field"): lambda i: "/ws?backlog=0&field=g%%3D%02d" % (i % FILTER_GROUPS),
                      ("websocketd", "field"): lambda i: "/?g=%02d" % (i % FILTER_GROUPS)}
             for mode in [m for m in ("fixed", "regex", "context", "field") if m in args.filter_modes.split(",")]:
-                for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+                for kind in scenario_kinds:
                     runs = []
                     for rep in range(args.repeat):
                         print("filtered fan-out (%s): %s, %d subscribers with different filters x %d lines "
@@ -2098,7 +2243,7 @@ def main():
                     all_bursts.setdefault("%s/filter-%s" % (kind, mode), []).extend(runs)
                     scale[("filter-" + mode, kind)] = median_run(runs)
         if not args.skip_idle:
-            for kind in [k for k in kinds if k != "logcast-memory"] or kinds:
+            for kind in scenario_kinds:
                 n = args.idle_subscribers if kind.startswith("logcast") else peer_idle
                 print("idle scale: %s, %d idle subscribers, %d lines %.1f s apart ..."
                       % (kind, n, args.idle_lines, args.idle_interval), flush=True)

@@ -36,6 +36,11 @@ public final class HubEntry: Sendable {
     /// published chunk); 0 for entries read back from a durable or cluster
     /// history, which did not enter it live.
     public let publishedAt: UInt64
+    /// A line's message (empty for an event): the record's own string,
+    /// kept beside it so that the text framing and the text filters read it
+    /// with one reference, not a copy of the whole record (which retains
+    /// and releases each of its strings, on every line for every subscriber).
+    public let message: String
     /// A file line's fields, parsed the first time a filter or a `fields`
     /// request asks (under this lock, so never twice).
     private let parsedFields = Mutex<LineFields??>(nil)
@@ -46,17 +51,25 @@ public final class HubEntry: Sendable {
         self.json = json
         self.isArchived = isArchived
         self.publishedAt = publishedAt
-        if case .line(let record) = payload, let fields = record.fields {
-            byteCount = json.count + 64 + fields.storage.count
-        } else {
+        switch payload {
+        case .line(let record):
+            message = record.message
+            byteCount = json.count + 64 + (record.fields?.storage.count ?? 0)
+        case .event:
+            message = ""
             byteCount = json.count + 64
         }
     }
 
     /// Calls `body` with a line's message as UTF-8 (empty for an event).
+    /// Inlinable: the writers call it for every line, and unspecialized it
+    /// would look up the result type's metadata each time.
+    @inlinable
     public func withMessageBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
-        guard case .line(let record) = payload else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        var message = record.message
+        if let result = message.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) {
+            return result
+        }
+        var message = message  // bridged or small: made contiguous in a copy
         return message.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 

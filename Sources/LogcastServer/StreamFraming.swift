@@ -1,3 +1,4 @@
+import Glibc
 import LogcastHub
 import LogcastProtocol
 import NIOCore
@@ -100,9 +101,15 @@ public struct StreamFraming: Sendable {
             case (.sse, .text): buffer.writeString("event: separator\ndata: --\n\n")
             }
         case .run(let lines, _, _):
-            if case .ndjson = kind, format == .json, fields == nil {
-                Self.writeObjects(of: lines, to: &buffer)
-                return lines.count
+            if case .ndjson = kind {
+                if format == .text {
+                    Self.writeTexts(of: lines, to: &buffer)
+                    return lines.count
+                }
+                if fields == nil {
+                    Self.writeObjects(of: lines, to: &buffer)
+                    return lines.count
+                }
             }
             return lines.reduce(0) { $0 + append($1, context: false, to: &buffer) }
         case .prime, .adopt: break
@@ -129,17 +136,15 @@ public struct StreamFraming: Sendable {
         }
         switch kind {
         case .ndjson:
-            switch (entry.payload, format) {
-            case (_, .json):
+            guard format == .text else {
                 writeJSON()
-            case (.line(let record), .text):
-                Self.writeText(&buffer, record.message)
-            case (.event, .text):
-                return 0
+                return entry.isLine ? 1 : 0
             }
-            return entry.isLine ? 1 : 0
+            guard entry.isLine else { return 0 }
+            entry.withMessageBytes { Self.writeText(&buffer, $0) }
+            return 1
         case .sse(let epoch):
-            guard case .line(let record) = entry.payload else {
+            guard entry.isLine else {
                 // A source event, or a `downtime` gap (sent in both formats, as a slow-consumer gap is).
                 let name = ProtocolObject.type(of: entry.json) ?? "source"
                 if format == .json || name == "gap" { Self.writeEvent(&buffer, name: name, data: entry.json) }
@@ -151,7 +156,7 @@ public struct StreamFraming: Sendable {
                 buffer.writeString("data: ")
                 writeJSON()  // ends with "\n"; JSON escapes CR and LF
             } else {
-                Self.writeDataLines(&buffer, record.message)
+                Self.writeDataLines(&buffer, entry.message)
             }
             buffer.writeString("\n")
             return 1
@@ -187,20 +192,54 @@ public struct StreamFraming: Sendable {
         }
     }
 
+    /// A run's messages as text lines (NDJSON framing, `format=text`): one
+    /// reservation for the run, and per line one copy and a `memchr` for a
+    /// newline; a message that has one goes through ``writeText(_:_:)``.
+    static func writeTexts(of lines: ArraySlice<HubEntry>, to buffer: inout ByteBuffer) {
+        var next = lines.startIndex
+        // What the lines from `next` on take without their tabs (computed once: a run of
+        // multi-line messages must not be summed again after each of them).
+        var remaining = lines.reduce(0) { $0 + $1.message.utf8.count + 1 }
+        while next < lines.endIndex {
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: remaining) { out in
+                var offset = 0
+                while next < lines.endIndex {
+                    let copied = lines[next].withMessageBytes { message -> Bool in
+                        if let base = message.baseAddress, memchr(base, Int32(UInt8(ascii: "\n")), message.count) != nil {
+                            return false
+                        }
+                        UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + message.count)]).copyMemory(from: message)
+                        out[offset + message.count] = UInt8(ascii: "\n")
+                        offset += message.count + 1
+                        return true
+                    }
+                    guard copied else { break }
+                    next += 1
+                }
+                remaining -= offset
+                return offset
+            }
+            if next < lines.endIndex {
+                lines[next].withMessageBytes { writeText(&buffer, $0) }
+                remaining -= lines[next].message.utf8.count + 1
+                next += 1
+            }
+        }
+    }
+
     /// A message as a text line: a multi-line record's lines after the
     /// first each start with a tab (as `journalctl` indents them), so that
     /// a line starting with a tab continues the record before it.
-    static func writeText(_ buffer: inout ByteBuffer, _ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
-            var start = 0
-            for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start...index]))
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                start = index + 1
-            }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[start...]))
+    /// The newlines are found with `memchr` (most messages have none).
+    static func writeText(_ buffer: inout ByteBuffer, _ bytes: UnsafeRawBufferPointer) {
+        var rest = bytes
+        while let base = rest.baseAddress, let found = memchr(base, Int32(UInt8(ascii: "\n")), rest.count) {
+            let through = base.distance(to: UnsafeRawPointer(found)) + 1
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: rest[..<through]))
+            buffer.writeInteger(UInt8(ascii: "\t"))
+            rest = UnsafeRawBufferPointer(rebasing: rest[through...])
         }
+        buffer.writeBytes(rest)
         buffer.writeInteger(UInt8(ascii: "\n"))
     }
 

@@ -55,6 +55,42 @@ import Testing
         }
     }
 
+    /// `format=text` over NDJSON: each message, every newline in it
+    /// followed by a tab, then a newline; the same whether the lines come as
+    /// a run (copied in one reservation, a message with a newline taken
+    /// aside) or one by one, with multi-line messages anywhere in the run:
+    /// first, last, side by side, every one, a message that is only
+    /// newlines, an empty message.
+    @Test func textLinesTabTheirInnerNewlinesInARunAsOneByOne() {
+        let messages = [
+            "plain", "two\nlines", "", "\n", "\n\n", "ends with a newline\n", "\nstarts with one",
+            "a\nb\nc", "tab\talready", String(repeating: "y", count: 5000), "caf\u{e9} \u{1F600}\nnext",
+        ]
+        let patterns: [[Int]] = [
+            Array(messages.indices),
+            [1, 0, 0, 0],
+            [0, 0, 0, 1],
+            [1, 7, 4, 3],
+            [0, 1, 0, 1, 0, 1, 0],
+            [2, 2, 2],
+            [9, 5, 9, 0],
+        ]
+        let framing = StreamFraming(kind: .ndjson, format: .text)
+        for pattern in patterns {
+            let lines = pattern.enumerated().map { offset, index -> HubEntry in
+                guard case .entry(let entry) = Self.entry(UInt64(offset + 1), messages[index]) else { fatalError("an entry") }
+                return entry
+            }
+            let expected = pattern.map { messages[$0].replacingOccurrences(of: "\n", with: "\n\t") + "\n" }.joined()
+            var run = ByteBuffer()
+            var single = ByteBuffer()
+            #expect(framing.append(gap: nil, items: [.run(lines[...], bytes: 0, chunk: nil)], to: &run) == lines.count)
+            #expect(framing.append(gap: nil, items: lines.map { .entry($0) }, to: &single) == lines.count)
+            #expect(String(buffer: run) == expected, "\(pattern)")
+            #expect(String(buffer: single) == expected, "\(pattern)")
+        }
+    }
+
     /// The writers allocate `capacity` up front: it must hold the whole
     /// batch (no growth) and not be the old fixed 64 KiB for a single line.
     @Test func capacityHoldsWhatIsWrittenForEveryFramingAndFormat() {
