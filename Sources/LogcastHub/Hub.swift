@@ -466,7 +466,7 @@ public final class Hub: Sendable {
             // Cut by its limit, or its time: read on after it (when nothing came, the rest is gone).
             return entries.isEmpty ? toMemory : StoredPart(gap: nil, entries: entries, through: cursor.advanced(past: entries))
         }
-        let stored = durable.lines(after: after, before: oldest, limit: limit)
+        let stored = durable.part(after: after, before: oldest, limit: limit)
         let unseen = cursor.unseen(stored)
         guard let first = unseen.first else { return stored.count < limit ? toMemory : StoredPart(gap: nil, entries: [], through: cursor) }
         var gap: SubscriberQueue.Gap?

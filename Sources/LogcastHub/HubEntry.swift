@@ -53,9 +53,11 @@ public final class HubEntry: Sendable {
         self.publishedAt = publishedAt
         switch payload {
         case .line(let record):
+            isLine = true
             message = record.message
             byteCount = json.count + 64 + (record.fields?.storage.count ?? 0)
         case .event:
+            isLine = false
             message = ""
             byteCount = json.count + 64
         }
@@ -81,10 +83,9 @@ public final class HubEntry: Sendable {
     /// A line of the stream, with its own `seq` in ``position``.
     public var hasSeq: Bool { isLine && !isArchived }
 
-    public var isLine: Bool {
-        if case .line = payload { return true }
-        return false
-    }
+    /// Whether the entry is a line (not a source event); stored, so that
+    /// the loops over every entry of a read test a flag rather than the payload.
+    public let isLine: Bool
 
     /// The last `seq` a reader has passed once it has read this entry: a
     /// line's own, or for an event the one before the line it precedes.

@@ -58,6 +58,13 @@ public protocol DurableHistory: Sendable {
     /// (the first ones).
     func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry]
 
+    /// The first part of ``lines(after:before:limit:)``: the same entries
+    /// from the start, perhaps fewer (at least one line when any is
+    /// stored in the range), as a slice of what the store already holds,
+    /// so that many readers of the same positions (subscribers catching up
+    /// after a burst) share one array instead of each copying its entries.
+    func part(after: UInt64, before: UInt64, limit: Int) -> ArraySlice<HubEntry>
+
     /// Stored lines stamped at or after `since` with `seq` below `before`,
     /// oldest first, with the source events after the first of them, at
     /// most `limit` entries (the first ones). Lines are found by
@@ -98,6 +105,10 @@ public struct SelectedRead: Sendable {
 }
 
 extension DurableHistory {
+    public func part(after: UInt64, before: UInt64, limit: Int) -> ArraySlice<HubEntry> {
+        lines(after: after, before: before, limit: limit)[...]
+    }
+
     public func lines(after: UInt64, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead? { nil }
     public func lines(since: Timestamp, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead? { nil }
 }

@@ -19,9 +19,17 @@ struct CatchUpCursor: Equatable, Sendable {
 
     /// `entries` (read after ``after``) without the events already passed.
     func unseen(_ entries: [HubEntry]) -> ArraySlice<HubEntry> {
-        var skip = 0
-        while skip < events, skip < entries.count, !entries[skip].isLine, entries[skip].position == after + 1 { skip += 1 }
-        return entries[skip...]
+        unseen(entries[...])
+    }
+
+    func unseen(_ entries: ArraySlice<HubEntry>) -> ArraySlice<HubEntry> {
+        var start = entries.startIndex
+        while start - entries.startIndex < events, start < entries.endIndex, !entries[start].isLine,
+            entries[start].position == after + 1
+        {
+            start += 1
+        }
+        return entries[start...]
     }
 }
 
@@ -569,6 +577,22 @@ extension Subscription.State {
             return
         }
         let admitsEverything = matcher.admitsEverything
+        if admitsEverything, let first = entries.first, first.position > deliveredThrough {
+            // A catch-up part of lines only, unfiltered: one run, as a live chunk is queued.
+            var bytes = 0
+            var onlyLines = true
+            for entry in entries {
+                guard entry.hasSeq else {
+                    onlyLines = false
+                    break
+                }
+                bytes += entry.byteCount
+            }
+            if onlyLines {
+                queueRun(entries, bytes: bytes, chunk: chunk)
+                return
+            }
+        }
         var start: Int?
         var runBytes = 0
         for index in entries.indices {

@@ -438,6 +438,36 @@ public final class SegmentLog: DurableHistory, Sendable {
         return out
     }
 
+    /// The first part of ``lines(after:before:limit:)``: up to the end of the
+    /// cached chunk that holds `after + 1`, as a slice of the cache's array
+    /// (so a hundred subscribers catching up through the same chunk neither
+    /// copy its entries nor retain each of them); the whole read where that
+    /// chunk is not cached yet or the slice would hold no line.
+    public func part(after: UInt64, before: UInt64, limit: Int) -> ArraySlice<HubEntry> {
+        guard limit > 0, after + 1 < before else { return [] }
+        let size = configuration.chunkPositions
+        guard configuration.cachedChunks > 0, let chunk = chunk(after / size) else {
+            return lines(after: after, before: before, limit: limit)[...]
+        }
+        let start = Self.firstIndex(in: chunk, from: after + 1)
+        let end = min(Self.firstIndex(in: chunk, from: before), start + min(limit, chunk.count))
+        let part = chunk[start..<end]
+        // Only events (a chunk's last positions): read on, so the part holds a line.
+        guard part.contains(where: \.isLine) else { return lines(after: after, before: before, limit: limit)[...] }
+        return part
+    }
+
+    /// The index of the first entry with a position at or above `position` (positions rise).
+    static func firstIndex(in entries: [HubEntry], from position: UInt64) -> Int {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].position >= position { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
     /// The entries with positions in chunk `index` (`index * size + 1` through
     /// `(index + 1) * size`), from the cache or read into it; nil while the
     /// chunk may still grow (nothing past it is written yet).

@@ -87,6 +87,28 @@ func messages(_ entries: [HubEntry]) -> [String] {
         #expect(log.recovery.tornBytes == 0 && log.recovery.damagedSegments.isEmpty)
     }
 
+    /// Readers catching up through the same whole chunk get slices of one
+    /// cached array (no copy of its entries each); a read past the last
+    /// whole chunk is read from the files.
+    @Test func partsOfACachedChunkShareItsArray() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = SegmentLog.Configuration(directory: directory)
+        configuration.chunkPositions = 16
+        configuration.cachedChunks = 4
+        let log = try SegmentLog(configuration: configuration, tailLines: 10, tailBytes: 1 << 20)
+        log.append((1...40).map { line($0, "line \($0)") }, source: "app", position: position(40))
+        func base(_ part: ArraySlice<HubEntry>) -> UnsafeRawPointer? {
+            part.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress).map { $0 - part.startIndex * MemoryLayout<HubEntry>.stride } }
+        }
+        let first = log.part(after: 16, before: 41, limit: 100)
+        let second = log.part(after: 20, before: 41, limit: 3)
+        #expect(first.map(\.position) == Array(17...32))
+        #expect(second.map(\.position) == [21, 22, 23])
+        #expect(base(first) != nil && base(first) == base(second), "one array for both readers")
+        #expect(log.part(after: 32, before: 41, limit: 100).map(\.position) == Array(33...40), "the growing chunk, from the files")
+    }
+
     @Test func aScanStopsWhenItsReaderHasWhatItWants() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -202,6 +224,14 @@ func messages(_ entries: [HubEntry]) -> [String] {
                     let expected = Array(all.filter { $0.position > after }.prefix(limit)).map { [$0.position, $0.isLine ? 1 : 0] }
                     let read = log.lines(after: after, before: last + 1, limit: limit).map { [$0.position, $0.isLine ? 1 : 0] }
                     #expect(read == expected, "after \(after), limit \(limit), \(when)")
+                    // A part (a slice of a cached chunk) begins the same read, and holds a line if any is left.
+                    for before in [last + 1, after + 2, after + 5] {
+                        let whole = Array(all.filter { $0.position > after && $0.position < before }.prefix(limit))
+                            .map { [$0.position, $0.isLine ? 1 : 0] }
+                        let part = log.part(after: after, before: before, limit: limit).map { [$0.position, $0.isLine ? 1 : 0] }
+                        #expect(Array(whole.prefix(part.count)) == part, "part after \(after) before \(before), limit \(limit), \(when)")
+                        #expect(!whole.contains { $0[1] == 1 } || part.contains { $0[1] == 1 }, "part after \(after) holds no line, \(when)")
+                    }
                 }
             }
         }
