@@ -10,6 +10,47 @@ import Testing
         return try LineMatcher(filter)
     }
 
+    /// A hub entry is matched as its record is, for every kind of key: a
+    /// filter of text keys alone reads only the entry's message (no copy of
+    /// the record), the others the record; events follow the source keys.
+    @Test func anEntryMatchesAsItsRecordForEveryKindOfKey() throws {
+        let status = try FieldCondition.parse("status>=500")
+        let filters: [(inout Filter) -> Void] = [
+            { _ in },
+            { $0.grep = ["disk"] },
+            { $0.grep = ["DISK", "fail"] },
+            { $0.regex = "^disk\\s+\\w+$" },
+            { $0.exclude = ["cron"] },
+            { $0.grep = ["disk"]; $0.exclude = ["ok"] },
+            { $0.grep = ["disk"]; $0.priority = 0...3 },
+            { $0.grep = ["disk"]; $0.sources = ["syslog"] },
+            { $0.grep = ["disk"]; $0.context = ContextWindow(before: 2, after: 2) },
+            { $0.grep = ["disk"]; $0.priority = 0...3; $0.context = ContextWindow(before: 1, after: 0) },
+            { $0.fields = [status] },
+            { $0.grep = ["status"]; $0.fields = [status] },
+        ]
+        let records = [
+            TestSupport.record("disk failed", source: "syslog", priority: 3),
+            TestSupport.record("DISK fail\nsecond line", source: "app", priority: 6),
+            TestSupport.record("disk ok", source: "syslog"),
+            TestSupport.record("cron disk", source: "syslog", priority: 2),
+            TestSupport.record("status=503 disk", source: "app", priority: 3),
+            TestSupport.record("", source: "app"),
+            TestSupport.record("caf\u{e9} disk \u{1F600}", source: "syslog", priority: 1),
+        ]
+        for configure in filters {
+            let m = try matcher(configure)
+            for (index, record) in records.enumerated() {
+                let entry = HubEntry(position: UInt64(index + 1), payload: .line(record), json: [])
+                #expect(m.matches(entry) == m.matches(record), "\(m.filter) on \(record.message)")
+            }
+            for source in ["syslog", "app"] {
+                let event = SourceEvent(source: source, kind: .rotated)
+                #expect(m.matches(HubEntry(position: 1, payload: .event(event), json: [])) == m.matches(event))
+            }
+        }
+    }
+
     @Test func emptyFilterPassesEverything() throws {
         let m = try LineMatcher(Filter())
         #expect(m.matches(TestSupport.record("anything", source: "x")))
