@@ -307,6 +307,12 @@ public struct SubscriberQueue: Sendable {
         lastDeliveredSeq = max(lastDeliveredSeq, seq)
     }
 
+    /// What `items` took of a drain's budget: a writer's measure of whether
+    /// its frame was full, the same in every format and framing.
+    public static func budgetBytes(of items: [Item]) -> Int {
+        items.reduce(0) { $0 + size(of: $1) }
+    }
+
     static func size(of item: Item) -> Int {
         switch item {
         case .entry(let entry), .selected(let entry): entry.byteCount

@@ -108,7 +108,7 @@ extension LogcastApplication {
                             return .finished
                         }
                         app.metrics.sent(.sse, lines: lines, bytes: bytes, items: batch, subscribedAt: subscription.startedAt)
-                        return WriterPool.step(sent: bytes, of: app.configuration.maxBatchBytes, subscription)
+                        return WriterPool.step(sent: batch, of: app.configuration.maxBatchBytes, subscription)
                     case .overflowed:
                         app.metrics.slowDisconnect()
                         reason = "slow consumer: queue overflowed"

@@ -89,7 +89,7 @@ final class SocketWriter: Sendable {
             guard let (frame, lines, bytes) = frame(gap: gap, items: items) else { return start() }
             channel.writeAndFlush(frame, promise: nil)
             session.metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
-            if WriterPool.step(sent: bytes, of: maxBytes, subscription) == .busy { startTask() } else { start() }
+            if WriterPool.step(sent: items, of: maxBytes, subscription) == .busy { startTask() } else { start() }
         case .batch:
             startTask()  // the end or a close: the task takes it again, and ends the stream
         }
@@ -162,7 +162,7 @@ final class SocketWriter: Sendable {
                 return .finished
             }
             session.metrics.sent(.ws, lines: lines, bytes: bytes, items: items, subscribedAt: subscription.startedAt)
-            return WriterPool.step(sent: bytes, of: configuration.maxBatchBytes, subscription)
+            return WriterPool.step(sent: items, of: configuration.maxBatchBytes, subscription)
         case .overflowed:
             logger.notice("closing slow subscriber", metadata: ["subscriber": "\(subscription.id)"])
             session.metrics.slowDisconnect()

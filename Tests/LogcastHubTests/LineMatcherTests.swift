@@ -21,13 +21,32 @@ import Testing
             { $0.grep = ["DISK", "fail"] },
             { $0.regex = "^disk\\s+\\w+$" },
             { $0.exclude = ["cron"] },
-            { $0.grep = ["disk"]; $0.exclude = ["ok"] },
-            { $0.grep = ["disk"]; $0.priority = 0...3 },
-            { $0.grep = ["disk"]; $0.sources = ["syslog"] },
-            { $0.grep = ["disk"]; $0.context = ContextWindow(before: 2, after: 2) },
-            { $0.grep = ["disk"]; $0.priority = 0...3; $0.context = ContextWindow(before: 1, after: 0) },
+            {
+                $0.grep = ["disk"]
+                $0.exclude = ["ok"]
+            },
+            {
+                $0.grep = ["disk"]
+                $0.priority = 0...3
+            },
+            {
+                $0.grep = ["disk"]
+                $0.sources = ["syslog"]
+            },
+            {
+                $0.grep = ["disk"]
+                $0.context = ContextWindow(before: 2, after: 2)
+            },
+            {
+                $0.grep = ["disk"]
+                $0.priority = 0...3
+                $0.context = ContextWindow(before: 1, after: 0)
+            },
             { $0.fields = [status] },
-            { $0.grep = ["status"]; $0.fields = [status] },
+            {
+                $0.grep = ["status"]
+                $0.fields = [status]
+            },
         ]
         let records = [
             TestSupport.record("disk failed", source: "syslog", priority: 3),

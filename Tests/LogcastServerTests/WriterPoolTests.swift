@@ -1,10 +1,12 @@
 import CLinuxShims
 import Foundation
+import LogcastProtocol
 import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
 
+@testable import LogcastHub
 @testable import LogcastServer
 
 /// The writers' two lanes: where each step of a writer runs, and that the
@@ -53,6 +55,40 @@ import Testing
 
     /// drive returns the step that ended it: the writer asks for a callback
     /// after `idle`, and ends the stream after `finished`.
+    /// A frame that took its whole budget is full (the writer moves to the
+    /// bulk lane while more is waiting) in every format and framing, though
+    /// a `format=text` frame is a third of the budget in bytes; one that
+    /// took less than half is not.
+    @Test func aFullFrameIsFullInEveryFormat() throws {
+        let hub = Hub(configuration: Hub.Configuration(), epoch: "00000000000000aa")
+        let subscription = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(backlog: 0))
+        let message = String(repeating: "m", count: 96)
+        hub.publish((0..<2000).map { _ in LogRecord(timestamp: Timestamp(microseconds: 0), source: "app", message: message) })
+        let maxBytes = 64 * 1024
+        guard case .batch(.items(let gap, let items)) = subscription.takeBatchNow(maxBytes: maxBytes, keepingRuns: true) else {
+            Issue.record("no batch")
+            return
+        }
+        #expect(subscription.hasMore)
+        let kinds: [StreamFraming.Kind] = [.ndjson, .sse(epoch: "00000000000000aa")]
+        for kind in kinds {
+            for format in [SubscriptionRequest.Format.json, .text] {
+                var buffer = ByteBuffer()
+                _ = StreamFraming(kind: kind, format: format).append(gap: gap, items: items, to: &buffer)
+                if case .ndjson = kind, format == .text { #expect(buffer.readableBytes < maxBytes / 2, "the case this is about") }
+                #expect(WriterPool.step(sent: items, of: maxBytes, subscription) == .busy, "\(kind) \(format)")
+            }
+        }
+        let first = try #require(
+            items.lazy.compactMap(\.carried).first
+                ?? items.lazy.compactMap { item -> HubEntry? in
+                    if case .run(let lines, _, _) = item { return lines.first }
+                    return nil
+                }.first
+        )
+        #expect(WriterPool.step(sent: [.entry(first)], of: maxBytes, subscription) == .sent, "a frame of one line is not full")
+    }
+
     @Test func driveReturnsTheStepThatEndedIt() async {
         let pool = WriterPool(threads: 1)
         defer { pool.stop() }
