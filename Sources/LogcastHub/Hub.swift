@@ -365,7 +365,7 @@ public final class Hub: Sendable {
             let part = storedPart(at: cursor, before: oldest, limit: room, filter: subscription.filter)
             catchUpReads.add(1, ordering: .relaxed)
             catchUpStoredReads.add(1, ordering: .relaxed)
-            subscription.refill(part.entries, gap: part.gap, at: cursor, through: part.through, generation: generation)
+            subscription.refill(part.entries, gap: part.gap, at: cursor, through: part.through, generation: generation, chunk: part.chunk)
             return
         }
         // A part that stops short of the newest line needs no fan-out lock (publishers
@@ -439,6 +439,35 @@ public final class Hub: Sendable {
         var gap: SubscriberQueue.Gap?
         var entries: ArraySlice<HubEntry>
         var through: CatchUpCursor
+        /// A slice of a chunk the store shares among readers: the chunk,
+        /// with the text index the first filtered reader builds for all.
+        var chunk: HubChunk? = nil
+    }
+
+    /// The shared chunks of the durable history that catch-up reads came
+    /// from lately, each with its text index (``HubChunk``), so that
+    /// subscribers with text filters catching up through the same chunk
+    /// scan it once for all of them, as they do a published chunk. A few,
+    /// the newest kept; one whose dictionary is out of date is made again.
+    private let storedChunks = Mutex<[HubChunk]>([])
+    static let storedChunksKept = 8
+
+    /// The ``HubChunk`` of a shared array of the durable history.
+    private func storedChunk(_ array: [HubEntry]) -> HubChunk {
+        let dictionary = currentDictionary()
+        func same(_ chunk: HubChunk) -> Bool {
+            chunk.lines.withUnsafeBufferPointer { a in array.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress } }
+        }
+        return storedChunks.withLock { chunks in
+            if let index = chunks.firstIndex(where: same) {
+                if chunks[index].dictionary === dictionary { return chunks[index] }
+                chunks.remove(at: index)
+            }
+            let chunk = HubChunk(lines: array, dictionary: dictionary)
+            chunks.append(chunk)
+            if chunks.count > Self.storedChunksKept { chunks.removeFirst() }
+            return chunk
+        }
     }
 
     func storedPart(at cursor: CatchUpCursor, before oldest: UInt64, limit: Int, filter: Filter) -> StoredPart {
@@ -466,7 +495,8 @@ public final class Hub: Sendable {
             // Cut by its limit, or its time: read on after it (when nothing came, the rest is gone).
             return entries.isEmpty ? toMemory : StoredPart(gap: nil, entries: entries, through: cursor.advanced(past: entries))
         }
-        let stored = durable.part(after: after, before: oldest, limit: limit)
+        let read = durable.part(after: after, before: oldest, limit: limit)
+        let stored = read.entries
         let unseen = cursor.unseen(stored)
         guard let first = unseen.first else { return stored.count < limit ? toMemory : StoredPart(gap: nil, entries: [], through: cursor) }
         var gap: SubscriberQueue.Gap?
@@ -487,7 +517,9 @@ public final class Hub: Sendable {
         }
         let entries = unseen[..<end]
         let start = gap.map { CatchUpCursor(after: $0.next - 1) } ?? cursor
-        return StoredPart(gap: gap, entries: entries, through: start.advanced(past: entries))
+        // An index is of use to a filter with text keys only.
+        let chunk = read.shared && (!filter.grep.isEmpty || filter.regex != nil) ? storedChunk(read.array) : nil
+        return StoredPart(gap: gap, entries: entries, through: start.advanced(past: entries), chunk: chunk)
     }
 
     /// The index (from 0) of the first entry with a position above `seq` (positions rise).

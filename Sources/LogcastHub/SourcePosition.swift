@@ -60,10 +60,11 @@ public protocol DurableHistory: Sendable {
 
     /// The first part of ``lines(after:before:limit:)``: the same entries
     /// from the start, perhaps fewer (at least one line when any is
-    /// stored in the range), as a slice of what the store already holds,
-    /// so that many readers of the same positions (subscribers catching up
-    /// after a burst) share one array instead of each copying its entries.
-    func part(after: UInt64, before: UInt64, limit: Int) -> ArraySlice<HubEntry>
+    /// stored in the range), where the store can as a stretch of an array it
+    /// already holds, so that many readers of the same positions
+    /// (subscribers catching up after a burst) share one array, and the
+    /// hub one text index of it, instead of each copying its entries.
+    func part(after: UInt64, before: UInt64, limit: Int) -> DurablePart
 
     /// Stored lines stamped at or after `since` with `seq` below `before`,
     /// oldest first, with the source events after the first of them, at
@@ -104,9 +105,32 @@ public struct SelectedRead: Sendable {
     }
 }
 
+/// The first part of a read from a ``DurableHistory``: `array[range]`.
+public struct DurablePart: Sendable {
+    /// The array the part is a stretch of.
+    public var array: [HubEntry]
+    public var range: Range<Int>
+    /// Whether `array` is the store's own, handed to every reader of its
+    /// positions (a cached chunk): worth indexing once for all of them.
+    public var shared: Bool
+
+    public init(array: [HubEntry], range: Range<Int>, shared: Bool) {
+        self.array = array
+        self.range = range
+        self.shared = shared
+    }
+
+    /// A read of its own (nothing shared).
+    public init(_ entries: [HubEntry]) {
+        self.init(array: entries, range: entries.indices, shared: false)
+    }
+
+    public var entries: ArraySlice<HubEntry> { array[range] }
+}
+
 extension DurableHistory {
-    public func part(after: UInt64, before: UInt64, limit: Int) -> ArraySlice<HubEntry> {
-        lines(after: after, before: before, limit: limit)[...]
+    public func part(after: UInt64, before: UInt64, limit: Int) -> DurablePart {
+        DurablePart(lines(after: after, before: before, limit: limit))
     }
 
     public func lines(after: UInt64, before: UInt64, limit: Int, host: String?, source: String?) -> SelectedRead? { nil }

@@ -156,19 +156,21 @@ public final class Subscription: Sendable {
     /// Queues the next part of a catch-up read (for the start `generation`,
     /// made at `cursor`): `gap` first if lines are gone, then `entries`; the
     /// subscriber stays behind, at `through` (or before the first line that
-    /// did not fit). Discarded when a new start has begun.
+    /// did not fit). Discarded when a new start has begun. `chunk`: the
+    /// shared chunk `entries` are a slice of, with its text index.
     func refill(
         _ entries: ArraySlice<HubEntry>,
         gap: SubscriberQueue.Gap?,
         at cursor: CatchUpCursor,
         through: CatchUpCursor,
-        generation: Int
+        generation: Int,
+        chunk: HubChunk? = nil
     ) {
         let waiter = state.withLock { state -> Subscription.Waiter? in
             guard state.generation == generation, state.behind == cursor, !state.finished else { return nil }
             state.behind = through
             if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
-            state.queueRuns(entries)
+            state.queueRuns(entries, chunk: chunk)
             return state.take()
         }
         waiter?.wake()

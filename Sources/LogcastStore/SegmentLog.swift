@@ -443,18 +443,19 @@ public final class SegmentLog: DurableHistory, Sendable {
     /// (so a hundred subscribers catching up through the same chunk neither
     /// copy its entries nor retain each of them); the whole read where that
     /// chunk is not cached yet or the slice would hold no line.
-    public func part(after: UInt64, before: UInt64, limit: Int) -> ArraySlice<HubEntry> {
-        guard limit > 0, after + 1 < before else { return [] }
+    public func part(after: UInt64, before: UInt64, limit: Int) -> DurablePart {
+        guard limit > 0, after + 1 < before else { return DurablePart([]) }
         let size = configuration.chunkPositions
         guard configuration.cachedChunks > 0, let chunk = chunk(after / size) else {
-            return lines(after: after, before: before, limit: limit)[...]
+            return DurablePart(lines(after: after, before: before, limit: limit))
         }
         let start = Self.firstIndex(in: chunk, from: after + 1)
         let end = min(Self.firstIndex(in: chunk, from: before), start + min(limit, chunk.count))
-        let part = chunk[start..<end]
         // Only events (a chunk's last positions): read on, so the part holds a line.
-        guard part.contains(where: \.isLine) else { return lines(after: after, before: before, limit: limit)[...] }
-        return part
+        guard chunk[start..<end].contains(where: \.isLine) else {
+            return DurablePart(lines(after: after, before: before, limit: limit))
+        }
+        return DurablePart(array: chunk, range: start..<end, shared: true)
     }
 
     /// The index of the first entry with a position at or above `position` (positions rise).

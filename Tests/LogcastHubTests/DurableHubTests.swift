@@ -79,6 +79,24 @@ final class SlowFirstReadFake: DurableHistory, Sendable {
     }
 }
 
+/// A durable history that hands out stretches of one array it keeps (as
+/// the segment log hands out its cached chunks).
+final class SharingFake: DurableHistory, Sendable {
+    let inner = FakeDurable()
+
+    func append(_ entries: [HubEntry], source: String?, position: SourcePosition?) { inner.append(entries, source: source, position: position) }
+    func lines(after: UInt64, before: UInt64, limit: Int) -> [HubEntry] { inner.lines(after: after, before: before, limit: limit) }
+    func lines(since: Timestamp, before: UInt64, limit: Int) -> [HubEntry] { inner.lines(since: since, before: before, limit: limit) }
+    var oldestLineTime: Timestamp? { inner.oldestLineTime }
+
+    func part(after: UInt64, before: UInt64, limit: Int) -> DurablePart {
+        let all = inner.stored.withLock { $0 }
+        let start = all.firstIndex { $0.position > after } ?? all.endIndex
+        let end = min(all.firstIndex { $0.position >= before } ?? all.endIndex, start + min(limit, all.count))
+        return DurablePart(array: all, range: start..<end, shared: true)
+    }
+}
+
 extension HubEntry {
     var timestampForTest: Timestamp {
         if case .line(let record) = payload { return record.timestamp }
@@ -119,6 +137,29 @@ extension HubEntry {
                 return "\(item)"
             }
         }
+    }
+
+    /// Subscribers with text filters catching up through a chunk the store
+    /// shares get it with one text index for all of them (as a published
+    /// chunk), which finds exactly the lines that hold their text; a filter
+    /// without text, or a read the store does not share, gets none.
+    @Test func catchUpPartsOfASharedChunkCarryOneTextIndex() throws {
+        let shared = SharingFake()
+        let hub = hub(shared, history: 10)
+        hub.publish((0..<200).map { TestSupport.record("line \($0) G\($0 % 5) end") }, source: "app", position: nil)
+        var grep = Filter()
+        grep.grep = ["g3 "]  // smart case: caseless, as the index folds
+        let subscription = hub.subscribe(matcher: try LineMatcher(grep), request: SubscriptionRequest(backlog: 0))
+        defer { hub.unsubscribe(subscription) }
+        let first = hub.storedPart(at: CatchUpCursor(after: 0), before: 150, limit: 100, filter: grep)
+        let second = hub.storedPart(at: CatchUpCursor(after: 40), before: 150, limit: 100, filter: grep)
+        let chunk = try #require(first.chunk)
+        #expect(second.chunk === chunk, "one chunk, one index, for every reader")
+        #expect(first.entries.map(\.position) == Array(1...100))
+        let candidates = try #require(chunk.candidates(for: Array("g3 ".utf8), in: first.entries.indices))
+        #expect(candidates.map { chunk.lines[Int($0)].message } == (0..<100).filter { $0 % 5 == 3 }.map { "line \($0) G3 end" })
+        #expect(hub.storedPart(at: CatchUpCursor(after: 0), before: 150, limit: 100, filter: Filter()).chunk == nil)
+        #expect(self.hub(FakeDurable(), history: 10).storedPart(at: CatchUpCursor(after: 0), before: 150, limit: 100, filter: grep).chunk == nil)
     }
 
     @Test func linesAndPositionsAreStoredBeforeTheyAreOffered() {

@@ -98,15 +98,18 @@ func messages(_ entries: [HubEntry]) -> [String] {
         configuration.cachedChunks = 4
         let log = try SegmentLog(configuration: configuration, tailLines: 10, tailBytes: 1 << 20)
         log.append((1...40).map { line($0, "line \($0)") }, source: "app", position: position(40))
-        func base(_ part: ArraySlice<HubEntry>) -> UnsafeRawPointer? {
-            part.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress).map { $0 - part.startIndex * MemoryLayout<HubEntry>.stride } }
+        func base(_ part: DurablePart) -> UnsafeRawPointer? {
+            part.array.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
         }
         let first = log.part(after: 16, before: 41, limit: 100)
         let second = log.part(after: 20, before: 41, limit: 3)
-        #expect(first.map(\.position) == Array(17...32))
-        #expect(second.map(\.position) == [21, 22, 23])
+        #expect(first.entries.map(\.position) == Array(17...32))
+        #expect(second.entries.map(\.position) == [21, 22, 23])
+        #expect(first.shared && second.shared)
         #expect(base(first) != nil && base(first) == base(second), "one array for both readers")
-        #expect(log.part(after: 32, before: 41, limit: 100).map(\.position) == Array(33...40), "the growing chunk, from the files")
+        let growing = log.part(after: 32, before: 41, limit: 100)
+        #expect(growing.entries.map(\.position) == Array(33...40), "the growing chunk, from the files")
+        #expect(!growing.shared, "a read of its own")
     }
 
     @Test func aScanStopsWhenItsReaderHasWhatItWants() throws {
@@ -228,7 +231,7 @@ func messages(_ entries: [HubEntry]) -> [String] {
                     for before in [last + 1, after + 2, after + 5] {
                         let whole = Array(all.filter { $0.position > after && $0.position < before }.prefix(limit))
                             .map { [$0.position, $0.isLine ? 1 : 0] }
-                        let part = log.part(after: after, before: before, limit: limit).map { [$0.position, $0.isLine ? 1 : 0] }
+                        let part = log.part(after: after, before: before, limit: limit).entries.map { [$0.position, $0.isLine ? 1 : 0] }
                         #expect(Array(whole.prefix(part.count)) == part, "part after \(after) before \(before), limit \(limit), \(when)")
                         #expect(!whole.contains { $0[1] == 1 } || part.contains { $0[1] == 1 }, "part after \(after) holds no line, \(when)")
                     }
