@@ -160,15 +160,15 @@ public struct ContextSelector: Sendable {
         var out: [SubscriberQueue.Item] = []
         out.reserveCapacity(items.count)
         func take(_ entry: HubEntry) {
-            switch entry.payload {
-            case .line(let record):
-                guard matcher.admits(record) else { return }
-                line(entry, source: record.source, path: record.path, matches: matcher.matches(entry), emit: true, into: &out)
-            case .event(let event):
-                guard matcher.matches(event) else { return }
-                self.event(event)
-                out.append(.entry(entry))
+            // A line's source and path are read from the entry (no copy of its record per line).
+            if entry.isLine {
+                guard matcher.admitsEverything || matcher.admits(entry) else { return }
+                line(entry, source: entry.source, path: entry.path, matches: matcher.matches(entry), emit: true, into: &out)
+                return
             }
+            guard case .event(let event) = entry.payload, matcher.matches(event) else { return }
+            self.event(event)
+            out.append(.entry(entry))
         }
         for item in items {
             switch item {
@@ -177,8 +177,8 @@ public struct ContextSelector: Sendable {
             case .run(let lines, _, _):
                 for entry in lines { take(entry) }
             case .prime(let entry, let matched):
-                guard case .line(let record) = entry.payload, matcher.admits(record) else { continue }
-                line(entry, source: record.source, path: record.path, matches: matched, emit: false, into: &out)
+                guard entry.isLine, matcher.admitsEverything || matcher.admits(entry) else { continue }
+                line(entry, source: entry.source, path: entry.path, matches: matched, emit: false, into: &out)
             case .adopt(let selector):
                 self = selector
             case .control, .selected, .context, .separator:

@@ -99,9 +99,10 @@ public final class LineMatcher: Sendable {
     /// No selection key (source, host, unit, identifier, priority, time):
     /// ``admits(_:)`` is true for everything.
     public let admitsEverything: Bool
-    /// Nothing but text keys (`grep`, `regex`, `exclude`) decides whether
-    /// a line matches: no selection key, no priority, no field test.
-    private let textKeysOnly: Bool
+    /// Whether a line matches is decided by its message (`grep`, `regex`,
+    /// `exclude`) and its fields (`field`) alone: no selection key and no
+    /// priority look at the record.
+    private let messageAndFieldsOnly: Bool
     /// The lines around each match to send; not empty: ``priority`` is a
     /// match key, not a selection key, and a ``ContextSelector`` chooses.
     public let context: ContextWindow
@@ -144,7 +145,7 @@ public final class LineMatcher: Sendable {
         admitsEverything =
             sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && (filter.priority == nil || !context.isEmpty)
             && filter.since == nil && filter.until == nil
-        textKeysOnly = admitsEverything && filter.priority == nil && fieldTests.isEmpty
+        messageAndFieldsOnly = admitsEverything && filter.priority == nil
         var keys = zip(filter.grep, grep).compactMap { Self.indexKey($0, caseSensitive: $1.caseSensitive) }
         if let regex, let source = filter.regex, let literal = RegexLiteral.required(in: source),
             let key = Self.indexKey(literal, caseSensitive: regex.caseSensitive)
@@ -181,8 +182,13 @@ public final class LineMatcher: Sendable {
     /// Whether a line or an event of the hub passes (a line's fields, when
     /// the filter has `field` keys, parsed once per entry: ``HubEntry/fields``).
     public func matches(_ entry: HubEntry) -> Bool {
-        // Only text keys: the message alone decides (no copy of the record for every line).
-        if textKeysOnly, entry.isLine { return entry.withMessageBytes(matchesText) }
+        // The message and the fields decide: no copy of the record for every line.
+        if messageAndFieldsOnly, entry.isLine {
+            if !(grep.isEmpty && regex == nil && exclude.isEmpty), !entry.withMessageBytes(matchesText) { return false }
+            if fieldTests.isEmpty { return true }
+            let lineFields = entry.fields
+            return fieldTests.allSatisfy { $0.passes(lineFields) }
+        }
         switch entry.payload {
         case .line(let record): return matches(record, fields: { entry.fields })
         case .event(let event): return matches(event)

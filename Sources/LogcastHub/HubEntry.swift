@@ -41,6 +41,12 @@ public final class HubEntry: Sendable {
     /// with one reference, not a copy of the whole record (which retains
     /// and releases each of its strings, on every line for every subscriber).
     public let message: String
+    /// The source this entry belongs to, and the file a line was read from
+    /// or an event is about (nil: a journal line, or an event for every
+    /// file of its source). Kept beside the payload for the same reason as
+    /// ``message``: a context selector reads them for every line.
+    public let source: String
+    public let path: String?
     /// A file line's fields, parsed the first time a filter or a `fields`
     /// request asks (under this lock, so never twice).
     private let parsedFields = Mutex<LineFields??>(nil)
@@ -55,10 +61,14 @@ public final class HubEntry: Sendable {
         case .line(let record):
             isLine = true
             message = record.message
+            source = record.source
+            path = record.path
             byteCount = json.count + 64 + (record.fields?.storage.count ?? 0)
-        case .event:
+        case .event(let event):
             isLine = false
             message = ""
+            source = event.source
+            path = event.path
             byteCount = json.count + 64
         }
     }
@@ -111,11 +121,4 @@ public final class HubEntry: Sendable {
         }
     }
 
-    /// The source this entry belongs to.
-    public var source: String {
-        switch payload {
-        case .line(let record): record.source
-        case .event(let event): event.source
-        }
-    }
 }
