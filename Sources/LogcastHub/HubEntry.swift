@@ -41,10 +41,9 @@ public final class HubEntry: Sendable {
     /// with one reference, not a copy of the whole record (which retains
     /// and releases each of its strings, on every line for every subscriber).
     public let message: String
-    /// The source this entry belongs to, and the file a line was read from
-    /// or an event is about (nil: a journal line, or an event for every
-    /// file of its source). Kept beside the payload for the same reason as
-    /// ``message``: a context selector reads them for every line.
+    /// The source this entry belongs to, and the record's or the event's
+    /// `path` (nil where it has none). Kept beside the payload for the same
+    /// reason as ``message``: a context selector reads them for every line.
     public let source: String
     public let path: String?
     /// A file line's fields, parsed the first time a filter or a `fields`
