@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -296,9 +297,20 @@ def test_server_that_comes_up_later_is_waited_for(tmp_path, tails):
 def test_piped_to_head_and_ctrl_c_exit_cleanly(app, tails):
     pipeline = subprocess.Popen(f"'{BINARY}' tail {app.url} -n 100 -o cat -s app | head -1; echo \"tail=${{PIPESTATUS[0]}}\"",
                                 shell=True, executable="/bin/bash", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Like tail -f | head, the closed pipe is noticed at the next write.
+    # Like tail -f | head, the closed pipe is noticed at the next write after head has
+    # exited. A line written before that (both may reach the pipe while head starts) is
+    # not one: lines go on being written until the pipeline ends.
     wait_for(lambda: json.loads(app.get("/healthz")[2])["subscribers"] == 1, message="tail to connect")
-    append(app.log, "one more\n")
+    deadline = time.monotonic() + DEADLINE
+    written = 0
+    while pipeline.poll() is None:
+        assert time.monotonic() < deadline, f"logcast tail did not end after {written} lines to a closed pipe"
+        append(app.log, f"one more {written}\n")
+        written += 1
+        try:
+            pipeline.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
     stdout, stderr = pipeline.communicate(timeout=DEADLINE)
     assert stdout.splitlines() == ["INFO start", "tail=0"]
     assert stderr == "", stderr
