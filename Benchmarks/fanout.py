@@ -644,26 +644,9 @@ class LogcastTextConn(ConnBase):
             self.on_line(m, now)
 
     def on_line(self, m, now):
-        if m.startswith(b"W"):
-            self.warm = True
-            if self.phase != "warm":
-                self.error("warm-up line after the first burst line")
+        lid = on_raw_line(self, m, now, "line")
+        if lid is None:
             return
-        try:
-            lid = int(m[1:9]) if m.startswith(b"B") else None
-        except ValueError:
-            lid = None
-        if lid is None or lid >= self.total:
-            self.error("unexpected line %r" % m[:80])
-            return
-        if self.phase == "warm":
-            self.phase = "burst"
-            self.t_first = now
-        if lid != self.next_id:
-            self.error("missing lines %d..%d" % (self.next_id, lid - 1) if lid > self.next_id
-                       else "line %d again (expected %d)" % (lid, self.next_id))
-        if m != self.expected.msgs[lid]:
-            self.error("line %d has the wrong text" % lid)
         self.next_id = max(self.next_id, lid + 1)
         self.pos = self.expected.text[1][self.next_id]
         if self.next_id >= self.total:
@@ -722,28 +705,9 @@ class WebsocketdConn(ConnBase):
             if p != b"--":  # grep's separator between context groups
                 on_sequence_line(self, p, now)
             return
-        if p.startswith(b"W"):
-            self.warm = True
-            if self.phase != "warm":
-                self.error("warm-up line after the first burst line")
+        lid = on_raw_line(self, p, now, "message")
+        if lid is None:
             return
-        try:
-            lid = int(p[1:9]) if p.startswith(b"B") else None
-        except ValueError:
-            lid = None
-        if lid is None or lid >= self.total:
-            self.error("unexpected message %r" % p[:80])
-            return
-        if self.phase == "warm":
-            self.phase = "burst"
-            self.t_first = now
-        if lid != self.next_id:
-            if lid > self.next_id:
-                self.error("missing lines %d..%d" % (self.next_id, lid - 1))
-            else:
-                self.error("line %d again (expected %d)" % (lid, self.next_id))
-        if self.expected is not None and p != self.expected.msgs[lid]:
-            self.error("line %d has the wrong text" % lid)
         if self.record_latency:
             parts = p.split(b" ", 2)
             if len(parts) > 1 and parts[1].startswith(b"t="):
@@ -753,6 +717,34 @@ class WebsocketdConn(ConnBase):
         self.next_id = max(self.next_id, lid + 1)
         if self.next_id >= self.total:
             self.finished(now)
+
+
+def on_raw_line(conn, msg, now, what):
+    """A raw line of the burst (a websocketd message, a logcast `format=text`
+    line): a warm-up line marks the subscriber warm; a burst line must be the
+    next one, with the right text. Returns the burst line's id, or None for
+    a warm-up or unexpected line (`what` names it in the error)."""
+    if msg.startswith(b"W"):
+        conn.warm = True
+        if conn.phase != "warm":
+            conn.error("warm-up line after the first burst line")
+        return None
+    try:
+        lid = int(msg[1:9]) if msg.startswith(b"B") else None
+    except ValueError:
+        lid = None
+    if lid is None or lid >= conn.total:
+        conn.error("unexpected %s %r" % (what, msg[:80]))
+        return None
+    if conn.phase == "warm":
+        conn.phase = "burst"
+        conn.t_first = now
+    if lid != conn.next_id:
+        conn.error("missing lines %d..%d" % (conn.next_id, lid - 1) if lid > conn.next_id
+                   else "line %d again (expected %d)" % (lid, conn.next_id))
+    if conn.expected is not None and msg != conn.expected.msgs[lid]:
+        conn.error("line %d has the wrong text" % lid)
+    return lid
 
 
 def on_sequence_line(conn, msg, now):
