@@ -24,7 +24,7 @@ import Testing
         var out: [String] = []
         var seen: UInt64 = 0
         for _ in 0..<limit where seen < last {
-            guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 4096) else { break }
+            guard case .items(let gap, let items) = await subscription.boundedBatch(maxBytes: 4096) else { break }
             if let gap {
                 out.append("gap \(gap.after)..\(gap.next) missed \(gap.missed)")
                 seen = max(seen, gap.next - 1)
@@ -241,7 +241,7 @@ import Testing
         publish(hub, 1...10)
         hub.unsubscribe(subscription)
         #expect(await read(subscription, through: 10) == ["n1", "n2"])
-        guard case .finished = await subscription.nextBatch(maxBytes: .max) else {
+        guard case .finished = await subscription.boundedBatch(maxBytes: .max) else {
             Issue.record("expected the end")
             return
         }

@@ -167,7 +167,7 @@ private func reference(_ lines: [(seq: UInt64, file: String, matches: Bool)], be
 
     private func items(_ subscription: Subscription) async -> [SubscriberQueue.Item] {
         var out: [SubscriberQueue.Item] = []
-        while case .items(_, let batch) = await subscription.nextBatch(maxBytes: .max) {
+        while case .items(_, let batch) = await subscription.boundedBatch(maxBytes: .max) {
             out += batch
             if subscription.queueDepth.items == 0 { break }
         }

@@ -125,7 +125,7 @@ extension HubEntry {
     func start(_ hub: Hub, _ request: SubscriptionRequest) async throws -> [String] {
         let subscription = hub.subscribe(matcher: try LineMatcher(request.filter), request: request)
         defer { hub.unsubscribe(subscription) }
-        guard case .items(_, let items) = await subscription.nextBatch(maxBytes: .max) else { return [] }
+        guard case .items(_, let items) = await subscription.boundedBatch(maxBytes: .max) else { return [] }
         return items.map { item in
             switch item {
             case .entry(let entry):
@@ -221,7 +221,7 @@ extension HubEntry {
         defer { hub.unsubscribe(subscription) }
         var got: [String] = []
         while got.count < 40 {
-            guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: 300) else { break }
+            guard case .items(let gap, let items) = await subscription.boundedBatch(maxBytes: 300) else { break }
             #expect(gap == nil)
             for case .entry(let entry) in items {
                 if case .line(let record) = entry.payload { got.append(record.message) }
@@ -230,7 +230,7 @@ extension HubEntry {
         }
         #expect(got == (1...40).map { "n\($0)" })
         publish(hub, 41...41)
-        guard case .items(_, let items) = await subscription.nextBatch(maxBytes: .max) else { return }
+        guard case .items(_, let items) = await subscription.boundedBatch(maxBytes: .max) else { return }
         #expect(items.compactMap(\.lineSeq) == [41], "then live")
     }
 
@@ -246,7 +246,7 @@ extension HubEntry {
         defer { hub.unsubscribe(subscription) }
         var got: [String] = []
         while !got.contains("n200") {
-            guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: .max) else { break }
+            guard case .items(let gap, let items) = await subscription.boundedBatch(maxBytes: .max) else { break }
             #expect(gap == nil)
             for item in items {
                 switch item {
@@ -335,7 +335,7 @@ extension HubEntry {
         let subscription = hub.subscribe(matcher: try LineMatcher(Filter()), request: SubscriptionRequest(after: 14, epoch: "00000000000000ee"))
         defer { hub.unsubscribe(subscription) }
         hub.publish(stamped: stamped(Array(11...16)))
-        guard case .items(let gap, let items) = await subscription.nextBatch(maxBytes: .max) else {
+        guard case .items(let gap, let items) = await subscription.boundedBatch(maxBytes: .max) else {
             Issue.record("no batch")
             return
         }
@@ -429,7 +429,7 @@ final class NamedThreadExecutor: TaskExecutor {
         let executor = NamedThreadExecutor()
         var seen: UInt64 = 0
         while seen < 50 {
-            guard case .items(_, let items) = await subscription.nextBatch(maxBytes: 4096, readOnExecutor: executor) else { break }
+            guard case .items(_, let items) = await subscription.boundedBatch(maxBytes: 4096, readOnExecutor: executor) else { break }
             for case .entry(let entry) in items { seen = max(seen, entry.position) }
         }
         #expect(seen == 50)

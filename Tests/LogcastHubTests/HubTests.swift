@@ -23,7 +23,7 @@ import Testing
 
     /// The items of the next batch (recording an issue for anything else).
     private func batch(_ subscription: Subscription) async -> (gap: SubscriberQueue.Gap?, items: [SubscriberQueue.Item]) {
-        switch await subscription.nextBatch(maxBytes: .max) {
+        switch await subscription.boundedBatch(maxBytes: .max) {
         case .items(let gap, let items): return (gap, items)
         case .finished:
             Issue.record("unexpected .finished")
@@ -211,7 +211,7 @@ import Testing
     @Test func waitingWriterIsWokenByALiveLine() async throws {
         let hub = makeHub()
         let subscription = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(backlog: 0))
-        let writer = Task { await subscription.nextBatch(maxBytes: .max) }
+        let writer = Task { await subscription.boundedBatch(maxBytes: .max) }
         hub.publish(TestSupport.record("wake up"))
         guard case .items(_, let items) = await writer.value else {
             Issue.record("expected items")
@@ -264,7 +264,7 @@ import Testing
         hub.finishAll()
         #expect(hub.statistics.subscribers == 0)
         #expect(await batch(subscription).items.compactMap(\.lineSeq) == [1, 2])
-        guard case .finished = await subscription.nextBatch(maxBytes: .max) else {
+        guard case .finished = await subscription.boundedBatch(maxBytes: .max) else {
             Issue.record("expected .finished")
             return
         }
@@ -280,7 +280,7 @@ import Testing
         hub.unsubscribe(subscription)
         #expect(hub.statistics.subscribers == 0)
         publish(hub, 1)
-        guard case .finished = await subscription.nextBatch(maxBytes: .max) else {
+        guard case .finished = await subscription.boundedBatch(maxBytes: .max) else {
             Issue.record("expected .finished")
             return
         }
@@ -301,7 +301,7 @@ import Testing
         let hub = makeHub(queueLines: 2, policy: .disconnect)
         let subscription = hub.subscribe(matcher: try everything(), request: SubscriptionRequest(backlog: 0))
         publish(hub, 3)
-        guard case .overflowed = await subscription.nextBatch(maxBytes: .max) else {
+        guard case .overflowed = await subscription.boundedBatch(maxBytes: .max) else {
             Issue.record("expected .overflowed")
             return
         }

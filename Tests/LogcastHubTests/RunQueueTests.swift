@@ -116,7 +116,7 @@ import Testing
     private func read(_ subscription: Subscription, lines count: Int) async -> [String] {
         var out: [String] = []
         while out.count < count {
-            guard case .items(_, let items) = await subscription.nextBatch(maxBytes: 2048) else { break }
+            guard case .items(_, let items) = await subscription.boundedBatch(maxBytes: 2048) else { break }
             for item in items {
                 guard case .entry(let entry) = item, case .line(let record) = entry.payload else {
                     Issue.record("a batch holds only line entries, not \(item)")
@@ -178,7 +178,7 @@ import Testing
         hub.publish(Array(records[..<40]))
         hub.publish(Array(records[40...]))
 
-        guard case .items(nil, let whole) = await everything.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
+        guard case .items(nil, let whole) = await everything.boundedBatch(maxBytes: 1 << 20, keepingRuns: true) else {
             Issue.record("no batch")
             return
         }
@@ -186,7 +186,7 @@ import Testing
         #expect(whole.allSatisfy { if case .run = $0 { true } else { false } })
         #expect(seqs(whole) == (1...64).map { "\($0)" })
 
-        guard case .items(nil, let picked) = await filtered.nextBatch(maxBytes: 1 << 20, keepingRuns: true) else {
+        guard case .items(nil, let picked) = await filtered.boundedBatch(maxBytes: 1 << 20, keepingRuns: true) else {
             Issue.record("no batch")
             return
         }

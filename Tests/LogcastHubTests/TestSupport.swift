@@ -1,4 +1,5 @@
 import LogcastProtocol
+import Testing
 
 @testable import LogcastHub
 
@@ -72,6 +73,37 @@ extension SubscriberQueue.Item {
         case .prime(let entry, _): "prime " + TestSupport.string(entry.json)
         case .adopt: "adopt"
         case .run(let lines, _, _): lines.map { TestSupport.string($0.json) }.joined(separator: "\n")
+        }
+    }
+}
+
+extension Subscription {
+    /// ``nextBatch(maxBytes:readOnExecutor:keepingRuns:)`` with a deadline:
+    /// a batch that never comes fails the test after `limit` instead of
+    /// hanging the whole run. The wait is cancelled then, which makes it
+    /// return ``Batch/finished``; the recorded issue says why.
+    ///
+    /// The limit is far above any honest wait; it is not a timing check.
+    func boundedBatch(
+        maxBytes: Int,
+        readOnExecutor: (any TaskExecutor)? = nil,
+        keepingRuns: Bool = false,
+        within limit: Duration = .seconds(60),
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async -> Batch {
+        await withTaskGroup(of: Batch?.self) { group in
+            group.addTask { await self.nextBatch(maxBytes: maxBytes, readOnExecutor: readOnExecutor, keepingRuns: keepingRuns) }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            if let batch = first {
+                return batch
+            }
+            Issue.record("no batch within \(limit)", sourceLocation: sourceLocation)
+            return await group.next()! ?? .finished
         }
     }
 }

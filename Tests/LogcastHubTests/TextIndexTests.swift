@@ -101,7 +101,7 @@ import Testing
     private func read(_ subscription: Subscription, lines count: Int) async -> [String] {
         var out: [String] = []
         while out.count < count {
-            guard case .items(_, let items) = await subscription.nextBatch(maxBytes: 1 << 20) else { break }
+            guard case .items(_, let items) = await subscription.boundedBatch(maxBytes: 1 << 20) else { break }
             for case .entry(let entry) in items {
                 if case .line(let record) = entry.payload { out.append(record.message) }
             }

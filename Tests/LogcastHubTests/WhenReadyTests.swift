@@ -121,7 +121,7 @@ import Testing
         let waiting = try subscribe(hub, errors)
         hub.publish(["ok 1", "error 2", "ok 3", "error 4"].map { TestSupport.record($0) })
         #expect(lines(now.takeBatchNow(maxBytes: .max)) == ["error 2", "error 4"])
-        guard case .items(_, let items) = await waiting.nextBatch(maxBytes: .max) else {
+        guard case .items(_, let items) = await waiting.boundedBatch(maxBytes: .max) else {
             Issue.record("no batch")
             return
         }
