@@ -83,8 +83,15 @@ public final class Hub: Sendable {
     let catchUpReads = Atomic<UInt64>(0)
     let catchUpStoredReads = Atomic<UInt64>(0)
     /// Serialises publishers (stamping, appending and offering), so chunks
-    /// reach every subscriber in `seq` order. Readers never take it.
+    /// reach every subscriber in `seq` order. Readers never take it. The
+    /// writers a publish made ready are woken after it is released: a
+    /// wake-up may give the publisher's core to the woken thread, and every
+    /// other source's lines would wait meanwhile (a quiet source's line
+    /// waited for a burst's hundred wake-ups).
     private let fanout = Mutex(())
+
+    /// Whether no publisher holds the fan-out lock now (for tests).
+    var fanoutIsFree: Bool { fanout.withLockIfAvailable { _ in true } ?? false }
 
     /// How long one scan (a backlog, a resume, a `/api/v1/lines` read) may
     /// spend matching before it stops and reports itself incomplete.
@@ -169,7 +176,7 @@ public final class Hub: Sendable {
             if let position, let durable { fanout.withLock { _ in durable.append([], source: source, position: position) } }
             return
         }
-        fanout.withLock { _ in
+        let waiters = fanout.withLock { _ -> [Subscription.Waiter] in
             // Only publishers (holding `fanout`) move `nextSeq`, so the numbers
             // can be encoded outside the state lock.
             let first = state.withLock { $0.nextSeq }
@@ -191,8 +198,10 @@ public final class Hub: Sendable {
                 return Array(state.subscriptions.values)
             }
             // One short lock, a queued run and at most one wake-up per subscriber for the whole chunk.
-            for subscription in subscribers { subscription.offer(chunk, bytes: bytes) }
+            return subscribers.compactMap { $0.offer(chunk, bytes: bytes) }
         }
+        // Outside the fan-out lock (see `fanout`).
+        for waiter in waiters { waiter.wake() }
     }
 
     public func publish(_ record: LogRecord) { publish([record]) }
@@ -213,7 +222,7 @@ public final class Hub: Sendable {
     /// last `seq` published are dropped (a redelivery). Numbers may skip:
     /// the skipped ones are never lines of this hub.
     public func publish(stamped: [(seq: UInt64, record: LogRecord)]) {
-        fanout.withLock { _ in
+        let waiters = fanout.withLock { _ -> [Subscription.Waiter] in
             var last = state.withLock { $0.nextSeq } - 1
             let now = MonotonicClock.nanoseconds()
             var entries: [HubEntry] = []
@@ -223,7 +232,7 @@ public final class Hub: Sendable {
                 entries.append(HubEntry(position: seq, payload: .line(record), json: json, publishedAt: now))
                 last = seq
             }
-            guard !entries.isEmpty else { return }
+            guard !entries.isEmpty else { return [] }
             durable?.append(entries, source: nil, position: nil)
             let bytes = entries.reduce(0) { $0 + $1.byteCount }
             let chunk = HubChunk(lines: entries, dictionary: currentDictionary())
@@ -233,8 +242,9 @@ public final class Hub: Sendable {
                 Self.keep(entries, in: &state, configuration, bytes: bytes)
                 return Array(state.subscriptions.values)
             }
-            for subscription in subscribers { subscription.offer(chunk, bytes: bytes) }
+            return subscribers.compactMap { $0.offer(chunk, bytes: bytes) }
         }
+        for waiter in waiters { waiter.wake() }
     }
 
     /// The `seq` of the newest line published (0: none).
@@ -244,7 +254,7 @@ public final class Hub: Sendable {
     /// history (and the durable history) with the lines, at the `seq` the
     /// next line gets, so a resume or a backlog carries them in place.
     public func publish(_ event: SourceEvent) {
-        fanout.withLock { _ in
+        let waiters = fanout.withLock { _ -> [Subscription.Waiter] in
             let position = state.withLock { $0.nextSeq }
             let json = ProtocolObject.entry(event, position: position).encoded()
             let entry = HubEntry(position: position, payload: .event(event), json: json, publishedAt: MonotonicClock.nanoseconds())
@@ -253,8 +263,9 @@ public final class Hub: Sendable {
                 Self.keep(CollectionOfOne(entry), in: &state, configuration)
                 return Array(state.subscriptions.values)
             }
-            for subscription in subscribers { subscription.offer(CollectionOfOne(entry)) }
+            return subscribers.compactMap { $0.offer(CollectionOfOne(entry)) }
         }
+        for waiter in waiters { waiter.wake() }
     }
 
     // MARK: Subscribing

@@ -201,9 +201,12 @@ public final class Subscription: Sendable {
 
     /// Offers entries in order. They are queued as they are (the writer
     /// applies the filter when it drains), so the publisher never runs a
-    /// subscriber's filter; it is woken at most once. Never blocks beyond the
-    /// subscriber's own short lock.
-    func offer(_ entries: some Collection<HubEntry>) {
+    /// subscriber's filter. Never blocks beyond the subscriber's own short lock.
+    /// - Returns: the writer to wake (``Waiter/wake()``), if it waits. The
+    ///   publisher wakes it once it has released the hub's fan-out lock: a
+    ///   wake-up can hand the publisher's core to the woken thread, and every
+    ///   other publisher would wait for it meanwhile.
+    func offer(_ entries: some Collection<HubEntry>) -> Waiter? {
         offer(entries) { $0.queueEach(entries) }
     }
 
@@ -213,9 +216,9 @@ public final class Subscription: Sendable {
     /// one queued item per run of lines the selection keys admit (the whole
     /// chunk for a filter without them), so a subscriber costs the publisher
     /// one short lock and a few references per chunk, not a queued item per line.
-    func offer(_ chunk: HubChunk, bytes: Int) {
+    func offer(_ chunk: HubChunk, bytes: Int) -> Waiter? {
         let entries = chunk.lines
-        offer(entries) { state in
+        return offer(entries) { state in
             guard state.queue.policy == .catchUp, let first = entries.first, first.position > state.deliveredThrough else {
                 state.queueEach(entries)
                 return
@@ -230,9 +233,9 @@ public final class Subscription: Sendable {
 
     /// What every offer does: hold the entries while a start is computed,
     /// leave them to the history while the subscriber is behind, else
-    /// `queue` them; then wake the writer, at most once.
-    private func offer(_ entries: some Collection<HubEntry>, queue: (inout State) -> Void) {
-        let waiter: Waiter? = state.withLock { state in
+    /// `queue` them, and take the writer's waiter (woken at most once).
+    private func offer(_ entries: some Collection<HubEntry>, queue: (inout State) -> Void) -> Waiter? {
+        state.withLock { state in
             guard !state.finished else { return nil }
             if state.starting {
                 state.held.append(contentsOf: entries)
@@ -242,7 +245,6 @@ public final class Subscription: Sendable {
             queue(&state)
             return state.take()
         }
-        waiter?.wake()
     }
 
     /// Control objects a subscriber may leave unread; a client that lets
@@ -451,7 +453,7 @@ public final class Subscription: Sendable {
     /// Who waits for a subscription to become ready: a writer's task
     /// (``nextBatch(maxBytes:readOnExecutor:keepingRuns:)``) or an action
     /// that starts a writer (``whenReady(_:)``).
-    enum Waiter {
+    enum Waiter: Sendable {
         case task(CheckedContinuation<Void, Never>)
         case callback(@Sendable () -> Void)
 

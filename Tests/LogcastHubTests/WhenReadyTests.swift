@@ -154,6 +154,40 @@ import Testing
         }
         #expect(got == (0..<10).map { "line \($0)" }, "every line once, in order, the rest read from the history")
     }
+
+    /// A publisher wakes the writers it made ready only after it has let go
+    /// of the hub's fan-out lock, so no other source's lines wait while a
+    /// woken thread runs: for every kind of publish (lines, lines stamped
+    /// elsewhere, a source event) and every way an offer queues (a run for
+    /// an unfiltered subscriber, runs picked by selection keys, entries one
+    /// by one under the drop policy), the callback finds the lock free.
+    @Test func writersAreWokenAfterThePublisherLetsGoOfTheFanOutLock() throws {
+        let publishes: [(String, (Hub, Int) -> Void)] = [
+            ("lines", { hub, n in hub.publish([TestSupport.record("error \(n)"), TestSupport.record("info \(n)")]) }),
+            ("stamped", { hub, n in hub.publish(stamped: [(seq: UInt64(2 * n + 1), record: TestSupport.record("error \(n)"))]) }),
+            ("event", { hub, _ in hub.publish(SourceEvent(source: "app", kind: .rotated, path: "/var/log/app.log")) }),
+        ]
+        var grep = Filter()
+        grep.grep = ["error"]
+        let subscribers: [(String, SlowConsumerPolicy, Filter)] = [
+            ("unfiltered", .catchUp, Filter()),
+            ("grep", .catchUp, grep),
+            ("drop policy", .drop, Filter()),
+        ]
+        for (kind, publish) in publishes {
+            for (name, policy, filter) in subscribers {
+                let hub = makeHub(policy: policy)
+                let subscription = try subscribe(hub, filter)
+                for round in 0..<3 {
+                    let wokenFree = Mutex<[Bool]>([])
+                    subscription.whenReady { wokenFree.withLock { $0.append(hub.fanoutIsFree) } }
+                    publish(hub, round)
+                    #expect(wokenFree.withLock { $0 } == [true], "\(kind) to \(name), round \(round): woken once, the lock free")
+                    _ = subscription.takeBatchNow(maxBytes: .max, keepingRuns: true)
+                }
+            }
+        }
+    }
 }
 
 extension Subscription.Taken {
