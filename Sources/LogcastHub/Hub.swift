@@ -58,8 +58,7 @@ public final class Hub: Sendable {
     private let epochState: Mutex<String>
 
     struct State: ~Copyable {
-        var history: Deque<HubEntry> = []
-        var historyBytes = 0
+        var history = HistoryRing()
         var nextSeq: UInt64 = 1
         var subscriptions: [Int: Subscription] = [:]
         var nextSubscriptionID = 1
@@ -125,13 +124,8 @@ public final class Hub: Sendable {
         self.archives = archives
         state.withLock { state in
             state.nextSeq = max(lastSeq, restored.last(where: \.isLine)?.position ?? 0) + 1
-            for entry in restored.suffix(configuration.historyLines) {
-                state.history.append(entry)
-                state.historyBytes += entry.byteCount
-            }
-            while state.historyBytes > configuration.historyBytes, let old = state.history.popFirst() {
-                state.historyBytes -= old.byteCount
-            }
+            state.history.append(Array(restored.suffix(configuration.historyLines)))
+            state.history.trim(lines: configuration.historyLines, bytes: configuration.historyBytes)
         }
     }
 
@@ -194,7 +188,7 @@ public final class Hub: Sendable {
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq += UInt64(entries.count)
                 state.linesPublished += UInt64(entries.count)
-                Self.keep(entries, in: &state, configuration, bytes: bytes)
+                Self.keep(chunk, in: &state, configuration, bytes: bytes)
                 return Array(state.subscriptions.values)
             }
             // One short lock, a queued run and at most one wake-up per subscriber for the whole chunk.
@@ -206,15 +200,10 @@ public final class Hub: Sendable {
 
     public func publish(_ record: LogRecord) { publish([record]) }
 
-    /// Appends entries to the history and trims it to its limits (the oldest go first).
-    private static func keep(_ entries: some Sequence<HubEntry>, in state: inout State, _ configuration: Configuration, bytes: Int? = nil) {
-        state.history.append(contentsOf: entries)
-        state.historyBytes += bytes ?? entries.reduce(0) { $0 + $1.byteCount }
-        while state.history.count > configuration.historyLines || state.historyBytes > configuration.historyBytes,
-            let old = state.history.popFirst()
-        {
-            state.historyBytes -= old.byteCount
-        }
+    /// Appends a published chunk to the history and trims it to its limits (the oldest go first).
+    private static func keep(_ chunk: HubChunk, in state: inout State, _ configuration: Configuration, bytes: Int? = nil) {
+        state.history.append(chunk, bytes: bytes)
+        state.history.trim(lines: configuration.historyLines, bytes: configuration.historyBytes)
     }
 
     /// Publishes lines whose `seq` was given elsewhere (a gateway: the
@@ -239,7 +228,7 @@ public final class Hub: Sendable {
             let subscribers = state.withLock { state -> [Subscription] in
                 state.nextSeq = last + 1
                 state.linesPublished += UInt64(entries.count)
-                Self.keep(entries, in: &state, configuration, bytes: bytes)
+                Self.keep(chunk, in: &state, configuration, bytes: bytes)
                 return Array(state.subscriptions.values)
             }
             return subscribers.compactMap { $0.offer(chunk, bytes: bytes) }
@@ -260,7 +249,7 @@ public final class Hub: Sendable {
             let entry = HubEntry(position: position, payload: .event(event), json: json, publishedAt: MonotonicClock.nanoseconds())
             durable?.append([entry], source: nil, position: nil)
             let subscribers = state.withLock { state -> [Subscription] in
-                Self.keep(CollectionOfOne(entry), in: &state, configuration)
+                Self.keep(HubChunk(lines: [entry], dictionary: nil), in: &state, configuration)
                 return Array(state.subscriptions.values)
             }
             return subscribers.compactMap { $0.offer(CollectionOfOne(entry)) }
@@ -371,7 +360,7 @@ public final class Hub: Sendable {
     /// Nothing is matched here: the writer applies its filter as for live lines.
     func catchUp(_ subscription: Subscription, at cursor: CatchUpCursor, generation: Int) {
         let room = configuration.queueLines
-        let oldest = state.withLock { $0.history.first?.position ?? $0.nextSeq }
+        let oldest = state.withLock { $0.history.entries.first?.position ?? $0.nextSeq }
         if cursor.after + 1 < oldest {
             let part = storedPart(at: cursor, before: oldest, limit: room, filter: subscription.filter)
             catchUpReads.add(1, ordering: .relaxed)
@@ -381,23 +370,25 @@ public final class Hub: Sendable {
         }
         // A part that stops short of the newest line needs no fan-out lock (publishers
         // only append after it), so a hundred subscribers catching up do not hold up publishing.
+        // Memory parts are slices of the chunks the lines were published in
+        // (`HistoryRing.runs`): a few references taken under the lock, not a
+        // copy of every entry, and a filtered writer uses the chunks' text index.
         let early = state.withLock { state -> MemoryPart in
-            let start = Self.firstIndex(in: state.history, after: cursor.after)
-            if start == 0, let first = state.history.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
+            let start = state.history.firstIndex(after: cursor.after)
+            if start == 0, let first = state.history.entries.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
                 return .evicted
             }
             guard state.history.count - start > room + cursor.events else { return .reachesTheEnd }
-            let from = state.history.startIndex + start
-            return .part(Array(state.history[from..<(from + room + cursor.events)]))
+            return .part(state.history.runs(start..<(start + room + cursor.events)))
         }
         switch early {
         case .evicted:
             return  // the next read is from the durable history
         case .part(let read):
-            let entries = cursor.unseen(read)
+            let runs = cursor.unseen(read)
             catchUpReads.add(1, ordering: .relaxed)
-            if !entries.isEmpty {
-                subscription.refill(entries, gap: nil, at: cursor, through: cursor.advanced(past: entries), generation: generation)
+            if !runs.isEmpty {
+                subscription.refill(runs, at: cursor, through: cursor.advanced(past: runs.lazy.map(\.lines).joined()), generation: generation)
             }
             return
         case .reachesTheEnd:
@@ -405,31 +396,30 @@ public final class Hub: Sendable {
         }
         // Under the fan-out lock no publisher is between appending and offering, so
         // the read and the switch to live lines meet exactly: nothing lost, nothing twice.
-        let part = fanout.withLock { _ -> ArraySlice<HubEntry>? in
-            let read = state.withLock { state -> (entries: [HubEntry], live: Bool)? in
-                let start = Self.firstIndex(in: state.history, after: cursor.after)
-                if start == 0, let first = state.history.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
+        let part = fanout.withLock { _ -> [HistoryRing.Run]? in
+            let read = state.withLock { state -> (runs: [HistoryRing.Run], live: Bool)? in
+                let start = state.history.firstIndex(after: cursor.after)
+                if start == 0, let first = state.history.entries.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
                     return nil  // evicted meanwhile: read on from the durable history
                 }
-                let from = state.history.startIndex + start
                 let available = state.history.count - start
                 if available <= room + cursor.events {
                     guard subscription.beginLive(at: cursor, generation: generation) else { return ([], false) }
-                    return (Array(state.history[from...]), true)
+                    return (state.history.runs(start..<state.history.count), true)
                 }
-                return (Array(state.history[from..<(from + room + cursor.events)]), false)
+                return (state.history.runs(start..<(start + room + cursor.events)), false)
             }
             guard let read else { return nil }
-            let entries = cursor.unseen(read.entries)
-            guard read.live else { return entries }
+            let runs = cursor.unseen(read.runs)
+            guard read.live else { return runs }
             // Nothing is held: no publisher offered anything since beginLive.
-            subscription.start(entries.map { .entry($0) }, after: entries.last?.position ?? cursor.after, deliveredUpTo: nil)
+            subscription.goLive(runs, after: runs.last?.lines.last?.position ?? cursor.after)
             return []
         }
         guard let part else { return }
         catchUpReads.add(1, ordering: .relaxed)
         if !part.isEmpty {
-            subscription.refill(part, gap: nil, at: cursor, through: cursor.advanced(past: part), generation: generation)
+            subscription.refill(part, at: cursor, through: cursor.advanced(past: part.lazy.map(\.lines).joined()), generation: generation)
         }
     }
 
@@ -438,7 +428,7 @@ public final class Hub: Sendable {
         /// The lines after the cursor have left memory meanwhile.
         case evicted
         /// The next part, which does not reach the newest line.
-        case part([HubEntry])
+        case part([HistoryRing.Run])
         /// The rest fits: read it and go live under the fan-out lock.
         case reachesTheEnd
     }
@@ -533,17 +523,6 @@ public final class Hub: Sendable {
         return StoredPart(gap: gap, entries: entries, through: start.advanced(past: entries), chunk: chunk)
     }
 
-    /// The index (from 0) of the first entry with a position above `seq` (positions rise).
-    static func firstIndex(in history: Deque<HubEntry>, after seq: UInt64) -> Int {
-        var low = 0
-        var high = history.count
-        while low < high {
-            let middle = (low + high) / 2
-            if history[history.startIndex + middle].position > seq { high = middle } else { low = middle + 1 }
-        }
-        return low
-    }
-
     /// Removes a subscriber; its writer gets what is queued, then the end.
     public func unsubscribe(_ subscription: Subscription) {
         state.withLock { state in
@@ -567,7 +546,7 @@ public final class Hub: Sendable {
     }
 
     private static func snapshot(of state: borrowing State) -> HistorySnapshot {
-        HistorySnapshot(entries: Array(state.history), lastSeq: state.nextSeq - 1, nextSeq: state.nextSeq)
+        HistorySnapshot(entries: Array(state.history.entries), lastSeq: state.nextSeq - 1, nextSeq: state.nextSeq)
     }
 
     /// What a start plan found.
@@ -1105,7 +1084,7 @@ public final class Hub: Sendable {
     /// Retained lines that pass `matcher`: those after `after` (oldest first,
     /// at most `limit`), or the newest `limit` when `after` is nil.
     public func retainedLines(matching matcher: LineMatcher, after: UInt64?, limit: Int) -> [HubEntry] {
-        let history = state.withLock { Array($0.history) }
+        let history = state.withLock { Array($0.history.entries) }
         do {
             var out: [HubEntry] = []
             if let after {
@@ -1153,7 +1132,7 @@ public final class Hub: Sendable {
                 linesPublished: state.linesPublished,
                 lastSeq: state.nextSeq - 1,
                 historyLines: state.history.count,
-                historyBytes: state.historyBytes,
+                historyBytes: state.history.bytes,
                 subscribers: state.subscriptions.count,
                 catchUpReads: catchUpReads.load(ordering: .relaxed),
                 catchUpStoredReads: catchUpStoredReads.load(ordering: .relaxed)

@@ -23,13 +23,33 @@ struct CatchUpCursor: Equatable, Sendable {
     }
 
     func unseen(_ entries: ArraySlice<HubEntry>) -> ArraySlice<HubEntry> {
-        var start = entries.startIndex
-        while start - entries.startIndex < events, start < entries.endIndex, !entries[start].isLine,
-            entries[start].position == after + 1
-        {
-            start += 1
+        entries.dropFirst(passedEvents(atStartOf: entries))
+    }
+
+    /// `runs` (read after ``after``) without the events already passed.
+    func unseen(_ runs: [HistoryRing.Run]) -> [HistoryRing.Run] {
+        var skip = passedEvents(atStartOf: runs.lazy.flatMap(\.lines))
+        var rest = runs[...]
+        while skip > 0, let first = rest.first {
+            let dropped = min(skip, first.lines.count)
+            skip -= dropped
+            if dropped == first.lines.count {
+                rest = rest.dropFirst()
+            } else {
+                rest[rest.startIndex] = HistoryRing.Run(lines: first.lines.dropFirst(dropped), chunk: first.chunk)
+            }
         }
-        return entries[start...]
+        return Array(rest)
+    }
+
+    /// How many entries at the start of `entries` are events this cursor has passed.
+    private func passedEvents(atStartOf entries: some Sequence<HubEntry>) -> Int {
+        var count = 0
+        for entry in entries {
+            guard count < events, !entry.isLine, entry.position == after + 1 else { break }
+            count += 1
+        }
+        return count
     }
 }
 
@@ -115,7 +135,7 @@ public final class Subscription: Sendable {
     ///   from the history once `items` are sent (the held entries are then
     ///   read from there too).
     func start(_ items: [SubscriberQueue.Item], after: UInt64, deliveredUpTo: UInt64?, behind: CatchUpCursor? = nil) {
-        let waiter = state.withLock { state -> Subscription.Waiter? in
+        finishStart(after: after) { state in
             for item in items {
                 guard state.behind == nil else { break }  // the rest is read from the history
                 if state.queue.push(item) == .refused, let entry = item.carried { state.behind = CatchUpCursor(after: entry.position - 1) }
@@ -125,6 +145,27 @@ public final class Subscription: Sendable {
                 state.deliveredThrough = deliveredUpTo
             }
             if state.behind == nil, let behind { state.behind = behind }
+        }
+    }
+
+    /// Ends a catch-up that reached the newest line (after
+    /// ``beginLive(at:generation:)``), as ``start(_:after:deliveredUpTo:behind:)``
+    /// does: queues the rest of the history, `runs` of its published chunks
+    /// (each run with its chunk's text index), then the entries held meanwhile.
+    func goLive(_ runs: [HistoryRing.Run], after: UInt64) {
+        finishStart(after: after) { state in
+            for run in runs {
+                guard state.queueRuns(run.lines, chunk: run.chunk) else { break }  // the rest is read from the history
+            }
+        }
+    }
+
+    /// What every start ends with: `queue` the start's own items, then
+    /// the entries held since the start began (those after `after`), and
+    /// wake the writer.
+    private func finishStart(after: UInt64, _ queue: (inout State) -> Void) {
+        let waiter = state.withLock { state -> Subscription.Waiter? in
+            queue(&state)
             for entry in state.held where entry.position > after && !(entry.hasSeq && entry.position <= state.deliveredThrough) {
                 guard state.behind == nil else { break }
                 guard state.matcher.admitsEverything || state.matcher.admits(entry) else { continue }
@@ -166,11 +207,28 @@ public final class Subscription: Sendable {
         generation: Int,
         chunk: HubChunk? = nil
     ) {
+        refill(at: cursor, through: through, generation: generation) { state in
+            if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
+            state.queueRuns(entries, chunk: chunk)
+        }
+    }
+
+    /// Queues the next part of a catch-up read from memory: `runs` of the
+    /// history's published chunks, as ``refill(_:gap:at:through:generation:chunk:)``
+    /// queues a part of one chunk.
+    func refill(_ runs: [HistoryRing.Run], at cursor: CatchUpCursor, through: CatchUpCursor, generation: Int) {
+        refill(at: cursor, through: through, generation: generation) { state in
+            for run in runs {
+                guard state.queueRuns(run.lines, chunk: run.chunk) else { break }  // behind before `through`
+            }
+        }
+    }
+
+    private func refill(at cursor: CatchUpCursor, through: CatchUpCursor, generation: Int, _ queue: (inout State) -> Void) {
         let waiter = state.withLock { state -> Subscription.Waiter? in
             guard state.generation == generation, state.behind == cursor, !state.finished else { return nil }
             state.behind = through
-            if let gap { state.queue.announceGap(after: gap.after, next: gap.next, missed: gap.missed) }
-            state.queueRuns(entries, chunk: chunk)
+            queue(&state)
             return state.take()
         }
         waiter?.wake()
@@ -558,28 +616,28 @@ extension Subscription.State {
     /// Queues live entries one by one: those the client has not had and
     /// the selection keys admit (cheap set lookups, so that only lines that
     /// may match take room). A refused line makes the subscriber behind.
-    mutating func queueEach(_ entries: some Collection<HubEntry>) {
+    @discardableResult
+    mutating func queueEach(_ entries: some Collection<HubEntry>) -> Bool {
         let admitsEverything = matcher.admitsEverything
         for entry in entries {
-            guard !queue.isOverflowed else { break }
+            guard !queue.isOverflowed else { return false }
             if entry.position <= deliveredThrough, entry.hasSeq { continue }
             if !admitsEverything, !matcher.admits(entry) { continue }
             if queue.push(.entry(entry)) == .refused {
                 behind = CatchUpCursor(after: entry.position - 1)
-                break
+                return false
             }
         }
+        return true
     }
 
     /// Queues entries in order as ``queueEach(_:)`` does, but, under
     /// ``SlowConsumerPolicy/catchUp``, each stretch of consecutive lines that
     /// are new to the client and admitted as one run (events and lines from
     /// an archive alone); stops where the subscriber becomes behind.
-    mutating func queueRuns(_ entries: ArraySlice<HubEntry>, chunk: HubChunk? = nil) {
-        guard queue.policy == .catchUp else {
-            queueEach(entries)
-            return
-        }
+    @discardableResult
+    mutating func queueRuns(_ entries: ArraySlice<HubEntry>, chunk: HubChunk? = nil) -> Bool {
+        guard queue.policy == .catchUp else { return queueEach(entries) }
         let admitsEverything = matcher.admitsEverything
         if admitsEverything, let first = entries.first, first.position > deliveredThrough {
             // A catch-up part of lines only, unfiltered: one run, as a live chunk is queued.
@@ -592,10 +650,7 @@ extension Subscription.State {
                 }
                 bytes += entry.byteCount
             }
-            if onlyLines {
-                queueRun(entries, bytes: bytes, chunk: chunk)
-                return
-            }
+            if onlyLines { return queueRun(entries, bytes: bytes, chunk: chunk) }
         }
         var start: Int?
         var runBytes = 0
@@ -611,16 +666,17 @@ extension Subscription.State {
             }
             if let from = start {
                 start = nil
-                guard queueRun(entries[from..<index], bytes: runBytes, chunk: chunk) else { return }
+                guard queueRun(entries[from..<index], bytes: runBytes, chunk: chunk) else { return false }
             }
             if entry.hasSeq, entry.position <= deliveredThrough { continue }
             if !admitsEverything, !matcher.admits(entry) { continue }
             if queue.push(.entry(entry)) == .refused {
                 behind = CatchUpCursor(after: entry.position - 1)
-                return
+                return false
             }
         }
-        if let from = start { queueRun(entries[from...], bytes: runBytes, chunk: chunk) }
+        if let from = start { return queueRun(entries[from...], bytes: runBytes, chunk: chunk) }
+        return true
     }
 
     /// Queues a run of live lines; where it does not fit the subscriber

@@ -103,6 +103,44 @@ import Testing
         #expect(await read(subscription, through: 53) == lines(51...53), "then live again")
     }
 
+    /// A part read from memory is slices of the chunks the lines were
+    /// published in, each run carrying its chunk (and so its text index),
+    /// both the parts that stay behind and the rest queued on going live.
+    @Test(arguments: [1, 3, 7])
+    func memoryPartsAreSlicesOfThePublishedChunks(chunkLines: Int) async throws {
+        let hub = hub(history: 1000, queue: 4)
+        let subscription = try subscribe(hub)
+        var published: [[String]] = []
+        for first in stride(from: 1, through: 60, by: chunkLines) {
+            let range = first...min(60, first + chunkLines - 1)
+            publish(hub, range)
+            published.append(lines(range))
+        }
+        var got: [String] = []
+        var runs = 0
+        while got.count < 60, case .items(nil, let items) = await subscription.boundedBatch(maxBytes: 4096, keepingRuns: true) {
+            for item in items {
+                guard case .run(let slice, _, let chunk?) = item else {
+                    Issue.record("a line outside a run of its chunk: \(item.text)")
+                    continue
+                }
+                runs += 1
+                let messages = chunk.lines.map { entry -> String in
+                    guard case .line(let record) = entry.payload else { return "event" }
+                    return record.message
+                }
+                #expect(published.contains(messages), "the run's chunk is one that was published")
+                #expect(slice.indices.allSatisfy { chunk.lines[$0] === slice[$0] }, "a slice of that chunk")
+                got += slice.compactMap { entry in
+                    guard case .line(let record) = entry.payload else { return nil }
+                    return record.message
+                }
+            }
+        }
+        #expect(got == lines(1...60), "every line once, in order")
+        #expect(hub.statistics.catchUpReads > 0 && runs > 0)
+    }
+
     @Test func linesNoLongerInMemoryAndNotStoredAreOneGap() async throws {
         let hub = hub(history: 10, queue: 4)
         let subscription = try subscribe(hub)
