@@ -82,7 +82,11 @@ public struct ContextSelector: Sendable {
     /// what is to be sent now; without, only records it (a line the client
     /// already has, or one from before a backlog's first match).
     mutating func line(_ entry: HubEntry, source: String, path: String?, matches: Bool, emit: Bool, into out: inout [SubscriberQueue.Item]) {
-        let t = track(source: source, path: path)
+        line(entry, track: track(source: source, path: path), matches: matches, emit: emit, into: &out)
+    }
+
+    /// ``line(_:source:path:matches:emit:into:)`` for a line of track `t`.
+    private mutating func line(_ entry: HubEntry, track t: Int, matches: Bool, emit: Bool, into out: inout [SubscriberQueue.Item]) {
         tracks[t].seen += 1
         let number = tracks[t].seen
         if matches {
@@ -152,18 +156,19 @@ public struct ContextSelector: Sendable {
         lastKey = nil
     }
 
-    /// Applies `matcher` to items in stream order: lines (``SubscriberQueue/Item/entry(_:)``)
-    /// become what is sent of them, ``SubscriberQueue/Item/prime(_:matched:)``
+    /// Applies `matcher` to items in stream order: lines (``SubscriberQueue/Item/entry(_:)``,
+    /// and the lines of a ``SubscriberQueue/Item/run(_:bytes:chunk:)``, matched
+    /// only where the chunk's text index has the filter's key) become what is sent of them, ``SubscriberQueue/Item/prime(_:matched:)``
     /// items are recorded, ``SubscriberQueue/Item/adopt(_:)`` replaces this
     /// selector; everything else passes as it is. After `gap`, call ``reset()`` first.
     public mutating func select(_ items: [SubscriberQueue.Item], matcher: LineMatcher) -> [SubscriberQueue.Item] {
         var out: [SubscriberQueue.Item] = []
         out.reserveCapacity(items.count)
-        func take(_ entry: HubEntry) {
+        func take(_ entry: HubEntry, mayMatch: Bool = true) {
             // A line's source and path are read from the entry (no copy of its record per line).
             if entry.isLine {
                 guard matcher.admitsEverything || matcher.admits(entry) else { return }
-                line(entry, source: entry.source, path: entry.path, matches: matcher.matches(entry), emit: true, into: &out)
+                line(entry, source: entry.source, path: entry.path, matches: mayMatch && matcher.matches(entry), emit: true, into: &out)
                 return
             }
             guard case .event(let event) = entry.payload, matcher.matches(event) else { return }
@@ -174,8 +179,23 @@ public struct ContextSelector: Sendable {
             switch item {
             case .entry(let entry):
                 take(entry)
-            case .run(let lines, _, _):
-                for entry in lines { take(entry) }
+            case .run(let lines, _, let chunk):
+                guard let key = matcher.textKey, let chunk, let candidates = chunk.candidates(for: key, in: lines.indices) else {
+                    for entry in lines { take(entry) }
+                    continue
+                }
+                if matcher.admitsEverything, let file = chunk.file {
+                    selectLines(of: file, lines, candidates: candidates, matcher: matcher, into: &out)
+                    continue
+                }
+                // Only the lines the chunk's text index has for the filter's key can match;
+                // every line still goes through its file's track, as context or not.
+                var next = candidates.startIndex
+                for index in lines.indices {
+                    let mayMatch = next < candidates.endIndex && Int(candidates[next]) == index
+                    if mayMatch { next += 1 }
+                    take(lines[index], mayMatch: mayMatch)
+                }
             case .prime(let entry, let matched):
                 guard entry.isLine, matcher.admitsEverything || matcher.admits(entry) else { continue }
                 line(entry, source: entry.source, path: entry.path, matches: matched, emit: false, into: &out)
@@ -186,5 +206,40 @@ public struct ContextSelector: Sendable {
             }
         }
         return out
+    }
+
+    /// The lines of a run from one file, every one of them admitted, with
+    /// the indices of those that hold the filter's text key (the others
+    /// cannot match). A line is taken one by one only where it may be sent:
+    /// context still owed after a match, or within ``ContextWindow/before``
+    /// lines of the next candidate or of the run's end (the next run may
+    /// start with a match). A stretch farther from both is only counted,
+    /// and what the file's track kept before it is let go at once: the
+    /// `before` lines taken after the stretch push all of it out before a
+    /// match or the run's end could use it.
+    private mutating func selectLines(
+        of file: HubChunk.File,
+        _ lines: ArraySlice<HubEntry>,
+        candidates: ArraySlice<Int32>,
+        matcher: LineMatcher,
+        into out: inout [SubscriberQueue.Item]
+    ) {
+        let t = track(source: file.source, path: file.path)
+        var next = candidates.startIndex
+        var index = lines.startIndex
+        while index < lines.endIndex {
+            let candidate = next < candidates.endIndex ? Int(candidates[next]) : lines.endIndex
+            if tracks[t].afterLeft == 0, candidate - window.before > index {
+                let skipped = candidate - window.before - index
+                tracks[t].seen += UInt64(skipped)
+                tracks[t].kept.removeAll(keepingCapacity: true)
+                index += skipped
+                continue
+            }
+            let mayMatch = index == candidate
+            if mayMatch { next += 1 }
+            line(lines[index], track: t, matches: mayMatch && matcher.matches(lines[index]), emit: true, into: &out)
+            index += 1
+        }
     }
 }

@@ -472,7 +472,7 @@ public final class Subscription: Sendable {
                 // Context: the selector chooses, in the writer, outside every lock.
                 if gap != nil { selector.reset() }
                 let chosen = filled(from: items, maxBytes: maxBytes, generation: generation) {
-                    selector.select(Self.flatten($0, filter: nil), matcher: matcher)
+                    selector.select($0, matcher: matcher)
                 }
                 state.withLock { state in
                     if state.generation == context?.generation, state.context == nil { state.context = selector }

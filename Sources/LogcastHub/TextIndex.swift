@@ -206,10 +206,38 @@ public final class HubChunk: Sendable {
     /// The hub's keys when the chunk was published (nil: none to index).
     let dictionary: TextDictionary?
     private let postings = Mutex<TextPostings?>(nil)
+    /// ``file``, once found (nil: not looked for yet).
+    private let oneFile = Mutex<File??>(nil)
+
+    /// A source and a path (nil: a source without files, the journal).
+    struct File: Sendable {
+        let source: String
+        let path: String?
+    }
 
     init(lines: [HubEntry], dictionary: TextDictionary?) {
         self.lines = lines
         self.dictionary = dictionary
+    }
+
+    /// The file every line of the chunk comes from, nil when they come
+    /// from more than one (or it has none): a file source publishes one
+    /// file's lines at a time, a gateway many hosts' lines. Found the first
+    /// time a context selector asks, once for all of them.
+    var file: File? {
+        oneFile.withLock { found in
+            if let found { return found }
+            var file: File?
+            if let first = lines.first, first.isLine {
+                file = File(source: first.source, path: first.path)
+                for entry in lines.dropFirst() where !entry.isLine || entry.source != first.source || entry.path != first.path {
+                    file = nil
+                    break
+                }
+            }
+            found = .some(file)
+            return file
+        }
     }
 
     /// The indices (into ``lines``) within `range` of the lines whose

@@ -98,6 +98,74 @@ private func reference(_ lines: [(seq: UInt64, file: String, matches: Bool)], be
         }
     }
 
+    /// Lines that come in runs of published chunks, whose text index names
+    /// the lines that may match: what is sent is what grep would send, for
+    /// chunks of one file (where a selector skips the stretches no match can
+    /// reach) and of several, with and without an index, cut into runs and
+    /// batches anywhere. Some lines hold the key but do not match (the
+    /// regex wants a digit after it).
+    @Test func runsWithATextIndexGetWhatGrepWouldSendPerFile() throws {
+        var random = SeededGenerator(state: 7)
+        var filter = Filter()
+        filter.regex = #"ERROR \d"#
+        for round in 0..<400 {
+            let before = Int.random(in: 0...4, using: &random)
+            let after = Int.random(in: before == 0 ? 1...4 : 0...4, using: &random)
+            filter.context = ContextWindow(before: before, after: after)
+            let matcher = try LineMatcher(filter)
+            let key = try #require(matcher.textKey)
+            let dictionary = try #require(TextDictionary(keys: [key, Array("other".utf8)]))
+            let files = [("app", "/a"), ("app", "/b"), ("sys", nil)] as [(String, String?)]
+            let density = Int.random(in: 2...40, using: &random)
+            var lines: [(seq: UInt64, file: String, matches: Bool)] = []
+            var items: [SubscriberQueue.Item] = []
+            var seq: UInt64 = 0
+            for _ in 0..<Int.random(in: 1...12, using: &random) {
+                let oneFile = Int.random(in: 0..<3, using: &random) > 0
+                let fileOfChunk = files[Int.random(in: 0..<files.count, using: &random)]
+                var entries: [HubEntry] = []
+                for _ in 0..<Int.random(in: 1...40, using: &random) {
+                    seq += 1
+                    let (source, path) = oneFile ? fileOfChunk : files[Int.random(in: 0..<files.count, using: &random)]
+                    let kind = Int.random(in: 0..<density, using: &random)
+                    let message = kind == 0 ? "ERROR 7" : kind == 1 ? "ERROR x" : "ok other"
+                    lines.append((seq, "\(source)\(path ?? "")", kind == 0))
+                    entries.append(entry(seq, source: source, path: path, message: message))
+                }
+                let chunk = HubChunk(lines: entries, dictionary: Int.random(in: 0..<4, using: &random) > 0 ? dictionary : nil)
+                // The chunk in one to three runs.
+                var start = 0
+                while start < entries.count {
+                    let end = Int.random(in: 0..<2, using: &random) == 0 ? entries.count : Int.random(in: (start + 1)...entries.count, using: &random)
+                    items.append(.run(chunk.lines[start..<end], bytes: 0, chunk: chunk))
+                    start = end
+                }
+            }
+            let expected = reference(lines, before: before, after: after)
+            var whole = ContextSelector(window: filter.context)
+            #expect(rendered(whole.select(items, matcher: matcher)) == expected, "round \(round), -B \(before) -A \(after)")
+            var batched = ContextSelector(window: filter.context)
+            var out: [SubscriberQueue.Item] = []
+            var rest = items[...]
+            while !rest.isEmpty {
+                let size = Int.random(in: 1...3, using: &random)
+                out += batched.select(Array(rest.prefix(size)), matcher: matcher)
+                rest = rest.dropFirst(size)
+            }
+            #expect(rendered(out) == expected, "round \(round) in batches")
+        }
+    }
+
+    @Test func aChunkKnowsWhetherItsLinesComeFromOneFile() {
+        let one = HubChunk(lines: [entry(1), entry(2), entry(3)], dictionary: nil)
+        #expect(one.file?.source == "app" && one.file?.path == "/a")
+        #expect(HubChunk(lines: [entry(1), entry(2, path: "/b")], dictionary: nil).file == nil, "another path")
+        #expect(HubChunk(lines: [entry(1), entry(2, source: "sys")], dictionary: nil).file == nil, "another source")
+        #expect(HubChunk(lines: [entry(1, path: nil), entry(2, path: nil)], dictionary: nil).file?.path == nil)
+        #expect(HubChunk(lines: [entry(1, path: nil), entry(2)], dictionary: nil).file == nil, "no path, then a path")
+        #expect(HubChunk(lines: [], dictionary: nil).file == nil)
+    }
+
     @Test func aLineIsSentOnceAndSeparatorsSplitGroupsThatDoNotFollowOn() throws {
         var filter = Filter()
         filter.grep = ["E"]
