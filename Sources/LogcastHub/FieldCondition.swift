@@ -130,7 +130,9 @@ public struct FieldCondition: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A ``FieldCondition`` compiled: its name's bytes, its number, its pattern.
-struct FieldTest: Sendable {
+/// A class: a filter tests every line with it, and a copy of a struct of
+/// strings, arrays and a pattern retains and releases each of them.
+final class FieldTest: Sendable {
     let condition: FieldCondition
     let name: [UInt8]
     let value: [UInt8]

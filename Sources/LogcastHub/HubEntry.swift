@@ -46,9 +46,21 @@ public final class HubEntry: Sendable {
     /// reason as ``message``: a context selector reads them for every line.
     public let source: String
     public let path: String?
-    /// A file line's fields, parsed the first time a filter or a `fields`
-    /// request asks (under this lock, so never twice).
-    private let parsedFields = Mutex<LineFields??>(nil)
+    /// A line's own structured fields (a journal entry's), kept beside the
+    /// payload like ``message``.
+    private let recordFields: LineFields?
+    /// The fields of a line's message, parsed the first time a filter or a
+    /// `fields` request asks, then read without a lock: a hundred
+    /// subscribers testing one line read it side by side, where a lock
+    /// made them take turns. Two first readers at once may both parse; the
+    /// first to store its result wins, the other's is dropped.
+    private let parsedFields = Atomic<Unmanaged<ParsedFields>?>(nil)
+
+    /// What ``parsedFields`` holds: a line's parsed fields, or that it has none.
+    private final class ParsedFields: Sendable {
+        let fields: LineFields?
+        init(_ fields: LineFields?) { self.fields = fields }
+    }
 
     public init(position: UInt64, payload: Payload, json: [UInt8], isArchived: Bool = false, publishedAt: UInt64 = 0) {
         self.position = position
@@ -62,14 +74,20 @@ public final class HubEntry: Sendable {
             message = record.message
             source = record.source
             path = record.path
+            recordFields = record.fields
             byteCount = json.count + 64 + (record.fields?.storage.count ?? 0)
         case .event(let event):
             isLine = false
             message = ""
             source = event.source
             path = event.path
+            recordFields = nil
             byteCount = json.count + 64
         }
+    }
+
+    deinit {
+        parsedFields.load(ordering: .acquiring)?.release()
     }
 
     /// Calls `body` with a line's message as UTF-8 (empty for an event).
@@ -110,14 +128,14 @@ public final class HubEntry: Sendable {
     /// The line's structured fields: the source's (a journal entry's), else
     /// those of its message, parsed once; nil for an event or a line without.
     public var fields: LineFields? {
-        guard case .line(let record) = payload else { return nil }
-        if let fields = record.fields { return fields }
-        return parsedFields.withLock { parsed in
-            if let parsed { return parsed }
-            let fields = FieldParser.fields(of: record.message)
-            parsed = .some(fields)
-            return fields
-        }
+        guard isLine else { return nil }
+        if let recordFields { return recordFields }
+        if let parsed = parsedFields.load(ordering: .acquiring) { return parsed.takeUnretainedValue().fields }
+        let made = Unmanaged.passRetained(ParsedFields(FieldParser.fields(of: message)))
+        let (stored, current) = parsedFields.compareExchange(expected: nil, desired: made, ordering: .acquiringAndReleasing)
+        if stored { return made.takeUnretainedValue().fields }
+        made.release()
+        return current!.takeUnretainedValue().fields
     }
 
 }

@@ -146,6 +146,34 @@ import Testing
         #expect(try LineMatcher(filter).matches(entry))
     }
 
+    /// The first readers of a line's fields may race to parse them (no
+    /// lock): every one gets the fields, for a message with fields, one
+    /// without, and a line with a source's own; an event has none.
+    @Test func readersRacingForTheFirstParseAllGetTheFields() async throws {
+        var journal = TestSupport.record("status=1 plain")
+        var own = LineFields()
+        own.append(name: "_PID", value: "7")
+        journal.fields = own
+        let records = [
+            TestSupport.record(#"{"status":503,"user":"bob"}"#), TestSupport.record("level=warn user=bob"),
+            TestSupport.record("no fields here"), journal,
+        ]
+        for record in records {
+            let expected = record.fields ?? FieldParser.fields(of: record.message)
+            for round in 0..<50 {
+                let entry = HubEntry(position: 1, payload: .line(record), json: ProtocolObject.line(record, seq: 1).encoded())
+                let results = await withTaskGroup(of: LineFields?.self) { group in
+                    for _ in 0..<8 { group.addTask { entry.fields } }
+                    return await group.reduce(into: [LineFields?]()) { $0.append($1) }
+                }
+                #expect(results.count == 8 && results.allSatisfy { $0 == expected }, "\(record.message), round \(round)")
+                #expect(entry.fields == expected, "and after the race")
+            }
+        }
+        let event = HubEntry(position: 1, payload: .event(SourceEvent(source: "app", kind: .rotated)), json: [])
+        #expect(event.fields == nil)
+    }
+
     // MARK: fields=
 
     @Test func fieldSelectionsParse() throws {
