@@ -288,7 +288,8 @@ public final class Hub: Sendable {
         let queue = SubscriberQueue(
             maxLines: configuration.queueLines,
             maxBytes: configuration.queueBytes,
-            policy: configuration.slowConsumerPolicy
+            policy: configuration.slowConsumerPolicy,
+            frameMeasure: .init(request.format)
         )
         let (subscription, snapshot) = state.withLock { state -> (Subscription, HistorySnapshot) in
             let subscription = Subscription(

@@ -86,6 +86,43 @@ public struct SubscriberQueue: Sendable {
     public let maxLines: Int
     public let maxBytes: Int
     public let policy: SlowConsumerPolicy
+    /// What a frame's budget counts (``drain(maxBytes:)``).
+    public let frameMeasure: FrameMeasure
+
+    /// What a frame's budget (the `maxBytes` of ``drain(maxBytes:)``) counts
+    /// of an item. The queue's own limits always count ``size(of:)``.
+    public enum FrameMeasure: Sendable, Equatable {
+        /// The item's queued size (``size(of:)``): a line's JSON object and
+        /// 64 bytes for the rest of the entry.
+        case queued
+        /// What a `format=text` frame carries of it: a line's text and its
+        /// newline (a control object, counted as queued). A text line is a
+        /// third of its queued size: counted as queued, a text frame held a
+        /// third of what its budget allows, and a burst took three times the
+        /// frames, wake-ups and writes.
+        case text
+
+        /// The measure for a subscriber's format.
+        public init(_ format: SubscriptionRequest.Format) {
+            self = format == .text ? .text : .queued
+        }
+
+        /// What `item` takes of a frame's budget.
+        public func size(of item: Item) -> Int {
+            guard self == .text else { return SubscriberQueue.size(of: item) }
+            switch item {
+            case .entry(let entry), .selected(let entry), .context(let entry): return size(of: entry)
+            case .run(let lines, _, _): return lines.reduce(0) { $0 + size(of: $1) }
+            case .control, .separator, .prime, .adopt: return SubscriberQueue.size(of: item)
+            }
+        }
+
+        /// What one line or event takes of a frame's budget.
+        func size(of entry: HubEntry) -> Int {
+            guard self == .text else { return entry.byteCount }
+            return entry.isLine ? entry.message.utf8.count + 1 : entry.json.count
+        }
+    }
 
     private var items: Deque<Item> = []
     private var lineCount = 0
@@ -99,11 +136,12 @@ public struct SubscriberQueue: Sendable {
     public private(set) var lastDeliveredSeq: UInt64 = 0
     public private(set) var isOverflowed = false
 
-    public init(maxLines: Int, maxBytes: Int, policy: SlowConsumerPolicy) {
+    public init(maxLines: Int, maxBytes: Int, policy: SlowConsumerPolicy, frameMeasure: FrameMeasure = .queued) {
         precondition(maxLines > 0 && maxBytes > 0)
         self.maxLines = maxLines
         self.maxBytes = maxBytes
         self.policy = policy
+        self.frameMeasure = frameMeasure
     }
 
     public var isEmpty: Bool { items.isEmpty && droppedLines == 0 && pendingGap == nil }
@@ -199,8 +237,9 @@ public struct SubscriberQueue: Sendable {
         return fit == lines.count ? .queued : .refused(at: lines.startIndex + fit)
     }
 
-    /// Removes everything up to about `maxBytes` for one frame, oldest first.
-    /// At least one item is returned when any is queued.
+    /// Removes everything up to about `maxBytes` for one frame, oldest first,
+    /// as ``frameMeasure`` counts them. At least one item is returned when
+    /// any is queued.
     /// - Returns: the gap to announce first (when lines were dropped since the
     ///   last drain), and the items.
     public mutating func drain(maxBytes budget: Int) -> (gap: Gap?, items: [Item]) {
@@ -215,22 +254,23 @@ public struct SubscriberQueue: Sendable {
         var taken = 0
         while let first = items.first {
             let size = Self.size(of: first)
-            if case .run(let lines, _, let chunk) = first, taken + size > budget,
-                let part = Self.split(lines, room: budget - taken, atLeastOne: out.isEmpty)
+            let cost = frameMeasure == .queued ? size : frameMeasure.size(of: first)
+            if case .run(let lines, _, let chunk) = first, taken + cost > budget,
+                let part = split(lines, room: budget - taken, atLeastOne: out.isEmpty)
             {
                 // Only part of the run fits this frame: the rest stays first in line.
                 items[items.startIndex] = .run(lines.dropFirst(part.count), bytes: size - part.bytes, chunk: chunk)
                 byteCount -= part.bytes
-                taken += part.bytes
+                taken += part.cost
                 lineCount -= part.count
                 lastDeliveredSeq = lines[lines.startIndex + part.count - 1].position
                 out.append(.run(lines.prefix(part.count), bytes: part.bytes, chunk: chunk))
                 break
             }
-            if !out.isEmpty, taken + size > budget { break }
+            if !out.isEmpty, taken + cost > budget { break }
             items.removeFirst()
             byteCount -= size
-            taken += size
+            taken += cost
             if let entry = first.carried, entry.isLine {
                 lineCount -= 1
                 if entry.hasSeq { lastDeliveredSeq = entry.position }
@@ -245,18 +285,21 @@ public struct SubscriberQueue: Sendable {
         return (gap, out)
     }
 
-    /// The longest prefix of `lines` within `room` bytes (at least one line
-    /// when `atLeastOne`); nil when it would be empty or the whole run.
-    private static func split(_ lines: ArraySlice<HubEntry>, room: Int, atLeastOne: Bool) -> (count: Int, bytes: Int)? {
+    /// The longest prefix of `lines` within `room` of a frame's budget (at
+    /// least one line when `atLeastOne`), with its queued bytes and what it
+    /// takes of the budget; nil when it would be empty or the whole run.
+    private func split(_ lines: ArraySlice<HubEntry>, room: Int, atLeastOne: Bool) -> (count: Int, bytes: Int, cost: Int)? {
         var count = 0
         var bytes = 0
+        var cost = 0
         for entry in lines {
-            let size = entry.byteCount
-            if bytes + size > room, !(atLeastOne && count == 0) { break }
+            let size = frameMeasure.size(of: entry)
+            if cost + size > room, !(atLeastOne && count == 0) { break }
             count += 1
-            bytes += size
+            bytes += entry.byteCount
+            cost += size
         }
-        return count == 0 || count == lines.count ? nil : (count, bytes)
+        return count == 0 || count == lines.count ? nil : (count, bytes, cost)
     }
 
     /// The lines an item counts against ``maxLines``.
@@ -307,10 +350,10 @@ public struct SubscriberQueue: Sendable {
         lastDeliveredSeq = max(lastDeliveredSeq, seq)
     }
 
-    /// What `items` took of a drain's budget: a writer's measure of whether
-    /// its frame was full, the same in every format and framing.
-    public static func budgetBytes(of items: [Item]) -> Int {
-        items.reduce(0) { $0 + size(of: $1) }
+    /// What `items` took of a drain's budget, as `measure` (the queue's
+    /// ``frameMeasure``) counts: a writer's measure of whether its frame was full.
+    public static func budgetBytes(of items: [Item], measure: FrameMeasure = .queued) -> Int {
+        items.reduce(0) { $0 + measure.size(of: $1) }
     }
 
     static func size(of item: Item) -> Int {

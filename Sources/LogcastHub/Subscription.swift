@@ -66,6 +66,8 @@ public final class Subscription: Sendable {
     /// delivery latency.
     public let startedAt = MonotonicClock.nanoseconds()
     public let format: SubscriptionRequest.Format
+    /// What a frame's budget counts for this subscriber (its queue's too).
+    public var frameMeasure: SubscriberQueue.FrameMeasure { .init(format) }
     /// The structured fields sent with each line (`fields`), if asked for.
     public let fields: FieldSelection?
 
@@ -539,11 +541,11 @@ public final class Subscription: Sendable {
         pick: ([SubscriberQueue.Item]) -> [SubscriberQueue.Item]
     ) -> [SubscriberQueue.Item] {
         var out = pick(drained)
-        var sent = out.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+        var sent = SubscriberQueue.budgetBytes(of: out, measure: frameMeasure)
         var drains = 1
         while sent < maxBytes / 2, drains < Self.maxFilteredDrains, let more = drainMore(maxBytes: maxBytes, generation: generation) {
             let extra = pick(more)
-            sent += extra.reduce(0) { $0 + SubscriberQueue.size(of: $1) }
+            sent += SubscriberQueue.budgetBytes(of: extra, measure: frameMeasure)
             out += extra
             drains += 1
         }

@@ -182,11 +182,11 @@ extension WriterPool {
     /// The step after sending a frame of `items` with a budget of `maxBytes`:
     /// ``Step/busy`` when the frame was full (its items took at least half
     /// the budget; a frame ends before the line that would pass it) and
-    /// more is waiting. Measured in the budget's own unit (the lines' JSON),
-    /// not in the frame's bytes: a `format=text` frame is a third of its
-    /// budget in bytes, and measured so it never counted as full, so a text
-    /// subscriber in a burst never left its event loop for the bulk lane.
+    /// more is waiting. Measured as the drain measured the budget
+    /// (``SubscriberQueue/FrameMeasure``), not in the frame's bytes: a
+    /// framing adds its own (SSE's `data:` and `id:`), and a frame measured
+    /// in anything else could never count as full.
     static func step(sent items: [SubscriberQueue.Item], of maxBytes: Int, _ subscription: Subscription) -> Step {
-        SubscriberQueue.budgetBytes(of: items) >= maxBytes / 2 && subscription.hasMore ? .busy : .sent
+        SubscriberQueue.budgetBytes(of: items, measure: subscription.frameMeasure) >= maxBytes / 2 && subscription.hasMore ? .busy : .sent
     }
 }

@@ -186,4 +186,58 @@ import Testing
         #expect(SubscriberQueue.size(of: .entry(line(1, 164))) == 164)
         #expect(SubscriberQueue.size(of: control("12345")) == 5)
     }
+
+    /// Lines of random text and JSON sizes, queued as single entries and as
+    /// runs, drained with random budgets in both measures: every line comes
+    /// out once and in order; a frame takes at most its budget as its
+    /// measure counts (a first line alone may pass it), and stops only
+    /// where the next line would pass it; the queue's own bytes are always
+    /// the queued size of what is left.
+    @Test(arguments: [SubscriberQueue.FrameMeasure.queued, .text])
+    func framesTakeTheirBudgetAsTheirMeasureCountsIt(measure: SubscriberQueue.FrameMeasure) {
+        var random = HistoryRingTests.Random(state: measure == .text ? 11 : 12)
+        for round in 0..<200 {
+            var queue = SubscriberQueue(maxLines: 1 << 20, maxBytes: 1 << 30, policy: .catchUp, frameMeasure: measure)
+            var pushed: [HubEntry] = []
+            var seq: UInt64 = 0
+            for _ in 0..<(1 + random.next(12)) {
+                let lines = (0..<(1 + random.next(30))).map { _ -> HubEntry in
+                    seq += 1
+                    let record = TestSupport.record(String(repeating: "t", count: random.next(300)))
+                    return HubEntry(position: seq, payload: .line(record), json: [UInt8](repeating: UInt8(ascii: "j"), count: 20 + random.next(600)))
+                }
+                if random.next(2) == 0 {
+                    for entry in lines { queue.push(.entry(entry)) }
+                } else {
+                    _ = queue.pushRun(lines[...], bytes: lines.reduce(0) { $0 + $1.byteCount })
+                }
+                pushed += lines
+            }
+            var next = 0
+            while !queue.isEmpty {
+                let budget = 1 + random.next(4000)
+                let items = queue.drain(maxBytes: budget).items
+                let lines = Subscription.flatten(items, filter: nil).compactMap(\.carried)
+                #expect(zip(lines, pushed[next...]).allSatisfy { $0 === $1 } && !lines.isEmpty, "round \(round): in order")
+                let cost = SubscriberQueue.budgetBytes(of: items, measure: measure)
+                #expect(cost == lines.reduce(0) { $0 + measure.size(of: .entry($1)) }, "round \(round): runs and entries count alike")
+                #expect(cost <= budget || lines.count == 1, "round \(round): within \(budget), or one line alone")
+                next += lines.count
+                if next < pushed.count {
+                    #expect(cost + measure.size(of: .entry(pushed[next])) > budget, "round \(round): the next line would not fit")
+                }
+                #expect(queue.queuedBytes == pushed[next...].reduce(0) { $0 + $1.byteCount }, "round \(round): queued bytes")
+            }
+            #expect(next == pushed.count, "round \(round): every line")
+        }
+    }
+
+    @Test func aTextLineCountsItsTextAndNewline() {
+        let record = TestSupport.record("hello")
+        let entry = HubEntry(position: 1, payload: .line(record), json: ProtocolObject.line(record, seq: 1).encoded())
+        #expect(SubscriberQueue.FrameMeasure.text.size(of: .entry(entry)) == 6)
+        #expect(SubscriberQueue.FrameMeasure.queued.size(of: .entry(entry)) == entry.byteCount)
+        #expect(SubscriberQueue.FrameMeasure.text.size(of: control("12345")) == 5)
+        #expect(SubscriberQueue.FrameMeasure(.text) == .text && SubscriberQueue.FrameMeasure(.json) == .queued)
+    }
 }
