@@ -156,11 +156,13 @@ public struct ContextSelector: Sendable {
         lastKey = nil
     }
 
-    /// Applies `matcher` to items in stream order: lines (``SubscriberQueue/Item/entry(_:)``,
-    /// and the lines of a ``SubscriberQueue/Item/run(_:bytes:chunk:)``, matched
-    /// only where the chunk's text index has the filter's key) become what is sent of them, ``SubscriberQueue/Item/prime(_:matched:)``
-    /// items are recorded, ``SubscriberQueue/Item/adopt(_:)`` replaces this
-    /// selector; everything else passes as it is. After `gap`, call ``reset()`` first.
+    /// Applies `matcher` to items in stream order: lines
+    /// (``SubscriberQueue/Item/entry(_:)``, and the lines of a
+    /// ``SubscriberQueue/Item/run(_:bytes:chunk:)``, matched only where the
+    /// chunk's text index has the filter's key) become what is sent of them,
+    /// ``SubscriberQueue/Item/prime(_:matched:)`` items are recorded,
+    /// ``SubscriberQueue/Item/adopt(_:)`` replaces this selector; everything
+    /// else passes as it is. After `gap`, call ``reset()`` first.
     public mutating func select(_ items: [SubscriberQueue.Item], matcher: LineMatcher) -> [SubscriberQueue.Item] {
         var out: [SubscriberQueue.Item] = []
         out.reserveCapacity(items.count)

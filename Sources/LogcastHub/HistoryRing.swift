@@ -4,7 +4,7 @@ import DequeModule
 /// chunks they were published in.
 ///
 /// ``entries`` is what scans (a backlog, a resume, `/api/v1/lines`) read.
-/// The chunks are what a subscriber catching up reads: ``runs(from:to:)``
+/// The chunks are what a subscriber catching up reads: ``runs(_:)``
 /// returns the stretch as slices of the published chunks, a few references
 /// instead of a copy of every entry (taken under the hub's lock), and each
 /// slice keeps its chunk, so a filtered writer visits only the lines its

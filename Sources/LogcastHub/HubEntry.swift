@@ -126,7 +126,9 @@ public final class HubEntry: Sendable {
     public let byteCount: Int
 
     /// The line's structured fields: the source's (a journal entry's), else
-    /// those of its message, parsed once; nil for an event or a line without.
+    /// those of its message, parsed by the first reader (by each of the
+    /// first readers, when they race; one result is kept); nil for an event
+    /// or a line without.
     public var fields: LineFields? {
         guard isLine else { return nil }
         if let recordFields { return recordFields }

@@ -618,6 +618,8 @@ extension Subscription.State {
     /// Queues live entries one by one: those the client has not had and
     /// the selection keys admit (cheap set lookups, so that only lines that
     /// may match take room). A refused line makes the subscriber behind.
+    /// - Returns: false when not all were queued (the subscriber became
+    ///   behind, or its queue overflowed).
     @discardableResult
     mutating func queueEach(_ entries: some Collection<HubEntry>) -> Bool {
         let admitsEverything = matcher.admitsEverything
@@ -637,6 +639,7 @@ extension Subscription.State {
     /// ``SlowConsumerPolicy/catchUp``, each stretch of consecutive lines that
     /// are new to the client and admitted as one run (events and lines from
     /// an archive alone); stops where the subscriber becomes behind.
+    /// - Returns: false when it stopped there (or the queue overflowed).
     @discardableResult
     mutating func queueRuns(_ entries: ArraySlice<HubEntry>, chunk: HubChunk? = nil) -> Bool {
         guard queue.policy == .catchUp else { return queueEach(entries) }
