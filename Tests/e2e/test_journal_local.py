@@ -1,6 +1,8 @@
 """`--journal` against a real systemd-journald, the closest thing to
 production: logcast runs with its own log going into that journal (through
 systemd-cat, as under a unit), and must not feed it back into the stream."""
+import contextlib
+import fcntl
 import glob
 import http.client
 import json
@@ -8,6 +10,8 @@ import os
 import signal
 import socket
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -21,27 +25,54 @@ def system_journal_files():
     return glob.glob("/run/log/journal/*/system*.journal") + glob.glob("/var/log/journal/*/system*.journal")
 
 
+# The machine has one journald, whichever test run started it.
+TURN_LOCK = "/tmp/logcast-e2e-journald.lock"
+
+
+@contextlib.contextmanager
+def journald_turn(timeout=300):
+    """Test runs on one machine take turns with its journald: a run that
+    started one stops it when done, and must not stop it under another run
+    that found it running (two runs side by side saw it vanish mid-test)."""
+    with open(TURN_LOCK, "w") as lock:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    raise AssertionError(f"another test run kept the machine's journald for {timeout}s")
+                threading.Event().wait(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def journald():
-    """A running journald: the machine's, or one started here (as root)."""
-    running = subprocess.run(["pgrep", "-x", "systemd-journal"], capture_output=True).returncode == 0
-    started = None
-    if not running:
-        if os.geteuid() != 0:
-            pytest.skip("no systemd-journald running, and starting one needs root")
-        started = subprocess.Popen([JOURNALD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(system_journal_files, message="journald to create its journal")
-    # Ready when a line written now can be read back.
-    probe = "probe-" + uuid.uuid4().hex[:8]
+    """A running journald: the machine's, or one started here (as root),
+    for this run alone while the module's tests use it."""
+    with journald_turn():
+        running = subprocess.run(["pgrep", "-x", "systemd-journal"], capture_output=True).returncode == 0
+        started = None
+        if not running:
+            if os.geteuid() != 0:
+                pytest.skip("no systemd-journald running, and starting one needs root")
+            started = subprocess.Popen([JOURNALD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for(system_journal_files, message="journald to create its journal")
+        # Ready when a line written now can be read back.
+        probe = "probe-" + uuid.uuid4().hex[:8]
 
-    def probe_readable():
-        subprocess.run(["systemd-cat", "-t", probe], input=b"probe\n", capture_output=True)
-        return journalctl_local("-t", probe)
-    wait_for(probe_readable, message="journald to accept and store a line")
-    yield
-    if started:
-        started.send_signal(signal.SIGTERM)
-        started.wait(timeout=DEADLINE)
+        def probe_readable():
+            subprocess.run(["systemd-cat", "-t", probe], input=b"probe\n", capture_output=True)
+            return journalctl_local("-t", probe)
+        wait_for(probe_readable, message="journald to accept and store a line")
+        yield
+        if started:
+            started.send_signal(signal.SIGTERM)
+            started.wait(timeout=DEADLINE)
 
 
 def free_port():
