@@ -23,7 +23,9 @@ public struct DemoLogWriter: Service {
             var written = 0
             var generator = SystemRandomNumberGenerator()
             while !Task.isCancelled {
-                try await Task.sleep(for: .milliseconds(Int(1000 / rate * Double.random(in: 0.2...1.8, using: &generator))))
+                // Cancelled while asleep is the graceful shutdown: the writer ends, it does not fail.
+                let pause = Duration.milliseconds(Int(1000 / rate * Double.random(in: 0.2...1.8, using: &generator)))
+                guard (try? await Task.sleep(for: pause)) != nil else { break }
                 let burst = Int.random(in: 0..<20, using: &generator) == 0 ? Int.random(in: 3...12, using: &generator) : 1
                 var text = ""
                 for _ in 0..<burst { text += Self.line(using: &generator) + "\n" }

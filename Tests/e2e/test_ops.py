@@ -579,3 +579,29 @@ def test_socket_unit_verifies(tmp_path):
     verify = subprocess.run(["systemd-analyze", "verify", str(unit_dir / "logcast.socket"), str(unit_dir / "logcast.service")],
                             capture_output=True, text=True)
     assert verify.returncode == 0 and "logcast." not in verify.stderr, verify.stderr
+
+
+@pytest.mark.parametrize("kind", ["file", "glob", "demo", "journal-directory", "journal-file", "system journal"])
+def test_sigterm_ends_every_kind_of_source_cleanly(serve, tmp_path, kind):
+    """A graceful shutdown (SIGTERM, Ctrl-C under `scripts/run`) ends every
+    source's service without an error: exit status 0 and no `Error:` line.
+    The demo writer, cancelled in its sleep, used to exit 1 with
+    `Error: CancellationError()`."""
+    log = tmp_path / "app.log"
+    log.write_text("one\n")
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    args = {
+        "file": ["--file", f"app={log}"],
+        "glob": ["--file", f"app={tmp_path}/*.log"],
+        "demo": ["--demo"],
+        "journal-directory": ["--journal-directory", f"j={journal_dir}"],
+        "journal-file": ["--journal-file", f"j={journal_dir}/none.journal"],
+        "system journal": ["--journal"],
+    }[kind]
+    server = serve(*args)
+    assert server.health()  # serving, its sources started
+    server.stop(signal.SIGTERM)
+    errors = [line for line in server.stderr_lines if line.startswith("Error") or " error " in line]
+    assert server.proc.returncode == 0, "".join(server.stderr_lines)
+    assert errors == [], errors
