@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -60,19 +61,39 @@ def journald():
         if not running:
             if os.geteuid() != 0:
                 pytest.skip("no systemd-journald running, and starting one needs root")
-            started = subprocess.Popen([JOURNALD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_for(system_journal_files, message="journald to create its journal")
-        # Ready when a line written now can be read back.
-        probe = "probe-" + uuid.uuid4().hex[:8]
+            log = tempfile.TemporaryFile(mode="w+")
+            started = subprocess.Popen([JOURNALD], stdout=subprocess.DEVNULL, stderr=log)
 
-        def probe_readable():
-            subprocess.run(["systemd-cat", "-t", probe], input=b"probe\n", capture_output=True)
-            return journalctl_local("-t", probe)
-        wait_for(probe_readable, message="journald to accept and store a line")
-        yield
-        if started:
-            started.send_signal(signal.SIGTERM)
-            started.wait(timeout=DEADLINE)
+        def said():
+            log.seek(0)
+            return log.read().strip()
+        try:
+            if started:
+                wait_for(lambda: system_journal_files() or started.poll() is not None, message="journald to create its journal")
+            # Ready when a line written now can be read back (or said why not).
+            probe = "probe-" + uuid.uuid4().hex[:8]
+
+            def probe_readable():
+                if started and started.poll() is not None:
+                    raise AssertionError(f"journald exited with {started.returncode}: {said()}")
+                subprocess.run(["systemd-cat", "-t", probe], input=b"probe\n", capture_output=True)
+                return journalctl_local("-t", probe)
+            try:
+                wait_for(probe_readable, message="journald to accept and store a line")
+            except AssertionError as error:
+                # What the next look needs: is a journald there, does a write reach it, what did ours say.
+                alive = subprocess.run(["pgrep", "-ax", "systemd-journal"], capture_output=True, text=True).stdout.strip()
+                sent = subprocess.run(["systemd-cat", "-t", probe], input=b"probe\n", capture_output=True, text=True)
+                ours = said() if started else "(not started here)"
+                raise AssertionError(
+                    f"{error}; journald processes: {alive or 'none'}; systemd-cat: {sent.returncode} {sent.stderr.strip()}; journald said: {ours}"
+                ) from None
+            yield
+        finally:
+            # Stopped whatever happened, so that the next run starts its own.
+            if started and started.poll() is None:
+                started.send_signal(signal.SIGTERM)
+                started.wait(timeout=DEADLINE)
 
 
 def free_port():
