@@ -59,6 +59,26 @@ private func reference(_ lines: [(seq: UInt64, file: String, matches: Bool)], be
 }
 
 @Suite struct ContextSelectorTests {
+    /// `items` fed to a new selector in batches of 1 to `most` items, as a
+    /// writer drains them: what it sent, in order.
+    private func selectedInBatches(
+        _ items: [SubscriberQueue.Item],
+        window: ContextWindow,
+        matcher: LineMatcher,
+        upTo most: Int,
+        using random: inout SeededGenerator
+    ) -> [SubscriberQueue.Item] {
+        var selector = ContextSelector(window: window)
+        var out: [SubscriberQueue.Item] = []
+        var rest = items[...]
+        while !rest.isEmpty {
+            let size = Int.random(in: 1...most, using: &random)
+            out += selector.select(Array(rest.prefix(size)), matcher: matcher)
+            rest = rest.dropFirst(size)
+        }
+        return out
+    }
+
     private func entry(_ seq: UInt64, source: String = "app", path: String? = "/a", message: String = "x") -> HubEntry {
         let record = TestSupport.record(message, source: source, path: path)
         return HubEntry(position: seq, payload: .line(record), json: ProtocolObject.line(record, seq: seq).encoded())
@@ -86,14 +106,7 @@ private func reference(_ lines: [(seq: UInt64, file: String, matches: Bool)], be
             var whole = ContextSelector(window: filter.context)
             let expected = reference(lines, before: before, after: after)
             #expect(rendered(whole.select(items, matcher: matcher)) == expected, "round \(round), -B \(before) -A \(after)")
-            var batched = ContextSelector(window: filter.context)
-            var out: [SubscriberQueue.Item] = []
-            var rest = items[...]
-            while !rest.isEmpty {
-                let size = Int.random(in: 1...7, using: &random)
-                out += batched.select(Array(rest.prefix(size)), matcher: matcher)
-                rest = rest.dropFirst(size)
-            }
+            let out = selectedInBatches(items, window: filter.context, matcher: matcher, upTo: 7, using: &random)
             #expect(rendered(out) == expected, "round \(round) in batches")
         }
     }
@@ -144,14 +157,7 @@ private func reference(_ lines: [(seq: UInt64, file: String, matches: Bool)], be
             let expected = reference(lines, before: before, after: after)
             var whole = ContextSelector(window: filter.context)
             #expect(rendered(whole.select(items, matcher: matcher)) == expected, "round \(round), -B \(before) -A \(after)")
-            var batched = ContextSelector(window: filter.context)
-            var out: [SubscriberQueue.Item] = []
-            var rest = items[...]
-            while !rest.isEmpty {
-                let size = Int.random(in: 1...3, using: &random)
-                out += batched.select(Array(rest.prefix(size)), matcher: matcher)
-                rest = rest.dropFirst(size)
-            }
+            let out = selectedInBatches(items, window: filter.context, matcher: matcher, upTo: 3, using: &random)
             #expect(rendered(out) == expected, "round \(round) in batches")
         }
     }
