@@ -259,21 +259,17 @@ public final class Hub: Sendable {
 
     // MARK: Subscribing
 
-    /// What a scan of the history sees: its entries and the last `seq`, as of one moment.
+    /// What a scan of the history sees: its entries and the last `seq`, as
+    /// of one moment. Taken under the state lock in a few references
+    /// (``HistoryRing/View``), whatever the history holds.
     struct HistorySnapshot {
-        var entries: [HubEntry]
+        var entries: HistoryRing.View
         var lastSeq: UInt64
         var nextSeq: UInt64
 
         /// The index of the first entry with a position above `seq` (binary search: positions rise).
         func firstIndex(after seq: UInt64) -> Int {
-            var low = 0
-            var high = entries.count
-            while low < high {
-                let middle = (low + high) / 2
-                if entries[middle].position > seq { high = middle } else { low = middle + 1 }
-            }
-            return low
+            entries.firstIndex(after: seq)
         }
     }
 
@@ -361,7 +357,7 @@ public final class Hub: Sendable {
     /// Nothing is matched here: the writer applies its filter as for live lines.
     func catchUp(_ subscription: Subscription, at cursor: CatchUpCursor, generation: Int) {
         let room = configuration.queueLines
-        let oldest = state.withLock { $0.history.entries.first?.position ?? $0.nextSeq }
+        let oldest = state.withLock { $0.history.first?.position ?? $0.nextSeq }
         if cursor.after + 1 < oldest {
             let part = storedPart(at: cursor, before: oldest, limit: room, filter: subscription.filter)
             catchUpReads.add(1, ordering: .relaxed)
@@ -376,7 +372,7 @@ public final class Hub: Sendable {
         // copy of every entry, and a filtered writer uses the chunks' text index.
         let early = state.withLock { state -> MemoryPart in
             let start = state.history.firstIndex(after: cursor.after)
-            if start == 0, let first = state.history.entries.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
+            if start == 0, let first = state.history.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
                 return .evicted
             }
             guard state.history.count - start > room + cursor.events else { return .reachesTheEnd }
@@ -400,7 +396,7 @@ public final class Hub: Sendable {
         let part = fanout.withLock { _ -> [HistoryRing.Run]? in
             let read = state.withLock { state -> (runs: [HistoryRing.Run], live: Bool)? in
                 let start = state.history.firstIndex(after: cursor.after)
-                if start == 0, let first = state.history.entries.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
+                if start == 0, let first = state.history.first, first.position > cursor.after + 1, first.lastSeqCovered > cursor.after {
                     return nil  // evicted meanwhile: read on from the durable history
                 }
                 let available = state.history.count - start
@@ -547,7 +543,7 @@ public final class Hub: Sendable {
     }
 
     private static func snapshot(of state: borrowing State) -> HistorySnapshot {
-        HistorySnapshot(entries: Array(state.history.entries), lastSeq: state.nextSeq - 1, nextSeq: state.nextSeq)
+        HistorySnapshot(entries: state.history.entries, lastSeq: state.nextSeq - 1, nextSeq: state.nextSeq)
     }
 
     /// What a start plan found.
@@ -625,11 +621,16 @@ public final class Hub: Sendable {
     /// `sent`: whether matches among them count as sent (a resume: the
     /// client has them) or only as lines (a backlog's first match gets its
     /// full context).
-    static func contextPrimes(before index: Int, in entries: [HubEntry], matcher: LineMatcher, sent: Bool) -> [SubscriberQueue.Item] {
+    static func contextPrimes<Entries: RandomAccessCollection<HubEntry>>(
+        before index: Int,
+        in entries: Entries,
+        matcher: LineMatcher,
+        sent: Bool
+    ) -> [SubscriberQueue.Item] where Entries.Index == Int {
         let wanted = matcher.context.before + matcher.context.after + 1
         var perFile: [ContextSelector.Key: Int] = [:]
         var primes: [SubscriberQueue.Item] = []
-        for entry in entries[max(0, index - contextLookBehind)..<index].reversed() {
+        for entry in entries[max(entries.startIndex, index - contextLookBehind)..<index].reversed() {
             guard case .line(let record) = entry.payload, matcher.admits(record) else { continue }
             let key = ContextSelector.Key(source: record.source, path: record.path)
             guard perFile[key, default: 0] < wanted else { continue }
@@ -1047,9 +1048,12 @@ public final class Hub: Sendable {
     public func around(seq: UInt64, window: ContextWindow, matcher: LineMatcher) -> AroundResult {
         let history = state.withLock { Self.snapshot(of: $0) }
         guard seq >= 1, seq <= history.lastSeq else { return .notYet(lastSeq: history.lastSeq) }
-        var entries = history.entries
-        let oldest = entries.first?.position ?? history.nextSeq
-        if seq < oldest || !entries.contains(where: { $0.hasSeq && $0.position == seq }) {
+        let inMemory = history.entries
+        let oldest = inMemory.first?.position ?? history.nextSeq
+        var entries: [HubEntry]
+        if seq >= oldest, inMemory.contains(where: { $0.hasSeq && $0.position == seq }) {
+            entries = Array(inMemory)
+        } else {
             let from = seq > Self.aroundReach ? seq - Self.aroundReach : 0
             let before = min(oldest, seq + Self.aroundReach + 1)
             entries = durable?.lines(after: from, before: before, limit: Int(Self.aroundReach) * 2 + 2) ?? []
@@ -1085,7 +1089,7 @@ public final class Hub: Sendable {
     /// Retained lines that pass `matcher`: those after `after` (oldest first,
     /// at most `limit`), or the newest `limit` when `after` is nil.
     public func retainedLines(matching matcher: LineMatcher, after: UInt64?, limit: Int) -> [HubEntry] {
-        let history = state.withLock { Array($0.history.entries) }
+        let history = state.withLock { $0.history.entries }
         do {
             var out: [HubEntry] = []
             if let after {
