@@ -51,6 +51,7 @@ import argparse
 import base64
 import bisect
 import hashlib
+import http.client
 import itertools
 import json
 import math
@@ -1485,6 +1486,32 @@ def run_latency(kind, args, workdir):
     }
 
 
+def fill_history(fd, server, count):
+    """Appends `count` lines, and for logcast waits until its history holds
+    the last (websocketd's `tail -n0` starts after them anyway)."""
+    if count <= 0:
+        return
+    for start in range(0, count, 1000):
+        os.write(fd, b"".join(b"H%08d %s\n" % (i, padding(i)) for i in range(start, min(count, start + 1000))))
+    if not server.kind.startswith("logcast"):
+        return
+    last = b"H%08d " % (count - 1)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.request("GET", "/api/v1/lines?backlog=1")
+            body = conn.getresponse().read()
+            conn.close()
+            if last in body:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or not server.alive():
+            raise ScenarioError("logcast did not hold the %d history lines within 60 s" % count)
+        time.sleep(0.05)
+
+
 def run_idle(kind, args, workdir, n):
     """Idle scale: `n` subscribers connected and idle. Memory: the server's
     RSS (and PSS, which counts websocketd's many `tail`s' shared pages once)
@@ -1493,7 +1520,13 @@ def run_idle(kind, args, workdir, n):
     `--idle-interval` s, each stamped with its write time; per line, the
     latest arrival over all `n` (max) and the 99th percentile; the medians
     over the lines are reported. Receive times are the kernel's, so the
-    client's own delay with thousands of sockets is not counted."""
+    client's own delay with thousands of sockets is not counted.
+
+    Before they connect, `--idle-history` lines (logcast's default history,
+    10,000) are written, so the subscribers connect, as after a restart or a
+    deploy, to a server that has been running: logcast holds them in
+    memory. Reported beside the connect time: the server's CPU seconds
+    (websocketd's with its `tail`s) from the first connection to the last."""
     lines = args.idle_lines
     server = Server(kind, args, workdir, "idle")
     procs = []
@@ -1501,14 +1534,17 @@ def run_idle(kind, args, workdir, n):
     try:
         server.start(args.queue, args.queue_bytes, n)
         fd = os.open(server.file, os.O_WRONLY | os.O_APPEND)
+        fill_history(fd, server, args.idle_history)
         time.sleep(0.5)
         tree0 = process_tree(server.proc.pid)
         rss0, pss0 = rss_bytes(tree0), pss_bytes(tree0)
         t_connect = time.monotonic()
+        cpu_connect = cpu_seconds(tree0)
         procs = start_clients(kind, server.port, server.path, n, lines, None, args, record_latency=True,
                               kernel_stamps=True)
         wait_all(procs, "connected", 120 + n / 20)
         connect_seconds = time.monotonic() - t_connect
+        connect_cpu = cpu_seconds(process_tree(server.proc.pid)) - cpu_connect
         warm_up(fd, procs, server, timeout=120 + n / 50)
         tree = process_tree(server.proc.pid)
         if kind == "websocketd":
@@ -1536,7 +1572,8 @@ def run_idle(kind, args, workdir, n):
         "kind": kind, "ok": ok, "problems": problems, "subscribers": n, "command": server.command,
         "rss_before": rss0, "rss_after": rss1, "pss_before": pss0, "pss_after": pss1,
         "rss_per_subscriber": (rss1 - rss0) / n, "pss_per_subscriber": (pss1 - pss0) / n,
-        "processes": len(tree), "connect_seconds": connect_seconds,
+        "processes": len(tree), "connect_seconds": connect_seconds, "connect_cpu": connect_cpu,
+        "history": args.idle_history,
         "reach_max_ms": statistics.median(per_line_max) if per_line_max else None,
         "reach_p99_ms": statistics.median(per_line_p99) if per_line_p99 else None,
         "reach_max_ms_each": per_line_max, "reach_p99_ms_each": per_line_p99,
@@ -1752,6 +1789,14 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
             fmt_ratio(get(ic, "pss_per_subscriber"), get(iw, "pss_per_subscriber")))
         row("  reach all p99/max", reach(ic), reach(iw),
             fmt_ratio(get(ic, "reach_max_ms"), get(iw, "reach_max_ms")))
+
+        def connect(r):
+            if not r:
+                return "-"
+            return "%.0f us" % (r["connect_cpu"] / r["subscribers"] * 1e6) if r["ok"] else "FAILED"
+        row("  CPU per connect", connect(ic), connect(iw),
+            fmt_ratio(get(ic, "connect_cpu") and ic["connect_cpu"] / ic["subscribers"],
+                      get(iw, "connect_cpu") and iw["connect_cpu"] / iw["subscribers"]))
     if lc and lm:
         row("  state dir vs none", fmt_rate(lc), fmt_rate(lm), fmt_ratio(get(lc, "lines_per_second"), get(lm, "lines_per_second")))
     if slows:
@@ -1860,9 +1905,11 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
         if not r or not r.get("ok"):
             continue
         if scenario == "idle":
-            print("  idle %-11s %d subscribers connected in %.1f s; server RSS %s -> %s, PSS %s -> %s "
+            print("  idle %-11s %d subscribers connected in %.1f s (server CPU %.2f s, %.0f us each, %d lines "
+                  "in the file before); server RSS %s -> %s, PSS %s -> %s "
                   "(%d process(es)); per line (max over subscribers, ms): %s"
-                  % (kind, r["subscribers"], r["connect_seconds"], mb(r["rss_before"]), mb(r["rss_after"]),
+                  % (kind, r["subscribers"], r["connect_seconds"], r["connect_cpu"],
+                     r["connect_cpu"] / r["subscribers"] * 1e6, r["history"], mb(r["rss_before"]), mb(r["rss_after"]),
                      mb(r["pss_before"]), mb(r["pss_after"]), r["processes"],
                      " ".join("%.1f" % x for x in r["reach_max_ms_each"])))
         else:
@@ -2166,6 +2213,8 @@ def main():
                          "descriptor limit allows, at most --idle-subscribers)")
     ap.add_argument("--idle-lines", type=int, default=5, help="lines that must reach every idle subscriber")
     ap.add_argument("--idle-interval", type=float, default=1.0, help="seconds between the idle-scale lines")
+    ap.add_argument("--idle-history", type=int, default=10_000,
+                    help="lines written before the idle subscribers connect (logcast's default history)")
     ap.add_argument("--skip-idle", action="store_true", help="skip the idle-scale scenario")
     ap.add_argument("--skip-filtered", action="store_true", help="skip the filtered fan-out")
     ap.add_argument("--filter-modes", default="fixed,regex,context,field",

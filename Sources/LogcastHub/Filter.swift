@@ -99,6 +99,15 @@ public final class LineMatcher: Sendable {
     /// No selection key (source, host, unit, identifier, priority, time):
     /// ``admits(_:)`` is true for everything.
     public let admitsEverything: Bool
+    /// The only selection key is `source`: whether a line is admitted
+    /// depends on its source alone, so a chunk of one source's lines is
+    /// admitted or not as a whole (``admits(chunk:)``).
+    private let admitsBySourceAlone: Bool
+    /// The only key at all is `source`: whether a line matches depends on
+    /// its source alone (``matches(chunk:)``).
+    private let matchesBySourceAlone: Bool
+    /// The source of a filter that names one (`source` keys are most often one).
+    private let onlySource: String?
     /// Whether a line matches is decided by its message (`grep`, `regex`,
     /// `exclude`) and its fields (`field`) alone: no selection key and no
     /// priority look at the record.
@@ -138,6 +147,7 @@ public final class LineMatcher: Sendable {
         for condition in filter.fields { fieldTests.append(try FieldTest(condition)) }
         self.fieldTests = fieldTests
         sources = Set(filter.sources)
+        onlySource = sources.count == 1 ? sources.first : nil
         units = Set(filter.units)
         identifiers = Set(filter.identifiers)
         hosts = Set(filter.hosts)
@@ -145,6 +155,12 @@ public final class LineMatcher: Sendable {
         admitsEverything =
             sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && (filter.priority == nil || !context.isEmpty)
             && filter.since == nil && filter.until == nil
+        admitsBySourceAlone =
+            !sources.isEmpty && units.isEmpty && identifiers.isEmpty && hosts.isEmpty && (filter.priority == nil || !context.isEmpty)
+            && filter.since == nil && filter.until == nil
+        matchesBySourceAlone =
+            admitsBySourceAlone && grep.isEmpty && regex == nil && exclude.isEmpty && fieldTests.isEmpty && filter.priority == nil
+            && context.isEmpty
         messageAndFieldsOnly = admitsEverything && filter.priority == nil
         var keys = zip(filter.grep, grep).compactMap { Self.indexKey($0, caseSensitive: $1.caseSensitive) }
         if let regex, let source = filter.regex, let literal = RegexLiteral.required(in: source),
@@ -182,6 +198,7 @@ public final class LineMatcher: Sendable {
     /// Whether a line or an event of the hub passes (a line's fields, when
     /// the filter has `field` keys, parsed once per entry: ``HubEntry/fields``).
     public func matches(_ entry: HubEntry) -> Bool {
+        if matchesBySourceAlone, entry.isLine { return admits(source: entry.source) }
         // The message and the fields decide: no copy of the record for every line.
         if messageAndFieldsOnly, entry.isLine {
             if !(grep.isEmpty && regex == nil && exclude.isEmpty), !entry.withMessageBytes(matchesText) { return false }
@@ -211,10 +228,44 @@ public final class LineMatcher: Sendable {
     /// only lines that may match: a subscriber of one quiet source is not
     /// pushed behind by a burst on another.
     public func admits(_ entry: HubEntry) -> Bool {
+        // By source alone: the entry's own source decides, without a copy of the record.
+        if admitsBySourceAlone, entry.isLine { return admits(source: entry.source) }
         switch entry.payload {
-        case .line(let record): admits(record)
-        case .event(let event): matches(event)
+        case .line(let record): return admits(record)
+        case .event(let event): return matches(event)
         }
+    }
+
+    /// Whether every line of `chunk` passes the selection keys (true), none
+    /// does (false), or that is for each line to say (nil). Decided once
+    /// for the chunk when the keys look at nothing but what all its lines
+    /// share: none, or only `source` for a chunk of one source's lines (a
+    /// file or journal source publishes its own lines, one chunk at a
+    /// time). A publisher offering a burst's chunk to a hundred subscribers
+    /// of one source each so tests a set once per subscriber, not once per
+    /// line and subscriber, while it holds the hub's fan-out lock.
+    func admits(chunk: HubChunk) -> Bool? {
+        if admitsEverything { return true }
+        guard admitsBySourceAlone, let source = chunk.source else { return nil }
+        return admits(source: source)
+    }
+
+    /// Whether every line of `chunk` matches (true), none does (false), or
+    /// that is for each line to say (nil): decided once for a chunk of one
+    /// source's lines when the filter has no key but `source`. A writer then
+    /// sends the chunk's run whole, as it does for a subscriber without a
+    /// filter (one copy of the run's encoded lines), instead of testing and
+    /// appending line by line.
+    func matches(chunk: HubChunk) -> Bool? {
+        guard matchesBySourceAlone, let source = chunk.source else { return nil }
+        return admits(source: source)
+    }
+
+    /// Whether `source` is one the `source` keys name (with one, a string
+    /// comparison: a short name is compared in place, without hashing).
+    private func admits(source: String) -> Bool {
+        if let onlySource { return source == onlySource }
+        return sources.contains(source)
     }
 
     public func admits(_ record: LogRecord) -> Bool {

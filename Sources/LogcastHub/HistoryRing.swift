@@ -211,6 +211,9 @@ struct HistoryRing {
             self.bounds = bounds
         }
 
+        /// The references the view holds: one per block, whatever the entries.
+        var blockCount: Int { blocks.count }
+
         var startIndex: Int { bounds.lowerBound }
         var endIndex: Int { bounds.upperBound }
         var indices: Range<Int> { bounds }

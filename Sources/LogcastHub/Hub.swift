@@ -437,8 +437,9 @@ public final class Hub: Sendable {
         var gap: SubscriberQueue.Gap?
         var entries: ArraySlice<HubEntry>
         var through: CatchUpCursor
-        /// A slice of a chunk the store shares among readers: the chunk,
-        /// with the text index the first filtered reader builds for all.
+        /// The chunk the entries are a slice of: one the store shares among
+        /// readers, with the text index the first filtered reader builds
+        /// for all, or a read selected by host and source.
         var chunk: HubChunk? = nil
     }
 
@@ -479,19 +480,22 @@ public final class Hub: Sendable {
         let limit = limit + cursor.events
         let selection = filter.selection
         if let selected = durable.lines(after: after, before: oldest, limit: limit, host: selection?.host, source: selection?.source) {
+            // The read as a chunk of its own (its parts are slices of it): one source's lines
+            // are then queued and sent as runs for a filter by source alone (`LineMatcher.admits(chunk:)`).
+            let chunk = HubChunk(lines: selected.entries, dictionary: nil)
             // Positions between a selection's lines are other hosts' and sources' lines, not holes.
             if selected.firstKept > after + 1 {
                 let next = min(selected.firstKept, oldest)
                 let gap = SubscriberQueue.Gap(after: after, next: next, missed: Int(next - after - 1))
                 let kept = selected.entries.drop { $0.position < next }
-                return StoredPart(gap: gap, entries: kept, through: CatchUpCursor(after: next - 1).advanced(past: kept))
+                return StoredPart(gap: gap, entries: kept, through: CatchUpCursor(after: next - 1).advanced(past: kept), chunk: chunk)
             }
             let entries = cursor.unseen(selected.entries)
             if selected.entries.count < limit, selected.complete {
-                return StoredPart(gap: nil, entries: entries, through: CatchUpCursor(after: oldest - 1))
+                return StoredPart(gap: nil, entries: entries, through: CatchUpCursor(after: oldest - 1), chunk: chunk)
             }
             // Cut by its limit, or its time: read on after it (when nothing came, the rest is gone).
-            return entries.isEmpty ? toMemory : StoredPart(gap: nil, entries: entries, through: cursor.advanced(past: entries))
+            return entries.isEmpty ? toMemory : StoredPart(gap: nil, entries: entries, through: cursor.advanced(past: entries), chunk: chunk)
         }
         let read = durable.part(after: after, before: oldest, limit: limit)
         let stored = read.entries

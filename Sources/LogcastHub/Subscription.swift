@@ -283,17 +283,18 @@ public final class Subscription: Sendable {
                 state.queueEach(entries)
                 return
             }
-            if state.matcher.admitsEverything {
-                state.queueRun(entries[...], bytes: bytes, chunk: chunk)
-            } else {
-                state.queueRuns(entries[...], chunk: chunk)
+            switch state.matcher.admits(chunk: chunk) {
+            case true?: state.queueRun(entries[...], bytes: bytes, chunk: chunk)
+            case false?: break  // none of it is for this subscriber
+            case nil: state.queueRuns(entries[...], chunk: chunk)
             }
         }
     }
 
     /// What every offer does: hold the entries while a start is computed,
     /// leave them to the history while the subscriber is behind, else
-    /// `queue` them, and take the writer's waiter (woken at most once).
+    /// `queue` them, and take the writer's waiter if that gave it something
+    /// to do (woken at most once).
     private func offer(_ entries: some Collection<HubEntry>, queue: (inout State) -> Void) -> Waiter? {
         state.withLock { state in
             guard !state.finished else { return nil }
@@ -303,7 +304,9 @@ public final class Subscription: Sendable {
             }
             guard state.behind == nil else { return nil }  // it reads them from the history
             queue(&state)
-            return state.take()
+            // A writer is woken only for something to do: an offer whose lines the
+            // selection keys all left out (another source's burst) leaves it waiting.
+            return state.isReady(catchingUp: catchUp != nil) ? state.take() : nil
         }
     }
 
@@ -484,7 +487,9 @@ public final class Subscription: Sendable {
             }
             if case .items(let gap, let items)? = drained.batch, let matcher = drained.matcher, !matcher.passesEverything {
                 // The filter runs here, in the writer, outside every lock.
-                let passing = filled(from: items, maxBytes: maxBytes, generation: generation) { Self.flatten($0, filter: matcher) }
+                let passing = filled(from: items, maxBytes: maxBytes, generation: generation) {
+                    Self.flatten($0, filter: matcher, keepingRuns: keepingRuns)
+                }
                 if passing.isEmpty && gap == nil { continue }
                 return .batch(.items(gap: gap, passing))
             }
@@ -568,8 +573,10 @@ public final class Subscription: Sendable {
     /// the entries (of runs and alone) that pass `filter` (all when nil);
     /// other items stay. A run whose chunk has a text index for the
     /// filter's ``LineMatcher/textKey`` is matched only on the lines that
-    /// contain the key.
-    static func flatten(_ items: [SubscriberQueue.Item], filter: LineMatcher?) -> [SubscriberQueue.Item] {
+    /// contain the key; one whose chunk the filter decides whole
+    /// (``LineMatcher/matches(chunk:)``) is kept or dropped whole, and with
+    /// `keepingRuns` kept as the run it is.
+    static func flatten(_ items: [SubscriberQueue.Item], filter: LineMatcher?, keepingRuns: Bool = false) -> [SubscriberQueue.Item] {
         if filter == nil, !items.contains(where: { if case .run = $0 { true } else { false } }) { return items }
         var out: [SubscriberQueue.Item] = []
         out.reserveCapacity(filter == nil ? items.reduce(0) { $0 + max(1, SubscriberQueue.lines(in: $1)) } : items.count)
@@ -578,6 +585,15 @@ public final class Subscription: Sendable {
             case .run(let lines, _, let chunk):
                 guard let filter else {
                     for entry in lines { out.append(.entry(entry)) }
+                    continue
+                }
+                if let chunk, let every = filter.matches(chunk: chunk) {
+                    // Decided for the whole chunk (one source's lines, a filter by source alone).
+                    if every, keepingRuns {
+                        out.append(item)
+                    } else if every {
+                        for entry in lines { out.append(.entry(entry)) }
+                    }
                     continue
                 }
                 if let key = filter.textKey, let chunk, let candidates = chunk.candidates(for: key, in: lines.indices) {
@@ -644,6 +660,13 @@ extension Subscription.State {
     mutating func queueRuns(_ entries: ArraySlice<HubEntry>, chunk: HubChunk? = nil) -> Bool {
         guard queue.policy == .catchUp else { return queueEach(entries) }
         let admitsEverything = matcher.admitsEverything
+        if !admitsEverything, let chunk, let first = entries.first, first.position > deliveredThrough,
+            let whole = matcher.admits(chunk: chunk)
+        {
+            // One source's lines, for a filter that selects by source alone: all or none of them, decided once.
+            guard whole else { return true }
+            return queueRun(entries, bytes: entries.reduce(0) { $0 + $1.byteCount }, chunk: chunk)
+        }
         if admitsEverything, let first = entries.first, first.position > deliveredThrough {
             // A catch-up part of lines only, unfiltered: one run, as a live chunk is queued.
             var bytes = 0

@@ -208,6 +208,8 @@ public final class HubChunk: Sendable {
     private let postings = Mutex<TextPostings?>(nil)
     /// ``file``, once found (nil: not looked for yet).
     private let oneFile = Mutex<File??>(nil)
+    /// ``source``, once found (nil: not looked for yet).
+    private let oneSource = Mutex<String??>(nil)
 
     /// A source and a path (nil: a source without files, the journal).
     struct File: Sendable {
@@ -237,6 +239,27 @@ public final class HubChunk: Sendable {
             }
             found = .some(file)
             return file
+        }
+    }
+
+    /// The source every entry of the chunk is a line of, nil when they
+    /// come from more than one (or one is an event): a source publishes its
+    /// own lines, a durable read selected by source returns one source's.
+    /// Found the first time a filter asks, once for all subscribers
+    /// (``LineMatcher/admits(chunk:)``).
+    var source: String? {
+        oneSource.withLock { found in
+            if let found { return found }
+            var source: String?
+            if let first = lines.first, first.isLine {
+                source = first.source
+                for entry in lines.dropFirst() where !entry.isLine || entry.source != first.source {
+                    source = nil
+                    break
+                }
+            }
+            found = .some(source)
+            return source
         }
     }
 

@@ -32,7 +32,7 @@ final class FakeDurable: DurableHistory, Sendable {
     }
 }
 
-/// A store that selects by host (like the cluster stream by subject), keeping lines from `firstKept` on.
+/// A store that selects by host and source (like the cluster stream by subject), keeping lines from `firstKept` on.
 final class SelectingFake: DurableHistory, Sendable {
     let inner: FakeDurable
     let complete: Bool
@@ -52,7 +52,7 @@ final class SelectingFake: DurableHistory, Sendable {
         selections.withLock { $0 += 1 }
         let all = inner.stored.withLock { $0 }.filter { entry in
             guard entry.position > after, entry.position < before, case .line(let record) = entry.payload else { return false }
-            return host == nil || record.host == host
+            return (host == nil || record.host == host) && (source == nil || record.source == source)
         }
         // A read cut short (its time ran out) got only its first three.
         return SelectedRead(entries: Array(all.prefix(complete ? limit : 3)), firstKept: inner.firstKept, complete: complete)

@@ -99,6 +99,21 @@ import Testing
         }
     }
 
+    /// A view costs a reference per block, not per entry: with the default
+    /// blocks, 10,000 single-line publishes make a view of 40 references.
+    @Test func aViewHoldsABlockReferencePerBlockNotPerEntry() {
+        var ring = HistoryRing()
+        for seq in UInt64(1)...10_000 {
+            ring.append([TestSupport.lineEntry(seq)])
+            ring.trim(lines: 10_000, bytes: 64 * 1024 * 1024)
+        }
+        let view = ring.entries
+        #expect(view.count == 10_000 && view.blockCount == 40)
+        var big = HistoryRing()
+        for seq in UInt64(1)...100 { big.append([TestSupport.lineEntry(seq, size: 10_000)]) }
+        #expect(big.entries.blockCount == 4, "a block takes no more entries once they hold 256 KiB")
+    }
+
     /// What the ring no longer holds is let go once no view holds it: a
     /// view keeps its blocks, the ring only its own.
     @Test func trimmedEntriesAreLetGoOnceNoViewHoldsThem() {

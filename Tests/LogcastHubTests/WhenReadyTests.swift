@@ -52,6 +52,33 @@ import Testing
         #expect(subscription.takeBatchNow(maxBytes: .max).isEmpty)
     }
 
+    /// An offer that queues nothing (the selection keys leave out every
+    /// line: another source's lines, or a level below the filter's) does
+    /// not call back; the arming waits for a line of its own. Both ways of
+    /// deciding: a chunk of one source, as a whole, and line by line.
+    @Test(arguments: ["one source", "mixed sources", "priority"])
+    func anOfferThatQueuesNothingDoesNotCallBack(kind: String) throws {
+        let hub = makeHub()
+        var filter = Filter()
+        filter.sources = ["app"]
+        if kind == "priority" { filter.priority = 0...3 }
+        let subscription = try subscribe(hub, filter)
+        let calls = Calls()
+        subscription.whenReady(calls.callback())
+        let others: [LogRecord] =
+            switch kind {
+            case "one source": (0..<5).map { TestSupport.record("other \($0)", source: "db") }
+            case "mixed sources": (0..<5).map { TestSupport.record("other \($0)", source: $0 % 2 == 0 ? "db" : "web") }
+            default: (0..<5).map { TestSupport.record("debug \($0)", source: "app", priority: 7) }
+            }
+        hub.publish(others)
+        #expect(calls.value == 0, "nothing was queued: the writer sleeps on")
+        #expect(subscription.takeBatchNow(maxBytes: .max).isEmpty)
+        hub.publish([TestSupport.record("mine", source: "app", priority: 3)])
+        #expect(calls.value == 1)
+        #expect(lines(subscription.takeBatchNow(maxBytes: .max, keepingRuns: true)) == ["mine"])
+    }
+
     @Test func armingWhileSomethingIsQueuedCallsBackAtOnce() throws {
         let hub = makeHub()
         let subscription = try subscribe(hub)
