@@ -105,7 +105,7 @@ public final class LineMatcher: Sendable {
     private let admitsBySourceAlone: Bool
     /// The only key at all is `source`: whether a line matches depends on
     /// its source alone (``matches(chunk:)``).
-    private let matchesBySourceAlone: Bool
+    let matchesBySourceAlone: Bool
     /// The source of a filter that names one (`source` keys are most often one).
     private let onlySource: String?
     /// Whether a line matches is decided by its message (`grep`, `regex`,

@@ -596,6 +596,12 @@ public final class Subscription: Sendable {
                     }
                     continue
                 }
+                if keepingRuns, filter.matchesBySourceAlone, lines.allSatisfy(filter.matches) {
+                    // A stretch of lines the selection admitted (one source's, out of a mixed part
+                    // of the durable history): each passes with a comparison, and the run is sent whole.
+                    out.append(item)
+                    continue
+                }
                 if let key = filter.textKey, let chunk, let candidates = chunk.candidates(for: key, in: lines.indices) {
                     for index in candidates {
                         let entry = chunk.lines[Int(index)]
