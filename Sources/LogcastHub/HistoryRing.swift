@@ -74,8 +74,9 @@ struct HistoryRing {
     /// The oldest entry held.
     var first: HubEntry? { count == 0 ? nil : self[0] }
 
-    /// The entry at `index` (0: the oldest held).
-    subscript(index: Int) -> HubEntry {
+    /// The entry at `index` (0: the oldest held); a walk over the blocks,
+    /// for the ends (a scan reads a ``View``).
+    private subscript(index: Int) -> HubEntry {
         precondition(index >= 0 && index < count, "an entry of the history")
         var slot = head + index
         for block in blocks {
