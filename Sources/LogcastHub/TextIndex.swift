@@ -206,10 +206,9 @@ public final class HubChunk: Sendable {
     /// The hub's keys when the chunk was published (nil: none to index).
     let dictionary: TextDictionary?
     private let postings = Mutex<TextPostings?>(nil)
-    /// ``file``, once found (nil: not looked for yet).
-    private let oneFile = Mutex<File??>(nil)
-    /// ``source``, once found (nil: not looked for yet).
-    private let oneSource = Mutex<String??>(nil)
+    /// What all the chunk's lines share (``file``, ``source``), once found
+    /// (nil: not looked for yet).
+    private let sharedOrigin = Mutex<Origin?>(nil)
 
     /// A source and a path (nil: a source without files, the journal).
     struct File: Sendable {
@@ -222,44 +221,42 @@ public final class HubChunk: Sendable {
         self.dictionary = dictionary
     }
 
+    /// The source and the file every entry of the chunk is a line of.
+    private struct Origin: Sendable {
+        var source: String?
+        var file: File?
+    }
+
     /// The file every line of the chunk comes from, nil when they come
     /// from more than one (or it has none): a file source publishes one
     /// file's lines at a time, a gateway many hosts' lines. Found the first
-    /// time a context selector asks, once for all of them.
-    var file: File? {
-        oneFile.withLock { found in
-            if let found { return found }
-            var file: File?
-            if let first = lines.first, first.isLine {
-                file = File(source: first.source, path: first.path)
-                for entry in lines.dropFirst() where !entry.isLine || entry.source != first.source || entry.path != first.path {
-                    file = nil
-                    break
-                }
-            }
-            found = .some(file)
-            return file
-        }
-    }
+    /// time a context selector or a filter asks, once for all of them.
+    var file: File? { origin.file }
 
     /// The source every entry of the chunk is a line of, nil when they
     /// come from more than one (or one is an event): a source publishes its
     /// own lines, a durable read selected by source returns one source's.
-    /// Found the first time a filter asks, once for all subscribers
-    /// (``LineMatcher/admits(chunk:)``).
-    var source: String? {
-        oneSource.withLock { found in
+    /// Found with ``file``, in the same pass (``LineMatcher/admits(chunk:)``).
+    var source: String? { origin.source }
+
+    private var origin: Origin {
+        sharedOrigin.withLock { found in
             if let found { return found }
-            var source: String?
+            var origin = Origin()
             if let first = lines.first, first.isLine {
-                source = first.source
-                for entry in lines.dropFirst() where !entry.isLine || entry.source != first.source {
-                    source = nil
-                    break
+                var samePath = true
+                origin.source = first.source
+                for entry in lines.dropFirst() {
+                    guard entry.isLine, entry.source == first.source else {
+                        origin.source = nil
+                        break
+                    }
+                    if samePath, entry.path != first.path { samePath = false }
                 }
+                if let source = origin.source, samePath { origin.file = File(source: source, path: first.path) }
             }
-            found = .some(source)
-            return source
+            found = origin
+            return origin
         }
     }
 

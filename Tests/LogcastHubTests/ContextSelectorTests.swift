@@ -172,6 +172,18 @@ private func reference(_ lines: [(seq: UInt64, file: String, matches: Bool)], be
         #expect(HubChunk(lines: [], dictionary: nil).file == nil)
     }
 
+    /// The source all of a chunk's lines share, found in the same pass as
+    /// the file: one source over two paths (a glob's members) still has it.
+    @Test func aChunkKnowsWhetherItsLinesComeFromOneSource() {
+        #expect(HubChunk(lines: [entry(1), entry(2, path: "/b")], dictionary: nil).source == "app", "two paths, one source")
+        #expect(HubChunk(lines: [entry(1), entry(2, source: "sys")], dictionary: nil).source == nil, "another source")
+        #expect(HubChunk(lines: [entry(1), entry(2, path: "/b"), entry(3, source: "sys")], dictionary: nil).source == nil)
+        #expect(HubChunk(lines: [entry(1), TestSupport.eventEntry(2)], dictionary: nil).source == nil, "an event")
+        #expect(HubChunk(lines: [], dictionary: nil).source == nil)
+        let one = HubChunk(lines: [entry(1), entry(2)], dictionary: nil)
+        #expect(one.source == "app" && one.file?.path == "/a")
+    }
+
     @Test func aLineIsSentOnceAndSeparatorsSplitGroupsThatDoNotFollowOn() throws {
         var filter = Filter()
         filter.grep = ["E"]
