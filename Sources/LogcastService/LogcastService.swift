@@ -152,6 +152,7 @@ public enum LogcastService {
             tailer.hostName = server.hostName
             tailer.multiline = configuration.multiline[name]
             tailer.multilineTimeout = configuration.multilineTimeout
+            tailer.pollInterval = configuration.filePollInterval
             return FileTailer(configuration: tailer, sink: .hub(hub, registry: registry, name: name), logger: logger)
         }
         let journalTailers = journals.map {

@@ -28,6 +28,8 @@ public struct ServeConfiguration: Sendable {
     /// `--multiline`: the rule of each file source that joins lines into records.
     public var multiline: [String: MultilineRule] = [:]
     public var multilineTimeout: Duration = .milliseconds(500)
+    /// How often every followed file is checked without an event (`--file-poll-interval`).
+    public var filePollInterval: Duration = .seconds(1)
     /// The token file, also reread on SIGHUP.
     public var tokens: TokenStore?
     /// The state directory; nil keeps everything in memory (`none`).
@@ -143,6 +145,7 @@ public struct ServeConfiguration: Sendable {
             }
         }
         multilineTimeout = settings.duration(.multilineTimeout)
+        filePollInterval = settings.duration(.filePollInterval)
         var joined: Set<String> = []
         for value in settings.list(.multiline) {
             let equals = value.firstIndex(of: "=")!  // checked with the setting

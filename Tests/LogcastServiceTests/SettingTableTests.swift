@@ -78,6 +78,7 @@ import Testing
         (SettingKey.history, SettingValue.integer(0), "--history must be at least 1 (got 0)"),
         (.initialLines, .integer(-1), "--initial-lines must be 0 or more (got -1)"),
         (.pingInterval, .number(0), "--ping-interval must be between 0.1 and 3600 seconds (got 0.0)"),
+        (.filePollInterval, .number(3601), "--file-poll-interval must be between 0.1 and 3600 seconds (got 3601.0)"),
         (.slowConsumer, .text("panic"), "--slow-consumer 'panic' is not a policy; use catch-up, drop or disconnect"),
         (.logLevel, .text("loud"), "--log-level 'loud' is not a level; use trace, debug, info, notice, warning or error"),
         (.listen, .text("localhost"), "--listen 'localhost' is not HOST:PORT"),

@@ -147,6 +147,15 @@ def own_state_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
 
 
+@pytest.fixture(params=["polled", "events-only"])
+def polling(request):
+    """Extra arguments of a server that checks its files once a second (the
+    default) as well as on inotify events, or on events only (the poll at an
+    hour): a test of file following run with both shows that the events
+    alone do what it checks, not the poll later."""
+    return [] if request.param == "polled" else ["--file-poll-interval", "3600"]
+
+
 @pytest.fixture
 def serve(tmp_path):
     """Starts servers; stops them all at the end of the test."""

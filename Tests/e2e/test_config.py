@@ -50,6 +50,7 @@ def every_key(tmp_path):
         "journal-unit": ["nginx.service", "cron.service"],
         "multiline": ["a=indented", "b=^\\d{4}-\\d{2}-\\d{2} "],
         "multiline-timeout": 1.5,
+        "file-poll-interval": 2.5,
         "demo": False,
         "history": 1234,
         "history-bytes": 2048000,

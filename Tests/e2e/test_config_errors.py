@@ -21,6 +21,7 @@ def run(*args, cwd):
         (["--file", "/tmp/x.log", "--slow-consumer", "panic"], ["--slow-consumer 'panic'", "catch-up, drop or disconnect"]),
         (["--file", "/tmp/x.log", "--history", "0"], ["--history must be at least 1"]),
         (["--file", "/tmp/x.log", "--ping-interval", "0"], ["--ping-interval"]),
+        (["--file", "/tmp/x.log", "--file-poll-interval", "0.05"], ["--file-poll-interval must be between 0.1 and 3600 seconds (got 0.05)"]),
         (["--file", "/tmp/*/x.log"], ["wildcards are supported in the file name only"]),
         (["--file", "bad name=/tmp/x.log"], ["source name 'bad name'"]),
         (["--file", "/tmp/x.log", "--log-level", "loud"], ["--log-level 'loud'"]),

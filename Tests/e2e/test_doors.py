@@ -663,10 +663,10 @@ def collect_lines(s, count):
     return out
 
 
-def test_two_quick_rotations_while_a_large_file_drains_lose_nothing(serve, stream, tmp_path):
+def test_two_quick_rotations_while_a_large_file_drains_lose_nothing(serve, stream, tmp_path, polling):
     log = tmp_path / "app.log"
     log.touch()
-    server = serve("--file", f"app={log}", "--initial-lines", "0")
+    server = serve("--file", f"app={log}", "--initial-lines", "0", *polling)
     s = stream(server.ws_url + "?backlog=0")
     assert s.next()["type"] == "hello"
     big = [f"big {i:05d} " + "x" * 2000 for i in range(3000)]
@@ -684,14 +684,14 @@ def test_two_quick_rotations_while_a_large_file_drains_lose_nothing(serve, strea
     assert collect_lines(s, 1) == ["marker"]
 
 
-def test_a_glob_matching_rotated_names_reads_each_file_once_and_skips_compressed(serve, stream, tmp_path):
+def test_a_glob_matching_rotated_names_reads_each_file_once_and_skips_compressed(serve, stream, tmp_path, polling):
     import gzip
     logs = tmp_path / "logs"
     logs.mkdir()
     with gzip.open(logs / "app.log.3.gz", "wb") as handle:
         handle.write(b"compressed old line\n" * 100)
     (logs / "app.log").write_text("")
-    server = serve("--file", f"app={logs}/*.log*", "--initial-lines", "0")
+    server = serve("--file", f"app={logs}/*.log*", "--initial-lines", "0", *polling)
     s = stream(server.ws_url + "?backlog=0")
     assert s.next()["type"] == "hello"
     append(logs / "app.log", "one\ntwo\n")

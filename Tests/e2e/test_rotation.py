@@ -1,4 +1,9 @@
-"""File following like `tail -F`: every line once, in order, with the right source events."""
+"""File following like `tail -F`: every line once, in order, with the right source events.
+
+Most tests run twice: with the poll at its default (every file checked once
+a second) and with it at an hour, so that what they check is done on the
+directory's inotify events alone and not found later by the poll.
+"""
 import os
 
 from conftest import append, wait_for
@@ -29,8 +34,8 @@ def read_items(s, lines_wanted):
     return items
 
 
-def test_rename_rotation_drains_old_file_then_reads_new(serve, stream, tmp_path):
-    log, server, s = follow(serve, stream, tmp_path)
+def test_rename_rotation_drains_old_file_then_reads_new(serve, stream, tmp_path, polling):
+    log, server, s = follow(serve, stream, tmp_path, *polling)
     append(log, "a1\na2\n")
     assert read_items(s, 2) == ["a1", "a2"]
     # The writer still has the old file open: lines written after the rename go to it.
@@ -44,8 +49,8 @@ def test_rename_rotation_drains_old_file_then_reads_new(serve, stream, tmp_path)
     assert read_items(s, 1) == ["b3"]
 
 
-def test_copytruncate_emits_truncated_and_rereads_from_start(serve, stream, tmp_path):
-    log, server, s = follow(serve, stream, tmp_path)
+def test_copytruncate_emits_truncated_and_rereads_from_start(serve, stream, tmp_path, polling):
+    log, server, s = follow(serve, stream, tmp_path, *polling)
     append(log, "before 1\nbefore 2\n")
     assert read_items(s, 2) == ["before 1", "before 2"]
     os.truncate(log, 0)
@@ -54,8 +59,8 @@ def test_copytruncate_emits_truncated_and_rereads_from_start(serve, stream, tmp_
     assert read_items(s, 1) == ["<truncated>", "after 1"]
 
 
-def test_delete_and_recreate(serve, stream, tmp_path):
-    log, server, s = follow(serve, stream, tmp_path)
+def test_delete_and_recreate(serve, stream, tmp_path, polling):
+    log, server, s = follow(serve, stream, tmp_path, *polling)
     append(log, "first\n")
     assert read_items(s, 1) == ["first"]
     os.unlink(log)
@@ -64,9 +69,9 @@ def test_delete_and_recreate(serve, stream, tmp_path):
     assert read_items(s, 2) == ["<created>", "second", "third"]
 
 
-def test_missing_at_start_is_waited_for(serve, stream, tmp_path):
+def test_missing_at_start_is_waited_for(serve, stream, tmp_path, polling):
     log = tmp_path / "late.log"
-    server = serve("--file", f"late={log}")
+    server = serve("--file", f"late={log}", *polling)
     wait_for(lambda: server.health()["sources"]["late"] == "waiting")
     s = stream(server.ws_url)
     assert s.next()["type"] == "hello"
@@ -75,8 +80,8 @@ def test_missing_at_start_is_waited_for(serve, stream, tmp_path):
     assert server.health()["sources"]["late"] == "following"
 
 
-def test_partial_line_held_then_completed(serve, stream, tmp_path):
-    log, server, s = follow(serve, stream, tmp_path)
+def test_partial_line_held_then_completed(serve, stream, tmp_path, polling):
+    log, server, s = follow(serve, stream, tmp_path, *polling)
     append(log, "complete\nhalf")
     assert read_items(s, 1) == ["complete"]
     append(log, " and half\n")
@@ -101,12 +106,12 @@ def test_crlf_invalid_utf8_and_long_lines(serve, stream, tmp_path):
     assert "".join(pieces) == long_line
 
 
-def test_glob_follows_existing_and_new_files_with_paths(serve, stream, tmp_path):
+def test_glob_follows_existing_and_new_files_with_paths(serve, stream, tmp_path, polling):
     logs = tmp_path / "logs"
     logs.mkdir()
     append(logs / "a.log", "from a\n")
     (logs / "ignored.txt").write_text("not matched\n")
-    server = serve("--file", f"web={logs}/*.log")
+    server = serve("--file", f"web={logs}/*.log", *polling)
     s = stream(server.ws_url)
     assert s.next()["type"] == "hello"
     first = s.lines(1)[0]
@@ -128,3 +133,76 @@ def test_initial_lines_loads_the_tail_of_existing_files(serve, stream, tmp_path)
     s = stream(server.ws_url + "?backlog=50")
     assert s.next()["type"] == "hello"
     assert [l["msg"] for l in s.until_barrier() if l["type"] == "line"] == ["old 97", "old 98", "old 99"]
+
+
+def test_a_file_renamed_away_and_still_written_is_read_before_its_successor(serve, stream, tmp_path, polling):
+    """A program that keeps writing to its renamed file until it reopens
+    (the new file not there yet): those writes carry the new name, and are
+    read as they come, then the successor from its start."""
+    log, server, s = follow(serve, stream, tmp_path, *polling)
+    append(log, "a1\n")
+    assert read_items(s, 1) == ["a1"]
+    with open(log, "ab") as old:
+        os.rename(log, tmp_path / "app.log.1")
+        for i in range(2, 5):
+            old.write(f"a{i}\n".encode())
+            old.flush()
+            assert read_items(s, 1) == [f"a{i}"], "a write to the renamed file, before any successor"
+    append(log, "b1\n")
+    assert read_items(s, 1) == ["<rotated>", "b1"]
+
+
+def test_a_symbolic_link_in_the_same_directory_follows_its_targets_writes(serve, stream, tmp_path, polling):
+    """Writes to a link's target carry the target's name; re-pointing the
+    link (`ln -sfn`: a new link renamed over it) is a rotation. Each step
+    comes after a file created in the directory, which checks every path in
+    full and so decides anew whether the path is a link."""
+    (tmp_path / "app-1.log").touch()
+    link = tmp_path / "app.log"
+    os.symlink("app-1.log", link)
+    server = serve("--file", f"app={link}", "--initial-lines", "0", *polling)
+    s = stream(server.ws_url)
+    assert s.next()["type"] == "hello"
+    (tmp_path / "unrelated-1").touch()
+    append(tmp_path / "app-1.log", "one\n")
+    assert read_items(s, 1) == ["one"]
+    append(tmp_path / "app-1.log", "two\n")
+    assert read_items(s, 1) == ["two"]
+    append(tmp_path / "app-2.log", "")
+    os.symlink("app-2.log", tmp_path / "app.log.tmp")
+    os.rename(tmp_path / "app.log.tmp", link)
+    append(tmp_path / "app-2.log", "three\n")
+    assert read_items(s, 1) == ["<rotated>", "three"]
+    (tmp_path / "unrelated-2").touch()
+    append(tmp_path / "app-1.log", "not followed any more\n")
+    append(tmp_path / "app-2.log", "four\n")
+    assert read_items(s, 1) == ["four"]
+    append(tmp_path / "app-2.log", "five\n")
+    assert read_items(s, 1) == ["five"]
+
+
+def test_writes_to_other_files_of_the_directory_are_not_lines(serve, stream, tmp_path, polling):
+    """A busy neighbour in the same directory, between writes to the
+    followed file: exactly the followed file's lines arrive, in order."""
+    log, server, s = follow(serve, stream, tmp_path, *polling)
+    neighbour = tmp_path / "other.log"
+    with open(neighbour, "ab") as other:
+        for i in range(200):
+            other.write(b"neighbour line\n")
+            other.flush()
+            if i % 20 == 0:
+                append(log, f"mine {i // 20}\n")
+    assert read_items(s, 10) == [f"mine {i}" for i in range(10)]
+    append(log, "last\n")
+    assert read_items(s, 1) == ["last"]
+
+
+def test_a_write_through_another_name_is_found_by_the_poll(serve, stream, tmp_path):
+    """A hard link names the same file: its writes carry the other name, and
+    the poll (once a second, by default) reads them."""
+    log, server, s = follow(serve, stream, tmp_path)
+    os.link(log, tmp_path / "alias.log")
+    append(tmp_path / "alias.log", "through the alias\n")
+    assert read_items(s, 1) == ["through the alias"]
+    append(log, "through the name\n")
+    assert read_items(s, 1) == ["through the name"]

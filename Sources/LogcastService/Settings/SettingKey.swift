@@ -24,6 +24,7 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
     case journalUnit = "journal-unit"
     case multiline
     case multilineTimeout = "multiline-timeout"
+    case filePollInterval = "file-poll-interval"
     case demo
     case listen
     case history
@@ -134,6 +135,12 @@ public enum SettingKey: String, CaseIterable, Sendable, Comparable {
             return .seconds(
                 "Seconds a multi-line record waits for a continuation line before it is published.",
                 default: Self.tailer.multilineTimeout
+            )
+        case .filePollInterval:
+            return .seconds(
+                "Seconds between checks of every followed file without an event "
+                    + "(inotify sends none for NFS, FUSE, or a symbolic link's target in another directory).",
+                default: Self.tailer.pollInterval
             )
         case .demo:
             return .flag("Add a 'demo' source that writes a realistic mixed-level log, to see logcast working at once.")

@@ -108,6 +108,14 @@ public final class FileTailer: Service, Sendable {
 /// One followed file: descriptor, follow state, partial line.
 struct FollowedFile {
     let path: String
+    /// The last component of ``path``: the name its inotify events carry.
+    let name: String
+    /// Whether a write to any file of the directory is a reason to read
+    /// this one (``InotifyDigest``): its path is a symbolic link (whose
+    /// target's writes carry the target's name), or its name no longer
+    /// refers to its open file (renamed away and still written to, the new
+    /// file not there yet). Decided at each full check; until the first, so.
+    var readsOnAnyWrite = true
     var fd: Int32 = -1
     /// The identity of the file open on `fd` (the state may already name the next one).
     var openIdentity: FileIdentity?
@@ -120,6 +128,13 @@ struct FollowedFile {
     var lastData: ContinuousClock.Instant = .now
     /// Set for glob members that vanished: forget them after the next check.
     var retired = false
+
+    init(path: String, state: FollowState, splitter: LineSplitter) {
+        self.path = path
+        self.name = path.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? path
+        self.state = state
+        self.splitter = splitter
+    }
 }
 
 /// The loop of ``FileTailer``'s thread. Not Sendable: it lives on that thread.
@@ -164,6 +179,9 @@ struct FileTailLoop {
     var lastClosed: [String: FileIdentity] = [:]
     /// Move events whose other half has not been read yet (cookie → old path).
     var movedFrom: [UInt32: String] = [:]
+    /// Events read in the middle of a check (``readSkippedGenerations(of:expected:opened:)``):
+    /// what they ask is checked on the next turn, without waiting.
+    var carried: InotifyDigest?
 
     init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, recheck: WakeSignal) {
         self.configuration = configuration
@@ -186,7 +204,7 @@ struct FileTailLoop {
 
         var lastFullCheck = ContinuousClock.now
         while true {
-            let timeout = pollTimeoutMilliseconds(since: lastFullCheck)
+            let timeout = carried == nil ? pollTimeoutMilliseconds(since: lastFullCheck) : 0
             var fds = [
                 pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: recheck.fd, events: Int16(POLLIN), revents: 0),
@@ -196,9 +214,16 @@ struct FileTailLoop {
             if ready < 0 && errno != EINTR { break }
             if fds[0].revents != 0 { break }
 
+            // A wake-up without events (the poll interval, a partial line's
+            // timeout) checks every file in full; one with events, what they ask.
+            var digest: InotifyDigest
             if fds.count > 2, fds[2].revents != 0 {
-                drainInotify()
+                digest = carried ?? InotifyDigest()
+                drainInotify(into: &digest)
+            } else {
+                digest = carried ?? .full
             }
+            carried = nil
             var rescan = membershipChanged
             membershipChanged = false
             let forced = fds[1].revents != 0
@@ -212,8 +237,11 @@ struct FileTailLoop {
                 rescan = true
                 if watch < 0 { addWatch() }
             }
-            if rescan && isGlob { discover(initial: false) }
-            checkAll()
+            if rescan {
+                digest = .full
+                if isGlob { discover(initial: false) }
+            }
+            checkAll(digest)
             flushStalePartials()
             publishStatus()
         }
@@ -469,19 +497,34 @@ struct FileTailLoop {
 
     // MARK: Following
 
-    mutating func checkAll() {
-        if files.count == 1, let path = files.keys.first {
-            check(path)  // the common case, without sorting
+    /// Checks the followed files that `digest` asks for (all, in full, by default).
+    mutating func checkAll(_ digest: InotifyDigest = .full) {
+        if files.count == 1, let (path, file) = files.first {
+            // The common case, without sorting.
+            check(path, digest.check(name: file.name, anyWrite: file.readsOnAnyWrite))
         } else {
-            for path in files.keys.sorted() { check(path) }
+            for path in files.keys.sorted() {
+                guard let file = files[path] else { continue }
+                check(path, digest.check(name: file.name, anyWrite: file.readsOnAnyWrite))
+            }
         }
         if files.values.contains(where: \.retired) { files = files.filter { !$0.value.retired } }
     }
 
-    mutating func check(_ path: String) {
-        guard var file = files[path] else { return }
-        let pathStatus = Self.fileStatus(path: path)
+    /// Checks one followed file: in full (its path and its open file), or
+    /// after writes only (the open file: its name did not move, see
+    /// ``InotifyDigest``), or not at all.
+    mutating func check(_ path: String, _ how: InotifyDigest.Check = .full) {
+        guard how != .none, var file = files[path] else { return }
         let openStatus = file.fd >= 0 ? Self.fileStatus(fd: file.fd) : nil
+        let pathStatus: FileStatus?
+        if how == .written, let openStatus, case .following(let current) = file.state.phase, current == openStatus.identity {
+            pathStatus = openStatus
+        } else {
+            let throughLink: Bool
+            (pathStatus, throughLink) = Self.pathStatus(path)
+            file.readsOnAnyWrite = throughLink || (openStatus != nil && pathStatus?.identity != openStatus?.identity)
+        }
         let steps = file.state.check(path: pathStatus, open: openStatus)
         files[path] = file
         for step in steps {
@@ -634,7 +677,11 @@ struct FileTailLoop {
     /// last check saw if the file opened is yet another one. A generation
     /// renamed and removed before it could be read is lost, and the log says so.
     mutating func readSkippedGenerations(of path: String, expected: FollowState.Phase?, opened: FileIdentity) {
-        drainInotify()  // the renames up to now, not only up to the last poll
+        // The renames up to now, not only up to the last poll; what else the
+        // events ask is checked next, at once.
+        var digest = carried ?? InotifyDigest()
+        drainInotify(into: &digest)
+        carried = digest
         var done: Set<FileIdentity> = [opened]
         if let last = lastClosed[path] { done.insert(last) }
         var candidates: [(path: String, identity: FileIdentity)] = []
@@ -936,7 +983,8 @@ struct FileTailLoop {
     /// Reads pending events: notes whether the directory's membership may
     /// have changed (``membershipChanged``) and which followed files were
     /// renamed to which names (``renamedAway``).
-    mutating func drainInotify() {
+    /// What the events ask of the checks goes to `digest`.
+    mutating func drainInotify(into digest: inout InotifyDigest) {
         guard inotifyFD >= 0 else { return }
         while true {
             let count = inotifyBuffer.withUnsafeMutableBytes { read(inotifyFD, $0.baseAddress, $0.count) }
@@ -952,10 +1000,10 @@ struct FileTailLoop {
                 }
                 if mask & UInt32(IN_Q_OVERFLOW) != 0 { membershipChanged = true }
                 if mask & UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) != 0 { membershipChanged = true }
+                let nameBytes = inotifyBuffer[min(count, offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
+                let name = String(decoding: nameBytes, as: UTF8.self)
+                digest.note(mask: mask, name: name)
                 if mask & UInt32(IN_MOVED_FROM | IN_MOVED_TO) != 0 {
-                    // Only renames need the name (most events are writes, IN_MODIFY).
-                    let nameBytes = inotifyBuffer[(offset + 16)..<min(count, offset + 16 + nameLength)].prefix { $0 != 0 }
-                    let name = String(decoding: nameBytes, as: UTF8.self)
                     let path = directory.isEmpty ? name : directory + "/" + name
                     if mask & UInt32(IN_MOVED_FROM) != 0, files[path] != nil {
                         movedFrom[cookie] = path
@@ -971,6 +1019,9 @@ struct FileTailLoop {
                 }
                 offset += 16 + nameLength
             }
+            // One read takes every event queued while they fit: with half the
+            // buffer left over (more than the largest event), there were no more.
+            if count < inotifyBuffer.count / 2 { break }
         }
         if movedFrom.count > 1024 { movedFrom.removeAll() }
     }
@@ -988,6 +1039,15 @@ struct FileTailLoop {
     }
 
     // MARK: stat helpers
+
+    /// The status of what `path` names (following a symbolic link), and
+    /// whether it is one: one `lstat` for a path that is not.
+    static func pathStatus(_ path: String) -> (FileStatus?, throughLink: Bool) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return (nil, false) }
+        guard info.st_mode & S_IFMT == S_IFLNK else { return (status(info), false) }
+        return (fileStatus(path: path), true)
+    }
 
     static func fileStatus(path: String) -> FileStatus? {
         var info = stat()
