@@ -1675,6 +1675,29 @@ def run_loaded_latency(kind, args, expected, workdir):
     }
 
 
+def median_latency(runs):
+    """The latency runs of one server as one: the medians of their p50s, p99s
+    and read times, every run's figures beside (`runs`), or the first failed
+    run if one failed."""
+    failed = [r for r in runs if not r["ok"]]
+    if failed:
+        return failed[0]
+    out = {"kind": runs[0]["kind"], "ok": True, "problems": [], "samples": sum(r["samples"] for r in runs),
+           "max_ms": max(r["max_ms"] for r in runs), "log": "",
+           "runs": [{k: r[k] for k in ("p50_ms", "p99_ms", "read_p50_ms", "read_p99_ms")} for r in runs]}
+    for key in ("p50_ms", "p99_ms", "read_p50_ms", "read_p99_ms"):
+        values = sorted(r[key] for r in runs)
+        out[key] = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+    return out
+
+
+def pair_ratios(ll, lw, key):
+    """logcast / websocketd of `key`, pair by pair (the runs alternate), sorted."""
+    if not ll or not lw or "runs" not in ll or "runs" not in lw:
+        return []
+    return sorted(a[key] / b[key] for a, b in zip(ll["runs"], lw["runs"]) if a[key] and b[key])
+
+
 def median_run(runs):
     """The median run by lines/s, or the first failed one if any failed."""
     good = sorted((r for r in runs if r["ok"]), key=lambda r: r["lines_per_second"])
@@ -1821,14 +1844,16 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
             if not r["ok"]:
                 return "FAILED"
             return "%.2f/%.2f ms" % (r["p50_ms"], r["p99_ms"])
-        ratio = "-"
-        if get(ll, "p50_ms") and get(lw, "p50_ms"):
-            ratio = "%.2fx/%.2fx" % (ll["p50_ms"] / lw["p50_ms"], ll["p99_ms"] / lw["p99_ms"])
-        row("latency p50/p99", lat(ll), lat(lw), ratio)
-        ratio = "-"
-        if get(ll, "read_p50_ms") and get(lw, "read_p50_ms"):
-            ratio = "%.2fx/%.2fx" % (ll["read_p50_ms"] / lw["read_p50_ms"], ll["read_p99_ms"] / lw["read_p99_ms"])
-        row("  read by the client", read2(ll), read2(lw), ratio)
+        def paired(key50, key99):
+            """The median of the pairs' ratios (the runs alternate), else the ratio of the medians."""
+            if not (get(ll, key50) and get(lw, key50)):
+                return "-"
+            r50, r99 = pair_ratios(ll, lw, key50), pair_ratios(ll, lw, key99)
+            if r50 and r99:
+                return "%.2fx/%.2fx" % (r50[len(r50) // 2], r99[len(r99) // 2])
+            return "%.2fx/%.2fx" % (ll[key50] / lw[key50], ll[key99] / lw[key99])
+        row("latency p50/p99", lat(ll), lat(lw), paired("p50_ms", "p99_ms"))
+        row("  read by the client", read2(ll), read2(lw), paired("read_p50_ms", "read_p99_ms"))
     if loaded:
         def lat2(r):
             if not r:
@@ -1892,9 +1917,16 @@ def report(args, bursts, lats, logcast_info, slows=None, loaded=None, scale=None
             print("  burst %-10s other objects received: %s" % (name, r["others"]))
     for name, r in (("logcast", ll), ("websocketd", lw)):
         if r and r.get("ok"):
-            print("  latency %-8s %d samples (%d subscribers x %d lines every %.0f ms), max %.2f ms"
-                  % (name, r["samples"], args.latency_subscribers, args.latency_lines,
-                     args.latency_interval * 1000, r["max_ms"]))
+            runs = r.get("runs", [])
+            print("  latency %-8s %d samples (%d run(s) of %d subscribers x %d lines every %.0f ms), max %.2f ms; "
+                  "p50/p99 per run: %s"
+                  % (name, r["samples"], max(1, len(runs)), args.latency_subscribers, args.latency_lines,
+                     args.latency_interval * 1000, r["max_ms"],
+                     ", ".join("%.2f/%.2f" % (x["p50_ms"], x["p99_ms"]) for x in runs) or "-"))
+    r50, r99 = pair_ratios(ll, lw, "p50_ms"), pair_ratios(ll, lw, "p99_ms")
+    if r50:
+        print("  latency  ratios of the %d pairs (logcast / websocketd, alternating runs; the table has their median): "
+              "p50 %s; p99 %s" % (len(r50), " ".join("%.2f" % x for x in r50), " ".join("%.2f" % x for x in r99)))
     for kind, r in sorted(loaded.items()):
         if r and r.get("ok"):
             print("  loaded %-9s %d samples, max %.2f ms; %d of %d markers written before the last burst "
@@ -2202,6 +2234,9 @@ def main():
     ap.add_argument("--slow-pairs", type=int, default=5,
                     help="runs of the slow-consumer scenario per server, each alone then with the stalled one; "
                          "the median change over the pairs is reported")
+    ap.add_argument("--latency-pairs", type=int, default=5,
+                    help="runs of the latency scenario per server, alternating; the median of the pairs' ratios "
+                         "is reported")
     ap.add_argument("--stall-timeout", type=float, default=20.0,
                     help="give up on a run when no subscriber received anything for this long")
     ap.add_argument("--many-subscribers", type=int, default=1000, help="subscribers in the many-subscribers burst")
@@ -2231,7 +2266,7 @@ def main():
         # Smaller defaults; what was given on the command line stays.
         for key, value in (("subscribers", 20), ("lines", 20_000), ("latency_lines", 200), ("many_subscribers", 200),
                            ("many_lines", 5_000), ("idle_subscribers", 1000), ("idle_lines", 3),
-                           ("slow_pairs", 2)):
+                           ("slow_pairs", 2), ("latency_pairs", 1)):
             if getattr(args, key) == ap.get_default(key):
                 setattr(args, key, value)
     if args.raised_queues:
@@ -2315,10 +2350,21 @@ def main():
                 if len(changes) == args.slow_pairs:
                     slow_changes[kind] = changes
         if not args.skip_latency:
-            for kind in scenario_kinds:
-                print("latency: %s, %d subscribers, a line every %.0f ms, %d lines ..."
-                      % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines), flush=True)
-                lats[kind] = run_latency(kind, args, workdir)
+            # The servers alternate, pair by pair, so that a drift of the machine
+            # weighs on both; each pair gives a ratio, and their median is reported
+            # (one run's p50 differs from the next by more than the two servers do).
+            lat_runs = {kind: [] for kind in scenario_kinds}
+            for rep in range(args.latency_pairs):
+                for kind in scenario_kinds:
+                    print("latency: %s, %d subscribers, a line every %.0f ms, %d lines (pair %d of %d) ..."
+                          % (kind, args.latency_subscribers, args.latency_interval * 1000, args.latency_lines,
+                             rep + 1, args.latency_pairs), flush=True)
+                    r = run_latency(kind, args, workdir)
+                    lat_runs[kind].append(r)
+                    print("  %s" % ("p50/p99 %.2f/%.2f ms" % (r["p50_ms"], r["p99_ms"]) if r["ok"]
+                                    else "FAILED: " + "; ".join(r["problems"])), flush=True)
+            for kind, runs in lat_runs.items():
+                lats[kind] = median_latency(runs)
         loaded = {}
         if not args.skip_loaded:
             expected = Expected(args.lines)
