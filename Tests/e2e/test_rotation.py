@@ -206,3 +206,38 @@ def test_a_write_through_another_name_is_found_by_the_poll(serve, stream, tmp_pa
     assert read_items(s, 1) == ["through the alias"]
     append(log, "through the name\n")
     assert read_items(s, 1) == ["through the name"]
+
+
+def test_a_large_glob_reads_each_member_it_is_written_to_and_times_out_their_partial_lines(serve, stream, tmp_path, polling):
+    """Thirty members, written in turn: a write reads the member it names
+    (without checking the other twenty-nine), each line arrives once, in its
+    member's order and with its path, and a partial line left in one member
+    while others are written is still sent after its quiet period."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    members = [logs / f"m{i:02d}.log" for i in range(30)]
+    for member in members:
+        member.touch()
+    server = serve("--file", f"web={logs}/*.log", "--initial-lines", "0", *polling)
+    s = stream(server.ws_url + "?backlog=0")
+    assert s.next()["type"] == "hello"
+    append(members[7], "no newline in m07")
+    expected = []
+    for round in range(3):
+        for i in (3, 17, 29, 0, 12):
+            append(members[i], f"round {round} m{i:02d}\n")
+            expected.append((f"round {round} m{i:02d}", str(members[i])))
+    got = []
+    while len(got) < len(expected) + 1:
+        line = s.lines(1)[0]
+        got.append((line["msg"], line["path"]))
+    partial = ("no newline in m07", str(members[7]))
+    assert partial in got, "the partial line of a member not written since is sent after its quiet period"
+    got.remove(partial)
+    # Each member's lines in its order; members read in one wake-up come in
+    # path order, not in the order of the writes across files.
+    for member in members:
+        assert [m for m, p in got if p == str(member)] == [m for m, p in expected if p == str(member)]
+    assert sorted(got) == sorted(expected)
+    append(members[7], "m07 again\n")
+    assert s.lines(1)[0]["msg"] == "m07 again"

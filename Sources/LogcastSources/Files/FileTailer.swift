@@ -182,6 +182,19 @@ struct FileTailLoop {
     /// Events read in the middle of a check (``readSkippedGenerations(of:expected:opened:)``):
     /// what they ask is checked on the next turn, without waiting.
     var carried: InotifyDigest?
+    /// The followed paths any write in the directory concerns
+    /// (``FollowedFile/readsOnAnyWrite``), as of the last full check of
+    /// every file; nil until then, and after members were added since.
+    /// With it, a wake-up after writes costs the files written to, not
+    /// every member of a large glob.
+    var anyWritePaths: Set<String>?
+    /// The paths that may hold a partial line or a record being joined
+    /// (every path read since it was last found with neither): the only
+    /// ones the timeouts look at.
+    var pendingPaths: Set<String> = []
+    /// Whether which files are open, or the last error, may have changed
+    /// since ``publishStatus()`` last looked.
+    var statusMayChange = true
 
     init(configuration: FileTailer.Configuration, sink: SourceSink, logger: Logger, wakeFD: Int32, recheck: WakeSignal) {
         self.configuration = configuration
@@ -243,7 +256,7 @@ struct FileTailLoop {
             }
             checkAll(digest)
             flushStalePartials()
-            publishStatus()
+            if statusMayChange || digest.everything { publishStatus() }
         }
         for path in files.keys { closeFile(path, shuttingDown: true) }
         if inotifyFD >= 0 { close(inotifyFD) }
@@ -465,6 +478,7 @@ struct FileTailLoop {
     /// Finds glob members. At start they are read from their tail, or
     /// continued from their `saved` positions; later ones from offset 0.
     mutating func discover(initial: Bool, saved: [FilePosition]? = nil) {
+        anyWritePaths = nil  // members may be added: known again after the next full check
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         // A skipped name that is gone may come back as a file worth following.
         let present = Set(names)
@@ -502,11 +516,20 @@ struct FileTailLoop {
         if files.count == 1, let (path, file) = files.first {
             // The common case, without sorting.
             check(path, digest.check(name: file.name, anyWrite: file.readsOnAnyWrite))
+        } else if !digest.everything, let anyWrite = anyWritePaths {
+            // After writes only: the members written to, and those any write concerns.
+            var paths = anyWrite
+            for name in digest.written {
+                let path = directory.isEmpty ? name : directory + "/" + name
+                if files[path] != nil { paths.insert(path) }
+            }
+            for path in paths.sorted() where files[path] != nil { check(path, .written) }
         } else {
             for path in files.keys.sorted() {
                 guard let file = files[path] else { continue }
                 check(path, digest.check(name: file.name, anyWrite: file.readsOnAnyWrite))
             }
+            if digest.everything { anyWritePaths = Set(files.filter { $0.value.readsOnAnyWrite && !$0.value.retired }.keys) }
         }
         if files.values.contains(where: \.retired) { files = files.filter { !$0.value.retired } }
     }
@@ -524,6 +547,8 @@ struct FileTailLoop {
             let throughLink: Bool
             (pathStatus, throughLink) = Self.pathStatus(path)
             file.readsOnAnyWrite = throughLink || (openStatus != nil && pathStatus?.identity != openStatus?.identity)
+            if file.readsOnAnyWrite { anyWritePaths?.insert(path) } else { anyWritePaths?.remove(path) }
+            statusMayChange = true  // a full check may open or close the file
         }
         let steps = file.state.check(path: pathStatus, open: openStatus)
         files[path] = file
@@ -608,6 +633,7 @@ struct FileTailLoop {
             publish(records, bytes: count, position: position(of: file))
         }
         if total > 0 { file.lastData = .now }
+        if file.splitter.hasPartialLine || file.joiner?.hasPending == true { pendingPaths.insert(path) }
         files[path] = file
     }
 
@@ -841,9 +867,16 @@ struct FileTailLoop {
 
     /// Publishes a partial last line, and then a pending multi-line record,
     /// that waited their timeouts without new bytes.
+    /// Publishes the partial lines and joined records whose timeout passed,
+    /// of the paths that may hold one (``pendingPaths``).
     mutating func flushStalePartials() {
+        guard !pendingPaths.isEmpty else { return }
         let now = ContinuousClock.now
-        for (path, var file) in files {
+        for path in pendingPaths {
+            guard var file = files[path], file.splitter.hasPartialLine || file.joiner?.hasPending == true else {
+                pendingPaths.remove(path)
+                continue
+            }
             let quiet = now - file.lastData
             var records: [LogRecord] = []
             var joiner = file.joiner
@@ -950,6 +983,7 @@ struct FileTailLoop {
     }
 
     mutating func recordError(_ message: String) {
+        statusMayChange = true
         if lastError != message {
             logger.error("source error", metadata: ["source": "\(configuration.name)", "error": "\(message)"])
         }
@@ -958,6 +992,7 @@ struct FileTailLoop {
 
     /// Tells the registry which files are open and the last error, when either changed.
     mutating func publishStatus() {
+        statusMayChange = false
         let open = files.values.filter { $0.fd >= 0 }.map(\.path).sorted()
         let error = lastError
         guard open != publishedPaths || error != publishedError else { return }
@@ -1028,11 +1063,13 @@ struct FileTailLoop {
 
     func pollTimeoutMilliseconds(since lastFullCheck: ContinuousClock.Instant) -> Int32 {
         var wait = configuration.pollInterval - (ContinuousClock.now - lastFullCheck)
-        for file in files.values where file.splitter.hasPartialLine {
-            wait = min(wait, configuration.partialLineTimeout - (ContinuousClock.now - file.lastData))
-        }
-        for file in files.values where file.joiner?.hasPending == true {
-            wait = min(wait, configuration.multilineTimeout - (ContinuousClock.now - file.lastData))
+        for path in pendingPaths {
+            guard let file = files[path] else { continue }
+            if file.splitter.hasPartialLine {
+                wait = min(wait, configuration.partialLineTimeout - (ContinuousClock.now - file.lastData))
+            } else if file.joiner?.hasPending == true {
+                wait = min(wait, configuration.multilineTimeout - (ContinuousClock.now - file.lastData))
+            }
         }
         let ms = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
         return Int32(max(0, min(ms, 60_000)) + 1)
