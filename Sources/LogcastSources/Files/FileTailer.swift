@@ -866,9 +866,8 @@ struct FileTailLoop {
     }
 
     /// Publishes a partial last line, and then a pending multi-line record,
-    /// that waited their timeouts without new bytes.
-    /// Publishes the partial lines and joined records whose timeout passed,
-    /// of the paths that may hold one (``pendingPaths``).
+    /// that waited their timeouts without new bytes: of the paths that may
+    /// hold one (``pendingPaths``).
     mutating func flushStalePartials() {
         guard !pendingPaths.isEmpty else { return }
         let now = ContinuousClock.now
@@ -1016,9 +1015,9 @@ struct FileTailLoop {
     }
 
     /// Reads pending events: notes whether the directory's membership may
-    /// have changed (``membershipChanged``) and which followed files were
-    /// renamed to which names (``renamedAway``).
-    /// What the events ask of the checks goes to `digest`.
+    /// have changed (``membershipChanged``), which followed files were
+    /// renamed to which names (``renamedAway``), and what the events ask of
+    /// the checks (into `digest`).
     mutating func drainInotify(into digest: inout InotifyDigest) {
         guard inotifyFD >= 0 else { return }
         while true {
